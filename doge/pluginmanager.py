@@ -1,0 +1,144 @@
+"""The pluggy plugin manager: built-ins, entry-point plugins, and the name tables they fill."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import pluggy
+
+from doge import hooks
+from doge.errors import DogeError
+
+ENTRY_POINT_GROUP = "doge"
+
+# Built-ins register through the same hooks as third-party plugins.
+BUILTIN_PLUGINS = (
+    "doge.plugins.clip_encoder",
+    "doge.plugins.estimators",
+    "doge.plugins.controls",
+)
+
+KINDS = ("encoders", "estimators", "controls")
+
+
+@dataclass(frozen=True)
+class Registration:
+    kind: str
+    name: str
+    obj: Any
+    plugin: str
+
+
+_manager: pluggy.PluginManager | None = None
+_tables: dict[str, dict[str, Registration]] = {}
+_origins: dict[str, str] = {}  # entry-point plugin name -> "distribution version"
+
+
+def _allowed_plugins() -> set[str] | None:
+    value = os.environ.get("DOGE_LOAD_PLUGINS")
+    if value is None:
+        return None
+    return {item.strip() for item in value.split(",") if item.strip()}
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> None:
+    from importlib.metadata import entry_points
+
+    allowed = _allowed_plugins()
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if allowed is not None and ep.name not in allowed:
+            continue
+        if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
+            continue
+        try:
+            plugin = ep.load()
+        except Exception as exc:  # a broken plugin names itself, not a traceback
+            raise DogeError(
+                f"plugin {ep.name!r} ({ep.value}) failed to load: {exc}; "
+                "set DOGE_LOAD_PLUGINS to the plugins you want, or empty for none"
+            ) from exc
+        pm.register(plugin, name=ep.name)
+        _origins[ep.name] = f"{ep.dist.name} {ep.dist.version}" if ep.dist else ep.value
+
+
+def get_manager() -> pluggy.PluginManager:
+    global _manager
+    if _manager is None:
+        pm = pluggy.PluginManager("doge")
+        pm.add_hookspecs(hooks)
+        for module_name in BUILTIN_PLUGINS:
+            pm.register(importlib.import_module(module_name), name=module_name)
+        _load_entry_points(pm)
+        _manager = pm
+    return _manager
+
+
+def register_plugin(plugin: Any, name: str | None = None) -> None:
+    """Register a plugin object at run time (tests, notebooks); the name tables are rebuilt."""
+    get_manager().register(plugin, name=name)
+    _tables.clear()
+
+
+def unregister_plugin(name: str) -> None:
+    pm = get_manager()
+    plugin = pm.get_plugin(name)
+    if plugin is not None:
+        pm.unregister(plugin)
+    _tables.clear()
+
+
+def plugin_origin(plugin_name: str) -> str:
+    if plugin_name in _origins:
+        return _origins[plugin_name]
+    return "built-in" if plugin_name in BUILTIN_PLUGINS else "registered at run time"
+
+
+def _collect(kind: str) -> dict[str, Registration]:
+    pm = get_manager()
+    table: dict[str, Registration] = {}
+    hook = getattr(pm.hook, f"register_{kind}")
+    for impl in reversed(hook.get_hookimpls()):  # registration order
+        plugin_name = impl.plugin_name
+
+        def register(name: str, obj: Any, _plugin=plugin_name) -> None:
+            if name in table:
+                raise DogeError(
+                    f"two plugins register the {kind[:-1]} {name!r}: {table[name].plugin} and {_plugin}; "
+                    "uninstall one, or leave it out with DOGE_LOAD_PLUGINS"
+                )
+            table[name] = Registration(kind, name, obj, _plugin)
+
+        impl.function(register=register)
+    return table
+
+
+def table(kind: str) -> dict[str, Registration]:
+    if kind not in _tables:
+        _tables[kind] = _collect(kind)
+    return _tables[kind]
+
+
+def get(kind: str, name: str) -> Any:
+    entries = table(kind)
+    if name not in entries:
+        known = ", ".join(sorted(entries)) or "none"
+        raise DogeError(f"unknown {kind[:-1]} {name!r}; known: {known} (see 'doge plugins')")
+    return entries[name].obj
+
+
+def register_commands(cli) -> None:
+    get_manager().hook.register_commands(cli=cli)
+
+
+def describe() -> dict[str, list[dict[str, str]]]:
+    """What is loaded and from where, for ``doge plugins``."""
+    out: dict[str, list[dict[str, str]]] = {}
+    for kind in KINDS:
+        out[kind] = [
+            {"name": r.name, "plugin": r.plugin, "origin": plugin_origin(r.plugin)}
+            for r in table(kind).values()
+        ]
+    return out
