@@ -18,7 +18,6 @@ ENTRY_POINT_GROUP = "doge"
 BUILTIN_PLUGINS = (
     "doge.plugins.clip_encoder",
     "doge.plugins.estimators",
-    "doge.plugins.controls",
 )
 
 KINDS = ("encoders", "estimators", "controls")
@@ -93,7 +92,7 @@ def unregister_plugin(name: str) -> None:
 def plugin_origin(plugin_name: str) -> str:
     if plugin_name in _origins:
         return _origins[plugin_name]
-    return "built-in" if plugin_name in BUILTIN_PLUGINS else "registered at run time"
+    return "built-in" if plugin_name.startswith("doge.") else "registered at run time"
 
 
 def _collect(kind: str) -> dict[str, Registration]:

@@ -1,0 +1,12 @@
+"""The built-in commands, added through the same register_commands hook as plugins' commands."""
+
+from doge.hooks import hookimpl
+
+
+@hookimpl
+def register_commands(cli):
+    from doge.cli import gap, models, plugins_cmd
+
+    cli.add_command(gap.gap)
+    cli.add_command(models.models)
+    cli.add_command(plugins_cmd.plugins)

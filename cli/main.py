@@ -1,0 +1,72 @@
+"""The ``doge`` command line: parse, call ``doge`` / ``doge.registry``, print."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+import doge
+from doge.errors import DogeError
+
+from doge.cli.context import Settings
+
+
+class DogeGroup(click.Group):
+    """A click group that turns a DogeError into one line naming the fix, not a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except DogeError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=DogeGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(doge.__version__, prog_name="doge")
+@click.option("--home", envvar="DOGE_HOME", type=click.Path(file_okay=False),
+              help="State folder (registry, blobs). Default: $DOGE_HOME or the user data folder.")
+@click.option("--registry", "registry_url", envvar="DOGE_REGISTRY_URL",
+              help="SQLAlchemy URL of the gap registry (default: SQLite under --home).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars or notes.")
+@click.pass_context
+def cli(ctx: click.Context, home, registry_url, quiet):
+    """Domain Gap Embeddings: extract, version, share and render domain gaps.
+
+    Quote names with '->' in a shell: doge gap create 'real->painting' ...
+    """
+    logging.basicConfig(format="%(levelname)s: %(message)s", level=logging.ERROR if quiet else logging.WARNING)
+    ctx.obj = Settings(home=home, registry_url=registry_url, quiet=quiet)
+
+
+BUILTIN_COMMANDS = "doge.cli.commands"
+
+
+def get_cli() -> click.Group:
+    """The ``doge`` group with every command added through the register_commands hook.
+
+    The built-in commands are a plugin too; registering it here, not in the core's plugin
+    manager, keeps click out of ``doge`` core.
+    """
+    from doge import pluginmanager
+    from doge.cli import commands
+
+    pm = pluginmanager.get_manager()
+    if pm.get_plugin(BUILTIN_COMMANDS) is None:
+        pm.register(commands, name=BUILTIN_COMMANDS)
+        pluginmanager.register_commands(cli)
+    return cli
+
+
+def main(argv=None) -> int:
+    try:
+        app = get_cli()
+    except DogeError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        return 1
+    return app.main(args=argv, prog_name="doge")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""``doge models``: model helpers (the offline tiny test model)."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group()
+def models():
+    """Model helpers."""
+
+
+@models.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--seed", default=0, show_default=True, help="Seed of the random weights.")
+def tiny(directory, seed):
+    """Write a tiny random Stable unCLIP pipeline (+ ControlNet) in diffusers layout.
+
+    For tests and offline demos: it loads with from_pretrained like a real model, but it is
+    random, so its embeddings and images are noise.
+    """
+    from doge.tiny import build_tiny_unclip
+
+    path = build_tiny_unclip(directory, seed=seed)
+    click.echo(f"wrote a random tiny unCLIP model to {path} (its images are noise: for tests only)")

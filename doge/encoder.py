@@ -1,0 +1,44 @@
+"""What an image encoder plugin provides: the ``Encoder`` protocol.
+
+Encoders are registered through the ``register_encoders`` hook and built as
+``cls(model=..., device=..., dtype=...)``. Batching and streaming live in ``doge.images``;
+an encoder only turns images into pixels (in worker processes) and pixels into embeddings.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
+
+if TYPE_CHECKING:  # keep ``import doge.encoder`` free of torch and PIL
+    import torch
+    from PIL import Image
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    plugin: str  # the name it is registered under, e.g. "clip"
+    model_id: str  # HF id or local folder, as given
+    dim: int  # embedding width
+    device: str
+    dtype: torch.dtype
+
+    def describe(self) -> dict[str, Any]:
+        """Provenance: ``{"plugin", "model", "revision", "dim", "dtype"}``.
+
+        ``revision`` is the commit hash when the model came from the HF cache, else None;
+        ``dtype`` is a string such as ``"float32"``. The device is left out: it does not change
+        what the embeddings mean.
+        """
+        ...
+
+    @property
+    def preprocessor(self) -> Callable[[Image.Image], torch.Tensor]:
+        """A picklable, weight-free callable: PIL RGB image -> CHW float32 tensor.
+
+        It runs in DataLoader worker processes, so it must not hold the model.
+        """
+        ...
+
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``[B, C, H, W]`` float32 pixels -> ``[B, D]`` float32 embeddings on the CPU."""
+        ...

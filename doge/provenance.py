@@ -1,0 +1,50 @@
+"""The provenance recorded with every gap version."""
+
+from __future__ import annotations
+
+import getpass
+import socket
+from datetime import datetime, timezone
+
+import doge
+from doge.embeddings import Embeddings
+
+
+def who() -> str:
+    try:
+        user = getpass.getuser()
+    except Exception:  # no login name in some containers
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def side(emb: Embeddings, limit: int | None) -> dict:
+    return {
+        "folder": emb.folder,
+        "images": len(emb),
+        "skipped": emb.skipped,
+        "classes": [c for c in emb.classes if c],
+        "limit": limit,
+        "digest": emb.digest,
+    }
+
+
+def gap_provenance(
+    *, encoder: dict, estimator: str, params: dict, src: Embeddings, tgt: Embeddings,
+    src_limit: int | None, tgt_limit: int | None, seed: int, description: str,
+) -> dict:
+    return {
+        "encoder": encoder,
+        "estimator": {"name": estimator, "params": params},
+        "source": side(src, src_limit),
+        "target": side(tgt, tgt_limit),
+        "seed": seed,
+        "created_at": now_iso(),
+        "created_by": who(),
+        "doge_version": doge.__version__,
+        "description": description,
+    }

@@ -1,0 +1,299 @@
+"""Tiny random models in the real models' layouts, for tests and offline trials.
+
+``build_tiny_unclip`` writes a Stable unCLIP img2img pipeline (diffusers layout, nine components)
+plus a ``controlnet/`` folder that fits its UNet; ``build_tiny_clip`` writes a plain CLIP vision
+model folder. Both are random: their images are noise, but every code path a real model takes
+(``from_pretrained``, encode, render) runs on them in well under a second on a CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+MARKER = "DOGE_TINY_MODEL.txt"
+MARKER_TEXT = (
+    "This is a tiny model with random weights, built by doge for tests and offline trials.\n"
+    "Its embeddings carry no meaning and the images it renders are noise.\n"
+    "For real results use stabilityai/stable-diffusion-2-1-unclip or another unCLIP model.\n"
+)
+
+EMBED_DIM = 32  # CLIP width and projection width
+IMAGE_SIZE = 32  # CLIP vision input; small so encoding is quick
+PATCH_SIZE = 4
+LATENT_CHANNELS = 4
+
+# A handful of merges over a few words prompts tend to use; the rest falls back to bytes.
+_MERGES = (
+    "t h", "th e</w>", "a n", "an d</w>", "o f</w>", "p h", "ph o", "pho t", "phot o</w>",
+    "i n", "in g</w>", "p a", "pa in", "pain t", "paint ing</w>", "r e", "re a", "rea l</w>",
+)
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """Byte-level BPE's reversible map from bytes to printable characters (GPT-2/CLIP scheme)."""
+    printable = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
+    mapping = {b: chr(b) for b in printable}
+    shift = 0
+    for b in range(256):
+        if b not in mapping:
+            mapping[b] = chr(256 + shift)
+            shift += 1
+    return mapping
+
+
+def _tiny_vocab() -> dict[str, int]:
+    chars = [_bytes_to_unicode()[b] for b in range(256)]
+    tokens = chars + [c + "</w>" for c in chars]
+    tokens += ["".join(merge.split(" ")) for merge in _MERGES]
+    tokens += ["<|startoftext|>", "<|endoftext|>"]
+    return {token: i for i, token in enumerate(tokens)}
+
+
+def write_tokenizer_files(folder: Path) -> None:
+    """Write ``vocab.json`` and ``merges.txt`` of the tiny byte-level BPE vocabulary."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps(_tiny_vocab(), ensure_ascii=False), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(_MERGES) + "\n", encoding="utf-8")
+
+
+def _tokenizer():
+    from transformers import CLIPTokenizer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        write_tokenizer_files(Path(tmp))
+        # Without model_max_length a hand-made tokenizer pads to a huge length and overflows.
+        return CLIPTokenizer.from_pretrained(tmp, model_max_length=77)
+
+
+def _image_processor():
+    import transformers
+
+    # Without torchvision, CLIPImageProcessor falls back to the PIL one with a warning.
+    cls = getattr(transformers, "CLIPImageProcessorPil", None) or transformers.CLIPImageProcessor
+    return cls(
+        size={"shortest_edge": IMAGE_SIZE},
+        crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+        do_center_crop=True,
+        do_resize=True,
+    )
+
+
+def _vision_model():
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    config = CLIPVisionConfig(
+        hidden_size=EMBED_DIM,
+        projection_dim=EMBED_DIM,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=IMAGE_SIZE,
+        patch_size=PATCH_SIZE,
+        num_channels=3,
+    )
+    return CLIPVisionModelWithProjection(config).eval()
+
+
+def _text_model(vocab_size: int):
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    config = CLIPTextConfig(
+        vocab_size=vocab_size,
+        hidden_size=EMBED_DIM,
+        projection_dim=EMBED_DIM,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=77,
+        bos_token_id=vocab_size - 2,
+        eos_token_id=vocab_size - 1,
+        pad_token_id=vocab_size - 1,
+    )
+    return CLIPTextModel(config).eval()
+
+
+def _unet_config() -> dict:
+    return dict(
+        sample_size=8,
+        in_channels=LATENT_CHANNELS,
+        out_channels=LATENT_CHANNELS,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        norm_num_groups=32,
+        attention_head_dim=(2, 4),
+        cross_attention_dim=EMBED_DIM,
+        use_linear_projection=True,
+        upcast_attention=True,
+        # unCLIP feeds [noised image embedding, noise-level embedding] as the class label.
+        class_embed_type="projection",
+        projection_class_embeddings_input_dim=2 * EMBED_DIM,
+    )
+
+
+def _unet():
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(**_unet_config()).eval()
+
+
+def _controlnet():
+    from diffusers import ControlNetModel
+
+    config = _unet_config()
+    for key in ("sample_size", "out_channels", "up_block_types"):
+        config.pop(key)
+    # Same downsampling as the VAE (8x), so a full-size control image lands on the latent grid.
+    # Built from a config, its zero convolutions start at zero: residuals are zero by default.
+    return ControlNetModel(conditioning_embedding_out_channels=(8, 8, 16, 16), **config).eval()
+
+
+def _vae():
+    from diffusers import AutoencoderKL
+
+    # Four blocks give the 8x downsampling of the real SD VAE; 64 px images -> 8x8 latents.
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(8, 8, 16, 16),
+        layers_per_block=1,
+        norm_num_groups=8,
+        latent_channels=LATENT_CHANNELS,
+        sample_size=64,
+    ).eval()
+
+
+def _schedulers():
+    from diffusers import DDIMScheduler, DDPMScheduler
+
+    noising = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
+    scheduler = DDIMScheduler(
+        num_train_timesteps=1000,
+        beta_schedule="scaled_linear",
+        beta_start=0.00085,
+        beta_end=0.012,
+        prediction_type="v_prediction",
+        set_alpha_to_one=False,
+        steps_offset=1,
+        clip_sample=False,
+    )
+    return noising, scheduler
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """Hide transformers' shard-writing bars and its notice that it uses the PIL image processor.
+
+    The notice is a warn-once: given here, it stays quiet later too, which is what we want when
+    torchvision is absent on purpose.
+    """
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _name_processor_portably(path: Path) -> None:
+    """Record the feature extractor as ``CLIPImageProcessor``, as real unCLIP models do.
+
+    Without torchvision, transformers names it ``CLIPImageProcessorPil``, a class older
+    transformers lack; every version resolves ``CLIPImageProcessor``.
+    """
+    index_file = path / "model_index.json"
+    index = json.loads(index_file.read_text(encoding="utf-8"))
+    index["feature_extractor"] = ["transformers", "CLIPImageProcessor"]
+    index_file.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _write_marker(path: Path) -> None:
+    (path / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
+
+
+def build_tiny_unclip(path: str | os.PathLike, seed: int = 0) -> Path:
+    """Write a tiny random Stable unCLIP img2img pipeline and a fitting ControlNet to ``path``.
+
+    The same seed gives byte-identical weight files. The caller's torch RNG is left untouched.
+    """
+    import torch
+
+    path = Path(path)
+    with _quiet_transformers(), torch.random.fork_rng(devices=[]):
+        from diffusers import StableUnCLIPImg2ImgPipeline
+        from diffusers.pipelines.stable_diffusion.stable_unclip_image_normalizer import (
+            StableUnCLIPImageNormalizer,
+        )
+
+        torch.manual_seed(seed)
+        tokenizer = _tokenizer()
+        image_encoder = _vision_model()
+        text_encoder = _text_model(len(tokenizer))
+        unet = _unet()
+        vae = _vae()
+        controlnet = _controlnet()
+        noising, scheduler = _schedulers()
+        pipe = StableUnCLIPImg2ImgPipeline(
+            feature_extractor=_image_processor(),
+            image_encoder=image_encoder,
+            image_normalizer=StableUnCLIPImageNormalizer(embedding_dim=EMBED_DIM),
+            image_noising_scheduler=noising,
+            tokenizer=tokenizer,
+            text_encoder=text_encoder,
+            unet=unet,
+            scheduler=scheduler,
+            vae=vae,
+        )
+        pipe.save_pretrained(path, safe_serialization=True)
+        controlnet.save_pretrained(path / "controlnet", safe_serialization=True)
+    _name_processor_portably(path)
+    write_tokenizer_files(path / "tokenizer")
+    _write_marker(path)
+    return path
+
+
+def build_tiny_clip(path: str | os.PathLike, seed: int = 0) -> Path:
+    """Write a tiny random plain CLIP vision model (like ``openai/clip-vit-...``) to ``path``."""
+    import torch
+
+    path = Path(path)
+    with _quiet_transformers(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = _vision_model()
+        model.save_pretrained(path, safe_serialization=True)
+        _image_processor().save_pretrained(path)
+    _write_marker(path)
+    return path
+
+
+def is_tiny_model(path_or_id: str | os.PathLike) -> bool:
+    """Whether a model folder (or a component folder inside one) was built by doge as a tiny model.
+
+    Hub ids are looked up in the local HF cache only; this never reaches the network.
+    """
+    local = Path(path_or_id).expanduser()
+    if local.is_dir():
+        return (local / MARKER).is_file() or (local.parent / MARKER).is_file()
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(str(path_or_id), MARKER)
+    except Exception:  # not a valid repo id, no cache: not a tiny model we know of
+        return False
+    return isinstance(found, str)

@@ -1,0 +1,121 @@
+"""The built-in CLIP image encoder: ``image_embeds`` of ``CLIPVisionModelWithProjection``.
+
+It reads either a diffusers unCLIP model (``image_encoder/`` and ``feature_extractor/``
+subfolders, the encoder the generator was trained with) or a plain CLIP model (top level),
+from a local folder or a Hugging Face id. torch and transformers are imported only when an
+encoder is built: the plugin manager imports this module on ``doge --help``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from doge.errors import DogeError
+from doge.hooks import hookimpl
+from doge.hub import ModelSource, default_model, quiet_loading, resolve_source
+
+
+
+def _processor_class():
+    import transformers
+
+    # Without torchvision, CLIPImageProcessor falls back to this one with a warning; same output.
+    return getattr(transformers, "CLIPImageProcessorPil", None) or transformers.CLIPImageProcessor
+
+
+def _resolve_dtype(device: str, dtype: Any):
+    import torch
+
+    from doge.devices import pick_dtype
+
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    return pick_dtype(device, dtype)
+
+
+class ClipPreprocessor:
+    """PIL image -> CHW float32 pixels. Holds only the image processor, so it pickles cheaply."""
+
+    def __init__(self, processor: Any):
+        self.processor = processor
+
+    def __call__(self, image):
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        pixels = self.processor(images=image, return_tensors="pt")["pixel_values"][0]
+        return pixels.float()
+
+
+class ClipEncoder:
+    """CLIP image embeddings (``image_embeds``), as the DoGE paper uses them."""
+
+    plugin = "clip"
+
+    def __init__(self, model: str | None = None, device: str | None = None, dtype: Any = None,
+                 revision: str | None = None):
+        from doge.devices import pick_device
+
+        self.model_id = str(model) if model else default_model()
+        self.device = pick_device(device)
+        self.dtype = _resolve_dtype(self.device, dtype)
+        source = resolve_source(self.model_id, revision)
+        self.revision = source.commit
+        # Pin the snapshot the layout was read from, so encoder and processor match it.
+        hub_revision = (source.commit or revision) if source.on_hub else None
+        self._model = self._load_model(source, hub_revision)
+        self._preprocessor = ClipPreprocessor(self._load_processor(source, hub_revision))
+        self.dim = int(self._model.config.projection_dim)
+
+    def _load_model(self, source: ModelSource, revision: str | None):
+        from transformers import CLIPVisionModelWithProjection
+
+        quiet_loading()
+        try:
+            model = CLIPVisionModelWithProjection.from_pretrained(
+                source.location, subfolder=source.encoder_subfolder, revision=revision, dtype=self.dtype
+            )
+        except OSError as exc:
+            raise DogeError(
+                f"cannot load the CLIP image encoder of {self.model_id!r}: {_first_line(exc)}"
+            ) from exc
+        return model.to(self.device).eval()
+
+    def _load_processor(self, source: ModelSource, revision: str | None):
+        try:
+            return _processor_class().from_pretrained(
+                source.location, subfolder=source.processor_subfolder, revision=revision
+            )
+        except OSError as exc:
+            raise DogeError(
+                f"cannot load the CLIP image processor of {self.model_id!r}: {_first_line(exc)}"
+            ) from exc
+
+    @property
+    def preprocessor(self) -> ClipPreprocessor:
+        return self._preprocessor
+
+    def encode(self, pixels):
+        import torch
+
+        with torch.inference_mode():
+            out = self._model(pixel_values=pixels.to(self.device, self.dtype))
+            return out.image_embeds.float().cpu()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "plugin": self.plugin,
+            "model": self.model_id,
+            "revision": self.revision,
+            "dim": self.dim,
+            "dtype": str(self.dtype).removeprefix("torch."),
+        }
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@hookimpl
+def register_encoders(register):
+    register("clip", ClipEncoder)

@@ -1,0 +1,13 @@
+"""Built-in gap estimators: mean (the paper's), median, pca, class-mean."""
+
+from doge.hooks import hookimpl
+
+
+@hookimpl
+def register_estimators(register):
+    from doge import estimators
+
+    register("mean", estimators.mean_gap)
+    register("median", estimators.median_gap)
+    register("pca", estimators.pca_gap)
+    register("class-mean", estimators.class_mean_gap)

@@ -1,0 +1,179 @@
+"""A gap as a self-describing safetensors file: one float32 tensor ``gap`` + string metadata.
+
+Files from users are checked before safetensors sees them, and pickles are never loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+
+import numpy as np
+from safetensors.numpy import load as st_load
+from safetensors.numpy import save as st_save
+
+from doge.errors import DogeError
+
+FORMAT = "doge-gap/1"
+SUFFIX = ".safetensors"
+TENSOR = "gap"
+KEY_FORMAT = "doge.format"
+KEY_NAME = "doge.name"
+KEY_VERSION = "doge.version"
+KEY_PROVENANCE = "doge.provenance"
+KEY_DESCRIPTION = "doge.description"
+
+_MAX_HEADER = 100 * 1024 * 1024  # the safetensors spec's own limit
+_PICKLE_SUFFIXES = {".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt", ".npy", ".npz"}
+_CONVERT_HINT = (
+    "save the vector with safetensors instead, e.g. safetensors.numpy.save_file({'gap': v}, 'gap.safetensors')"
+)
+
+
+@dataclass(frozen=True)
+class GapFile:
+    vector: np.ndarray  # float32 [dim]
+    metadata: dict[str, str] = field(hash=False)
+
+    @property
+    def name(self) -> str | None:
+        return self.metadata.get(KEY_NAME) or None
+
+    @property
+    def description(self) -> str:
+        return self.metadata.get(KEY_DESCRIPTION, "")
+
+
+def provenance_json(provenance: dict) -> str:
+    """Canonical JSON of a provenance dict; refuses what JSON cannot hold."""
+    if not isinstance(provenance, dict):
+        raise DogeError(f"provenance must be a dict, got {type(provenance).__name__}")
+    try:
+        return json.dumps(provenance, sort_keys=True, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise DogeError(f"provenance must be JSON-able (str, numbers, lists, dicts): {e}") from None
+
+
+def as_gap_vector(vector, what: str = "gap vector") -> np.ndarray:
+    """``vector`` as a contiguous float32 1-D array, refusing empty, non-numeric or non-finite input."""
+    try:
+        arr = np.asarray(vector)
+    except Exception as e:  # e.g. a tensor on a GPU
+        raise DogeError(f"{what}: cannot read it as an array ({e}); pass a CPU numpy array") from None
+    if arr.ndim != 1 or arr.shape[0] == 0:
+        raise DogeError(f"{what} must be 1-D and non-empty, got shape {list(arr.shape)}")
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise DogeError(f"{what} must be real numbers, got dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.isfinite(arr).all():
+        raise DogeError(f"{what} has NaN or infinite values; refusing to store it")
+    return arr
+
+
+def encode(vector, name: str, version: int, provenance: dict, description: str = "") -> bytes:
+    """The file bytes of a gap: the blob in the store and the exported file are these bytes."""
+    metadata = {
+        KEY_FORMAT: FORMAT,
+        KEY_NAME: name,
+        KEY_VERSION: str(version),
+        KEY_PROVENANCE: provenance_json(provenance),
+        KEY_DESCRIPTION: description,
+    }
+    return st_save({TENSOR: as_gap_vector(vector)}, metadata=metadata)
+
+
+def decode(data: bytes, where: str) -> GapFile:
+    """Check and read gap file bytes; ``where`` (a path or ref) is named in every error."""
+    header = _read_header(data, where)
+    metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise DogeError(f"{where}: safetensors metadata must map strings to strings")
+    fmt = metadata.get(KEY_FORMAT, FORMAT)
+    if fmt != FORMAT:
+        raise DogeError(f"{where}: gap format {fmt!r} is not {FORMAT!r}; upgrade doge to read it")
+    _check_tensors(header, where)
+    try:
+        tensors = st_load(data)
+    except Exception as e:
+        raise DogeError(f"{where}: not a readable safetensors file ({e})") from None
+    vector = as_gap_vector(tensors[TENSOR], what=f"{where}: tensor {TENSOR!r}")
+    if KEY_PROVENANCE in metadata:
+        _check_provenance(metadata[KEY_PROVENANCE], where)
+    return GapFile(vector, dict(metadata))
+
+
+def provenance_from_text(text: str) -> dict:
+    """A provenance JSON column back as a dict (it was checked when stored)."""
+    value = json.loads(text or "{}")
+    return value if isinstance(value, dict) else {}
+
+
+def provenance_of(gf: GapFile, where: str) -> dict:
+    text = gf.metadata.get(KEY_PROVENANCE)
+    return _check_provenance(text, where) if text else {}
+
+
+def refuse_pickle_suffix(suffix: str, where: str) -> None:
+    if suffix.lower() in _PICKLE_SUFFIXES:
+        raise DogeError(
+            f"{where}: {suffix} files may hold pickles, which doge never loads; {_CONVERT_HINT}"
+        )
+
+
+def _check_provenance(text: str, where: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise DogeError(f"{where}: metadata {KEY_PROVENANCE!r} is not a JSON object")
+    return value
+
+
+def _read_header(data: bytes, where: str) -> dict:
+    """The safetensors JSON header, read by hand so nothing else parses a foreign file first."""
+    kind = _sniff_foreign(data)
+    if kind:
+        raise DogeError(f"{where} is {kind}, not safetensors; doge never unpickles files; {_CONVERT_HINT}")
+    not_st = f"{where} is not a safetensors file (bad header); {_CONVERT_HINT}"
+    if len(data) < 8:
+        raise DogeError(not_st)
+    (n,) = struct.unpack("<Q", data[:8])
+    if n < 2 or n > _MAX_HEADER or 8 + n > len(data) or data[8:9] != b"{":
+        raise DogeError(not_st)
+    try:
+        header = json.loads(data[8 : 8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise DogeError(not_st) from None
+    if not isinstance(header, dict):
+        raise DogeError(not_st)
+    return header
+
+
+def _sniff_foreign(data: bytes) -> str | None:
+    if data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "a Python pickle"
+    if data[:4] == b"PK\x03\x04":
+        return "a zip archive (a torch.save .pt file holds pickles)"
+    if data[:6] == b"\x93NUMPY":
+        return "a numpy .npy file"
+    return None
+
+
+def _check_tensors(header: dict, where: str) -> None:
+    names = sorted(header)
+    if names != [TENSOR]:
+        raise DogeError(
+            f"{where}: a gap file holds exactly one tensor named {TENSOR!r}, found {len(names)}: "
+            f"{', '.join(map(repr, names)) or 'none'}"
+        )
+    info = header[TENSOR]
+    if not isinstance(info, dict):
+        raise DogeError(f"{where}: bad entry for tensor {TENSOR!r}")
+    if info.get("dtype") != "F32":
+        raise DogeError(f"{where}: tensor {TENSOR!r} must be float32 (F32), found {info.get('dtype')}")
+    shape = info.get("shape")
+    if not isinstance(shape, list) or len(shape) != 1 or not shape[0]:
+        raise DogeError(f"{where}: tensor {TENSOR!r} must be 1-D and non-empty, found shape {shape}")
+

@@ -1,0 +1,51 @@
+"""SQLAlchemy 2 models of the gap registry (portable: SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class GapName(Base):
+    """One row a name: the counter that hands out versions, so a number is never reused."""
+
+    __tablename__ = "gap_names"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    next_version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+
+
+class GapRow(Base):
+    """One live version of a gap; the vector itself is the blob named by ``sha256``."""
+
+    __tablename__ = "gap_versions"
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_gap_versions_name_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), ForeignKey("gap_names.name"), nullable=False, index=True)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    dim: Mapped[int] = mapped_column(Integer, nullable=False)
+    description: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    created_by: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+    source: Mapped[str] = mapped_column(Text, nullable=False, default="created")
+    provenance: Mapped[str] = mapped_column(Text, nullable=False, default="{}")  # JSON object
+
+
+class AliasRow(Base):
+    """An alias (``prod``) of a name, pointing at one version; at most one per (name, alias)."""
+
+    __tablename__ = "gap_aliases"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(100), primary_key=True)
+    version_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("gap_versions.id", ondelete="CASCADE"), nullable=False, index=True
+    )
