@@ -5,8 +5,9 @@ from doge.hooks import hookimpl
 
 @hookimpl
 def register_commands(cli):
-    from doge.cli import gap, models, plugins_cmd
+    from doge.cli import gap, models, plugins_cmd, render
 
     cli.add_command(gap.gap)
     cli.add_command(models.models)
     cli.add_command(plugins_cmd.plugins)
+    cli.add_command(render.render)

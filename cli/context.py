@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 
 import click
@@ -32,16 +31,3 @@ def echo_table(rows: list[list[str]], headers: list[str]) -> None:
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
     for row in [headers, *rows]:
         click.echo("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip())
-
-
-def note_tiny_model(model: str | None) -> None:
-    """Say plainly when a run uses the random tiny model: its outputs are noise."""
-    if model and os.path.isdir(model):
-        from doge.tiny import is_tiny_model
-
-        if is_tiny_model(model):
-            click.echo(
-                f"note: {model} is a random tiny test model: its embeddings and images are noise, "
-                "useful only to check that doge runs",
-                err=True,
-            )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from doge.cli.context import echo_json, echo_table, note_tiny_model, pass_settings
+from doge.cli.context import echo_json, echo_table, pass_settings
 
 
 @click.group()
@@ -33,7 +33,6 @@ def create(settings, name, src, tgt, model, encoder, estimator, src_limit, tgt_l
     """Encode --src and --tgt and store their gap as the next version of NAME."""
     from doge.api import create_gap
 
-    note_tiny_model(model)
     g = create_gap(
         name, src, tgt, model=model, encoder=encoder, estimator=estimator, src_limit=src_limit,
         tgt_limit=tgt_limit, seed=seed, batch_size=batch_size, workers=workers, device=device,

@@ -29,14 +29,15 @@ class DogeGroup(click.Group):
               help="State folder (registry, blobs). Default: $DOGE_HOME or the user data folder.")
 @click.option("--registry", "registry_url", envvar="DOGE_REGISTRY_URL",
               help="SQLAlchemy URL of the gap registry (default: SQLite under --home).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars or notes.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
 def cli(ctx: click.Context, home, registry_url, quiet):
     """Domain Gap Embeddings: extract, version, share and render domain gaps.
 
     Quote names with '->' in a shell: doge gap create 'real->painting' ...
     """
-    logging.basicConfig(format="%(levelname)s: %(message)s", level=logging.ERROR if quiet else logging.WARNING)
+    logging.addLevelName(logging.WARNING, "warning")
+    logging.basicConfig(format="%(levelname)s: %(message)s", level=logging.WARNING)
     ctx.obj = Settings(home=home, registry_url=registry_url, quiet=quiet)
 
 

@@ -82,7 +82,7 @@ def create_gap(
 
 
 def render(*args, **kwargs):
-    """Render source images shifted by gaps; see :func:`doge.render.render`."""
-    from doge.render import render as _render
+    """Render source images shifted by gaps; see :func:`doge.rendering.render`."""
+    from doge.rendering import render as _render
 
     return _render(*args, **kwargs)

@@ -43,15 +43,10 @@ def main(out: str = "demo-out") -> None:
 
 
 def _render(home: Path, model: Path, src: Path, out: Path) -> None:
-    """Render with the tiny model, once the render engine is installed."""
-    try:
-        import doge.render  # noqa: F401
-    except ImportError:
-        return
+    """Render a few sources with the tiny model and its ControlNet, with a grid."""
     _doge(home, "render", "--gap", "real->painting@demo", "--src", str(src), "--out", str(out), "--model", str(model),
           "--controlnet", str(model / "controlnet"), "--control", "canny", "--size", "64", "--steps", "2",
           "--limit", "4", "--grid")
-    print(f"rendered images: {out / 'images'}; grid: {out / 'grid'}; manifest: {out / 'manifest.jsonl'}")
 
 
 if __name__ == "__main__":

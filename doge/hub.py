@@ -10,6 +10,7 @@ import json
 import os
 import re
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,3 +131,23 @@ def quiet_loading() -> None:
         from diffusers.utils import logging as diffusers_logging
 
         diffusers_logging.disable_progress_bar()
+
+
+@contextmanager
+def quiet_transformers():
+    """Hide transformers' shard-writing bars and its notice that it uses the PIL image processor.
+
+    The notice is a warn-once: given here, it stays quiet later too, which is what we want when
+    torchvision is absent on purpose.
+    """
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()

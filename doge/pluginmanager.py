@@ -18,6 +18,7 @@ ENTRY_POINT_GROUP = "doge"
 BUILTIN_PLUGINS = (
     "doge.plugins.clip_encoder",
     "doge.plugins.estimators",
+    "doge.plugins.controls",
 )
 
 KINDS = ("encoders", "estimators", "controls")

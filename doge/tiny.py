@@ -8,11 +8,13 @@ model folder. Both are random: their images are noise, but every code path a rea
 
 from __future__ import annotations
 
-import contextlib
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
+
+from doge.hub import quiet_transformers
 
 MARKER = "DOGE_TINY_MODEL.txt"
 MARKER_TEXT = (
@@ -191,26 +193,6 @@ def _schedulers():
     return noising, scheduler
 
 
-@contextlib.contextmanager
-def _quiet_transformers():
-    """Hide transformers' shard-writing bars and its notice that it uses the PIL image processor.
-
-    The notice is a warn-once: given here, it stays quiet later too, which is what we want when
-    torchvision is absent on purpose.
-    """
-    from transformers.utils import logging as hf_logging
-
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
-
-
 def _name_processor_portably(path: Path) -> None:
     """Record the feature extractor as ``CLIPImageProcessor``, as real unCLIP models do.
 
@@ -235,7 +217,7 @@ def build_tiny_unclip(path: str | os.PathLike, seed: int = 0) -> Path:
     import torch
 
     path = Path(path)
-    with _quiet_transformers(), torch.random.fork_rng(devices=[]):
+    with quiet_transformers(), torch.random.fork_rng(devices=[]):
         from diffusers import StableUnCLIPImg2ImgPipeline
         from diffusers.pipelines.stable_diffusion.stable_unclip_image_normalizer import (
             StableUnCLIPImageNormalizer,
@@ -273,7 +255,7 @@ def build_tiny_clip(path: str | os.PathLike, seed: int = 0) -> Path:
     import torch
 
     path = Path(path)
-    with _quiet_transformers(), torch.random.fork_rng(devices=[]):
+    with quiet_transformers(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = _vision_model()
         model.save_pretrained(path, safe_serialization=True)
@@ -297,3 +279,63 @@ def is_tiny_model(path_or_id: str | os.PathLike) -> bool:
     except Exception:  # not a valid repo id, no cache: not a tiny model we know of
         return False
     return isinstance(found, str)
+
+
+def activate_controlnet(net, seed: int = 1, scale: float = 0.5):
+    """Give a ControlNet built from a config non-zero zero-convolutions, so its residuals matter.
+
+    A fresh ControlNet adds nothing: its output convolutions, and the last convolution of its
+    control-image embedding, start at zero. Tests and demos that must see a control act use this.
+    """
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    convs = [*net.controlnet_down_blocks, net.controlnet_mid_block, net.controlnet_cond_embedding.conv_out]
+    with torch.no_grad():
+        for conv in convs:
+            conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) * scale)
+    return net
+
+
+def build_active_controlnet(model_path: str | os.PathLike, path: str | os.PathLike, seed: int = 1) -> Path:
+    """Save the tiny model's ControlNet, made active with :func:`activate_controlnet`, to ``path``."""
+    from diffusers import ControlNetModel
+
+    net = activate_controlnet(ControlNetModel.from_pretrained(Path(model_path) / "controlnet"), seed)
+    net.save_pretrained(path, safe_serialization=True)
+    _write_marker(Path(path))
+    return Path(path)
+
+
+def build_tiny_lora(model_path: str | os.PathLike, path: str | os.PathLike, seed: int = 5) -> Path:
+    """A random, non-zero LoRA for the tiny model's UNet attention, saved the diffusers way."""
+    import torch
+    from diffusers import StableUnCLIPImg2ImgPipeline, UNet2DConditionModel
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    unet = UNet2DConditionModel.from_pretrained(Path(model_path) / "unet")
+    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in unet.named_parameters():
+            if "lora_B" in name:  # lora_B starts at zero: a fresh LoRA would change nothing
+                param.copy_(torch.randn(param.shape, generator=gen))
+    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+    StableUnCLIPImg2ImgPipeline.save_lora_weights(path, unet_lora_layers=layers)
+    return Path(path)
+
+
+def warn_if_tiny(model: str | os.PathLike | None) -> None:
+    """Say plainly, once per model, that a run uses a random tiny model: its outputs are noise."""
+    if model is None or str(model) in _warned or not is_tiny_model(model):
+        return
+    _warned.add(str(model))
+    logging.getLogger("doge").warning(
+        "%s is a random tiny test model: its embeddings and images are noise, useful only to check that doge runs",
+        model,
+    )
+
+
+_warned: set[str] = set()

@@ -13,6 +13,7 @@ from typing import Any
 from doge.errors import DogeError
 from doge.hooks import hookimpl
 from doge.hub import ModelSource, default_model, quiet_loading, resolve_source
+from doge.tiny import warn_if_tiny
 
 
 
@@ -59,6 +60,7 @@ class ClipEncoder:
         self.device = pick_device(device)
         self.dtype = _resolve_dtype(self.device, dtype)
         source = resolve_source(self.model_id, revision)
+        warn_if_tiny(source.location)
         self.revision = source.commit
         # Pin the snapshot the layout was read from, so encoder and processor match it.
         hub_revision = (source.commit or revision) if source.on_hub else None

@@ -1,0 +1,43 @@
+"""``manifest.jsonl``: one JSON line an output image; what resume reads back.
+
+A line is appended (one write, flushed and fsynced) only after its image is in place, so a
+line always names a complete image. A crash mid-append leaves at most a torn last line, which
+reading ignores and the next append starts after.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+def read(path: Path) -> dict[str, dict]:
+    """Lines by their ``image`` (path relative to the output folder); torn lines are ignored."""
+    entries: dict[str, dict] = {}
+    if not path.exists():
+        return entries
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(entry, dict) and "image" in entry:
+            entries[entry["image"]] = entry
+    return entries
+
+
+def append(path: Path, entries: list[dict]) -> None:
+    if not entries:
+        return
+    data = "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries)
+    with open(path, "a+b") as f:
+        # Start on a fresh line if an earlier run died mid-line.
+        f.seek(0, os.SEEK_END)
+        if f.tell() > 0:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                data = "\n" + data
+        f.write(data.encode("utf-8"))
+        f.flush()
+        os.fsync(f.fileno())

@@ -1,0 +1,359 @@
+"""``doge render``: shift each source image's CLIP embedding by a gap and generate from it.
+
+Everything a user can get wrong is checked in :func:`plan` before any model loads; then
+:func:`render` loads the engine once and works through the pending images in batches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import doge
+from doge import manifest, pluginmanager
+from doge.errors import DogeError
+from doge.names import parse_weighted_ref
+
+log = logging.getLogger("doge")
+
+DEFAULT_CONTROLS = ("canny",)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One output image: source ``source`` (index), sample ``k``, at edit weight ``weight``."""
+
+    source: int
+    k: int
+    weight: float
+    image: str  # path relative to the output folder
+
+
+@dataclass
+class Settings:
+    """Every generation parameter; all of it goes into each manifest line."""
+
+    model: str
+    edit_weight: float
+    weights: list[float]
+    steps: int
+    guidance: float
+    prompt: str
+    negative_prompt: str
+    noise_level: int
+    size: int
+    seed: int
+    controlnet_scale: list[float]
+    control_start: float
+    control_end: float
+    guess_mode: bool
+    lora: str | None
+    lora_scale: float
+    sweep: bool
+
+
+@dataclass
+class Plan:
+    gaps: list[dict]  # ref, sha256, weight
+    gap_vector: object  # torch tensor [dim]: the weighted sum of the gaps
+    sources: object  # doge.images.ImageSet
+    out: Path
+    controls: list  # Control instances
+    controlnets: list[str]  # one id per control that uses a ControlNet
+    settings: Settings
+    jobs: list[Job]
+    device: str | None
+    dtype: str | None
+    batch_size: int
+    grid: bool
+    fingerprint: str = ""
+    pending: list[Job] = field(default_factory=list)
+
+
+@dataclass
+class RenderResult:
+    out: Path
+    written: list[str]
+    skipped: int  # already done by an earlier run
+    manifest: Path
+    grids: list[Path]
+
+
+def sweep_weights(spec: str) -> list[float]:
+    """``START:STOP:COUNT`` → COUNT evenly spaced edit weights (the paper's interpolation)."""
+    try:
+        start, stop, count = spec.split(":")
+        start, stop, n = float(start), float(stop), int(count)
+    except ValueError:
+        raise DogeError(f"--sweep {spec!r}: write START:STOP:COUNT, e.g. 0:2:5") from None
+    if n < 2:
+        raise DogeError(f"--sweep {spec!r}: COUNT must be at least 2")
+    return [round(start + (stop - start) * i / (n - 1), 6) for i in range(n)]
+
+
+def _load_gaps(gap_refs, registry) -> tuple[list[dict], object, dict]:
+    import torch
+
+    from doge.gap import Gap
+
+    if not gap_refs:
+        raise DogeError("render needs a gap: --gap 'real->painting' (see doge gap list)")
+    total, described, encoder = None, [], None
+    for text in gap_refs:
+        ref, weight = text if isinstance(text, tuple) else parse_weighted_ref(text)
+        record = registry.resolve(ref)
+        gap = Gap.from_record(record, registry.load_vector(record))
+        if encoder is not None and (gap.encoder.get("dim") != encoder.get("dim")):
+            raise DogeError(
+                f"gap {gap.ref} has width {gap.dim} but {described[0]['ref']} has width {encoder.get('dim')}: "
+                "gaps from different encoders cannot be added"
+            )
+        encoder = encoder or gap.encoder
+        total = gap.vector * weight if total is None else total + gap.vector * weight
+        described.append({"ref": gap.ref, "sha256": gap.sha256, "weight": weight, "encoder": gap.encoder})
+    return described, total.to(torch.float32), encoder
+
+
+def _check_encoder(gap_encoder: dict, gaps: list[dict], model: str) -> None:
+    """The gap must live in the space of the pipeline's image encoder."""
+    from doge.engine.loading import image_encoder_width
+
+    ref = gaps[0]["ref"]
+    if gap_encoder.get("plugin") != "clip":
+        raise DogeError(
+            f"gap {ref} was made with the {gap_encoder.get('plugin')!r} encoder ({gap_encoder.get('model')}), "
+            f"but render needs a gap from the 'clip' encoder of the unCLIP model {model}; "
+            f"recreate it with --encoder clip --model {model}"
+        )
+    width = image_encoder_width(model)
+    if gap_encoder.get("dim") != width:
+        raise DogeError(
+            f"gap {ref} has width {gap_encoder.get('dim')} (encoder {gap_encoder.get('model')}) but the image "
+            f"encoder of {model} has width {width}; recreate the gap with --model {model}"
+        )
+    if str(gap_encoder.get("model")) != str(model):
+        log.warning("gap %s was encoded with %s; rendering with the image encoder of %s (same width %s)",
+                    ref, gap_encoder.get("model"), model, width)
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".doge-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise DogeError(f"cannot write to --out {out}: {exc.strerror}; pick a folder you can write") from None
+
+
+def _build_controls(controls, control_dir, control_options, controlnets, device) -> tuple[list, list[str]]:
+    names = list(controls or DEFAULT_CONTROLS)
+    if "none" in names and len(names) > 1:
+        raise DogeError("--control none cannot be combined with other controls")
+    overrides = _controlnet_overrides(names, controlnets)
+    built, nets = [], []
+    for name in names:
+        cls = pluginmanager.get("controls", name)
+        options = (control_options or {}).get(name, {})
+        control = cls(control_dir=control_dir, device=device or "cpu", **options)
+        net = control.resolve_controlnet(overrides.get(name))
+        built.append(control)
+        if net is not None:
+            nets.append(net)
+    if names == ["none"]:
+        return [], []
+    return built, nets
+
+
+def _controlnet_overrides(names: list[str], controlnets) -> dict[str, str]:
+    """``--controlnet`` values: ``ID`` (one control), or ``CONTROL=ID`` per control."""
+    if not controlnets:
+        return {}
+    if isinstance(controlnets, dict):
+        return dict(controlnets)
+    overrides = {}
+    for item in controlnets:
+        control, sep, net = item.partition("=")
+        if sep and control in names:
+            overrides[control] = net
+        elif len(names) == 1:
+            overrides[names[0]] = item
+        else:
+            raise DogeError(
+                f"--controlnet {item!r}: with several controls write CONTROL=ID_OR_DIR, e.g. canny=./my-canny-net"
+            )
+    return overrides
+
+
+def _scales(controlnet_scale, n: int) -> list[float]:
+    scales = [controlnet_scale] if isinstance(controlnet_scale, (int, float)) else list(controlnet_scale)
+    if len(scales) == 1:
+        scales = scales * n
+    if n and len(scales) != n:
+        raise DogeError(f"{len(scales)} --controlnet-scale values for {n} ControlNets: give one, or one per --control")
+    return [float(s) for s in scales]
+
+
+def _output_stem(relative: str) -> str:
+    """``cls/img.jpg`` → ``cls__img``: unique across class folders, readable."""
+    return relative.rsplit(".", 1)[0].replace("/", "__")
+
+
+def _jobs(sources, per_source: int, count: int | None, weights: list[float], sweep: bool) -> list[Job]:
+    n_sources = len(sources.files)
+    total = count if count is not None else n_sources * per_source
+    jobs = []
+    for j in range(total):
+        # Fewer sources than requested images: cycle through the sources.
+        source, k = j % n_sources, j // n_sources
+        stem = _output_stem(sources.relative(sources.files[source]))
+        for w in weights:
+            name = f"{stem}_{k}_w{w:g}.png" if sweep else f"{stem}_{k}.png"
+            jobs.append(Job(source, k, w, f"images/{name}"))
+    return sorted(jobs, key=lambda job: (job.source, job.k, job.weight))
+
+
+def plan(
+    gaps,
+    src,
+    out,
+    *,
+    model: str | None = None,
+    per_source: int = 1,
+    count: int | None = None,
+    edit_weight: float = 1.5,
+    sweep: str | None = None,
+    steps: int = 20,
+    guidance: float = 5.0,
+    prompt: str = "",
+    negative_prompt: str = "",
+    noise_level: int = 0,
+    controls=None,
+    controlnets=None,
+    controlnet_scale=1.0,
+    control_dir=None,
+    control_options: dict | None = None,
+    control_start: float = 0.0,
+    control_end: float = 1.0,
+    guess_mode: bool = False,
+    size: int = 768,
+    seed: int = 42,
+    batch_size: int = 4,
+    limit: int | None = None,
+    grid: bool = False,
+    lora: str | None = None,
+    lora_scale: float = 1.0,
+    device: str | None = None,
+    dtype: str | None = None,
+    registry=None,
+    home=None,
+    url=None,
+) -> Plan:
+    """Validate everything and list the images to make; loads no model."""
+    from doge.api import _registry
+    from doge.hub import default_model
+    from doge.images import discover
+
+    model = str(model or default_model())
+    if per_source < 1 or (count is not None and count < 1):
+        raise DogeError("-n/--per-source and --count must be at least 1")
+    if size < 64 or size % 8:
+        raise DogeError(f"--size {size}: use a multiple of 8, at least 64 (768 for SD 2.1 unCLIP)")
+    if not 0 <= control_start < control_end <= 1:
+        raise DogeError("--control-start/--control-end: need 0 <= start < end <= 1")
+    if lora is not None and not Path(lora).exists() and "/" not in lora:
+        raise DogeError(f"--lora {lora}: no such file or folder")
+    reg = _registry(registry, home, url)
+    described, vector, encoder = _load_gaps(gaps, reg)
+    _check_encoder(encoder, described, model)
+    sources = discover(src, limit=limit, seed=seed)
+    out = Path(out)
+    _check_writable(out)
+    built, nets = _build_controls(controls, control_dir, control_options, controlnets, device)
+    weights = sweep_weights(sweep) if sweep else [float(edit_weight)]
+    settings = Settings(
+        model=model, edit_weight=float(edit_weight), weights=weights, steps=steps, guidance=guidance,
+        prompt=prompt, negative_prompt=negative_prompt, noise_level=noise_level, size=size, seed=seed,
+        controlnet_scale=_scales(controlnet_scale, len(nets)), control_start=control_start,
+        control_end=control_end, guess_mode=guess_mode, lora=lora, lora_scale=lora_scale, sweep=bool(sweep),
+    )
+    result = Plan(
+        gaps=[{k: g[k] for k in ("ref", "sha256", "weight")} for g in described], gap_vector=vector,
+        sources=sources, out=out, controls=built, controlnets=nets, settings=settings,
+        jobs=_jobs(sources, per_source, count, weights, bool(sweep)), device=device, dtype=dtype,
+        batch_size=batch_size, grid=grid,
+    )
+    result.fingerprint = _fingerprint(result)
+    result.pending = _pending(result)
+    return result
+
+
+def _fingerprint(p: Plan) -> str:
+    """What makes two runs the same run: an image made under another fingerprint is not reused."""
+    s = asdict(p.settings)
+    s.pop("weights")  # each image records its own weight
+    payload = {"gaps": p.gaps, "settings": s, "controls": [c.describe() for c in p.controls], "nets": p.controlnets}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _pending(p: Plan) -> list[Job]:
+    done = manifest.read(p.out / "manifest.jsonl")
+    pending = []
+    for job in p.jobs:
+        entry = done.get(job.image)
+        if entry is None or not (p.out / job.image).exists():
+            pending.append(job)
+        elif entry.get("run") != p.fingerprint:
+            raise DogeError(
+                f"{p.out} already holds {job.image} from a render with other settings; "
+                "use a new --out folder (or delete that one) to render with these"
+            )
+    return pending
+
+
+def render(gaps, src, out, *, progress: bool = True, **options) -> RenderResult:
+    """Render ``src`` images shifted by ``gaps`` into ``out``; see ``doge render --help``.
+
+    ``gaps`` is a list of refs, each optionally weighted (``"day->night:0.5"``).
+    """
+    from doge.engine.run import run_plan
+
+    p = plan(gaps, src, out, **options)
+    return run_plan(p, progress=progress)
+
+
+def manifest_entry(p: Plan, job: Job, source_path: Path, source_sha: str, seed: int, device: str, dtype: str) -> dict:
+    s = p.settings
+    return {
+        "image": job.image,
+        "run": p.fingerprint,
+        "source": str(source_path),
+        "source_sha256": source_sha,
+        "k": job.k,
+        "seed": seed,
+        "gaps": p.gaps,
+        "edit_weight": job.weight,
+        "steps": s.steps,
+        "guidance": s.guidance,
+        "prompt": s.prompt,
+        "negative_prompt": s.negative_prompt,
+        "noise_level": s.noise_level,
+        "size": s.size,
+        "run_seed": s.seed,
+        "controls": [
+            {**c.describe(), "controlnet": net, "scale": scale}
+            for c, net, scale in zip(p.controls, p.controlnets or [None] * len(p.controls), s.controlnet_scale or [0.0] * len(p.controls))
+        ],
+        "control_start": s.control_start,
+        "control_end": s.control_end,
+        "guess_mode": s.guess_mode,
+        "lora": s.lora,
+        "lora_scale": s.lora_scale if s.lora else None,
+        "model": s.model,
+        "device": device,
+        "dtype": dtype,
+        "doge_version": doge.__version__,
+    }

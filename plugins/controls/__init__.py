@@ -1,0 +1,22 @@
+"""Built-in control modes for render, registered through the same hook as third-party ones.
+
+Importing this package stays cheap (no torch, transformers or cv2): the plugin manager loads
+it even for ``doge --help``; the heavy imports happen inside the controls' methods.
+"""
+
+from doge.hooks import hookimpl
+from doge.plugins.controls.base import Control
+from doge.plugins.controls.canny import CannyControl
+from doge.plugins.controls.depth import DepthControl
+from doge.plugins.controls.none import NoControl
+from doge.plugins.controls.seg import SegControl
+
+__all__ = ["Control", "CannyControl", "DepthControl", "NoControl", "SegControl", "register_controls"]
+
+
+@hookimpl
+def register_controls(register):
+    register("canny", CannyControl)
+    register("depth", DepthControl)
+    register("seg", SegControl)
+    register("none", NoControl)

@@ -1,0 +1,144 @@
+"""The Control interface: a source image in, a ControlNet conditioning image out.
+
+A control either computes its map from the source image (edges, depth) or reads a
+precomputed one from ``control_dir``, matched to the source by file stem. Maps are made at
+the output resolution, never at the encoder's crop size.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageOps
+
+from doge.errors import DogeError
+
+# Lossless formats first: when a folder holds both a.png and a.jpg, a.png is the map.
+MAP_SUFFIXES = (".png", ".tif", ".tiff", ".bmp", ".webp", ".jpg", ".jpeg")
+
+# Modes wider than 8 bits per pixel (16-bit PNG, float TIFF), common for saved depth maps.
+_WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+class Control:
+    """Base class of the control modes that ``render`` can use.
+
+    Subclasses set ``name``, ``default_controlnet``, ``defaults`` (their options and default
+    values) and implement :meth:`compute`; everything about ``control_dir`` lives here.
+    """
+
+    name: str = ""
+    default_controlnet: str | None = None
+    uses_controlnet: bool = True
+    defaults: dict[str, Any] = {}
+    # How a precomputed map is resized to the output size.
+    map_resample: Image.Resampling = Image.Resampling.BILINEAR
+    # Stretch 16-bit / float maps to 0..255 (right for depth; wrong for label maps).
+    stretch_wide_maps: bool = True
+
+    def __init__(self, control_dir: str | Path | None = None, device: str = "cpu", **options: Any):
+        self.control_dir = Path(control_dir).expanduser() if control_dir is not None else None
+        self.device = device
+        self.options = self._resolve_options(options)
+        if self.control_dir is not None and not self.control_dir.is_dir():
+            raise DogeError(f"--control-dir {self.control_dir} is not a folder; pass the folder that holds the maps")
+
+    def _resolve_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(options) - set(self.defaults))
+        if unknown:
+            known = ", ".join(sorted(self.defaults)) or "none"
+            raise DogeError(f"the {self.name} control has no option {', '.join(unknown)}; its options: {known}")
+        # None means "not given" so a CLI can pass every flag through unchanged.
+        return {key: options[key] if options.get(key) is not None else value
+                for key, value in self.defaults.items()}
+
+    def make(self, image: Image.Image, size: tuple[int, int], source_path: str | Path) -> Image.Image | None:
+        """The conditioning image for ``image`` (RGB), ``size`` = (width, height) of the output."""
+        if self.control_dir is not None:
+            return self.read_map(source_path, size)
+        return self.compute(image.convert("RGB"), size)
+
+    def compute(self, image: Image.Image, size: tuple[int, int]) -> Image.Image | None:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """What went into the maps, for the render manifest."""
+        return {
+            "name": self.name,
+            "options": dict(self.options),
+            "control_dir": str(self.control_dir) if self.control_dir is not None else None,
+        }
+
+    def resolve_controlnet(self, controlnet: str | None = None) -> str | None:
+        """The ControlNet to load: the user's, else this control's default."""
+        if not self.uses_controlnet:
+            if controlnet:
+                raise DogeError(f"--control {self.name} uses no ControlNet; drop --controlnet or pick another --control")
+            return None
+        if controlnet:
+            return controlnet
+        if self.default_controlnet is None:
+            raise DogeError(
+                f"the {self.name} control has no default ControlNet: pass --controlnet with the id or "
+                f"folder of a Stable Diffusion 2.1 {self.name} ControlNet"
+            )
+        return self.default_controlnet
+
+    def find_map(self, source_path: str | Path) -> Path:
+        stem = Path(source_path).stem
+        candidates = {p.suffix.lower(): p for p in self.control_dir.glob(f"{_glob_escape(stem)}.*")
+                      if p.is_file() and p.stem == stem}
+        for suffix in MAP_SUFFIXES:
+            if suffix in candidates:
+                return candidates[suffix]
+        raise DogeError(
+            f"no control map for {Path(source_path).name} in {self.control_dir}: "
+            f"add {stem}.png (or .jpg) there, or drop --control-dir to compute maps"
+        )
+
+    def read_map(self, source_path: str | Path, size: tuple[int, int]) -> Image.Image:
+        path = self.find_map(source_path)
+        try:
+            with Image.open(path) as opened:
+                opened.load()
+                img = ImageOps.exif_transpose(opened)
+        except (OSError, ValueError) as exc:
+            raise DogeError(f"control map {path} could not be read ({exc}); replace or remove it") from exc
+        return self._to_rgb(img).resize(tuple(size), self.map_resample)
+
+    def _to_rgb(self, img: Image.Image) -> Image.Image:
+        if img.mode in _WIDE_MODES and self.stretch_wide_maps:
+            return stretch_to_8bit(img).convert("RGB")
+        # Palette and grayscale label maps keep their colours through RGB conversion.
+        return img.convert("RGB")
+
+
+def stretch_to_8bit(img: Image.Image) -> Image.Image:
+    """A wide (16-bit / float) grayscale image scaled so its own range becomes 0..255."""
+    import numpy as np
+
+    values = np.asarray(img, dtype=np.float64)
+    return Image.fromarray(to_uint8(values))
+
+
+def to_uint8(values):
+    """Min–max normalise an array to uint8; a flat array becomes all zeros."""
+    import numpy as np
+
+    low, high = float(values.min()), float(values.max())
+    if high <= low:
+        return np.zeros(values.shape, dtype=np.uint8)
+    scaled = (values - low) / (high - low) * 255.0
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def gray_to_rgb(gray) -> Image.Image:
+    """An HxW uint8 array as an RGB image with the value in all three channels."""
+    return Image.fromarray(gray).convert("RGB")
+
+
+def _glob_escape(text: str) -> str:
+    from glob import escape
+
+    return escape(text)
