@@ -111,3 +111,13 @@ def test_help_and_list_do_not_import_torch(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True).stdout
     assert "HEAVY []" in out
+
+
+def test_models_tiny_writes_a_loadable_model_and_says_it_is_noise(tmp_path):
+    result = CliRunner().invoke(get_cli(), ["models", "tiny", str(tmp_path / "tiny")])
+    assert result.exit_code == 0, result.output
+    assert "noise" in result.output
+    from doge.engine.loading import image_encoder_width
+
+    assert (tmp_path / "tiny" / "controlnet" / "config.json").is_file()
+    assert image_encoder_width(str(tmp_path / "tiny")) == 32
