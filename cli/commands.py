@@ -5,9 +5,13 @@ from doge.hooks import hookimpl
 
 @hookimpl
 def register_commands(cli):
-    from doge.cli import gap, models, plugins_cmd, render
+    from doge.cli import gap, models, plugins_cmd, registry_cmd, remote, render
+    from doge.cli import quality
 
     cli.add_command(gap.gap)
     cli.add_command(models.models)
     cli.add_command(plugins_cmd.plugins)
+    cli.add_command(registry_cmd.registry)
+    cli.add_command(remote.remote)
     cli.add_command(render.render)
+    quality.register(cli, gap.gap)  # doge gap eval, doge gap compare, doge filter

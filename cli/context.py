@@ -13,11 +13,12 @@ class Settings:
     home: str | None
     registry_url: str | None
     quiet: bool
+    blob_store: str | None = None
 
     def registry(self):
         from doge.registry import Registry
 
-        return Registry(home=self.home, url=self.registry_url)
+        return Registry(home=self.home, url=self.registry_url, blob_store=self.blob_store)
 
 
 pass_settings = click.make_pass_decorator(Settings)

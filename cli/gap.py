@@ -1,4 +1,4 @@
-"""``doge gap ...``: create, list, show, tag, rm, export, import and diff gaps."""
+"""``doge gap ...``: create, list, show, tag, untag, label, history, rm, export, import and diff gaps."""
 
 from __future__ import annotations
 
@@ -50,23 +50,35 @@ def create(settings, name, src, tgt, model, encoder, estimator, src_limit, tgt_l
 
 @gap.command("list")
 @click.argument("name", required=False)
+@click.option("--where", "where", multiple=True, metavar="KEY=VALUE",
+              help="Only versions with this label (repeatable: all must match).")
+@click.option("--search", metavar="TEXT", help="Only versions whose name, description or labels contain TEXT (any case).")
+@click.option("--remote", "remote_name", help="List the gaps of this remote instead (see 'doge remote list').")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_settings
-def list_(settings, name, as_json):
+def list_(settings, name, where, search, remote_name, as_json):
     """List gap versions (all, or the versions of NAME)."""
-    versions = settings.registry().list(name)
+    from doge.cli.remote import open_remote
+    from doge.registry.labels import parse_labels
+
+    registry = open_remote(settings, remote_name) if remote_name else settings.registry()
+    versions = registry.list(name, where=parse_labels(where), search=search)
     if as_json:
         echo_json([v.to_json() for v in versions])
         return
     if not versions:
-        click.echo("no gaps yet: doge gap create 'real->painting' --src DIR --tgt DIR")
+        if where or search:
+            click.echo("no gap versions match; drop --where/--search to see them all")
+        else:
+            click.echo("no gaps yet: doge gap create 'real->painting' --src DIR --tgt DIR")
         return
     rows = [
         [v.ref, ",".join(v.aliases), v.dim, v.provenance.get("encoder", {}).get("model", "?"),
-         v.provenance.get("estimator", {}).get("name", "?"), str(v.created_at)[:19]]
+         v.provenance.get("estimator", {}).get("name", "?"), str(v.created_at)[:19],
+         ",".join(f"{k}={val}" for k, val in sorted(v.labels.items()))]
         for v in versions
     ]
-    echo_table(rows, ["REF", "ALIASES", "DIM", "MODEL", "ESTIMATOR", "CREATED"])
+    echo_table(rows, ["REF", "ALIASES", "DIM", "MODEL", "ESTIMATOR", "CREATED", "LABELS"])
 
 
 @gap.command()
@@ -77,17 +89,25 @@ def show(settings, ref, as_json):
     """Show one gap version and its provenance."""
     import json
 
-    v = settings.registry().resolve(ref)
+    reg = settings.registry()
+    v = reg.resolve(ref)
+    evaluations = reg.evaluations(v)
     if as_json:
-        echo_json(v.to_json())
+        echo_json({**v.to_json(), "evaluations": evaluations})
         return
     click.echo(f"{v.ref}  aliases: {', '.join(v.aliases) or '-'}")
     click.echo(f"sha256: {v.sha256}")
     click.echo(f"dim: {v.dim}   created: {v.created_at} by {v.created_by}")
+    if v.labels:
+        click.echo(f"labels: {', '.join(f'{k}={val}' for k, val in sorted(v.labels.items()))}")
     if v.description:
         click.echo(f"description: {v.description}")
     click.echo("provenance:")
     click.echo(json.dumps(v.provenance, indent=2, sort_keys=True, default=str))
+    if evaluations:
+        from doge.cli.quality import evaluation_summary_line
+
+        click.echo(f"evaluations: {len(evaluations)}; latest: {evaluation_summary_line(evaluations[-1])}")
 
 
 @gap.command()
@@ -101,6 +121,62 @@ def tag(settings, ref, alias):
 
 
 @gap.command()
+@click.argument("name")
+@click.argument("alias")
+@pass_settings
+def untag(settings, name, alias):
+    """Remove ALIAS from NAME."""
+    v = settings.registry().untag(name, alias)
+    click.echo(f"removed {name}@{alias} (it pointed at {v.ref})")
+
+
+@gap.command()
+@click.argument("ref")
+@click.argument("labels", nargs=-1, metavar="KEY=VALUE...")
+@click.option("--rm", "remove", multiple=True, metavar="KEY", help="Remove this label (repeatable).")
+@pass_settings
+def label(settings, ref, labels, remove):
+    """Set KEY=VALUE labels on REF's version, or remove them with --rm KEY."""
+    from doge.registry.labels import parse_labels
+
+    v = settings.registry().label(ref, parse_labels(labels), remove=remove)
+    shown = ", ".join(f"{k}={val}" for k, val in sorted(v.labels.items())) or "none"
+    click.echo(f"{v.ref} labels: {shown}")
+
+
+@gap.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_settings
+def history(settings, name, as_json):
+    """Who created, removed, tagged or labelled versions of NAME, and when (oldest first)."""
+    entries = settings.registry().history(name)
+    if as_json:
+        echo_json(entries)
+        return
+    if not entries:
+        click.echo(f"no recorded changes to {name!r} (the registry kept no history before it was upgraded)")
+        return
+    rows = [
+        [e["at"], e["who"], e["action"], f"v{e['version']}" if e["version"] is not None else "-",
+         _change(e["before"]), _change(e["after"])]
+        for e in entries
+    ]
+    echo_table(rows, ["WHEN", "WHO", "ACTION", "VERSION", "BEFORE", "AFTER"])
+
+
+def _change(value) -> str:
+    """A before/after value of the history in a few words: prod->v2, team=vision, v3."""
+    if value is None:
+        return "-"
+    if "alias" in value:
+        return f"{value['alias']}->v{value['version']}"
+    if "key" in value:
+        return f"{value['key']}={value['value']}"
+    return f"v{value['version']} ({value['sha256'][:12]})"
+
+
+@gap.command()
 @click.argument("ref")
 @pass_settings
 def rm(settings, ref):
@@ -110,11 +186,21 @@ def rm(settings, ref):
 
 
 @gap.command()
-@click.argument("ref")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("args", nargs=-1, metavar="REF FILE | --bundle LIB.doge [REF...]")
+@click.option("--bundle", type=click.Path(dir_okay=False),
+              help="Write the REFs (every version if none given), their aliases and provenance to one .doge file.")
 @pass_settings
-def export(settings, ref, file):
-    """Write REF to FILE.safetensors (it carries its provenance)."""
+def export(settings, args, bundle):
+    """Write REF to FILE.safetensors (it carries its provenance), or several gaps to a --bundle."""
+    if bundle:
+        from doge.registry.bundles import write_bundle
+
+        versions = write_bundle(settings.registry(), args, bundle)
+        click.echo(f"wrote {bundle}: {len(versions)} gap version(s): {', '.join(v.ref for v in versions)}")
+        return
+    if len(args) != 2:
+        raise click.UsageError("give REF FILE, or --bundle LIB.doge [REF...]")
+    ref, file = args
     v = settings.registry().export(ref, file)
     click.echo(f"exported {v.ref} to {file} (sha256 {v.sha256[:12]})")
 
@@ -122,11 +208,69 @@ def export(settings, ref, file):
 @gap.command("import")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--as", "as_name", help="Store under this name instead of the one in the file.")
+@click.option("--new-version", is_flag=True,
+              help="Bundles: where an entry's number is taken here (or was used here), store it as the next version.")
+@click.option("--json", "as_json", is_flag=True, help="Bundles: print what became of each entry as JSON.")
 @pass_settings
-def import_(settings, file, as_name):
-    """Import a gap from a .safetensors file written by 'doge gap export'."""
+def import_(settings, file, as_name, new_version, as_json):
+    """Import a gap from a .safetensors file, or every gap of a .doge bundle, written by 'doge gap export'."""
+    from doge.registry.bundles import import_bundle, is_bundle
+
+    if is_bundle(file):
+        if as_name:
+            raise click.UsageError("--as renames a single gap file; a bundle keeps the names it holds")
+        from doge.cli.remote import report
+
+        placed = import_bundle(settings.registry(), file, new_version=new_version)
+        report(placed, "imported", f"from {file}", "here", as_json)
+        return
     v = settings.registry().import_file(file, as_name=as_name)
     click.echo(f"imported {file} as {v.ref} (sha256 {v.sha256[:12]})")
+
+
+@gap.command()
+@click.argument("refs", nargs=-1, required=True, metavar="REF...")
+@click.argument("remote_name", metavar="REMOTE")
+@click.option("--new-version", is_flag=True,
+              help="Where a version's number is taken on the remote (or was used there), store it as the next version.")
+@click.option("--aliases", is_flag=True, help="Also set the versions' aliases on the remote.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_settings
+def push(settings, refs, remote_name, new_version, aliases, as_json):
+    """Copy REFs to REMOTE, keeping their sha256 and version numbers (all or nothing)."""
+    from doge.cli.remote import open_remote, report
+    from doge.registry.transfer import push as push_versions
+
+    remote = open_remote(settings, remote_name, must_exist=False)
+    placed = push_versions(settings.registry(), refs, remote, remote_name, new_version=new_version, aliases=aliases)
+    report(placed, "pushed", f"to {remote_name}", f"on {remote_name}", as_json)
+
+
+@gap.command()
+@click.argument("specs", nargs=-1, required=True, metavar="REMOTE:REF...")
+@click.option("--new-version", is_flag=True,
+              help="Where a version's number is taken here (or was used here), store it as the next version.")
+@click.option("--aliases", is_flag=True, help="Also set the versions' aliases here.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_settings
+def pull(settings, specs, new_version, aliases, as_json):
+    """Copy REFs of a remote into this registry, keeping their sha256 and version numbers."""
+    from doge.cli.remote import open_remote, report
+    from doge.registry.remotes import split_remote_ref
+    from doge.registry.transfer import pull as pull_versions
+
+    by_remote: dict[str, list[str]] = {}
+    for name, ref in map(split_remote_ref, specs):
+        by_remote.setdefault(name, []).append(ref)
+    local = settings.registry()
+    placed = {name: pull_versions(open_remote(settings, name), refs, local, name, new_version=new_version,
+                                  aliases=aliases)
+              for name, refs in by_remote.items()}
+    if as_json:
+        report([p for ps in placed.values() for p in ps], "pulled", "", "", as_json=True)
+        return
+    for name, ps in placed.items():
+        report(ps, "pulled", f"from {name}", "here")
 
 
 @gap.command()

@@ -29,16 +29,19 @@ class DogeGroup(click.Group):
               help="State folder (registry, blobs). Default: $DOGE_HOME or the user data folder.")
 @click.option("--registry", "registry_url", envvar="DOGE_REGISTRY_URL",
               help="SQLAlchemy URL of the gap registry (default: SQLite under --home).")
+@click.option("--blobs", "blob_store", envvar="DOGE_BLOB_STORE",
+              help="Where gap vectors are stored: a folder or an fsspec URL such as s3://bucket/gaps "
+                   "(default: blobs/ under --home).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
-def cli(ctx: click.Context, home, registry_url, quiet):
+def cli(ctx: click.Context, home, registry_url, blob_store, quiet):
     """Domain Gap Embeddings: extract, version, share and render domain gaps.
 
     Quote names with '->' in a shell: doge gap create 'real->painting' ...
     """
     logging.addLevelName(logging.WARNING, "warning")
     logging.basicConfig(format="%(levelname)s: %(message)s", level=logging.WARNING)
-    ctx.obj = Settings(home=home, registry_url=registry_url, quiet=quiet)
+    ctx.obj = Settings(home=home, registry_url=registry_url, quiet=quiet, blob_store=blob_store)
 
 
 BUILTIN_COMMANDS = "doge.cli.commands"

@@ -44,16 +44,19 @@ from doge.cli.context import echo_json, pass_settings
 @click.option("--lora-scale", default=1.0, show_default=True, help="LoRA strength (0: no effect).")
 @click.option("--device", default="auto", show_default=True, help="cuda, mps, cpu or auto.")
 @click.option("--dtype", default="auto", show_default=True, help="fp16, bf16, fp32 or auto (fp16 on cuda).")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+              help="Render on Ray (pip install 'doge[ray]'): bare, a local Ray; 'auto' or ray://HOST:PORT joins a cluster.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @pass_settings
 def render(settings, gaps, src, out, model, per_source, count, edit_weight, sweep, steps, guidance, prompt,
            negative_prompt, noise_level, controls, controlnets, controlnet_scales, control_dir, control_start,
            control_end, guess_mode, canny_low, canny_high, depth_model, size, seed, batch_size, limit, grid, lora,
-           lora_scale, device, dtype, as_json):
+           lora_scale, device, dtype, ray_address, as_json):
     """Shift each source image's CLIP embedding by the gap(s) and generate with Stable unCLIP + ControlNet.
 
     Outputs: OUT/images/<source>_<k>.png, OUT/controls/, OUT/manifest.jsonl (one line an image)
     and, with --grid, OUT/grid/. Rerunning the same command skips finished images.
+    With --ray the same images are made by Ray actors (one per GPU, else per CPU).
     """
     from doge.rendering import render as run_render
 
@@ -65,7 +68,7 @@ def render(settings, gaps, src, out, model, per_source, count, edit_weight, swee
         control_options={"canny": {"low": canny_low, "high": canny_high}, "depth": {"model": depth_model}},
         control_start=control_start, control_end=control_end, guess_mode=guess_mode, size=size, seed=seed,
         batch_size=batch_size, limit=limit, grid=grid, lora=lora, lora_scale=lora_scale, device=device,
-        dtype=dtype, registry=settings.registry(), progress=not settings.quiet,
+        dtype=dtype, ray=ray_address, registry=settings.registry(), progress=not settings.quiet,
     )
     if as_json:
         echo_json({"out": str(result.out), "written": result.written, "skipped": result.skipped,

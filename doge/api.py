@@ -25,7 +25,8 @@ def load_gap(ref: str, *, registry=None, home=None, url=None) -> Gap:
     """Load one gap version (``name``, ``name@v2``, ``name@prod``) with its vector sha-checked."""
     reg = _registry(registry, home, url)
     record = reg.resolve(ref)
-    return Gap.from_record(record, reg.load_vector(record))
+    tensors = dict(reg.load_tensors(record))
+    return Gap.from_record(record, tensors.pop("gap"), tensors)
 
 
 def build_encoder(encoder: str = "clip", model: str | None = None, device: str | None = None, dtype: str | None = None):
@@ -69,16 +70,17 @@ def create_gap(
     enc = build_encoder(encoder, model=model, device=device)
     src_emb = encode_images(enc, src_set, batch_size=batch_size, workers=workers, progress=progress, desc="source")
     tgt_emb = encode_images(enc, tgt_set, batch_size=batch_size, workers=workers, progress=progress, desc="target")
-    vector, params = estimate(src_emb, tgt_emb, **(estimator_params or {}))
+    vector, params, *rest = estimate(src_emb, tgt_emb, **(estimator_params or {}))
+    extras = {k: v.float().cpu().numpy() for k, v in (rest[0] if rest else {}).items()}  # e.g. coral's transform
     if not bool(vector.isfinite().all()):
         raise DogeError(f"estimator {estimator!r} gave a non-finite gap; check the images or try --estimator mean")
     provenance = gap_provenance(
         encoder=enc.describe(), estimator=estimator, params=params, src=src_emb, tgt=tgt_emb,
         src_limit=src_limit, tgt_limit=tgt_limit, seed=seed, description=description,
     )
-    record = reg.create(name, vector.float().cpu().numpy(), provenance, description=description)
+    record = reg.create(name, vector.float().cpu().numpy(), provenance, description=description, extras=extras)
     log.info("stored %s (sha256 %s)", record.ref, record.sha256[:12])
-    return Gap.from_record(record, vector.float().cpu().numpy())
+    return Gap.from_record(record, vector.float().cpu().numpy(), extras)
 
 
 def render(*args, **kwargs):

@@ -16,6 +16,8 @@ class Gap:
     sha256: str
     aliases: tuple[str, ...] = field(default_factory=tuple)
     description: str = ""
+    # Optional named tensors beside the vector (coral's transform; see doge.shifting).
+    extras: dict = field(default_factory=dict)
 
     @property
     def ref(self) -> str:
@@ -30,8 +32,8 @@ class Gap:
         return self.provenance.get("encoder", {})
 
     @classmethod
-    def from_record(cls, record, vector) -> "Gap":
-        """Build from a registry ``GapVersion`` and its numpy vector."""
+    def from_record(cls, record, vector, extras: dict | None = None) -> "Gap":
+        """Build from a registry ``GapVersion``, its numpy vector and any numpy extras."""
         return cls(
             name=record.name,
             version=record.version,
@@ -40,4 +42,5 @@ class Gap:
             sha256=record.sha256,
             aliases=tuple(record.aliases),
             description=record.description,
+            extras={k: torch.from_numpy(v.copy()) for k, v in (extras or {}).items()},
         )

@@ -17,6 +17,7 @@ ENTRY_POINT_GROUP = "doge"
 # Built-ins register through the same hooks as third-party plugins.
 BUILTIN_PLUGINS = (
     "doge.plugins.clip_encoder",
+    "doge.plugins.efficientnet_encoder",
     "doge.plugins.estimators",
     "doge.plugins.controls",
 )

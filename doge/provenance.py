@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import getpass
+import os
 import socket
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 import doge
-from doge.embeddings import Embeddings
+
+if TYPE_CHECKING:  # the registry imports who(); it must not import torch
+    from doge.embeddings import Embeddings
 
 
 def who() -> str:
     try:
         user = getpass.getuser()
     except Exception:  # no login name in some containers
-        user = "unknown"
+        user = os.environ.get("USER", "unknown")
     return f"{user}@{socket.gethostname()}"
 
 

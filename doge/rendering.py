@@ -71,6 +71,7 @@ class Plan:
     grid: bool
     fingerprint: str = ""
     pending: list[Job] = field(default_factory=list)
+    gap_extras: dict = field(default_factory=dict)  # a coral gap's transform (see doge.shifting)
 
 
 @dataclass
@@ -94,18 +95,19 @@ def sweep_weights(spec: str) -> list[float]:
     return [round(start + (stop - start) * i / (n - 1), 6) for i in range(n)]
 
 
-def _load_gaps(gap_refs, registry) -> tuple[list[dict], object, dict]:
+def _load_gaps(gap_refs, registry) -> tuple[list[dict], object, dict, dict]:
+    """(described gaps, weighted sum of their vectors, their encoder, a coral gap's extras)."""
     import torch
 
-    from doge.gap import Gap
+    from doge.api import load_gap
+    from doge.shifting import is_coral
 
     if not gap_refs:
         raise DogeError("render needs a gap: --gap 'real->painting' (see doge gap list)")
-    total, described, encoder = None, [], None
+    total, described, encoder, extras = None, [], None, {}
     for text in gap_refs:
         ref, weight = text if isinstance(text, tuple) else parse_weighted_ref(text)
-        record = registry.resolve(ref)
-        gap = Gap.from_record(record, registry.load_vector(record))
+        gap = load_gap(ref, registry=registry)
         if encoder is not None and (gap.encoder.get("dim") != encoder.get("dim")):
             raise DogeError(
                 f"gap {gap.ref} has width {gap.dim} but {described[0]['ref']} has width {encoder.get('dim')}: "
@@ -113,8 +115,22 @@ def _load_gaps(gap_refs, registry) -> tuple[list[dict], object, dict]:
             )
         encoder = encoder or gap.encoder
         total = gap.vector * weight if total is None else total + gap.vector * weight
-        described.append({"ref": gap.ref, "sha256": gap.sha256, "weight": weight, "encoder": gap.encoder})
-    return described, total.to(torch.float32), encoder
+        entry = {"ref": gap.ref, "sha256": gap.sha256, "weight": weight, "encoder": gap.encoder}
+        if is_coral(gap.extras):
+            if weight != 1:
+                raise DogeError(
+                    f"gap {gap.ref} is a coral gap: give it no weight ({gap.ref}:{weight:g}); set --edit-weight instead"
+                )
+            entry["shift"] = "coral"  # only then: other renders keep their fingerprint
+            extras = gap.extras
+        described.append(entry)
+    if extras and len(described) > 1:
+        coral = next(g["ref"] for g in described if g.get("shift"))
+        raise DogeError(
+            f"gap {coral} is a coral gap (it maps the covariance too), which cannot be added to other gaps: "
+            "render it alone, or use a mean gap in gap arithmetic"
+        )
+    return described, total.to(torch.float32), encoder, extras
 
 
 def _check_encoder(gap_encoder: dict, gaps: list[dict], model: str) -> None:
@@ -267,7 +283,7 @@ def plan(
     if lora is not None and not Path(lora).exists() and "/" not in lora:
         raise DogeError(f"--lora {lora}: no such file or folder")
     reg = _registry(registry, home, url)
-    described, vector, encoder = _load_gaps(gaps, reg)
+    described, vector, encoder, extras = _load_gaps(gaps, reg)
     _check_encoder(encoder, described, model)
     sources = discover(src, limit=limit, seed=seed)
     out = Path(out)
@@ -281,7 +297,8 @@ def plan(
         control_end=control_end, guess_mode=guess_mode, lora=lora, lora_scale=lora_scale, sweep=bool(sweep),
     )
     result = Plan(
-        gaps=[{k: g[k] for k in ("ref", "sha256", "weight")} for g in described], gap_vector=vector,
+        gaps=[{k: g[k] for k in ("ref", "sha256", "weight", "shift") if k in g} for g in described], gap_vector=vector,
+        gap_extras=extras,
         sources=sources, out=out, controls=built, controlnets=nets, settings=settings,
         jobs=_jobs(sources, per_source, count, weights, bool(sweep)), device=device, dtype=dtype,
         batch_size=batch_size, grid=grid,
@@ -314,15 +331,16 @@ def _pending(p: Plan) -> list[Job]:
     return pending
 
 
-def render(gaps, src, out, *, progress: bool = True, **options) -> RenderResult:
+def render(gaps, src, out, *, progress: bool = True, ray: str | None = None, **options) -> RenderResult:
     """Render ``src`` images shifted by ``gaps`` into ``out``; see ``doge render --help``.
 
-    ``gaps`` is a list of refs, each optionally weighted (``"day->night:0.5"``).
+    ``gaps`` is a list of refs, each optionally weighted (``"day->night:0.5"``). ``ray`` runs the
+    batches on Ray: ``"local"`` starts a local Ray, ``"auto"`` or ``"ray://host:port"`` joins a cluster.
     """
     from doge.engine.run import run_plan
 
     p = plan(gaps, src, out, **options)
-    return run_plan(p, progress=progress)
+    return run_plan(p, progress=progress, ray=ray)
 
 
 def manifest_entry(p: Plan, job: Job, source_path: Path, source_sha: str, seed: int, device: str, dtype: str) -> dict:

@@ -1,4 +1,4 @@
-"""Built-in gap estimators: mean (the paper's), median, pca, class-mean."""
+"""Built-in gap estimators: mean (the paper's), median, pca, class-mean, trimmed-mean, lda, coral."""
 
 from doge.hooks import hookimpl
 
@@ -11,3 +11,6 @@ def register_estimators(register):
     register("median", estimators.median_gap)
     register("pca", estimators.pca_gap)
     register("class-mean", estimators.class_mean_gap)
+    register("trimmed-mean", estimators.trimmed_mean_gap)
+    register("lda", estimators.lda_gap)
+    register("coral", estimators.coral_gap)

@@ -1,5 +1,6 @@
 """The gap registry: named, versioned gaps with provenance (no torch here: vectors are bytes)."""
 
-from .registry import GapVersion, Registry
+from .database import ReadOnlyRegistry
+from .registry import GapVersion, Registry, registry_info, upgrade_registry
 
-__all__ = ["Registry", "GapVersion"]
+__all__ = ["Registry", "GapVersion", "ReadOnlyRegistry", "registry_info", "upgrade_registry"]

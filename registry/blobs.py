@@ -1,4 +1,5 @@
-"""Content-addressed blob store: ``<root>/<sha[:2]>/<sha>.safetensors``, written atomically."""
+"""Content-addressed blob store in a local folder: ``<root>/<sha[:2]>/<sha>.safetensors``, written
+atomically. ``blobstores.open_blob_store`` picks it or an fsspec store (S3 ...) with the same methods."""
 
 from __future__ import annotations
 
@@ -16,12 +17,37 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def missing_blob(what: str, where: str) -> IntegrityError:
+    return IntegrityError(
+        f"{what}: blob file {where} is missing; restore it, or remove the version and import it again"
+    )
+
+
+def checked(data: bytes, sha: str, what: str, where: str) -> bytes:
+    """``data`` if its sha256 is ``sha``, else an IntegrityError naming both digests."""
+    actual = sha256_hex(data)
+    if actual != sha:
+        raise IntegrityError(
+            f"{what}: blob file {where} is corrupted (sha256 {actual}, expected {sha}); "
+            "restore it, or remove the version and import it again"
+        )
+    return data
+
+
 class BlobStore:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
 
+    @property
+    def url(self) -> str:
+        return str(self.root)
+
     def path(self, sha: str) -> Path:
         return self.root / sha[:2] / f"{sha}{SUFFIX}"
+
+    def where(self, sha: str) -> str:
+        """Where blob ``sha`` lives, for messages."""
+        return str(self.path(sha))
 
     def exists(self, sha: str) -> bool:
         return self.path(sha).is_file()
@@ -36,21 +62,11 @@ class BlobStore:
 
     def get(self, sha: str, what: str) -> bytes:
         """The bytes of blob ``sha``, checked; ``what`` names the owner (a ref) in errors."""
-        path = self.path(sha)
         try:
-            data = path.read_bytes()
+            data = self.path(sha).read_bytes()
         except FileNotFoundError:
-            raise IntegrityError(
-                f"{what}: blob file {path} is missing; restore it, or remove the version "
-                "and import it again"
-            ) from None
-        actual = sha256_hex(data)
-        if actual != sha:
-            raise IntegrityError(
-                f"{what}: blob file {path} is corrupted (sha256 {actual}, expected {sha}); "
-                "restore it, or remove the version and import it again"
-            )
-        return data
+            raise missing_blob(what, self.where(sha)) from None
+        return checked(data, sha, what, self.where(sha))
 
     def delete(self, sha: str) -> None:
         self.path(sha).unlink(missing_ok=True)

@@ -1,5 +1,9 @@
 """A gap as a self-describing safetensors file: one float32 tensor ``gap`` + string metadata.
 
+A gap may carry a few optional float32 tensors beside it, exactly those that
+``doge.shifting.extra_shapes`` names (``coral.transform`` [D, D], ``coral.source_mean`` [D]);
+any other tensor, or one of another shape, is refused.
+
 Files from users are checked before safetensors sees them, and pickles are never loaded.
 """
 
@@ -14,6 +18,7 @@ from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
 from doge.errors import DogeError
+from doge.shifting import extra_shapes
 
 FORMAT = "doge-gap/1"
 SUFFIX = ".safetensors"
@@ -35,6 +40,7 @@ _CONVERT_HINT = (
 class GapFile:
     vector: np.ndarray  # float32 [dim]
     metadata: dict[str, str] = field(hash=False)
+    extras: dict[str, np.ndarray] = field(default_factory=dict, hash=False)  # optional tensors
 
     @property
     def name(self) -> str | None:
@@ -71,7 +77,7 @@ def as_gap_vector(vector, what: str = "gap vector") -> np.ndarray:
     return arr
 
 
-def encode(vector, name: str, version: int, provenance: dict, description: str = "") -> bytes:
+def encode(vector, name: str, version: int, provenance: dict, description: str = "", extras: dict | None = None) -> bytes:
     """The file bytes of a gap: the blob in the store and the exported file are these bytes."""
     metadata = {
         KEY_FORMAT: FORMAT,
@@ -80,7 +86,27 @@ def encode(vector, name: str, version: int, provenance: dict, description: str =
         KEY_PROVENANCE: provenance_json(provenance),
         KEY_DESCRIPTION: description,
     }
-    return st_save({TENSOR: as_gap_vector(vector)}, metadata=metadata)
+    vector = as_gap_vector(vector)
+    tensors = {TENSOR: vector, **checked_extras(extras, vector.shape[0], "gap extras")}
+    return st_save(tensors, metadata=metadata)
+
+
+def checked_extras(extras: dict | None, dim: int, where: str) -> dict[str, np.ndarray]:
+    """The optional tensors as contiguous finite float32 arrays of the allowed names and shapes."""
+    allowed = extra_shapes(dim)
+    out = {}
+    for key, value in (extras or {}).items():
+        if key not in allowed:
+            raise DogeError(
+                f"{where}: unknown tensor {key!r}; a gap file may hold only {TENSOR!r} and {', '.join(map(repr, allowed))}"
+            )
+        arr = np.ascontiguousarray(np.asarray(value), dtype=np.float32)
+        if arr.shape != allowed[key]:
+            raise DogeError(f"{where}: tensor {key!r} must have shape {list(allowed[key])}, found {list(arr.shape)}")
+        if not np.isfinite(arr).all():
+            raise DogeError(f"{where}: tensor {key!r} has NaN or infinite values")
+        out[key] = arr
+    return out
 
 
 def decode(data: bytes, where: str) -> GapFile:
@@ -97,10 +123,11 @@ def decode(data: bytes, where: str) -> GapFile:
         tensors = st_load(data)
     except Exception as e:
         raise DogeError(f"{where}: not a readable safetensors file ({e})") from None
-    vector = as_gap_vector(tensors[TENSOR], what=f"{where}: tensor {TENSOR!r}")
+    vector = as_gap_vector(tensors.pop(TENSOR), what=f"{where}: tensor {TENSOR!r}")
+    extras = checked_extras(tensors, vector.shape[0], where)
     if KEY_PROVENANCE in metadata:
         _check_provenance(metadata[KEY_PROVENANCE], where)
-    return GapFile(vector, dict(metadata))
+    return GapFile(vector, dict(metadata), extras)
 
 
 def provenance_from_text(text: str) -> dict:
@@ -163,11 +190,15 @@ def _sniff_foreign(data: bytes) -> str | None:
 
 def _check_tensors(header: dict, where: str) -> None:
     names = sorted(header)
-    if names != [TENSOR]:
+    extra = [n for n in names if n != TENSOR]
+    if TENSOR not in header or any(n not in extra_shapes(1) for n in extra):
         raise DogeError(
-            f"{where}: a gap file holds exactly one tensor named {TENSOR!r}, found {len(names)}: "
-            f"{', '.join(map(repr, names)) or 'none'}"
+            f"{where}: a gap file holds exactly one tensor named {TENSOR!r} (plus, optionally, "
+            f"{' and '.join(map(repr, extra_shapes(1)))}), found {len(names)}: {', '.join(map(repr, names)) or 'none'}"
         )
+    for name in extra:  # shapes are checked against the gap's width once it is read
+        if not isinstance(header[name], dict) or header[name].get("dtype") != "F32":
+            raise DogeError(f"{where}: tensor {name!r} must be float32 (F32)")
     info = header[TENSOR]
     if not isinstance(info, dict):
         raise DogeError(f"{where}: bad entry for tensor {TENSOR!r}")

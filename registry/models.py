@@ -49,3 +49,58 @@ class AliasRow(Base):
     version_id: Mapped[int] = mapped_column(
         Integer, ForeignKey("gap_versions.id", ondelete="CASCADE"), nullable=False, index=True
     )
+
+
+class LabelRow(Base):
+    """A ``key=value`` label on one version; at most one value per (version, key)."""
+
+    __tablename__ = "gap_labels"
+
+    version_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("gap_versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(100), primary_key=True, index=True)
+    value: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class AuditRow(Base):
+    """One change to a name: alias moves, label changes, versions created and removed.
+
+    Keyed by name, not by a foreign key, so that it outlives the versions it tells about.
+    """
+
+    __tablename__ = "gap_audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False, index=True)
+    version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    action: Mapped[str] = mapped_column(String(40), nullable=False)
+    before: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON
+    after: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON
+    who: Mapped[str] = mapped_column(String(200), nullable=False)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class EvaluationRow(Base):
+    """One ``doge gap eval`` of a version: on which held-out images, with which encoder, and its
+    figures (``metrics``: the whole evaluation record as JSON). Removed with its version."""
+
+    __tablename__ = "gap_evaluations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    version_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("gap_versions.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    gap_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    created_by: Mapped[str] = mapped_column(String(200), nullable=False)
+    source_folder: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    source_digest: Mapped[str] = mapped_column(String(64), nullable=False, default="")
+    source_images: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    target_folder: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    target_digest: Mapped[str] = mapped_column(String(64), nullable=False, default="")
+    target_images: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    encoder: Mapped[str] = mapped_column(Text, nullable=False, default="{}")  # JSON
+    metrics: Mapped[str] = mapped_column(Text, nullable=False, default="{}")  # JSON

@@ -12,25 +12,24 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import create_engine, delete, event, func, inspect, select, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy import delete, distinct, func, inspect, or_, select
 from sqlalchemy.orm import Session
 
+from doge.atomic import write_atomic
 from doge.errors import DogeError, IntegrityError, NotFound
 from doge.home import doge_home
 from doge.names import Ref, parse_ref, validate_alias, validate_name
 
-from . import gapfile
-from doge.atomic import write_atomic
+from . import audit, gapfile, labels, schema
+from .blobs import sha256_hex
+from .blobstores import open_blob_store
+from .database import WRITE as _WRITE
+from .database import advisory_lock, db_errors, make_engine
+from .database import first_line as _first_line  # noqa: F401  (kept for importers of the old names)
+from .database import safe_url as _safe_url
+from .models import AliasRow, AuditRow, EvaluationRow, GapName, GapRow, LabelRow
 
-from .blobs import BlobStore, sha256_hex
-from .models import AliasRow, Base, GapName, GapRow
-
-SQLITE_BUSY_TIMEOUT_S = 30
 MAX_IMPORT_BYTES = 64 * 1024 * 1024
-_WRITE = "doge_write"  # execution option that marks a write transaction
-_SCHEMA_LOCK = 0x646F6765  # PostgreSQL advisory lock key for creating the schema ("doge")
 
 
 @dataclass(frozen=True)
@@ -44,6 +43,7 @@ class GapVersion:
     created_by: str
     aliases: tuple[str, ...] = ()
     provenance: dict = field(default_factory=dict, hash=False)
+    labels: dict = field(default_factory=dict, hash=False)  # key -> value
 
     @property
     def ref(self) -> str:
@@ -61,21 +61,22 @@ class GapVersion:
             "created_at": self.created_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
             "created_by": self.created_by,
             "provenance": self.provenance,
+            "labels": dict(sorted(self.labels.items())),
         }
 
 
 class Registry:
-    """Gaps by name and version. ``url`` is any SQLAlchemy URL; default: SQLite in the home."""
+    """Gaps by name and version. ``url`` is any SQLAlchemy URL; default: SQLite in the home.
 
-    def __init__(self, home=None, url: str | None = None):
+    ``blob_store`` is where the vectors go: a folder or an fsspec URL (``s3://bucket/gaps``);
+    default: $DOGE_BLOB_STORE, else ``<home>/blobs``.
+    """
+
+    def __init__(self, home=None, url: str | None = None, blob_store: str | os.PathLike | None = None):
         self.home = doge_home(home).resolve()
-        url = url or os.environ.get("DOGE_REGISTRY_URL") or None
-        if url is None:
-            self.home.mkdir(parents=True, exist_ok=True)
-            url = f"sqlite:///{self.home / 'registry.db'}"
-        self.url = str(url)
-        self.blobs = BlobStore(self.home / "blobs")
-        self._engine = _make_engine(self.url)
+        self.url = _registry_url(self.home, url)
+        self.blobs = open_blob_store(blob_store, self.home)
+        self._engine = make_engine(self.url)
         self._write_engine = self._engine.execution_options(**{_WRITE: True})
         self._ensure_schema()
 
@@ -90,13 +91,13 @@ class Registry:
     def resolve(self, ref: str | Ref | GapVersion) -> GapVersion:
         with self._tx() as s:
             row = self._resolve_row(s, _as_ref(ref))
-            return _gv(row, self._aliases_of(s, row.id))
+            return self._gv(s, row)
 
     def load_vector(self, gv_or_ref) -> np.ndarray:
         """The float32 [dim] vector, read from its blob and checked against its sha256."""
         gv = gv_or_ref if isinstance(gv_or_ref, GapVersion) else self.resolve(gv_or_ref)
         data = self.blobs.get(gv.sha256, f"gap {gv.ref}")
-        vector = gapfile.decode(data, f"gap {gv.ref} ({self.blobs.path(gv.sha256)})").vector
+        vector = gapfile.decode(data, f"gap {gv.ref} ({self.blobs.where(gv.sha256)})").vector
         if vector.shape[0] != gv.dim:
             raise IntegrityError(
                 f"gap {gv.ref}: blob holds {vector.shape[0]} values but the registry says {gv.dim}; "
@@ -104,36 +105,71 @@ class Registry:
             )
         return vector
 
-    def list(self, name: str | None = None) -> list[GapVersion]:
-        """All live versions (of ``name``, if given), sorted by name then version."""
+    def load_tensors(self, gv_or_ref) -> dict[str, np.ndarray]:
+        """``{"gap": vector}`` plus the optional tensors the blob carries (``coral.transform``, ...)."""
+        gv = gv_or_ref if isinstance(gv_or_ref, GapVersion) else self.resolve(gv_or_ref)
+        gf = gapfile.decode(self.read_blob(gv), f"gap {gv.ref} ({self.blobs.where(gv.sha256)})")
+        return {gapfile.TENSOR: gf.vector, **gf.extras}
+
+    def evaluations(self, ref) -> list[dict]:
+        """The evaluations stored on ``ref``'s version (``doge gap eval``), oldest first."""
         with self._tx() as s:
-            rows_q = select(GapRow)
-            alias_q = select(AliasRow.version_id, AliasRow.alias)
-            if name is not None:
-                rows_q = rows_q.where(GapRow.name == name)
-                alias_q = alias_q.where(AliasRow.name == name)
-            aliases = defaultdict(list)
+            row = self._resolve_row(s, _as_ref(ref))
+            q = select(EvaluationRow).where(EvaluationRow.version_id == row.id).order_by(EvaluationRow.id)
+            return [evaluation_record(e) for e in s.scalars(q)]
+
+    def list(self, name: str | None = None, where: dict | None = None, search: str | None = None) -> list[GapVersion]:
+        """Live versions, sorted by name then version: all, or those of ``name``, carrying every
+        label in ``where`` and matching ``search`` (a case-insensitive substring of the name, the
+        description, or a label's key or value)."""
+        rows_q = select(GapRow)
+        alias_q = select(AliasRow.version_id, AliasRow.alias)
+        label_q = select(LabelRow.version_id, LabelRow.key, LabelRow.value)
+        if name is not None:
+            rows_q = rows_q.where(GapRow.name == name)
+            alias_q = alias_q.where(AliasRow.name == name)
+            label_q = label_q.join(GapRow, GapRow.id == LabelRow.version_id).where(GapRow.name == name)
+        for key, value in labels.checked_labels(where).items():
+            rows_q = rows_q.where(GapRow.id.in_(_with_label(key, value)))
+        if search:
+            rows_q = rows_q.where(_matching(search))
+        with self._tx() as s:
+            aliases, labels_of = defaultdict(list), defaultdict(dict)
             for version_id, alias in s.execute(alias_q):
                 aliases[version_id].append(alias)
+            for version_id, key, value in s.execute(label_q):
+                labels_of[version_id][key] = value
             rows = sorted(s.scalars(rows_q), key=lambda r: (r.name, r.version))
-            return [_gv(r, tuple(sorted(aliases[r.id]))) for r in rows]
+            return [_gv(r, tuple(sorted(aliases[r.id])), labels_of[r.id]) for r in rows]
 
     def names(self) -> list[str]:
         with self._tx() as s:
             return self._live_names(s)
 
+    def history(self, name: str) -> list[dict]:
+        """Every change to ``name``, oldest first: versions created and removed, alias moves,
+        label changes; each with who, when (UTC), and what it pointed to before and after.
+        Removing versions keeps the log."""
+        validate_name(name)
+        with self._tx() as s:
+            rows = s.scalars(select(AuditRow).where(AuditRow.name == name).order_by(AuditRow.id)).all()
+            if not rows and s.get(GapName, name) is None:
+                raise NotFound(self._unknown_name(s, name))
+            return [audit.entry(r) for r in rows]
+
     # -- writing -------------------------------------------------------------------------
 
-    def create(self, name: str, vector, provenance: dict, description: str = "") -> GapVersion:
-        """Store ``vector`` as the next version of ``name``."""
+    def create(self, name: str, vector, provenance: dict, description: str = "", extras: dict | None = None) -> GapVersion:
+        """Store ``vector`` (and any optional ``extras`` tensors, see gapfile) as the next version of ``name``."""
         validate_name(name)
         vector = gapfile.as_gap_vector(vector)
+        extras = gapfile.checked_extras(extras, vector.shape[0], f"gap {name!r}")
         prov_text = gapfile.provenance_json(provenance)
         with self._tx(write=True) as s:
             counter = self._lock_name(s, name)
             version = counter.next_version
             # name and version go into the file itself, so an exported file describes itself
-            data = gapfile.encode(vector, name, version, provenance, description)
+            data = gapfile.encode(vector, name, version, provenance, description, extras)
             row = GapRow(
                 name=name,
                 version=version,
@@ -147,6 +183,27 @@ class Registry:
             )
             return self._insert(s, counter, row)
 
+    def add_evaluation(self, ref, record: dict) -> dict:
+        """Store an evaluation record (``doge.quality.evaluate``) on ``ref``'s version; returns it
+        with its ``evaluation_id``."""
+        if not isinstance(record, dict):
+            raise DogeError(f"an evaluation record must be a dict, got {type(record).__name__}")
+        metrics = gapfile.provenance_json(record)  # canonical JSON; refuses what JSON cannot hold
+        source, target = record.get("source") or {}, record.get("target") or {}
+        with self._tx(write=True) as s:
+            row = self._resolve_row(s, _as_ref(ref))
+            evaluation = EvaluationRow(
+                version_id=row.id, name=row.name, version=row.version, gap_sha256=row.sha256, created_at=_now(),
+                created_by=str(record.get("created_by") or _creator({})),
+                source_folder=str(source.get("folder", "")), source_digest=str(source.get("digest", "")),
+                source_images=int(source.get("images", 0)), target_folder=str(target.get("folder", "")),
+                target_digest=str(target.get("digest", "")), target_images=int(target.get("images", 0)),
+                encoder=gapfile.provenance_json(record.get("encoder") or {}), metrics=metrics,
+            )
+            s.add(evaluation)
+            s.flush()
+            return evaluation_record(evaluation)
+
     def tag(self, ref, alias: str) -> GapVersion:
         """Point ``alias`` at ``ref``'s version, moving it if it pointed elsewhere."""
         validate_alias(alias)
@@ -154,13 +211,9 @@ class Registry:
         with self._tx(write=True) as s:
             self._lock_name(s, r.name, create=False)
             row = self._resolve_row(s, r)
-            existing = s.get(AliasRow, (r.name, alias))
-            if existing is None:
-                s.add(AliasRow(name=r.name, alias=alias, version_id=row.id))
-            else:
-                existing.version_id = row.id
+            self._set_alias(s, row, alias)
             s.flush()
-            return _gv(row, self._aliases_of(s, row.id))
+            return self._gv(s, row)
 
     def untag(self, name: str, alias: str) -> GapVersion:
         """Remove ``alias`` from ``name``; returns the version it pointed at."""
@@ -174,18 +227,57 @@ class Registry:
                 raise NotFound(f"gap {name!r} has no alias {alias!r}; {have}")
             row = s.get(GapRow, found.version_id)
             s.delete(found)
+            audit.record(s, name, row.version, audit.ALIAS_REMOVED, {"alias": alias, "version": row.version}, None)
             s.flush()
-            return _gv(row, self._aliases_of(s, row.id))
+            return self._gv(s, row)
 
-    def remove(self, ref) -> GapVersion:
-        """Delete one version and its aliases; its number is never handed out again."""
+    def label(self, ref, values: dict | None = None, remove=()) -> GapVersion:
+        """Set ``key=value`` labels on ``ref``'s version and remove the keys in ``remove``."""
+        new, gone = labels.checked_labels(values), [labels.validate_key(k) for k in remove]
+        both = sorted(k for k in gone if k in new)
+        if both:
+            raise DogeError(f"label {both[0]!r} is both set and removed: do one")
+        if not new and not gone:
+            raise DogeError("give labels to set (key=value) or keys to remove")
         r = _as_ref(ref)
         with self._tx(write=True) as s:
             self._lock_name(s, r.name, create=False)
             row = self._resolve_row(s, r)
-            gv = _gv(row, self._aliases_of(s, row.id))
+            for key in gone:
+                found = s.get(LabelRow, (row.id, key))
+                if found is None:
+                    have = ", ".join(sorted(self._labels_of(s, row.id))) or "none"
+                    raise NotFound(f"gap {r.name}@v{row.version} has no label {key!r} (its labels: {have})")
+                s.delete(found)
+                before = {"key": key, "value": found.value}
+                audit.record(s, r.name, row.version, audit.LABEL_REMOVED, before, None)
+            for key, value in new.items():
+                found = s.get(LabelRow, (row.id, key))
+                if found is not None and found.value == value:
+                    continue
+                before = None if found is None else {"key": key, "value": found.value}
+                if found is None:
+                    s.add(LabelRow(version_id=row.id, key=key, value=value))
+                else:
+                    found.value = value
+                audit.record(s, r.name, row.version, audit.LABEL_SET, before, {"key": key, "value": value})
+            s.flush()
+            return self._gv(s, row)
+
+    def remove(self, ref) -> GapVersion:
+        """Delete one version, its aliases and labels; its number is never handed out again, and
+        the history keeps what it was."""
+        r = _as_ref(ref)
+        with self._tx(write=True) as s:
+            self._lock_name(s, r.name, create=False)
+            row = self._resolve_row(s, r)
+            gv = self._gv(s, row)
             s.execute(delete(AliasRow).where(AliasRow.version_id == row.id))
+            s.execute(delete(LabelRow).where(LabelRow.version_id == row.id))
+            s.execute(delete(EvaluationRow).where(EvaluationRow.version_id == row.id))
             s.delete(row)
+            before = {"version": gv.version, "sha256": gv.sha256, "aliases": list(gv.aliases), "labels": gv.labels}
+            audit.record(s, gv.name, gv.version, audit.VERSION_REMOVED, before, None)
         # only after the commit: a failed removal must leave the blob in place
         self._collect_blob(gv.sha256)
         return gv
@@ -216,7 +308,7 @@ class Registry:
             counter = self._lock_name(s, name)
             latest = self._latest_row(s, name)
             if latest is not None and latest.sha256 == sha:
-                return _gv(latest, self._aliases_of(s, latest.id))
+                return self._gv(s, latest)
             row = GapRow(
                 name=name,
                 version=counter.next_version,
@@ -230,31 +322,119 @@ class Registry:
             )
             return self._insert(s, counter, row)
 
+    # -- copies made elsewhere: push, pull, bundles (the rules are in transfer.py) --------
+
+    def read_blob(self, gv: GapVersion) -> bytes:
+        """The bytes of ``gv``'s blob, checked against its sha256."""
+        return self.blobs.get(gv.sha256, f"gap {gv.ref}")
+
+    def add_versions(self, items, new_version: bool = False, where: str = "this registry") -> list:
+        """Store copies of versions made elsewhere (``transfer.IncomingVersion``s), all or nothing.
+
+        Each keeps its bytes (so its sha256) and, where free, its number (``transfer.place``);
+        its aliases are set, moving them if they pointed elsewhere. Every item is placed before
+        any blob is written, so a refused copy writes nothing; then blobs go first and rows after
+        them, all in one transaction: an interrupted copy leaves at most unreferenced blobs,
+        never a row without its blob. Returns a ``transfer.Placement`` per item.
+        """
+        from .transfer import ADDED, PRESENT, Placement
+
+        for item in items:
+            validate_name(item.name)
+            labels.checked_labels(item.labels)
+            for alias in item.aliases:
+                validate_alias(alias)
+        with self._tx(write=True) as s:
+            placed = []
+            for item, counter, version, present in self._place_copies(s, items, new_version, where):
+                if present:
+                    row = self._resolve_row(s, Ref(item.name, version=version))
+                else:
+                    row = self._insert_copy(s, counter, item, version)
+                for alias in item.aliases:
+                    self._set_alias(s, row, alias)
+                s.flush()
+                placed.append(Placement(item, self._gv(s, row), PRESENT if present else ADDED))
+        return placed
+
+    def _place_copies(self, s: Session, items, new_version: bool, where: str) -> list[tuple]:
+        """(item, its name's locked counter, version, already there) for each item, in order.
+
+        Items that keep their numbers are placed first, so that with ``new_version`` only the
+        conflicting ones are renumbered.
+        """
+        from .transfer import VersionConflict, place
+
+        names: dict[str, tuple[GapName, dict[int, str]]] = {}
+
+        def place_one(item, renumber: bool) -> tuple:
+            if item.name not in names:
+                counter = self._lock_name(s, item.name)
+                q = select(GapRow.version, GapRow.sha256).where(GapRow.name == item.name)
+                names[item.name] = (counter, {version: sha for version, sha in s.execute(q)})
+            counter, existing = names[item.name]
+            next_version = max([counter.next_version, *(v + 1 for v in existing)])
+            version, present = place(item, existing, next_version, new_version=renumber, where=where)
+            existing[version] = item.sha256  # later items of the same name see this one
+            return item, counter, version, present
+
+        plan, conflicting = {}, []
+        for i, item in enumerate(items):
+            try:
+                plan[i] = place_one(item, renumber=False)
+            except VersionConflict:
+                if not new_version:
+                    raise
+                conflicting.append(i)
+        for i in conflicting:
+            plan[i] = place_one(items[i], renumber=True)
+        return [plan[i] for i in range(len(items))]
+
+    def _insert_copy(self, s: Session, counter: GapName, item, version: int) -> GapRow:
+        if sha256_hex(item.data) != item.sha256:
+            raise IntegrityError(f"{item.ref}: its bytes do not match its sha256 {item.sha256[:12]}; nothing was stored")
+        row = GapRow(
+            name=item.name,
+            version=version,
+            sha256=self._put_blob(s, item.data),
+            dim=item.dim,
+            description=item.description,
+            created_at=item.created_at,
+            created_by=item.created_by,
+            source=item.source,
+            provenance=gapfile.provenance_json(item.provenance),
+        )
+        before = counter.next_version
+        self._insert(s, counter, row)
+        counter.next_version = max(before, version + 1)  # a renumbered copy may come before a higher kept one
+        for key, value in sorted(item.labels.items()):
+            s.add(LabelRow(version_id=row.id, key=key, value=value))
+            audit.record(s, row.name, row.version, audit.LABEL_SET, None, {"key": key, "value": value})
+        return row
+
+    def _set_alias(self, s: Session, row: GapRow, alias: str) -> None:
+        """Point ``alias`` of ``row``'s name at it (moving it if it pointed elsewhere), with history."""
+        existing = s.get(AliasRow, (row.name, alias))
+        after = {"alias": alias, "version": row.version}
+        if existing is None:
+            s.add(AliasRow(name=row.name, alias=alias, version_id=row.id))
+            audit.record(s, row.name, row.version, audit.ALIAS_SET, None, after)
+        elif existing.version_id != row.id:
+            before = {"alias": alias, "version": s.get(GapRow, existing.version_id).version}
+            existing.version_id = row.id
+            audit.record(s, row.name, row.version, audit.ALIAS_MOVED, before, after)
+
     # -- internals -----------------------------------------------------------------------
 
     @contextmanager
     def _tx(self, write: bool = False):
         engine = self._write_engine if write else self._engine
-        try:
-            with Session(engine, expire_on_commit=False) as s, s.begin():
-                yield s
-        except DBAPIError as e:
-            raise DogeError(f"registry {_safe_url(self.url)}: {_first_line(e.orig)}") from e
+        with db_errors(self.url), Session(engine, expire_on_commit=False) as s, s.begin():
+            yield s
 
     def _ensure_schema(self) -> None:
-        try:
-            have = inspect(self._engine).get_table_names()
-            if all(t in have for t in Base.metadata.tables):
-                return
-            with self._write_engine.begin() as conn:
-                if conn.dialect.name == "postgresql":
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
-                Base.metadata.create_all(conn)  # checks again, now under the lock
-        except DBAPIError as e:
-            raise DogeError(
-                f"cannot open the registry {_safe_url(self.url)}: {_first_line(e.orig)}; "
-                "check the registry URL (--registry / DOGE_REGISTRY_URL)"
-            ) from None
+        with db_errors(self.url, opening=True):
+            schema.check(self._engine, self._write_engine, self.url)
 
     def _lock_name(self, s: Session, name: str, create: bool = True) -> GapName | None:
         """The name's counter row, locked for this transaction (created if missing and asked to)."""
@@ -268,14 +448,15 @@ class Registry:
     def _insert(self, s: Session, counter: GapName, row: GapRow) -> GapVersion:
         counter.next_version = row.version + 1
         s.add(row)
+        after = {"version": row.version, "sha256": row.sha256, "source": row.source}
+        audit.record(s, row.name, row.version, audit.VERSION_CREATED, None, after)
         s.flush()
         return _gv(row, ())
 
     def _lock_blob(self, s: Session, sha: str) -> None:
         # SQLite writers already hold the database's write lock; PostgreSQL needs one per blob so
         # that a removal's cleanup and a new row that shares the blob never interleave.
-        if s.get_bind().dialect.name == "postgresql":
-            s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": int(sha[:15], 16)})
+        advisory_lock(s.connection(), int(sha[:15], 16))
 
     def _put_blob(self, s: Session, data: bytes) -> str:
         sha = sha256_hex(data)
@@ -342,39 +523,85 @@ class Registry:
         q = select(AliasRow.alias).where(AliasRow.version_id == version_id)
         return tuple(sorted(s.scalars(q)))
 
+    def _labels_of(self, s: Session, version_id: int) -> dict[str, str]:
+        q = select(LabelRow.key, LabelRow.value).where(LabelRow.version_id == version_id)
+        return dict(sorted(s.execute(q).tuples()))
 
-def _make_engine(url: str):
+    def _gv(self, s: Session, row: GapRow) -> GapVersion:
+        return _gv(row, self._aliases_of(s, row.id), self._labels_of(s, row.id))
+
+
+def registry_info(home=None, url: str | None = None, blob_store=None) -> dict:
+    """Where the registry is (password hidden), its schema revision and what it holds; opens
+    registries of any revision and writes nothing."""
+    home = doge_home(home).resolve()
+    url = _registry_url(home, url)
+    engine = make_engine(url)
     try:
-        u = make_url(url)
-        if u.get_backend_name() != "sqlite":
-            return create_engine(u, pool_pre_ping=True)
-        if u.database and u.database != ":memory:" and not u.database.startswith("file:"):
-            Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(u, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
-    except (ArgumentError, ValueError):
-        raise DogeError(
-            f"bad registry URL {_safe_url(url)!r}: use e.g. sqlite:///path/registry.db "
-            "or postgresql+psycopg://user@host/db"
-        ) from None
-    except (NoSuchModuleError, ImportError) as e:
-        raise DogeError(
-            f"registry URL {_safe_url(url)!r} needs a database driver ({e}); "
-            "install it, e.g. pip install 'doge[postgres]'"
-        ) from None
-    event.listen(engine, "connect", _sqlite_connect)
-    event.listen(engine, "begin", _sqlite_begin)
-    return engine
+        with db_errors(url, opening=True), engine.connect() as conn:
+            revision = schema.current_revision(conn)
+            have = set(inspect(conn).get_table_names())
+            counts = {
+                key: conn.execute(q).scalar_one() for key, (table, q) in _COUNTS.items() if table in have
+            }
+    finally:
+        engine.dispose()
+    head = schema.head_revision()
+    return {
+        "url": _safe_url(url),
+        "backend": engine.dialect.name,
+        "schema_revision": revision,
+        "head_revision": head,
+        "up_to_date": revision in (None, head),
+        "blob_store": open_blob_store(blob_store, home).url,
+        "counts": counts,
+    }
 
 
-def _sqlite_connect(dbapi_conn, _record) -> None:
-    dbapi_conn.isolation_level = None  # let the "begin" hook below emit BEGIN itself
-    dbapi_conn.execute("PRAGMA foreign_keys=ON")
+def upgrade_registry(home=None, url: str | None = None) -> dict:
+    """Migrate the registry's schema to this doge's revision, in one transaction."""
+    home = doge_home(home).resolve()
+    url = _registry_url(home, url)
+    engine = make_engine(url)
+    try:
+        with db_errors(url, opening=True):
+            before, after = schema.upgrade(engine.execution_options(**{_WRITE: True}), url)
+    finally:
+        engine.dispose()
+    return {"url": _safe_url(url), "before": before, "after": after, "changed": before != after}
 
 
-def _sqlite_begin(conn) -> None:
-    # A writer takes the write lock up front (waiting up to the busy timeout), so concurrent
-    # writers queue instead of failing when a deferred read lock cannot be upgraded.
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
+_COUNTS = {  # what `doge registry info` counts, and the table each needs
+    "names": ("gap_versions", select(func.count(distinct(GapRow.name)))),
+    "versions": ("gap_versions", select(func.count()).select_from(GapRow)),
+    "blobs": ("gap_versions", select(func.count(distinct(GapRow.sha256)))),
+    "aliases": ("gap_aliases", select(func.count()).select_from(AliasRow)),
+    "labels": ("gap_labels", select(func.count()).select_from(LabelRow)),
+    "history": ("gap_audit", select(func.count()).select_from(AuditRow)),
+}
+
+
+def _registry_url(home: Path, url: str | None) -> str:
+    url = url or os.environ.get("DOGE_REGISTRY_URL") or None
+    if url is None:
+        home.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{home / 'registry.db'}"
+    return str(url)
+
+
+def _with_label(key: str, value: str):
+    return select(LabelRow.version_id).where(LabelRow.key == key, LabelRow.value == value)
+
+
+def _matching(text: str):
+    """Versions whose name, description, or a label's key or value holds ``text``, any case."""
+    needle = text.lower()
+
+    def holds(column):
+        return func.lower(column).contains(needle, autoescape=True)
+
+    in_labels = select(LabelRow.version_id).where(or_(holds(LabelRow.key), holds(LabelRow.value)))
+    return or_(holds(GapRow.name), holds(GapRow.description), GapRow.id.in_(in_labels))
 
 
 def _insert_ignore(s: Session, model, values: dict):
@@ -405,7 +632,7 @@ def _as_ref(ref) -> Ref:
     return ref if isinstance(ref, Ref) else parse_ref(ref)
 
 
-def _gv(row: GapRow, aliases: tuple[str, ...]) -> GapVersion:
+def _gv(row: GapRow, aliases: tuple[str, ...], labels_: dict | None = None) -> GapVersion:
     return GapVersion(
         name=row.name,
         version=row.version,
@@ -416,7 +643,17 @@ def _gv(row: GapRow, aliases: tuple[str, ...]) -> GapVersion:
         created_by=row.created_by,
         aliases=aliases,
         provenance=gapfile.provenance_from_text(row.provenance),
+        labels=dict(labels_ or {}),
     )
+
+
+def evaluation_record(row: EvaluationRow) -> dict:
+    """A stored evaluation as its record, with the row's id and the time it was stored."""
+    return {
+        **gapfile.provenance_from_text(row.metrics),
+        "evaluation_id": row.id,
+        "stored_at": _utc(row.created_at).isoformat(timespec="seconds").replace("+00:00", "Z"),
+    }
 
 
 def _now() -> datetime:
@@ -445,14 +682,3 @@ def _file_name(gv: GapVersion) -> str:
 def _fmt_versions(versions: list[int]) -> str:
     vs = [f"v{v}" for v in versions]
     return ", ".join(vs if len(vs) <= 8 else [*vs[:3], "...", *vs[-3:]])
-
-
-def _safe_url(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url if "@" not in url else "<unparsable URL>"  # cannot tell where a password would be
-
-
-def _first_line(exc) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

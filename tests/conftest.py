@@ -1,6 +1,8 @@
 """Shared fixtures."""
 
 import os
+import uuid
+from contextlib import contextmanager
 
 import pytest
 
@@ -17,26 +19,37 @@ def postgres_url() -> str:
     return url
 
 
-def _empty_postgres(url: str) -> None:
-    from sqlalchemy import create_engine
+@contextmanager
+def postgres_schema(url: str):
+    """A fresh, empty PostgreSQL schema for one test, as the URL that makes it the search path.
 
-    from doge.registry.models import Base
+    Each test gets its own, so tests on the shared database (other runs at the same time
+    included) never see each other's tables; the schema is dropped afterwards.
+    """
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
 
-    engine = create_engine(url)
+    schema = f"doge_t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
     try:
-        Base.metadata.drop_all(engine)
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        scoped = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
+        yield scoped.render_as_string(hide_password=False)
     finally:
-        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def registry_url(request):
-    """None (the default SQLite file in the home) or an emptied PostgreSQL database's URL."""
+    """None (the default SQLite file in the home) or the URL of an empty PostgreSQL schema."""
     if request.param == "sqlite":
-        return None
-    url = postgres_url()
-    _empty_postgres(url)
-    return url
+        yield None
+        return
+    with postgres_schema(postgres_url()) as url:
+        yield url
 
 
 @pytest.fixture

@@ -132,7 +132,7 @@ def test_two_plugins_with_one_name_is_an_error_naming_both(fresh_plugins):
 
 
 def test_unknown_plugin_name_lists_known_ones(fresh_plugins):
-    with pytest.raises(DogeError, match="known: class-mean, mean, median, pca"):
+    with pytest.raises(DogeError, match="known: class-mean, coral, lda, mean, median, pca, trimmed-mean"):
         pluginmanager.get("estimators", "meen")
 
 

@@ -1,0 +1,200 @@
+"""``doge render --ray``: the same render plan on Ray Data, one actor per GPU (or CPU slot) holding a pipeline.
+
+Ray tasks read the pending sources' bytes and Ray batches the jobs; each actor decodes its batch,
+makes the controls and generates with the per-batch code a local run uses
+(:func:`doge.engine.run.render_batch`), and sends PNG bytes and manifest lines back. The driver
+alone writes, as results stream in, through the same :class:`~doge.engine.run.OutputWriter` as a
+local run: images atomically, then their manifest lines. So the output folder need exist only
+where the driver runs, lines never interleave, and an image whose batch Ray redid after an actor
+died is written once. Sources are read by Ray's workers: on a cluster they must be readable at
+the same path on every node (a shared filesystem), and doge must be installed there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from collections import defaultdict
+
+from doge.errors import DogeError
+from doge.rendering import Job, Plan
+
+log = logging.getLogger("doge")
+
+# Test hook: the path of a marker file; the first actor to find it missing creates it and dies.
+FAIL_ONCE_ENV = "DOGE_TEST_FAIL_ONCE"
+# How often Ray restarts an actor that died and redoes its batch before the run fails.
+MAX_RESTARTS = 3
+
+
+def run_on_ray(p: Plan, address: str, progress: bool = True) -> list[str]:
+    """Render ``p.pending`` on Ray (``address``: "local", "auto" or "ray://…"); returns the images written."""
+    from doge.engine.run import OutputWriter
+
+    ray = _import_ray()
+    started = _connect(ray, address, progress)
+    writer = OutputWriter(p.out, len(p.pending), progress)
+    ray_data_log = logging.getLogger("ray.data")
+    level = ray_data_log.level
+    if not progress:
+        ray_data_log.setLevel(logging.ERROR)  # Ray Data logs its progress at INFO, and warns that it does
+    try:
+        count, resources = actor_layout(ray.cluster_resources(), p.device)
+        count = min(count, -(-len(p.pending) // p.batch_size))  # no more actors than batches
+        log.info("rendering on Ray with %d actor(s), each asking for %s", count, resources)
+        jobs = _read_sources(ray, p)
+        with warnings.catch_warnings():
+            # Ray 2.60 deprecates remote args without naming a replacement for these two; its
+            # default, restarting forever, would loop on an image that crashes an actor every time.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            results = jobs.map_batches(
+                _RenderActor,
+                fn_constructor_args=(p, os.environ.get(FAIL_ONCE_ENV)),
+                batch_size=p.batch_size,
+                compute=ray.data.ActorPoolStrategy(size=count),
+                max_restarts=MAX_RESTARTS,
+                max_task_retries=MAX_RESTARTS,
+                **resources,
+            )
+        for batch in results.iter_batches(batch_size=None, batch_format="numpy"):
+            writer.write(_outputs(batch))
+    except DogeError:
+        raise
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise DogeError(
+            f"the Ray render failed ({type(exc).__name__}: {first}); the images finished so far are kept: "
+            "fix the cause (see Ray's logs) and rerun the same command to resume"
+        ) from exc
+    finally:
+        writer.close()
+        ray_data_log.setLevel(level)
+        if started:
+            ray.shutdown()
+    return writer.written
+
+
+def actor_layout(resources: dict, device: str | None = None) -> tuple[int, dict]:
+    """How many actors to start and what each asks Ray for: one per GPU, else one per CPU.
+
+    One CPU (half, on a one-CPU cluster) is left to the tasks that read the sources: actors that
+    take every CPU starve those tasks and the run never finishes.
+    """
+    cpus = float(resources.get("CPU", 1))
+    gpus = int(resources.get("GPU", 0))
+    if not gpus and (device or "").startswith("cuda"):
+        raise DogeError(f"--device {device} with --ray, but the Ray cluster has no GPU; use --device auto or cpu")
+    spare = cpus - min(1.0, cpus / 2)
+    if gpus and not (device or "auto").startswith(("cpu", "mps")):
+        return gpus, {"num_gpus": 1, "num_cpus": min(1.0, spare / gpus)}
+    count = max(1, int(cpus))
+    return count, {"num_cpus": spare / count}
+
+
+def _import_ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise DogeError("--ray needs Ray Data: pip install 'doge[ray]'") from None
+    return ray
+
+
+def _connect(ray, address: str, progress: bool) -> bool:
+    """Start or join Ray unless this process already has; True if this call started it."""
+    if ray.is_initialized():
+        return False
+    quiet = {} if progress else {"logging_level": logging.ERROR, "log_to_driver": False}
+    try:
+        if address in (None, "", "local"):
+            ray.init(include_dashboard=False, **quiet)
+        else:
+            ray.init(address=address, **quiet)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DogeError(
+            f"--ray {address}: could not join a Ray cluster there ({first[:200]}); check the address, "
+            "or give --ray without an address to start a local Ray"
+        ) from None
+    ray.data.DataContext.get_current().enable_progress_bars = progress
+    return True
+
+
+def _read_sources(ray, p: Plan):
+    """A dataset of the pending jobs, one row each, carrying its source's bytes read by a Ray task."""
+    by_source: dict[int, list[Job]] = defaultdict(list)
+    for job in p.pending:
+        by_source[job.source].append(job)
+    paths = {index: str(p.sources.files[index]) for index in by_source}
+
+    def read(row: dict) -> list[dict]:
+        index = int(row["source"])
+        with open(paths[index], "rb") as f:
+            data = f.read()
+        return [{"source": j.source, "k": j.k, "weight": j.weight, "image": j.image, "data": data}
+                for j in by_source[index]]
+
+    return ray.data.from_items([{"source": index} for index in sorted(by_source)]).flat_map(read)
+
+
+class _RenderActor:
+    """Holds a loaded pipeline; turns a batch of job rows into output rows (PNG bytes, manifest lines)."""
+
+    def __init__(self, plan: Plan, fail_once: str | None = None):
+        import ray
+
+        from doge.engine.run import load_engine
+
+        self.plan, self.fail_once = plan, fail_once
+        # Ray shows an actor only the GPU it was given, as cuda:0.
+        device = "cuda" if ray.get_gpu_ids() else "mps" if plan.device == "mps" else "cpu"
+        self.engine = load_engine(plan, device=device)
+
+    def __call__(self, batch: dict) -> dict:
+        _maybe_fail_once(self.fail_once)
+        try:
+            outputs = self._render(batch)
+        except DogeError as exc:
+            # A user's mistake (a missing control map, out of GPU memory) is not retried; Ray
+            # would hand the driver only its traceback's text, so it travels as data.
+            return {"path": [""], "png": [b""], "entry": [""], "error": [str(exc)]}
+        return {
+            "path": [o.path for o in outputs],
+            "png": [o.png for o in outputs],
+            "entry": ["" if o.entry is None else json.dumps(o.entry) for o in outputs],
+            "error": [""] * len(outputs),
+        }
+
+    def _render(self, batch: dict) -> list:
+        from doge.engine.run import control_outputs, load_source, render_batch
+
+        jobs = [Job(int(s), int(k), float(w), str(i))
+                for s, k, w, i in zip(batch["source"], batch["k"], batch["weight"], batch["image"])]
+        sources, outputs = {}, []
+        for job, data in zip(jobs, batch["data"]):
+            if job.source not in sources:
+                sources[job.source] = source = load_source(self.plan, job.source, bytes(data))
+                outputs += control_outputs(self.plan, source) if source is not None else []
+        return outputs + render_batch(self.plan, self.engine, jobs, sources)
+
+
+def _outputs(batch: dict) -> list:
+    from doge.engine.run import Output
+
+    for error in batch["error"]:
+        if error:
+            raise DogeError(str(error))
+    return [Output(str(path), bytes(png), json.loads(entry) if entry else None)
+            for path, png, entry in zip(batch["path"], batch["png"], batch["entry"])]
+
+
+def _maybe_fail_once(marker: str | None) -> None:
+    if not marker:
+        return
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return
+    os._exit(1)  # die as a killed actor does: no exception, no cleanup

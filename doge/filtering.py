@@ -1,0 +1,183 @@
+"""``doge filter``: score rendered images and mark the ones that missed in ``manifest.jsonl``.
+
+Two scores per image, both with the gap's own encoder:
+
+- **target score**: the probability that the image belongs to the target domain, from a
+  logistic-regression domain classifier fitted on reference images of both domains (the
+  gap's own folders, or ``--src``/``--tgt``); 0.5 is the classifier's boundary.
+- **source similarity**: the cosine between the image's embedding and its source image's:
+  how much of the source it still shows.
+
+An image is rejected when a score falls below its threshold. The verdict goes into its
+manifest line as ``"filter": {...}``; the manifest is rewritten atomically, and nothing is
+deleted unless asked.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from doge import manifest
+from doge.atomic import write_atomic
+from doge.errors import DogeError, NotFound
+
+DEFAULT_MIN_TARGET_SCORE = 0.5
+MANIFEST = "manifest.jsonl"
+
+
+def _manifest_entries(out: Path) -> dict[str, dict]:
+    path = out / MANIFEST
+    if not path.is_file():
+        raise NotFound(f"no {MANIFEST} in {out}: filter reads the manifest that doge render writes there")
+    entries = manifest.read(path)
+    if not entries:
+        raise DogeError(f"{path} lists no images: render into {out} first")
+    return entries
+
+
+def _gap_of(entries: dict[str, dict], gap: str | None) -> str:
+    """The gap to judge with: the one given, or the single gap the images were rendered with."""
+    if gap:
+        return gap
+    used = sorted({g["ref"] for e in entries.values() for g in e.get("gaps", [])})
+    if len(used) == 1:
+        return used[0]
+    raise DogeError(
+        f"the images were rendered with {len(used)} gaps ({', '.join(used) or 'none recorded'}): "
+        "name the one to judge with --gap REF"
+    )
+
+
+def _references(gap, src, tgt) -> tuple[Path, Path]:
+    if src and tgt:
+        return Path(src), Path(tgt)
+    if src or tgt:
+        raise DogeError("give both --src and --tgt reference folders, or neither to use the gap's own")
+    folders = [Path(gap.provenance.get(side, {}).get("folder") or "") for side in ("source", "target")]
+    missing = [str(f) for f in folders if not str(f) or str(f) == "." or not f.is_dir()]
+    if missing:
+        raise DogeError(
+            f"the reference folders of {gap.ref} are not here ({', '.join(missing)}): "
+            "give reference images of both domains with --src DIR --tgt DIR"
+        )
+    return folders[0], folders[1]
+
+
+def _embed_files(enc, files: list[Path], options: dict, desc: str) -> dict[str, np.ndarray]:
+    """Embeddings of the decodable ``files``, keyed by ``str(path)`` as given."""
+    from doge.encoding import encode_images
+    from doge.images import ImageSet, relative_posix
+
+    if not files:
+        return {}
+    root = Path(".")
+    emb = encode_images(enc, ImageSet(root=root, files=files, labels=[""] * len(files)), desc=desc, **options)
+    by_name = {relative_posix(f, root): str(f) for f in files}
+    return {by_name[name]: vector for name, vector in zip(emb.files, emb.vectors.numpy().astype(np.float64))}
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    denom = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(a @ b / denom) if denom > 0 else 0.0
+
+
+def verdict(target_score: float, source_similarity: float | None, min_target_score: float | None,
+            min_source_similarity: float | None) -> dict:
+    """The ``filter`` record of one image: its scores, and why it is rejected (if it is)."""
+    reasons = []
+    if min_target_score is not None and target_score < min_target_score:
+        reasons.append(f"target score {target_score:.3f} < {min_target_score:g}")
+    if min_source_similarity is not None and source_similarity is not None and source_similarity < min_source_similarity:
+        reasons.append(f"source similarity {source_similarity:.3f} < {min_source_similarity:g}")
+    return {
+        "rejected": bool(reasons),
+        "target_score": round(target_score, 4),
+        "source_similarity": None if source_similarity is None else round(source_similarity, 4),
+        "reasons": reasons,
+    }
+
+
+def filter_outputs(
+    out,
+    gap: str | None = None,
+    *,
+    src=None,
+    tgt=None,
+    min_target_score: float | None = DEFAULT_MIN_TARGET_SCORE,
+    min_source_similarity: float | None = None,
+    delete: bool = False,
+    model: str | None = None,
+    batch_size: int = 32,
+    workers: int | None = None,
+    device: str | None = None,
+    progress: bool = True,
+    registry=None,
+    home=None,
+    url=None,
+) -> dict:
+    """Score every image listed in ``out/manifest.jsonl``, mark the rejected ones, return a summary."""
+    from doge.api import _registry, build_encoder
+    from doge.images import discover
+    from doge.quality.evaluate import load_gap_with_extras
+    from doge.quality.transfer import check_sizes, domain_classifier
+
+    out = Path(out)
+    entries = _manifest_entries(out)
+    reg = _registry(registry, home, url)
+    g = load_gap_with_extras(_gap_of(entries, gap), reg)
+    ref_src, ref_tgt = _references(g, src, tgt)
+    ref_sets = discover(ref_src), discover(ref_tgt)
+    enc = build_encoder(g.encoder.get("plugin", "clip"), model=model or g.encoder.get("model"), device=device)
+    if enc.dim != g.dim:
+        raise DogeError(f"gap {g.ref} has width {g.dim} but {enc.model_id} gives {enc.dim}: use --model {g.encoder.get('model')}")
+    options = {"batch_size": batch_size, "workers": workers, "progress": progress}
+
+    refs = [np.stack(list(_embed_files(enc, s.files, options, d).values()))
+            for s, d in zip(ref_sets, ("reference source", "reference target"))]
+    check_sizes(*refs)
+    classifier = domain_classifier(*refs)
+    present = [image for image in entries if (out / image).is_file()]
+    generated = _embed_files(enc, [out / image for image in present], options, "generated")
+    generated = {image: generated[str(out / image)] for image in present if str(out / image) in generated}
+    sources = sorted({entries[i].get("source") for i in present} - {None})
+    source_emb = _embed_files(enc, [Path(s) for s in sources if Path(s).is_file()], options, "sources")
+
+    scored = [image for image in present if image in generated]
+    scores = classifier.predict_proba(np.stack([generated[i] for i in scored]))[:, 1] if scored else []
+    deleted = 0
+    for image, score in zip(scored, scores):
+        entry = entries[image]
+        src_vec = source_emb.get(str(Path(entry["source"]))) if entry.get("source") else None
+        similarity = None if src_vec is None else _cosine(generated[image], src_vec)
+        record = {**verdict(float(score), similarity, min_target_score, min_source_similarity), "gap": g.ref}
+        if record["rejected"] and delete:
+            (out / image).unlink(missing_ok=True)
+            record["deleted"] = True
+            deleted += 1
+        entry["filter"] = record
+    _rewrite_manifest(out / MANIFEST, entries)
+    rejected = [i for i in scored if entries[i]["filter"]["rejected"]]
+    return {
+        "out": str(out),
+        "manifest": str(out / MANIFEST),
+        "gap": g.ref,
+        "references": {"source": str(ref_src), "target": str(ref_tgt)},
+        "min_target_score": min_target_score,
+        "min_source_similarity": min_source_similarity,
+        "images": len(entries),
+        "scored": len(scored),
+        "kept": len(scored) - len(rejected),
+        "rejected": len(rejected),
+        "deleted": deleted,
+        "unscored": len(entries) - len(scored),
+        "rejected_images": rejected,
+    }
+
+
+def _rewrite_manifest(path: Path, entries: dict[str, dict]) -> None:
+    """All lines at once, atomically: a reader sees the old manifest or the whole new one."""
+    text = "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries.values())
+    write_atomic(path, text.encode("utf-8"))

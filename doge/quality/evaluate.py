@@ -1,0 +1,249 @@
+"""``doge gap eval``: judge a stored gap on held-out images of both domains.
+
+Everything is measured with the gap's own encoder: transfer (``doge.quality.transfer``),
+stability (``doge.quality.stability``, resampling the gap's reference folders when they still
+exist, else the held-out images), and how every registered estimator does on these images.
+The result is one JSON-able record; it is stored on the gap version and can be plotted.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import doge
+from doge import pluginmanager
+from doge.embeddings import Embeddings
+from doge.errors import DogeError
+from doge.gap import Gap
+from doge.quality.stability import DEFAULT_DRAWS, accepted_params, stability
+from doge.quality.transfer import DEFAULT_WEIGHTS, DomainJudge
+
+log = logging.getLogger("doge")
+
+
+@dataclass
+class Side:
+    """One domain's images: their embeddings and each file's sha256 (for the overlap check)."""
+
+    emb: Embeddings
+    hashes: set[str]
+
+
+def load_gap_with_extras(ref: str, reg) -> Gap:
+    from doge.api import load_gap
+
+    return load_gap(ref, registry=reg)
+
+
+def _encode_side(enc, folder, limit, seed, options, desc) -> Side:
+    from doge.encoding import encode_images
+    from doge.images import discover, file_sha256
+
+    images = discover(folder, limit=limit, seed=seed)
+    emb = encode_images(enc, images, desc=desc, **options)
+    return Side(emb, {file_sha256(Path(images.root) / f) for f in emb.files})
+
+
+def _reference(gap: Gap, enc, options) -> tuple[Side, Side] | None:
+    """The gap's own reference images, re-encoded, when both folders still exist."""
+    prov = gap.provenance
+    src, tgt = prov.get("source", {}), prov.get("target", {})
+    if not all(side.get("folder") and Path(side["folder"]).is_dir() for side in (src, tgt)):
+        return None
+    seed = prov.get("seed", 0)
+    sides = []
+    for side, desc in ((src, "reference source"), (tgt, "reference target")):
+        encoded = _encode_side(enc, side["folder"], side.get("limit"), seed, options, desc)
+        if side.get("digest") and encoded.emb.digest != side["digest"]:
+            log.warning("%s changed since %s was made; using the images it holds now", side["folder"], gap.ref)
+        sides.append(encoded)
+    return sides[0], sides[1]
+
+
+def _overlap(gap: Gap, held: tuple[Side, Side], ref: tuple[Side, Side] | None) -> dict:
+    """How many held-out images are also reference images (by content), per side."""
+    out = {}
+    for i, key in enumerate(("source", "target")):
+        if ref is not None:
+            out[key] = len(held[i].hashes & ref[i].hashes)
+        else:  # only the digest of the whole set is known
+            out[key] = len(held[i].hashes) if held[i].emb.digest == gap.provenance.get(key, {}).get("digest") else 0
+        if out[key]:
+            log.warning(
+                "%d of the %d held-out %s images were used to make %s: judge a gap on images it was not made from",
+                out[key], len(held[i].emb), key, gap.ref,
+            )
+    out["checked"] = "files" if ref is not None else "set digest"
+    return out
+
+
+def _estimate(name: str, src: Embeddings, tgt: Embeddings, params: dict | None = None):
+    fn = pluginmanager.get("estimators", name)
+    out = fn(src, tgt, **accepted_params(fn, params or {}))
+    extras = out[2] if len(out) > 2 else {}
+    return out[0], {k: v.numpy() for k, v in extras.items()}
+
+
+def compare_estimators(ref_src: Embeddings, ref_tgt: Embeddings, judge: DomainJudge, weights=DEFAULT_WEIGHTS,
+                       names=None) -> dict:
+    """Each estimator's gap from the reference sets, judged on the held-out sets; the best named.
+
+    Best: the highest score (transfer accuracy less overshoot, see ``doge.quality.transfer``) at
+    its best weight; on a tie, the one whose shifted sources land closest to the targets' centre
+    there (lowest centroid ratio).
+    """
+    results = []
+    for name in names or list(pluginmanager.table("estimators")):
+        try:
+            vector, extras = _estimate(name, ref_src, ref_tgt)
+        except DogeError as exc:
+            results.append({"estimator": name, "error": str(exc)})
+            continue
+        t = judge.transfer(vector.numpy(), extras, weights)
+        results.append({
+            "estimator": name, "best_weight": t["best_weight"], "accuracy_at_best": t["accuracy_at_best"],
+            "score_at_best": t["score_at_best"],
+            "centroid_ratio_at_best": t["centroid_ratio_at_best"], "mean_accuracy": t["mean_accuracy"],
+            "accuracy_at_1": _at(t, 1.0),
+        })
+    ranked = sorted((r for r in results if "error" not in r),
+                    key=lambda r: (-r["score_at_best"], r["centroid_ratio_at_best"]))
+    return {"results": results, "best": ranked[0]["estimator"] if ranked else None}
+
+
+def _at(transfer: dict, weight: float):
+    weights = transfer["weights"]
+    return transfer["accuracy"][weights.index(weight)] if weight in weights else None
+
+
+def evaluate_gap(
+    ref: str,
+    src,
+    tgt,
+    *,
+    model: str | None = None,
+    weights=DEFAULT_WEIGHTS,
+    draws: int = DEFAULT_DRAWS,
+    estimators: bool = True,
+    plot=None,
+    store: bool = True,
+    seed: int = 0,
+    batch_size: int = 32,
+    workers: int | None = None,
+    device: str | None = None,
+    progress: bool = True,
+    registry=None,
+    home=None,
+    url=None,
+) -> dict:
+    """Judge gap ``ref`` on held-out images ``src`` and ``tgt``; store and return the record."""
+    from doge.api import _registry, build_encoder
+    from doge.images import discover
+    from doge.provenance import now_iso, who
+
+    weights = sorted({float(w) for w in weights})
+    if plot is not None:
+        from doge.quality.plot import check_plot_path
+
+        check_plot_path(plot)
+    reg = _registry(registry, home, url)
+    gap = load_gap_with_extras(ref, reg)
+    discover(src), discover(tgt)  # a wrong folder is reported before a model loads
+    encoder = gap.encoder
+    if not encoder.get("plugin"):
+        raise DogeError(f"gap {gap.ref} does not record its encoder; it cannot be evaluated")
+    enc = build_encoder(encoder["plugin"], model=model or encoder.get("model"), device=device)
+    if enc.dim != gap.dim:
+        raise DogeError(
+            f"gap {gap.ref} has width {gap.dim} but the {encoder['plugin']} encoder of {enc.model_id} gives "
+            f"{enc.dim}: pass the gap's own model with --model {encoder.get('model')}"
+        )
+    options = {"batch_size": batch_size, "workers": workers, "progress": progress}
+    held = (_encode_side(enc, src, None, seed, options, "held-out source"),
+            _encode_side(enc, tgt, None, seed, options, "held-out target"))
+    reference = _reference(gap, enc, options)
+    overlap = _overlap(gap, held, reference)
+    hs, ht = held[0].emb.vectors.numpy(), held[1].emb.vectors.numpy()
+    extras = {k: v.numpy() for k, v in gap.extras.items()}
+    judge = DomainJudge(hs, ht, seed=seed)
+    transfer = judge.transfer(gap.vector.numpy(), extras, weights)
+    pool = reference or held
+    record = {
+        "gap": gap.ref,
+        "gap_sha256": gap.sha256,
+        "created_at": now_iso(),
+        "created_by": who(),
+        "encoder": enc.describe(),
+        "estimator": gap.provenance.get("estimator", {}).get("name"),
+        "source": _describe(held[0]),
+        "target": _describe(held[1]),
+        "overlap": overlap,
+        "transfer": transfer,
+        "stability": _stability(gap, pool, "reference" if reference else "held-out", draws, seed),
+        "estimators": _estimators(reference, judge, weights) if estimators else {"skipped": "not asked for"},
+        "doge_version": doge.__version__,
+    }
+    if plot is not None:
+        from doge.quality.plot import plot_evaluation
+
+        plot_evaluation(plot, record, hs, ht, gap.vector.numpy(), extras)
+        record["plot"] = str(plot)
+    record = json_safe(record)
+    if store:
+        record = reg.add_evaluation(gap.ref, record)
+    return record
+
+
+def json_safe(value):
+    """``value`` with NaN and infinities as None, so that the record is strict JSON."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def _describe(side: Side) -> dict:
+    return {"folder": side.emb.folder, "images": len(side.emb), "skipped": side.emb.skipped, "digest": side.emb.digest}
+
+
+def _stability(gap: Gap, pool: tuple[Side, Side], where: str, draws: int, seed: int) -> dict:
+    estimator = gap.provenance.get("estimator", {})
+    name = estimator.get("name")
+    try:
+        fn = pluginmanager.get("estimators", name)
+    except DogeError:
+        return {"skipped": f"estimator {name!r} is not installed here"}
+    result = stability(fn, estimator.get("params") or {}, pool[0].emb, pool[1].emb, gap.vector, draws=draws, seed=seed)
+    return {"pool": where, **result}
+
+
+def _estimators(reference: tuple[Side, Side] | None, judge: DomainJudge, weights) -> dict:
+    if reference is None:
+        return {"skipped": "the gap's reference folders are not here: each estimator needs them to make its gap"}
+    return {"pool": "reference", **compare_estimators(reference[0].emb, reference[1].emb, judge, weights)}
+
+
+def summary(record: dict) -> dict:
+    """The headline figures of an evaluation record: what ``doge gap compare`` tabulates."""
+    transfer, stab = record.get("transfer", {}), record.get("stability", {})
+    return {
+        "gap": record.get("gap"),
+        "estimator": record.get("estimator"),
+        "best_weight": transfer.get("best_weight"),
+        "accuracy_at_best": transfer.get("accuracy_at_best"),
+        "centroid_ratio_at_best": transfer.get("centroid_ratio_at_best"),
+        "domain_accuracy": transfer.get("domain_accuracy"),
+        "stability_cosine": stab.get("cosine_mean"),
+        "images_needed": stab.get("images_needed"),
+        "source_images": record.get("source", {}).get("images"),
+        "target_images": record.get("target", {}).get("images"),
+        "best_estimator": record.get("estimators", {}).get("best"),
+        "evaluated_at": record.get("created_at"),
+    }

@@ -1,0 +1,56 @@
+"""The audit log: who changed what about a name, when, and what it pointed to before and after."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from doge.provenance import who
+
+from .models import AuditRow
+
+VERSION_CREATED = "version-created"
+VERSION_REMOVED = "version-removed"
+ALIAS_SET = "alias-set"
+ALIAS_MOVED = "alias-moved"
+ALIAS_REMOVED = "alias-removed"
+LABEL_SET = "label-set"
+LABEL_REMOVED = "label-removed"
+
+
+def record(session, name: str, version: int | None, action: str, before=None, after=None) -> None:
+    """Add one entry to the log, in the caller's transaction (so it lands with the change or not at all)."""
+    session.add(
+        AuditRow(
+            name=name,
+            version=version,
+            action=action,
+            before=_dump(before),
+            after=_dump(after),
+            who=who(),
+            at=datetime.now(timezone.utc),
+        )
+    )
+
+
+def entry(row: AuditRow) -> dict:
+    """One log entry as a JSON-able dict (the keys of ``doge gap history --json``)."""
+    at = row.at if row.at.tzinfo else row.at.replace(tzinfo=timezone.utc)  # SQLite: naive UTC
+    return {
+        "id": row.id,
+        "name": row.name,
+        "version": row.version,
+        "action": row.action,
+        "before": _load(row.before),
+        "after": _load(row.after),
+        "who": row.who,
+        "at": at.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+    }
+
+
+def _dump(value) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def _load(text: str | None):
+    return None if text is None else json.loads(text)

@@ -1,0 +1,104 @@
+"""Blob stores by URL: a local folder (the default), or any fsspec URL (``s3://bucket/gaps``).
+
+An object store writes each object whole or not at all, so a blob is put in one request and its
+row is written after; every read is checked against the sha256 its row records, as locally.
+S3 credentials and endpoint come from the usual AWS settings (``AWS_ACCESS_KEY_ID``,
+``AWS_ENDPOINT_URL`` ...), which s3fs reads through botocore.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+from doge.errors import DogeError
+
+from .blobs import BlobStore, checked, missing_blob, sha256_hex
+from .database import first_line
+from .gapfile import SUFFIX
+
+ENV = "DOGE_BLOB_STORE"
+
+
+def open_blob_store(location: str | os.PathLike | None, home: Path):
+    """The store at ``location`` (a folder or URL), else $DOGE_BLOB_STORE, else ``home/blobs``."""
+    location = location or os.environ.get(ENV) or home / "blobs"
+    if isinstance(location, os.PathLike):
+        return BlobStore(location)
+    if location.startswith("file://"):
+        return BlobStore(location[len("file://"):])  # a local folder keeps write-then-rename
+    if "://" in location:
+        return FsspecBlobStore(location)
+    return BlobStore(Path(location).expanduser())
+
+
+class FsspecBlobStore:
+    """``<url>/<sha[:2]>/<sha>.safetensors`` on any fsspec filesystem."""
+
+    def __init__(self, url: str):
+        self.url = url.rstrip("/")
+        with self._errors("open"):
+            import fsspec
+
+            self._fs, self._root = fsspec.core.url_to_fs(self.url)
+
+    def __repr__(self) -> str:
+        return f"FsspecBlobStore({self.url!r})"
+
+    def where(self, sha: str) -> str:
+        return f"{self.url}/{sha[:2]}/{sha}{SUFFIX}"
+
+    def exists(self, sha: str) -> bool:
+        with self._errors("read"):
+            return self._fs.exists(self._key(sha))
+
+    def put(self, data: bytes) -> str:
+        """Store ``data`` (if not there already, intact) and return its sha256."""
+        sha = sha256_hex(data)
+        with self._errors("write"):
+            existing = self._read(sha)
+            if existing is None or sha256_hex(existing) != sha:
+                self._fs.pipe_file(self._key(sha), data)
+        return sha
+
+    def get(self, sha: str, what: str) -> bytes:
+        with self._errors("read"):
+            data = self._read(sha)
+        if data is None:
+            raise missing_blob(what, self.where(sha))
+        return checked(data, sha, what, self.where(sha))
+
+    def delete(self, sha: str) -> None:
+        with self._errors("delete"):
+            try:
+                self._fs.rm_file(self._key(sha))
+            except FileNotFoundError:
+                pass
+
+    def _key(self, sha: str) -> str:
+        return f"{self._root}/{sha[:2]}/{sha}{SUFFIX}"
+
+    def _read(self, sha: str) -> bytes | None:
+        self._fs.invalidate_cache(self._key(sha))  # another process may have written it since
+        try:
+            return self._fs.cat_file(self._key(sha))
+        except FileNotFoundError:
+            return None
+
+    @contextmanager
+    def _errors(self, doing: str):
+        try:
+            yield
+        except DogeError:
+            raise
+        except ImportError as e:
+            raise DogeError(
+                f"blob store {self.url} needs a package fsspec does not have ({first_line(e)}); "
+                "for s3:// install doge[s3]"
+            ) from None
+        except Exception as e:  # network, credentials, missing bucket: the backend's own words
+            raise DogeError(
+                f"cannot {doing} blob store {self.url}: {type(e).__name__}: {first_line(e)}; "
+                f"check the URL (--blobs / {ENV}) and its credentials"
+            ) from None

@@ -1,0 +1,98 @@
+"""The registry's SQL engine: making it from a URL, and turning database errors into one line."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+
+from doge.errors import DogeError
+
+SQLITE_BUSY_TIMEOUT_S = 30
+WRITE = "doge_write"  # execution option that marks a write transaction
+_PG_READ_ONLY_STATES = {"42501", "25006"}  # insufficient_privilege, read_only_sql_transaction
+
+
+class ReadOnlyRegistry(DogeError):
+    """A write to a registry this user may only read."""
+
+
+def make_engine(url: str):
+    try:
+        u = make_url(url)
+        if u.get_backend_name() != "sqlite":
+            return create_engine(u, pool_pre_ping=True)
+        if u.database and u.database != ":memory:" and not u.database.startswith("file:"):
+            Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(u, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+    except (ArgumentError, ValueError):
+        raise DogeError(
+            f"bad registry URL {safe_url(url)!r}: use e.g. sqlite:///path/registry.db "
+            "or postgresql+psycopg://user@host/db"
+        ) from None
+    except (NoSuchModuleError, ImportError) as e:
+        raise DogeError(
+            f"registry URL {safe_url(url)!r} needs a database driver ({e}); "
+            "install it, e.g. pip install 'doge[postgres]'"
+        ) from None
+    event.listen(engine, "connect", _sqlite_connect)
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_connect(dbapi_conn, _record) -> None:
+    dbapi_conn.isolation_level = None  # let the "begin" hook below emit BEGIN itself
+    dbapi_conn.execute("PRAGMA foreign_keys=ON")
+
+
+def _sqlite_begin(conn) -> None:
+    # A writer takes the write lock up front (waiting up to the busy timeout), so concurrent
+    # writers queue instead of failing when a deferred read lock cannot be upgraded. DDL runs
+    # inside this transaction too, so a schema upgrade lands whole or not at all.
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE) else "BEGIN")
+
+
+def advisory_lock(conn, key: int) -> None:
+    """Serialise PostgreSQL transactions on ``key`` (SQLite writers already hold the write lock)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+
+@contextmanager
+def db_errors(url: str, opening: bool = False):
+    """Turn a database error into one line: read-only, unreachable, or the server's own words."""
+    try:
+        yield
+    except DBAPIError as e:
+        if is_read_only(e):
+            raise ReadOnlyRegistry(
+                f"the registry at {safe_url(url)} is read-only for this user: ask its owner for write "
+                "access, or point --registry (DOGE_REGISTRY_URL) at a registry you can write to"
+            ) from None
+        if opening:
+            raise DogeError(
+                f"cannot open the registry {safe_url(url)}: {first_line(e.orig)}; "
+                "check the registry URL (--registry / DOGE_REGISTRY_URL)"
+            ) from None
+        raise DogeError(f"registry {safe_url(url)}: {first_line(e.orig)}") from e
+
+
+def is_read_only(e: DBAPIError) -> bool:
+    orig = e.orig
+    if getattr(orig, "sqlstate", None) in _PG_READ_ONLY_STATES:
+        return True
+    return str(getattr(orig, "sqlite_errorname", "")).startswith("SQLITE_READONLY")
+
+
+def safe_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url if "@" not in url else "<unparsable URL>"  # cannot tell where a password would be
+
+
+def first_line(exc) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

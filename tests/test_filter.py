@@ -1,0 +1,102 @@
+"""`doge filter`: scores in the manifest, thresholds that reject some and keep others, --delete."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from doge.cli.main import get_cli
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, tiny_model, domains):
+    from doge.api import create_gap
+
+    home = tmp_path_factory.mktemp("home")
+    create_gap("real->painting", domains["real"], domains["painting"], model=str(tiny_model), home=home,
+               progress=False, workers=0)
+    return home
+
+
+@pytest.fixture(scope="module")
+def rendered_once(home, tiny_model, domains, tmp_path_factory):
+    import doge
+
+    out = tmp_path_factory.mktemp("rendered") / "out"
+    doge.render(["real->painting"], domains["real"], out, model=str(tiny_model), steps=2, size=64,
+                controls=["none"], per_source=2, progress=False, home=home)
+    return out
+
+
+@pytest.fixture
+def rendered(rendered_once, tmp_path):
+    """A fresh copy of a render of 12 images (6 sources x 2) with the tiny model."""
+    return Path(shutil.copytree(rendered_once, tmp_path / "out"))
+
+
+def run(home, *args):
+    return CliRunner().invoke(get_cli(), ["--home", str(home), "--quiet", *map(str, args)])
+
+
+def lines(out):
+    return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+
+
+def test_scores_every_image_and_keeps_the_rest_of_each_line(home, rendered):
+    before = lines(rendered)
+    result = run(home, "filter", rendered, "--min-target-score", "0", "--json", "--workers", "0")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["gap"] == "real->painting@v1"  # the one the images were rendered with
+    assert summary["scored"] == summary["kept"] == len(before) == 12 and summary["rejected"] == 0
+    after = lines(rendered)
+    assert [{k: v for k, v in line.items() if k != "filter"} for line in after] == before
+    for line in after:
+        f = line["filter"]
+        assert 0 <= f["target_score"] <= 1 and -1 <= f["source_similarity"] <= 1
+        assert f == {**f, "rejected": False, "reasons": [], "gap": "real->painting@v1"}
+
+
+def test_thresholds_reject_exactly_the_images_below_them(home, rendered):
+    run(home, "filter", rendered, "--min-target-score", "0", "--workers", "0")
+    scores = {line["image"]: line["filter"]["target_score"] for line in lines(rendered)}
+    similarities = {line["image"]: line["filter"]["source_similarity"] for line in lines(rendered)}
+    target_cut = sorted(scores.values())[len(scores) // 2]
+    similarity_cut = sorted(similarities.values())[2]
+    result = run(home, "filter", rendered, "--min-target-score", target_cut,
+                 "--min-source-similarity", similarity_cut, "--json", "--workers", "0")
+    assert result.exit_code == 0, result.output
+    expected = {i for i in scores if scores[i] < target_cut or similarities[i] < similarity_cut}
+    assert 0 < len(expected) < len(scores)  # some rejected, some kept
+    summary = json.loads(result.output)
+    assert set(summary["rejected_images"]) == expected and summary["kept"] == len(scores) - len(expected)
+    for line in lines(rendered):
+        f = line["filter"]
+        assert f["rejected"] == (line["image"] in expected)
+        assert ("target score" in " ".join(f["reasons"])) == (scores[line["image"]] < target_cut)
+        assert ("source similarity" in " ".join(f["reasons"])) == (similarities[line["image"]] < similarity_cut)
+    assert all((rendered / image).exists() for image in scores)  # nothing deleted without --delete
+
+
+def test_delete_removes_only_rejected_files_and_says_how_many(home, rendered):
+    run(home, "filter", rendered, "--min-target-score", "0", "--workers", "0")
+    scores = {line["image"]: line["filter"]["target_score"] for line in lines(rendered)}
+    cut = sorted(scores.values())[3]
+    result = run(home, "filter", rendered, "--min-target-score", cut, "--delete", "--workers", "0")
+    assert result.exit_code == 0, result.output
+    gone = {i for i, s in scores.items() if s < cut}
+    assert f"rejected {len(gone)}, deleted {len(gone)} files" in result.output
+    assert {i for i in scores if not (rendered / i).exists()} == gone
+    assert len(lines(rendered)) == len(scores)  # the lines stay, marked
+    assert all(line["filter"].get("deleted") for line in lines(rendered) if line["image"] in gone)
+
+
+def test_mistakes_get_one_line(home, rendered, tmp_path):
+    empty = run(home, "filter", tmp_path / "nothing-here")
+    assert empty.exit_code != 0 and "no manifest.jsonl" in empty.output and len(empty.output.splitlines()) == 1
+    half = run(home, "filter", rendered, "--src", tmp_path)
+    assert half.exit_code != 0 and "give both --src and --tgt" in half.output
+    unknown = run(home, "filter", rendered, "--gap", "nope")
+    assert unknown.exit_code != 0 and "no gap named 'nope'" in unknown.output
