@@ -12,13 +12,16 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass, field
-
-import numpy as np
-from safetensors.numpy import load as st_load
-from safetensors.numpy import save as st_save
+from typing import TYPE_CHECKING
 
 from doge.errors import DogeError
 from doge.shifting import extra_shapes
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy and safetensors are imported where vectors are read or written: listing a registry
+# never needs them, and `doge gap list` should answer fast.
 
 FORMAT = "doge-gap/1"
 SUFFIX = ".safetensors"
@@ -63,6 +66,8 @@ def provenance_json(provenance: dict) -> str:
 
 def as_gap_vector(vector, what: str = "gap vector") -> np.ndarray:
     """``vector`` as a contiguous float32 1-D array, refusing empty, non-numeric or non-finite input."""
+    import numpy as np
+
     try:
         arr = np.asarray(vector)
     except Exception as e:  # e.g. a tensor on a GPU
@@ -86,13 +91,17 @@ def encode(vector, name: str, version: int, provenance: dict, description: str =
         KEY_PROVENANCE: provenance_json(provenance),
         KEY_DESCRIPTION: description,
     }
+    from safetensors.numpy import save
+
     vector = as_gap_vector(vector)
     tensors = {TENSOR: vector, **checked_extras(extras, vector.shape[0], "gap extras")}
-    return st_save(tensors, metadata=metadata)
+    return save(tensors, metadata=metadata)
 
 
 def checked_extras(extras: dict | None, dim: int, where: str) -> dict[str, np.ndarray]:
     """The optional tensors as contiguous finite float32 arrays of the allowed names and shapes."""
+    import numpy as np
+
     allowed = extra_shapes(dim)
     out = {}
     for key, value in (extras or {}).items():
@@ -119,8 +128,10 @@ def decode(data: bytes, where: str) -> GapFile:
     if fmt != FORMAT:
         raise DogeError(f"{where}: gap format {fmt!r} is not {FORMAT!r}; upgrade doge to read it")
     _check_tensors(header, where)
+    from safetensors.numpy import load
+
     try:
-        tensors = st_load(data)
+        tensors = load(data)
     except Exception as e:
         raise DogeError(f"{where}: not a readable safetensors file ({e})") from None
     vector = as_gap_vector(tensors.pop(TENSOR), what=f"{where}: tensor {TENSOR!r}")

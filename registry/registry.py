@@ -10,8 +10,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 from sqlalchemy import delete, distinct, func, inspect, or_, select
 from sqlalchemy.orm import Session
 
@@ -25,9 +25,11 @@ from .blobs import sha256_hex
 from .blobstores import open_blob_store
 from .database import WRITE as _WRITE
 from .database import advisory_lock, db_errors, make_engine
-from .database import first_line as _first_line  # noqa: F401  (kept for importers of the old names)
 from .database import safe_url as _safe_url
 from .models import AliasRow, AuditRow, EvaluationRow, GapName, GapRow, LabelRow
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MAX_IMPORT_BYTES = 64 * 1024 * 1024
 

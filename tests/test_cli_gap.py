@@ -100,17 +100,22 @@ def test_user_mistakes_get_one_line(run, tiny_model, domains, tmp_path):
         assert len(lines) == 1 and lines[0].startswith("Error:") and expected in lines[0], result.output
 
 
-def test_help_and_list_do_not_import_torch(tmp_path):
+def test_help_list_and_show_do_not_import_torch(tmp_path):
+    """They answer fast: no torch, nor numpy or Alembic, once the registry exists."""
+    from doge.registry import Registry
+
+    Registry(home=tmp_path).create("real->painting", np.ones(4, np.float32), {})
     code = (
         "import sys; from doge.cli.main import main\n"
-        "for args in (['--help'], ['--home', sys.argv[1], 'gap', 'list'], ['gap', '--help']):\n"
+        "for args in (['--help'], ['--home', sys.argv[1], 'gap', 'list'], ['--home', sys.argv[1], 'gap', 'show',\n"
+        "             'real->painting'], ['gap', '--help']):\n"
         "    try: main(args)\n"
         "    except SystemExit: pass\n"
-        "heavy = [m for m in ('torch', 'transformers', 'diffusers') if m in sys.modules]\n"
+        "heavy = [m for m in ('torch', 'transformers', 'diffusers', 'numpy', 'alembic') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True).stdout
-    assert "HEAVY []" in out
+    assert "real->painting@v1" in out and "HEAVY []" in out
 
 
 def test_models_tiny_writes_a_loadable_model_and_says_it_is_noise(tmp_path):
