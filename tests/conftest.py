@@ -1,5 +1,6 @@
 """Shared fixtures."""
 
+import logging
 import os
 import uuid
 from contextlib import contextmanager
@@ -80,3 +81,78 @@ def domains(tmp_path_factory):
     from doge.sample_data import write_domains
 
     return write_domains(tmp_path_factory.mktemp("data"), count=6, size=64)
+
+
+# -- a real S3 protocol server on loopback -------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """moto's S3 server on a free loopback port, and the AWS settings that point s3fs at it."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")}
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
+                      AWS_ENDPOINT_URL=endpoint)
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture
+def s3(s3_endpoint):
+    """A new bucket's URL for this test, and a raw S3 client to look behind doge's back."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3_endpoint)
+    bucket = f"gaps-{uuid.uuid4().hex[:10]}"
+    client.create_bucket(Bucket=bucket)
+    return f"s3://{bucket}/team/gaps", client, bucket
+
+
+# -- PostgreSQL: a schema of its own, and a read-only role ----------------------------------
+
+
+@pytest.fixture
+def pg():
+    with postgres_schema(postgres_url()) as url:
+        yield url
+
+
+@pytest.fixture
+def reader(pg):
+    """The URL of ``pg`` as a new LOGIN role that may only read (SELECT) the registry's tables."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    u = make_url(pg)
+    role = f"doge_reader_{uuid.uuid4().hex[:10]}"
+    schema_name = dict(u.query)["options"].split("=", 1)[1]
+    admin = create_engine(pg, isolation_level="AUTOCOMMIT")
+
+    def grant():
+        with admin.connect() as conn:
+            conn.execute(text(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema_name} TO {role}"))
+
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE ROLE {role} LOGIN"))
+        conn.execute(text(f"GRANT CONNECT ON DATABASE {u.database} TO {role}"))
+        conn.execute(text(f"GRANT USAGE ON SCHEMA {schema_name} TO {role}"))
+    try:
+        yield u.set(username=role, password=None).render_as_string(hide_password=False), grant
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP OWNED BY {role}"))  # its grants
+            conn.execute(text(f"DROP ROLE {role}"))
+        admin.dispose()

@@ -1,6 +1,5 @@
 """Bundles: several gaps in one .doge file; import checks everything and is all or nothing."""
 
-import io
 import json
 import stat
 import zipfile

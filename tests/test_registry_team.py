@@ -5,9 +5,7 @@ tests talk to moto's S3 server on loopback through s3fs.
 """
 
 import json
-import logging
 import multiprocessing as mp
-import os
 import uuid
 
 import numpy as np
@@ -94,6 +92,7 @@ def test_a_new_registry_is_created_at_the_newest_revision(home, registry_url):
     assert info["counts"] == {"names": 1, "versions": 1, "blobs": 1, "aliases": 0, "labels": 0, "history": 1}
     assert info["blob_store"] == str(home.resolve() / "blobs")
     assert schema.known_revisions()[:2] == ["0001_initial", "0002_labels_audit"]
+    assert schema.known_revisions()[-1] == schema.head_revision() == schema._scripts().get_current_head()
 
 
 def _make_old(home, registry_url, pre_alembic: bool):
@@ -326,41 +325,6 @@ def test_registry_info_never_shows_a_password(home):
 # -- blob stores on S3 ---------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def s3_endpoint():
-    """moto's S3 server on a free loopback port, and the AWS settings that point s3fs at it."""
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")}
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
-                      AWS_ENDPOINT_URL=endpoint)
-    try:
-        yield endpoint
-    finally:
-        server.stop()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-@pytest.fixture
-def s3(s3_endpoint):
-    """A new bucket's URL for this test, and a raw S3 client to look behind doge's back."""
-    import boto3
-
-    client = boto3.client("s3", endpoint_url=s3_endpoint)
-    bucket = f"gaps-{uuid.uuid4().hex[:10]}"
-    client.create_bucket(Bucket=bucket)
-    return f"s3://{bucket}/team/gaps", client, bucket
-
-
 def _keys(client, bucket) -> list[str]:
     return sorted(o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", []))
 
@@ -485,37 +449,6 @@ def test_processes_writing_to_postgres_and_s3_at_once_lose_nothing(home, s3):
 
 
 # -- a read-only PostgreSQL role -----------------------------------------------------------
-
-
-@pytest.fixture
-def pg():
-    with postgres_schema(postgres_url()) as url:
-        yield url
-
-
-@pytest.fixture
-def reader(pg):
-    """The URL of ``pg`` as a new LOGIN role that may only read (SELECT) the registry's tables."""
-    u = make_url(pg)
-    role = f"doge_reader_{uuid.uuid4().hex[:10]}"
-    schema_name = dict(u.query)["options"].split("=", 1)[1]
-    admin = create_engine(pg, isolation_level="AUTOCOMMIT")
-
-    def grant():
-        with admin.connect() as conn:
-            conn.execute(text(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema_name} TO {role}"))
-
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE ROLE {role} LOGIN"))
-        conn.execute(text(f"GRANT CONNECT ON DATABASE {u.database} TO {role}"))
-        conn.execute(text(f"GRANT USAGE ON SCHEMA {schema_name} TO {role}"))
-    try:
-        yield u.set(username=role, password=None).render_as_string(hide_password=False), grant
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP OWNED BY {role}"))  # its grants
-            conn.execute(text(f"DROP ROLE {role}"))
-        admin.dispose()
 
 
 def test_a_read_only_role_reads_and_renders_but_every_write_is_one_clear_line(

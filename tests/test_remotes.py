@@ -1,7 +1,6 @@
 """Remotes, push and pull: between SQLite homes and against PostgreSQL, through Python and the CLI."""
 
 import json
-import os
 import stat
 import subprocess
 import sys
@@ -12,12 +11,11 @@ import pytest
 from click.testing import CliRunner
 
 from doge.cli.main import get_cli
-from doge.errors import DogeError, NotFound
+from doge.errors import NotFound
 from doge.registry import Registry
 from doge.registry.remotes import add_remote, get_remote, load_remotes, open_registry, remove_remote
 from doge.registry.transfer import IncomingVersion, VersionConflict, place, pull, push
 # the S3 server and read-only PostgreSQL role of the team-registry tests, reused here
-from test_registry_team import pg, reader, s3, s3_endpoint  # noqa: F401
 
 NAME = "real->painting"
 
@@ -356,7 +354,7 @@ def test_a_read_only_remote_can_be_pulled_from_but_not_pushed_to(home, local, pg
     ro_url, grant = reader
     blobs = tmp_path / "team-blobs"
     owner = Registry(home=tmp_path / "owner", url=pg, blob_store=str(blobs))
-    theirs = owner.create(NAME, vec(0), {"by": "owner"})
+    owner.create(NAME, vec(0), {"by": "owner"})
     grant()
     cli(home, "remote", "add", "team", ro_url, "--blobs", blobs)
 
