@@ -321,6 +321,8 @@ def _pending(p: Plan) -> list[Job]:
     pending = []
     for job in p.jobs:
         entry = done.get(job.image)
+        if entry is not None and entry.get("filter", {}).get("deleted"):
+            continue  # `doge filter --delete` threw it away on purpose: don't make it again
         if entry is None or not (p.out / job.image).exists():
             pending.append(job)
         elif entry.get("run") != p.fingerprint:

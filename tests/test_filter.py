@@ -93,6 +93,19 @@ def test_delete_removes_only_rejected_files_and_says_how_many(home, rendered):
     assert all(line["filter"].get("deleted") for line in lines(rendered) if line["image"] in gone)
 
 
+def test_a_rerun_of_the_render_does_not_make_deleted_images_again(home, rendered, tiny_model, domains):
+    import doge
+
+    run(home, "filter", rendered, "--min-target-score", "0", "--workers", "0")
+    cut = sorted(line["filter"]["target_score"] for line in lines(rendered))[3]
+    run(home, "filter", rendered, "--min-target-score", cut, "--delete", "--workers", "0")
+    gone = {line["image"] for line in lines(rendered) if line["filter"].get("deleted")}
+    assert gone
+    again = doge.render(["real->painting"], domains["real"], rendered, model=str(tiny_model), steps=2, size=64,
+                        controls=["none"], per_source=2, progress=False, home=home)
+    assert again.written == [] and not any((rendered / image).exists() for image in gone)
+
+
 def test_mistakes_get_one_line(home, rendered, tmp_path):
     empty = run(home, "filter", tmp_path / "nothing-here")
     assert empty.exit_code != 0 and "no manifest.jsonl" in empty.output and len(empty.output.splitlines()) == 1
