@@ -213,7 +213,7 @@ def _scales(controlnet_scale, n: int) -> list[float]:
     return [float(s) for s in scales]
 
 
-def _output_stem(relative: str) -> str:
+def output_stem(relative: str) -> str:
     """``cls/img.jpg`` → ``cls__img``: unique across class folders, readable."""
     return relative.rsplit(".", 1)[0].replace("/", "__")
 
@@ -225,7 +225,7 @@ def _jobs(sources, per_source: int, count: int | None, weights: list[float], swe
     for j in range(total):
         # Fewer sources than requested images: cycle through the sources.
         source, k = j % n_sources, j // n_sources
-        stem = _output_stem(sources.relative(sources.files[source]))
+        stem = output_stem(sources.relative(sources.files[source]))
         for w in weights:
             name = f"{stem}_{k}_w{w:g}.png" if sweep else f"{stem}_{k}.png"
             jobs.append(Job(source, k, w, f"images/{name}"))

@@ -102,8 +102,9 @@ def test_a_rerun_of_the_render_does_not_make_deleted_images_again(home, rendered
     gone = {line["image"] for line in lines(rendered) if line["filter"].get("deleted")}
     assert gone
     again = doge.render(["real->painting"], domains["real"], rendered, model=str(tiny_model), steps=2, size=64,
-                        controls=["none"], per_source=2, progress=False, home=home)
+                        controls=["none"], per_source=2, progress=False, home=home, grid=True)
     assert again.written == [] and not any((rendered / image).exists() for image in gone)
+    assert len(again.grids) == 1  # the contact sheet shows what is left
 
 
 def test_mistakes_get_one_line(home, rendered, tmp_path):

@@ -18,7 +18,7 @@ from pathlib import Path
 from doge import manifest
 from doge.atomic import save_image_atomic, write_atomic
 from doge.errors import DogeError
-from doge.rendering import Job, Plan, RenderResult, manifest_entry
+from doge.rendering import Job, Plan, RenderResult, manifest_entry, output_stem
 from doge.seeds import image_seed
 from doge.shifting import shift
 
@@ -169,7 +169,7 @@ def load_source(p: Plan, index: int, data: bytes | None = None) -> Source | None
 
 
 def _stem(p: Plan, path: Path) -> str:
-    return Path(p.sources.relative(path)).with_suffix("").as_posix().replace("/", "__")
+    return output_stem(p.sources.relative(path))
 
 
 def control_outputs(p: Plan, source: Source) -> list[Output]:
@@ -239,7 +239,8 @@ def _write_grids(p: Plan) -> list[Path]:
     done = manifest.read(p.out / "manifest.jsonl")
     cell = min(256, p.settings.size)
     rows = []
-    for source, jobs in groupby([j for j in p.jobs if j.image in done], key=lambda j: j.source):
+    finished = [j for j in p.jobs if j.image in done and (p.out / j.image).exists()]  # not those filtered away
+    for source, jobs in groupby(finished, key=lambda j: j.source):
         path = p.sources.files[source]
         stem = _stem(p, path)
         cells, labels = [Image.open(path)], ["source"]
