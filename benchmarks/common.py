@@ -155,3 +155,30 @@ def tiny_model(work: Path) -> Path:
         subprocess.run([PYTHON, "-c", f"from doge.tiny import build_tiny_unclip; build_tiny_unclip({str(path)!r})"],
                        check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     return path
+
+
+def render_sources(folder: Path, count: int, size: int) -> Path:
+    """``count`` real photo crops (skimage) of ``size`` pixels as PNG sources for a render."""
+    from PIL import Image
+
+    from doge.sample_data import crops
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for stem, crop in crops(count, size=size):
+        Image.fromarray(crop).save(folder / f"{stem}.png")
+    return folder
+
+
+def registry_with_gap(home: Path, model: Path) -> Path:
+    """A registry holding ``real->bench``: a random gap as wide as ``model``'s image encoder."""
+    import numpy as np
+
+    from doge.engine.loading import image_encoder_width
+    from doge.registry import Registry
+
+    width = image_encoder_width(str(model))
+    vector = np.random.default_rng(0).standard_normal(width).astype(np.float32) * 0.1
+    registry = Registry(home=home)
+    registry.create("real->bench", vector, {"encoder": {"plugin": "clip", "model": str(model), "dim": width}})
+    registry.close()
+    return home

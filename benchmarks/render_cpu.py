@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine, print_table, tiny_model  # noqa: E402
+from common import machine, print_table, registry_with_gap, render_sources, tiny_model  # noqa: E402
 
 
 def main() -> None:
@@ -30,8 +30,8 @@ def main() -> None:
     logging.getLogger("doge").setLevel(logging.ERROR)  # the tiny model's warning, once per run
     work = Path(args.work or tempfile.mkdtemp(prefix="doge-bench-render-cpu-"))
     model = tiny_model(work)
-    sources = _sources(work / "sources", args.sources, args.size)
-    home = _registry_with_gap(work / "home", model)
+    sources = render_sources(work / "sources", args.sources, args.size)
+    home = registry_with_gap(work / "home", model)
     common = dict(model=str(model), controls=["canny"], controlnets=[str(model / "controlnet")], size=args.size,
                   steps=args.steps, per_source=args.per_source, home=home, device="cpu")
     images = args.sources * args.per_source
@@ -69,31 +69,6 @@ def _parse():
     parser.add_argument("--ray", action="store_true", help="Also time doge render --ray against a local run.")
     parser.add_argument("--work", help="Folder for the model, sources and outputs (default: a temp folder).")
     return parser.parse_args()
-
-
-def _sources(folder: Path, count: int, size: int) -> Path:
-    from PIL import Image
-
-    from doge.sample_data import crops
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for stem, crop in crops(count, size=size):
-        Image.fromarray(crop).save(folder / f"{stem}.png")
-    return folder
-
-
-def _registry_with_gap(home: Path, model: Path) -> Path:
-    import numpy as np
-
-    from doge.engine.loading import image_encoder_width
-    from doge.registry import Registry
-
-    width = image_encoder_width(str(model))
-    registry = Registry(home=home)
-    registry.create("real->bench", np.random.default_rng(0).standard_normal(width).astype(np.float32),
-                    {"encoder": {"plugin": "clip", "model": str(model), "dim": width}})
-    registry.close()
-    return home
 
 
 def _timed_local(work: Path, sources: Path, common: dict, batch_size: int, repeats: int) -> float:

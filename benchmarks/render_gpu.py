@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine, print_table  # noqa: E402
+from common import machine, print_table, registry_with_gap, render_sources  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 MODEL = CONFIGS / "sd21-unclip"
@@ -47,8 +47,8 @@ def main() -> None:
     model, controlnet = _tiny(work) if args.tiny else (MODEL, CONTROLNET)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]
-    sources = _sources(work / "sources", args.images, args.size)
-    home = _registry_with_gap(work / "home", model)
+    sources = render_sources(work / "sources", args.images, args.size)
+    home = registry_with_gap(work / "home", model)
 
     print(f"machine: {machine()}")
     if device.startswith("cuda"):
@@ -164,31 +164,6 @@ def _tokenizer():
     with tempfile.TemporaryDirectory() as tmp:
         write_tokenizer_files(Path(tmp))
         return CLIPTokenizer.from_pretrained(tmp, model_max_length=77)
-
-
-def _sources(folder: Path, count: int, size: int) -> Path:
-    from PIL import Image
-
-    from doge.sample_data import crops
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for stem, crop in crops(count, size=size):
-        Image.fromarray(crop).save(folder / f"{stem}.png")
-    return folder
-
-
-def _registry_with_gap(home: Path, model: Path) -> Path:
-    import numpy as np
-
-    from doge.engine.loading import image_encoder_width
-    from doge.registry import Registry
-
-    width = image_encoder_width(str(model))
-    vector = np.random.default_rng(0).standard_normal(width).astype(np.float32) * 0.1
-    registry = Registry(home=home)
-    registry.create("real->bench", vector, {"encoder": {"plugin": "clip", "model": str(model), "dim": width}})
-    registry.close()
-    return home
 
 
 def _measure(args, pipe, model, controlnet, home, sources, work, device, dtype, batch_size) -> dict:
