@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,9 @@ def main(out: str = "demo-out") -> None:
     out_dir = Path(out).resolve()
     home = out_dir / "home"
     model = out_dir / "tiny-unclip"
+    # Each demo starts from an empty registry and render folder, so that it can run again.
+    for previous in (home, out_dir / "render"):
+        shutil.rmtree(previous, ignore_errors=True)
     data = write_domains(out_dir / "data", count=24)
     print(f"wrote real photographs to {data['real']} and stylised paintings to {data['painting']}")
     if not (model / "model_index.json").exists():
