@@ -11,3 +11,8 @@ class NotFound(DogeError):
 
 class IntegrityError(DogeError):
     """Stored bytes that do not match their recorded digest."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none): for one-line errors."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

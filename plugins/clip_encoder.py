@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from doge.errors import DogeError
+from doge.errors import DogeError, first_line
 from doge.hooks import hookimpl
 from doge.hub import ModelSource, default_model, quiet_loading, resolve_source
 from doge.tiny import warn_if_tiny
@@ -78,7 +78,7 @@ class ClipEncoder:
             )
         except OSError as exc:
             raise DogeError(
-                f"cannot load the CLIP image encoder of {self.model_id!r}: {_first_line(exc)}"
+                f"cannot load the CLIP image encoder of {self.model_id!r}: {first_line(exc)}"
             ) from exc
         return model.to(self.device).eval()
 
@@ -89,7 +89,7 @@ class ClipEncoder:
             )
         except OSError as exc:
             raise DogeError(
-                f"cannot load the CLIP image processor of {self.model_id!r}: {_first_line(exc)}"
+                f"cannot load the CLIP image processor of {self.model_id!r}: {first_line(exc)}"
             ) from exc
 
     @property
@@ -111,11 +111,6 @@ class ClipEncoder:
             "dim": self.dim,
             "dtype": str(self.dtype).removeprefix("torch."),
         }
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 @hookimpl

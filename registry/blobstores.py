@@ -12,10 +12,9 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
-from doge.errors import DogeError
+from doge.errors import DogeError, first_line
 
 from .blobs import BlobStore, checked, missing_blob, sha256_hex
-from .database import first_line
 from .gapfile import SUFFIX
 
 ENV = "DOGE_BLOB_STORE"

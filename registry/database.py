@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
-from doge.errors import DogeError
+from doge.errors import DogeError, first_line
 
 SQLITE_BUSY_TIMEOUT_S = 30
 WRITE = "doge_write"  # execution option that marks a write transaction
@@ -93,6 +93,3 @@ def safe_url(url: str) -> str:
     except Exception:
         return url if "@" not in url else "<unparsable URL>"  # cannot tell where a password would be
 
-
-def first_line(exc) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

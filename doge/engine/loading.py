@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from doge.errors import DogeError, NotFound
+from doge.errors import DogeError, NotFound, first_line
 
 log = logging.getLogger("doge")
 
@@ -24,9 +24,8 @@ def _from_pretrained(cls, location: str, what: str, **kwargs):
     try:
         return cls.from_pretrained(location, **kwargs)
     except (OSError, EnvironmentError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise NotFound(
-            f"{what} {location!r} could not be loaded ({first[:200]}); pass a local folder in diffusers "
+            f"{what} {location!r} could not be loaded ({first_line(exc)[:200]}); pass a local folder in diffusers "
             "layout, or set HF_HUB_OFFLINE=0 with network access to the hub"
         ) from None
 
@@ -49,7 +48,7 @@ def load_pipeline(model: str, controlnets: list[str], device: str, dtype, lora: 
         try:
             pipe.load_lora_weights(lora)
         except (OSError, ValueError) as exc:
-            raise DogeError(f"--lora {lora} could not be loaded: {str(exc).splitlines()[0][:200]}") from None
+            raise DogeError(f"--lora {lora} could not be loaded: {first_line(exc)[:200]}") from None
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 

@@ -18,7 +18,7 @@ import os
 import warnings
 from collections import defaultdict
 
-from doge.errors import DogeError
+from doge.errors import DogeError, first_line
 from doge.rendering import Job, Plan
 
 log = logging.getLogger("doge")
@@ -113,9 +113,8 @@ def _connect(ray, address: str, progress: bool) -> bool:
         else:
             ray.init(address=address, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DogeError(
-            f"--ray {address}: could not join a Ray cluster there ({first[:200]}); check the address, "
+            f"--ray {address}: could not join a Ray cluster there ({first_line(exc)[:200]}); check the address, "
             "or give --ray without an address to start a local Ray"
         ) from None
     ray.data.DataContext.get_current().enable_progress_bars = progress
