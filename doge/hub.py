@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from doge.errors import DogeError, NotFound
+from doge.errors import DogeError, NotFound, first_line
 
 DEFAULT_MODEL = "stabilityai/stable-diffusion-2-1-unclip"
 MODEL_ENV = "DOGE_MODEL"
@@ -120,6 +120,26 @@ def component_config(model: str, subfolder: str) -> dict:
             raise NotFound(f"model {model!r} has no {subfolder}/config.json in the cache or on the hub: {_FIX}")
         path = Path(found)
     return json.loads(path.read_text())
+
+
+def require_config(location: str, what: str, fix: str) -> dict:
+    """The top-level ``config.json`` of a model folder or hub id, or one NotFound line naming ``fix``.
+
+    Lets a command check that a model (a ControlNet, say) is there before it loads any weights.
+    """
+    folder = Path(location).expanduser()
+    if _looks_local(location) or folder.exists():
+        path = folder / "config.json"
+        if not path.is_file():
+            raise NotFound(f"{what} {location!r}: no such folder, or it has no config.json; {fix}")
+        return json.loads(path.read_text())
+    try:
+        found = _cached_or_fetched(location, "config.json", None)
+    except Exception as exc:  # unknown repo, invalid id, gated: all mean "not usable here"
+        raise NotFound(f"{what} {location!r} cannot be used ({first_line(exc)[:200]}); {fix}") from None
+    if found is None:
+        raise NotFound(f"{what} {location!r} not found locally and no hub access; {fix}")
+    return json.loads(Path(found).read_text())
 
 
 def quiet_loading() -> None:

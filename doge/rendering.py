@@ -166,6 +166,8 @@ def _check_writable(out: Path) -> None:
 
 
 def _build_controls(controls, control_dir, control_options, controlnets, device) -> tuple[list, list[str]]:
+    from doge.hub import require_config
+
     names = list(controls or DEFAULT_CONTROLS)
     if "none" in names and len(names) > 1:
         raise DogeError("--control none cannot be combined with other controls")
@@ -178,6 +180,8 @@ def _build_controls(controls, control_dir, control_options, controlnets, device)
         net = control.resolve_controlnet(overrides.get(name))
         built.append(control)
         if net is not None:
+            require_config(net, f"the ControlNet for --control {name}",
+                           "pass --controlnet DIR (a ControlNet in diffusers layout) or allow hub access")
             nets.append(net)
     if names == ["none"]:
         return [], []
@@ -274,6 +278,7 @@ def plan(
     from doge.images import discover
 
     model = str(model or default_model())
+    weights = sweep_weights(sweep) if sweep else [float(edit_weight)]
     if per_source < 1 or (count is not None and count < 1):
         raise DogeError("-n/--per-source and --count must be at least 1")
     if size < 64 or size % 8:
@@ -289,7 +294,6 @@ def plan(
     out = Path(out)
     _check_writable(out)
     built, nets = _build_controls(controls, control_dir, control_options, controlnets, device)
-    weights = sweep_weights(sweep) if sweep else [float(edit_weight)]
     settings = Settings(
         model=model, edit_weight=float(edit_weight), weights=weights, steps=steps, guidance=guidance,
         prompt=prompt, negative_prompt=negative_prompt, noise_level=noise_level, size=size, seed=seed,

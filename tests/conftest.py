@@ -7,6 +7,9 @@ from contextlib import contextmanager
 
 import pytest
 
+# Tests never reach a model hub, however pytest is started (huggingface_hub reads this on import).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 POSTGRES_ENV = "DOGE_TEST_POSTGRES_URL"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 
 from doge.errors import DogeError, NotFound, first_line
 
@@ -22,7 +23,10 @@ def image_encoder_width(model: str) -> int:
 
 def _from_pretrained(cls, location: str, what: str, **kwargs):
     try:
-        return cls.from_pretrained(location, **kwargs)
+        with warnings.catch_warnings():
+            # diffusers still passes an argument huggingface_hub has deprecated; nothing for a user to do.
+            warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*")
+            return cls.from_pretrained(location, **kwargs)
     except (OSError, EnvironmentError, ValueError) as exc:
         raise NotFound(
             f"{what} {location!r} could not be loaded ({first_line(exc)[:200]}); pass a local folder in diffusers "
