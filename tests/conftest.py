@@ -1,6 +1,7 @@
 """Shared fixtures."""
 
 import logging
+import multiprocessing as mp
 import os
 import uuid
 from contextlib import contextmanager
@@ -159,3 +160,34 @@ def reader(pg):
             conn.execute(text(f"DROP OWNED BY {role}"))  # its grants
             conn.execute(text(f"DROP ROLE {role}"))
         admin.dispose()
+
+
+# -- several processes at once -------------------------------------------------------------
+
+
+def _racer(target, i, args, barrier, results):
+    try:
+        results.put((i, target(*args, barrier), None))
+    except BaseException as e:  # reported to the parent, which fails the test with it
+        results.put((i, None, f"{type(e).__name__}: {e}"))
+
+
+def race(target, args_per_process: list[tuple]) -> list[tuple]:
+    """Run ``target(*args, barrier)`` in one spawned process per args tuple, all at once.
+
+    ``target`` waits on ``barrier`` where the processes should collide. Returns ``(i, result,
+    error)`` per process, in the order they finished; an error is ``"Type: message"`` or None.
+    """
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(len(args_per_process)), ctx.Queue()
+    procs = [ctx.Process(target=_racer, args=(target, i, args, barrier, results))
+             for i, args in enumerate(args_per_process)]
+    try:
+        for p in procs:
+            p.start()
+        return [results.get(timeout=120) for _ in procs]
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.terminate()

@@ -1,8 +1,7 @@
 """Eight processes creating versions of one gap at once get eight distinct versions."""
 
-import multiprocessing as mp
-
 import numpy as np
+from conftest import race
 
 from doge.registry import Registry
 
@@ -14,31 +13,13 @@ def _vector(i: int) -> np.ndarray:
     return np.full(16, float(i), dtype=np.float32) + np.arange(16, dtype=np.float32)
 
 
-def _create_one(home, url, i, barrier, results):
-    try:
-        barrier.wait(timeout=60)  # open the registry (schema creation included) and write together
-        gv = Registry(home=home, url=url).create(NAME, _vector(i), {"worker": i})
-        results.put((i, gv.version, None))
-    except BaseException as e:  # reported to the parent, which fails the test with it
-        results.put((i, None, f"{type(e).__name__}: {e}"))
+def _create_one(home, url, i, barrier):
+    barrier.wait(timeout=60)  # open the registry (schema creation included) and write together
+    return Registry(home=home, url=url).create(NAME, _vector(i), {"worker": i}).version
 
 
 def test_eight_processes_get_eight_distinct_versions(home, registry_url):
-    ctx = mp.get_context("spawn")
-    barrier, results = ctx.Barrier(WORKERS), ctx.Queue()
-    procs = [
-        ctx.Process(target=_create_one, args=(str(home), registry_url, i, barrier, results)) for i in range(WORKERS)
-    ]
-    try:
-        for p in procs:
-            p.start()
-        outcomes = [results.get(timeout=120) for _ in procs]
-    finally:
-        for p in procs:
-            p.join(timeout=30)
-            if p.is_alive():
-                p.terminate()
-
+    outcomes = race(_create_one, [(str(home), registry_url, i) for i in range(WORKERS)])
     errors = [err for _, _, err in outcomes if err]
     assert not errors, errors
     version_of = {i: version for i, version, _ in outcomes}

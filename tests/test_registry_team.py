@@ -5,7 +5,6 @@ tests talk to moto's S3 server on loopback through s3fs.
 """
 
 import json
-import multiprocessing as mp
 import uuid
 
 import numpy as np
@@ -14,7 +13,7 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
-from conftest import postgres_schema, postgres_url
+from conftest import postgres_schema, postgres_url, race
 from doge.cli.main import get_cli
 from doge.errors import DogeError, IntegrityError, NotFound
 from doge.registry import ReadOnlyRegistry, Registry, registry_info, upgrade_registry
@@ -406,15 +405,12 @@ def test_other_fsspec_stores_work_too(home):
 WORKERS = 4  # the eight-writer race on the database alone is test_registry_concurrency's
 
 
-def _create_labelled(home, url, blobs, i, barrier, results):
-    try:
-        reg = Registry(home=home, url=url, blob_store=blobs)
-        barrier.wait(timeout=60)
-        gv = reg.create(NAME, vec(i), {"worker": i})
-        reg.label(gv.ref, {"worker": str(i)})
-        results.put((i, gv.version, None))
-    except BaseException as e:  # reported to the parent, which fails the test with it
-        results.put((i, None, f"{type(e).__name__}: {e}"))
+def _create_labelled(home, url, blobs, i, barrier):
+    reg = Registry(home=home, url=url, blob_store=blobs)
+    barrier.wait(timeout=60)
+    gv = reg.create(NAME, vec(i), {"worker": i})
+    reg.label(gv.ref, {"worker": str(i)})
+    return gv.version
 
 
 def test_processes_writing_to_postgres_and_s3_at_once_lose_nothing(home, s3):
@@ -422,19 +418,7 @@ def test_processes_writing_to_postgres_and_s3_at_once_lose_nothing(home, s3):
     url, client, bucket = s3
     with postgres_schema(postgres_url()) as pg:
         Registry(home=home, url=pg).close()  # the schema exists before the race
-        ctx = mp.get_context("spawn")
-        barrier, results = ctx.Barrier(WORKERS), ctx.Queue()
-        procs = [ctx.Process(target=_create_labelled, args=(str(home), pg, url, i, barrier, results))
-                 for i in range(WORKERS)]
-        try:
-            for p in procs:
-                p.start()
-            outcomes = [results.get(timeout=120) for _ in procs]
-        finally:
-            for p in procs:
-                p.join(timeout=30)
-                if p.is_alive():
-                    p.terminate()
+        outcomes = race(_create_labelled, [(str(home), pg, url, i) for i in range(WORKERS)])
         assert [err for _, _, err in outcomes if err] == []
         assert sorted(v for _, v, _ in outcomes) == list(range(1, WORKERS + 1))
         reg = Registry(home=home, url=pg, blob_store=url)
