@@ -42,3 +42,14 @@ class Encoder(Protocol):
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
         """``[B, C, H, W]`` float32 pixels -> ``[B, D]`` float32 embeddings on the CPU."""
         ...
+
+
+def describe(encoder) -> dict[str, Any]:
+    """The provenance of an encoder that keeps its revision in ``encoder.revision``."""
+    return {
+        "plugin": encoder.plugin,
+        "model": encoder.model_id,
+        "revision": encoder.revision,
+        "dim": encoder.dim,
+        "dtype": str(encoder.dtype).removeprefix("torch."),
+    }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from doge.encoder import describe as describe_encoder
 from doge.errors import DogeError, first_line
 from doge.hooks import hookimpl
 from doge.hub import ModelSource, default_model, quiet_loading, resolve_source
@@ -104,13 +105,7 @@ class ClipEncoder:
             return out.image_embeds.float().cpu()
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "plugin": self.plugin,
-            "model": self.model_id,
-            "revision": self.revision,
-            "dim": self.dim,
-            "dtype": str(self.dtype).removeprefix("torch."),
-        }
+        return describe_encoder(self)
 
 
 @hookimpl

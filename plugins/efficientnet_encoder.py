@@ -21,6 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from doge.encoder import describe as describe_encoder
 from doge.errors import DogeError
 from doge.hooks import hookimpl
 
@@ -215,13 +216,7 @@ class EfficientNetEncoder:
             return self._network(pixels.to(self.device, self.dtype)).float().cpu()
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "plugin": self.plugin,
-            "model": self.model_id,
-            "revision": self.revision,
-            "dim": self.dim,
-            "dtype": str(self.dtype).removeprefix("torch."),
-        }
+        return describe_encoder(self)
 
 
 @hookimpl
