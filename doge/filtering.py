@@ -15,13 +15,11 @@ deleted unless asked.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from doge import manifest
-from doge.atomic import write_atomic
 from doge.errors import DogeError, NotFound
 
 DEFAULT_MIN_TARGET_SCORE = 0.5
@@ -119,15 +117,14 @@ def filter_outputs(
     url=None,
 ) -> dict:
     """Score every image listed in ``out/manifest.jsonl``, mark the rejected ones, return a summary."""
-    from doge.api import _registry, build_encoder
+    from doge.api import _registry, build_encoder, load_gap
     from doge.images import discover
-    from doge.quality.evaluate import load_gap_with_extras
     from doge.quality.transfer import check_sizes, domain_classifier
 
     out = Path(out)
     entries = _manifest_entries(out)
     reg = _registry(registry, home, url)
-    g = load_gap_with_extras(_gap_of(entries, gap), reg)
+    g = load_gap(_gap_of(entries, gap), registry=reg)
     ref_src, ref_tgt = _references(g, src, tgt)
     ref_sets = discover(ref_src), discover(ref_tgt)
     enc = build_encoder(g.encoder.get("plugin", "clip"), model=model or g.encoder.get("model"), device=device)
@@ -158,7 +155,7 @@ def filter_outputs(
             record["deleted"] = True
             deleted += 1
         entry["filter"] = record
-    _rewrite_manifest(out / MANIFEST, entries)
+    manifest.rewrite(out / MANIFEST, list(entries.values()))
     rejected = [i for i in scored if entries[i]["filter"]["rejected"]]
     return {
         "out": str(out),
@@ -175,9 +172,3 @@ def filter_outputs(
         "unscored": len(entries) - len(scored),
         "rejected_images": rejected,
     }
-
-
-def _rewrite_manifest(path: Path, entries: dict[str, dict]) -> None:
-    """All lines at once, atomically: a reader sees the old manifest or the whole new one."""
-    text = "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries.values())
-    write_atomic(path, text.encode("utf-8"))

@@ -11,6 +11,8 @@ import json
 import os
 from pathlib import Path
 
+from doge.atomic import write_atomic
+
 
 def read(path: Path) -> dict[str, dict]:
     """Lines by their ``image`` (path relative to the output folder); torn lines are ignored."""
@@ -27,10 +29,14 @@ def read(path: Path) -> dict[str, dict]:
     return entries
 
 
+def _lines(entries) -> str:
+    return "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries)
+
+
 def append(path: Path, entries: list[dict]) -> None:
     if not entries:
         return
-    data = "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries)
+    data = _lines(entries)
     with open(path, "a+b") as f:
         # Start on a fresh line if an earlier run died mid-line.
         f.seek(0, os.SEEK_END)
@@ -41,3 +47,8 @@ def append(path: Path, entries: list[dict]) -> None:
         f.write(data.encode("utf-8"))
         f.flush()
         os.fsync(f.fileno())
+
+
+def rewrite(path: Path, entries: list[dict]) -> None:
+    """All lines at once, atomically (``doge filter``): a reader sees the old manifest or the new one."""
+    write_atomic(path, _lines(entries).encode("utf-8"))

@@ -33,12 +33,6 @@ class Side:
     hashes: set[str]
 
 
-def load_gap_with_extras(ref: str, reg) -> Gap:
-    from doge.api import load_gap
-
-    return load_gap(ref, registry=reg)
-
-
 def _encode_side(enc, folder, limit, seed, options, desc) -> Side:
     from doge.encoding import encode_images
     from doge.images import discover, file_sha256
@@ -141,7 +135,7 @@ def evaluate_gap(
     url=None,
 ) -> dict:
     """Judge gap ``ref`` on held-out images ``src`` and ``tgt``; store and return the record."""
-    from doge.api import _registry, build_encoder
+    from doge.api import _registry, build_encoder, load_gap
     from doge.images import discover
     from doge.provenance import now_iso, who
 
@@ -151,7 +145,7 @@ def evaluate_gap(
 
         check_plot_path(plot)
     reg = _registry(registry, home, url)
-    gap = load_gap_with_extras(ref, reg)
+    gap = load_gap(ref, registry=reg)
     discover(src), discover(tgt)  # a wrong folder is reported before a model loads
     encoder = gap.encoder
     if not encoder.get("plugin"):
