@@ -13,7 +13,8 @@ from doge.names import validate_name
 log = logging.getLogger("doge")
 
 
-def _registry(registry=None, home=None, url=None):
+def registry_for(registry=None, home=None, url=None):
+    """The registry a call names: the one given, else the one at ``home`` / ``url`` (or their defaults)."""
     if registry is not None:
         return registry
     from doge.registry import Registry
@@ -23,7 +24,7 @@ def _registry(registry=None, home=None, url=None):
 
 def load_gap(ref: str, *, registry=None, home=None, url=None) -> Gap:
     """Load one gap version (``name``, ``name@v2``, ``name@prod``) with its vector sha-checked."""
-    reg = _registry(registry, home, url)
+    reg = registry_for(registry, home, url)
     record = reg.resolve(ref)
     tensors = dict(reg.load_tensors(record))
     return Gap.from_record(record, tensors.pop("gap"), tensors)
@@ -65,7 +66,7 @@ def create_gap(
     estimate = pluginmanager.get("estimators", estimator)
     src_set = discover(src, limit=src_limit, seed=seed)
     tgt_set = discover(tgt, limit=tgt_limit, seed=seed)
-    reg = _registry(registry, home, url)
+    reg = registry_for(registry, home, url)
 
     enc = build_encoder(encoder, model=model, device=device)
     src_emb = encode_images(enc, src_set, batch_size=batch_size, workers=workers, progress=progress, desc="source")

@@ -117,13 +117,13 @@ def filter_outputs(
     url=None,
 ) -> dict:
     """Score every image listed in ``out/manifest.jsonl``, mark the rejected ones, return a summary."""
-    from doge.api import _registry, build_encoder, load_gap
+    from doge.api import build_encoder, load_gap, registry_for
     from doge.images import discover
     from doge.quality.transfer import check_sizes, domain_classifier
 
     out = Path(out)
     entries = _manifest_entries(out)
-    reg = _registry(registry, home, url)
+    reg = registry_for(registry, home, url)
     g = load_gap(_gap_of(entries, gap), registry=reg)
     ref_src, ref_tgt = _references(g, src, tgt)
     ref_sets = discover(ref_src), discover(ref_tgt)

@@ -273,7 +273,7 @@ def plan(
     url=None,
 ) -> Plan:
     """Validate everything and list the images to make; loads no model."""
-    from doge.api import _registry
+    from doge.api import registry_for
     from doge.hub import default_model
     from doge.images import discover
 
@@ -287,7 +287,7 @@ def plan(
         raise DogeError("--control-start/--control-end: need 0 <= start < end <= 1")
     if lora is not None and not Path(lora).exists() and "/" not in lora:
         raise DogeError(f"--lora {lora}: no such file or folder")
-    reg = _registry(registry, home, url)
+    reg = registry_for(registry, home, url)
     described, vector, encoder, extras = _load_gaps(gaps, reg)
     _check_encoder(encoder, described, model)
     sources = discover(src, limit=limit, seed=seed)

@@ -135,7 +135,7 @@ def evaluate_gap(
     url=None,
 ) -> dict:
     """Judge gap ``ref`` on held-out images ``src`` and ``tgt``; store and return the record."""
-    from doge.api import _registry, build_encoder, load_gap
+    from doge.api import build_encoder, load_gap, registry_for
     from doge.images import discover
     from doge.provenance import now_iso, who
 
@@ -144,7 +144,7 @@ def evaluate_gap(
         from doge.quality.plot import check_plot_path
 
         check_plot_path(plot)
-    reg = _registry(registry, home, url)
+    reg = registry_for(registry, home, url)
     gap = load_gap(ref, registry=reg)
     discover(src), discover(tgt)  # a wrong folder is reported before a model loads
     encoder = gap.encoder
