@@ -11,7 +11,7 @@ STAMP := $(BIN)/.doge-installed
 DEMO ?= demo-out
 PYTEST_ARGS ?=
 
-.PHONY: install demo test clean
+.PHONY: install demo test lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[test,demo]'
+	$(BIN)/python -m pip install -q -e '.[test,demo,lint]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -32,5 +32,19 @@ demo: $(STAMP)
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
+# mypy and import-linter walk packages on disk, and doge's live in four top-level folders
+# (package-dir in pyproject.toml): they check a copy laid out as the installed package.
+LINT_TREE := build/lint
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	rm -rf $(LINT_TREE) && mkdir -p $(LINT_TREE)
+	cp -r doge $(LINT_TREE)/doge
+	cp -r plugins $(LINT_TREE)/doge/plugins
+	cp -r registry $(LINT_TREE)/doge/registry
+	cp -r cli $(LINT_TREE)/doge/cli
+	cd $(LINT_TREE) && $(abspath $(BIN))/mypy --config-file $(CURDIR)/pyproject.toml -p doge
+	cd $(LINT_TREE) && $(abspath $(BIN))/lint-imports $(CURDIR)/pyproject.toml
+
 clean:
-	rm -rf $(DEMO) .pytest_cache
+	rm -rf $(DEMO) .pytest_cache build

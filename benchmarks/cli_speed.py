@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import PYTHON, machine, print_table  # noqa: E402
+from common import PYTHON, machine, print_table
 
 
 def main() -> None:
@@ -64,10 +64,15 @@ def _fill(home: Path, count: int) -> None:
     rng = np.random.default_rng(0)
     for i in range(count):
         # 20 names with 10 versions each, like a team's registry
-        registry.create(f"gap-{i % 20:03d}", rng.standard_normal(1024).astype(np.float32),
-                        {"encoder": {"plugin": "clip", "model": "stabilityai/stable-diffusion-2-1-unclip", "dim": 1024},
-                         "estimator": {"name": "mean", "params": {}}},
-                        description=f"benchmark gap {i}")
+        registry.create(
+            f"gap-{i % 20:03d}",
+            rng.standard_normal(1024).astype(np.float32),
+            {
+                "encoder": {"plugin": "clip", "model": "stabilityai/stable-diffusion-2-1-unclip", "dim": 1024},
+                "estimator": {"name": "mean", "params": {}},
+            },
+            description=f"benchmark gap {i}",
+        )
     registry.close()
 
 

@@ -8,6 +8,7 @@ separately, of the processes it started), and the process tree's PSS sampled by 
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -40,10 +41,13 @@ def machine() -> str:
         memory = f", {psutil.virtual_memory().total / 2**30:.0f} GiB RAM"
     except ImportError:
         pass
-    torch_version = subprocess.run([PYTHON, "-c", "import torch; print(torch.__version__)"],
-                                   capture_output=True, text=True).stdout.strip()
-    return (f"{cpu}, {os.cpu_count()} cores{memory}; {platform.system()} {platform.release()}; "
-            f"Python {platform.python_version()}, torch {torch_version}; {datetime.date.today().isoformat()}")
+    torch_version = subprocess.run(
+        [PYTHON, "-c", "import torch; print(torch.__version__)"], capture_output=True, text=True
+    ).stdout.strip()
+    return (
+        f"{cpu}, {os.cpu_count()} cores{memory}; {platform.system()} {platform.release()}; "
+        f"Python {platform.python_version()}, torch {torch_version}; {datetime.date.today().isoformat()}"
+    )
 
 
 def print_table(title: str, headers: list[str], rows: list[list]) -> None:
@@ -75,8 +79,9 @@ class Measured:
 def run_measured(cmd: list[str], env: dict | None = None, sample_s: float = 0.05) -> Measured:
     """Run ``cmd`` to completion; fail loudly if it fails."""
     start = time.perf_counter()
-    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env={**os.environ, **(env or {})})
+    child = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}
+    )
     peak = _PssSampler(child.pid, sample_s)
     peak.start()
     out, err = child.communicate()
@@ -87,12 +92,16 @@ def run_measured(cmd: list[str], env: dict | None = None, sample_s: float = 0.05
     report = {}
     lines = out.strip().splitlines()
     if lines:
-        try:
+        with contextlib.suppress(json.JSONDecodeError):
             report = json.loads(lines[-1])
-        except json.JSONDecodeError:
-            pass
-    return Measured(wall, report.get("maxrss_mb", float("nan")), report.get("children_maxrss_mb", float("nan")),
-                    peak.peak_mb, out, report)
+    return Measured(
+        wall,
+        report.get("maxrss_mb", float("nan")),
+        report.get("children_maxrss_mb", float("nan")),
+        peak.peak_mb,
+        out,
+        report,
+    )
 
 
 def self_report(**figures) -> None:
@@ -138,10 +147,8 @@ class _PssSampler:
             total = 0
             try:
                 for proc in [root, *root.children(recursive=True)]:
-                    try:
+                    with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied, AttributeError):
                         total += proc.memory_full_info().pss
-                    except (psutil.NoSuchProcess, psutil.AccessDenied, AttributeError):
-                        pass
             except psutil.NoSuchProcess:
                 return
             self.peak_mb = max(self.peak_mb or 0.0, total / 2**20)
@@ -152,8 +159,11 @@ def tiny_model(work: Path) -> Path:
     """The random tiny unCLIP model, built once into ``work``."""
     path = work / "tiny-unclip"
     if not (path / "model_index.json").exists():
-        subprocess.run([PYTHON, "-c", f"from doge.tiny import build_tiny_unclip; build_tiny_unclip({str(path)!r})"],
-                       check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        subprocess.run(
+            [PYTHON, "-c", f"from doge.tiny import build_tiny_unclip; build_tiny_unclip({str(path)!r})"],
+            check=True,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )
     return path
 
 
@@ -173,8 +183,8 @@ def registry_with_gap(home: Path, model: Path) -> Path:
     """A registry holding ``real->bench``: a random gap as wide as ``model``'s image encoder."""
     import numpy as np
 
-    from doge.engine.loading import image_encoder_width
     from doge.registry import Registry
+    from doge.rendering.loading import image_encoder_width
 
     width = image_encoder_width(str(model))
     vector = np.random.default_rng(0).standard_normal(width).astype(np.float32) * 0.1

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import PYTHON, machine, print_table, run_measured, self_report, tiny_model  # noqa: E402
+from common import PYTHON, machine, print_table, run_measured, self_report, tiny_model
 
 SIZE = 224
 SHIFT = "night"  # a cheap OpenCV shift: writing 1600 stylised paintings would take minutes
@@ -42,27 +42,63 @@ def main() -> None:
     print(f"model: {model}; images: {SIZE} px PNG; batch size {args.batch_size}; work folder {work}")
     rows = []
     for count in args.counts:
-        common = [PYTHON, __file__, "--model", model, "--batch-size", str(args.batch_size), "--counts", str(count),
-                  "--data", str(data), "--out", str(work / f"gap-{count}")]
-        doge = run_measured([*common, "--child", "doge", *(["--workers", str(args.workers)] if args.workers is not None else [])],
-                            env={"HF_HUB_OFFLINE": "1"})
+        common = [
+            PYTHON,
+            __file__,
+            "--model",
+            model,
+            "--batch-size",
+            str(args.batch_size),
+            "--counts",
+            str(count),
+            "--data",
+            str(data),
+            "--out",
+            str(work / f"gap-{count}"),
+        ]
+        doge = run_measured(
+            [*common, "--child", "doge", *(["--workers", str(args.workers)] if args.workers is not None else [])],
+            env={"HF_HUB_OFFLINE": "1"},
+        )
         paper = run_measured([*common, "--child", "paper"], env={"HF_HUB_OFFLINE": "1"})
         diff = _max_difference(work / f"gap-{count}")
-        rows.append([count, count / doge.report["seconds"], doge.peak_rss_mb, doge.peak_tree_pss_mb,
-                     count / paper.report["seconds"], paper.peak_rss_mb, paper.peak_tree_pss_mb, f"{diff:.1e}"])
+        rows.append(
+            [
+                count,
+                count / doge.report["seconds"],
+                doge.peak_rss_mb,
+                doge.peak_tree_pss_mb,
+                count / paper.report["seconds"],
+                paper.peak_rss_mb,
+                paper.peak_tree_pss_mb,
+                f"{diff:.1e}",
+            ]
+        )
     print_table(
         "Gap extraction (mean gap of N/2 source and N/2 target images)",
-        ["images", "doge img/s", "doge peak RSS MB", "doge peak PSS MB (tree)", "paper img/s", "paper peak RSS MB",
-         "paper peak PSS MB", "max abs gap difference"],
+        [
+            "images",
+            "doge img/s",
+            "doge peak RSS MB",
+            "doge peak PSS MB (tree)",
+            "paper img/s",
+            "paper peak RSS MB",
+            "paper peak PSS MB",
+            "max abs gap difference",
+        ],
         rows,
     )
-    print("\nimg/s counts the whole command after Python's imports: model load, decoding, encoding, storing."
-          "\npeak RSS: the main process (kernel). PSS (tree): main process plus decoding workers, sampled.")
+    print(
+        "\nimg/s counts the whole command after Python's imports: model load, decoding, encoding, storing."
+        "\npeak RSS: the main process (kernel). PSS (tree): main process plus decoding workers, sampled."
+    )
 
 
 def _parse():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--counts", type=int, nargs="+", default=[100, 400, 1600], help="Images in all (half each side).")
+    parser.add_argument(
+        "--counts", type=int, nargs="+", default=[100, 400, 1600], help="Images in all (half each side)."
+    )
     parser.add_argument("--model", help="unCLIP or CLIP model (default: the tiny random model).")
     parser.add_argument("--batch-size", type=int, default=32, help="doge's --batch-size.")
     parser.add_argument("--workers", type=int, help="doge's --workers (default: doge's automatic choice).")
@@ -103,10 +139,10 @@ def _import_everything() -> None:
     import transformers  # noqa: F401
     from transformers import CLIPVisionModelWithProjection  # noqa: F401
 
-    import doge.api  # noqa: F401
-    import doge.cli.main  # noqa: F401
-    import doge.encoding  # noqa: F401
-    import doge.plugins.clip_encoder  # noqa: F401
+    import doge.api
+    import doge.cli.main
+    import doge.data.encoding
+    import doge.plugins.clip_encoder
     import doge.registry  # noqa: F401
 
 
@@ -116,9 +152,26 @@ def _doge(args, data: Path, per_side: int, out: Path):
     from doge.registry import Registry
 
     home = out / "home"
-    argv = ["--home", str(home), "--quiet", "gap", "create", "bench", "--src", str(data / "real"),
-            "--tgt", str(data / SHIFT), "--src-limit", str(per_side), "--tgt-limit", str(per_side),
-            "--model", args.model, "--batch-size", str(args.batch_size)]
+    argv = [
+        "--home",
+        str(home),
+        "--quiet",
+        "gap",
+        "create",
+        "bench",
+        "--src",
+        str(data / "real"),
+        "--tgt",
+        str(data / SHIFT),
+        "--src-limit",
+        str(per_side),
+        "--tgt-limit",
+        str(per_side),
+        "--model",
+        args.model,
+        "--batch-size",
+        str(args.batch_size),
+    ]
     if args.workers is not None:
         argv += ["--workers", str(args.workers)]
     get_cli().main(argv, standalone_mode=False)
@@ -132,7 +185,7 @@ def _paper(model: str, data: Path, per_side: int):
     from PIL import Image
 
     from doge.api import build_encoder
-    from doge.images import discover
+    from doge.data.images import discover
 
     encoder = build_encoder("clip", model=model)
 

@@ -21,12 +21,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine, print_table  # noqa: E402
+from common import machine, print_table
 
 
 def encode_domains(enc, folder: Path, count: int, seed: int, shifts) -> dict:
-    from doge.encoding import encode_images
-    from doge.images import discover
+    from doge.data.encoding import encode_images
+    from doge.data.images import discover
     from doge.sample_data import write_domains
 
     written = write_domains(folder, count=count, size=160, seed=seed, shifts=tuple(shifts))
@@ -68,14 +68,35 @@ def main() -> None:
             s = stability(fn, params, reference["real"], reference[shift], vector, draws=args.draws)
             at_1 = t["accuracy"][t["weights"].index(1.0)]
             results.append((t["score_at_best"], -t["centroid_ratio_at_best"], name))
-            rows.append([shift, name, f"{t['domain_accuracy']:.2f}", f"{t['accuracy'][0]:.2f}", f"{at_1:.2f}",
-                         f"{t['best_weight']:g}", f"{t['accuracy_at_best']:.2f}", f"{t['centroid_ratio_at_best']:.2f}",
-                         f"{s['cosine_mean']:.3f}", s["images_needed"] or f">{args.count}"])
+            rows.append(
+                [
+                    shift,
+                    name,
+                    f"{t['domain_accuracy']:.2f}",
+                    f"{t['accuracy'][0]:.2f}",
+                    f"{at_1:.2f}",
+                    f"{t['best_weight']:g}",
+                    f"{t['accuracy_at_best']:.2f}",
+                    f"{t['centroid_ratio_at_best']:.2f}",
+                    f"{s['cosine_mean']:.3f}",
+                    s["images_needed"] or f">{args.count}",
+                ]
+            )
         best.append([shift, max(results)[2]])
     print_table(
         f"Gap quality: EfficientNet-Lite0, {args.count} reference and {args.count} held-out crops per domain",
-        ["shift", "estimator", "domains apart", "acc w=0", "acc w=1", "best w", "acc best w", "centroid ratio",
-         "stability cos", "images for cos 0.9"],
+        [
+            "shift",
+            "estimator",
+            "domains apart",
+            "acc w=0",
+            "acc w=1",
+            "best w",
+            "acc best w",
+            "centroid ratio",
+            "stability cos",
+            "images for cos 0.9",
+        ],
         rows,
     )
     print_table("Best estimator per shift (as doge gap eval picks it)", ["shift", "best"], best)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine, print_table  # noqa: E402
+from common import machine, print_table
 
 BENCH_DATABASE = "doge_bench"
 DIM = 1024
@@ -52,8 +52,11 @@ def main() -> None:
             rows += _bench(label, home, url, args, vectors, rng)
         finally:
             shutil.rmtree(home, ignore_errors=True)
-    print_table(f"Registry with {args.versions} versions", ["backend", "operation", "count", "seconds", "per second",
-                                                          "median ms", "p99 ms"], rows)
+    print_table(
+        f"Registry with {args.versions} versions",
+        ["backend", "operation", "count", "seconds", "per second", "median ms", "p99 ms"],
+        rows,
+    )
 
 
 def _parse():
@@ -84,9 +87,12 @@ def _bench(label: str, home: Path, url: str | None, args, vectors, rng) -> list[
     from doge.registry import Registry
 
     registry = Registry(home=home, url=url)
-    provenance = {"encoder": {"plugin": "clip", "model": "stabilityai/stable-diffusion-2-1-unclip", "dim": DIM},
-                  "estimator": {"name": "mean", "params": {}},
-                  "source": {"folder": "data/real", "images": 24}, "target": {"folder": "data/painting", "images": 24}}
+    provenance = {
+        "encoder": {"plugin": "clip", "model": "stabilityai/stable-diffusion-2-1-unclip", "dim": DIM},
+        "estimator": {"name": "mean", "params": {}},
+        "source": {"folder": "data/real", "images": 24},
+        "target": {"folder": "data/painting", "images": 24},
+    }
     create_ms = []
     start = time.perf_counter()
     for i in range(args.versions):
@@ -119,16 +125,43 @@ def _bench(label: str, home: Path, url: str | None, args, vectors, rng) -> list[
     assert listed == args.versions, f"list() gave {listed} versions, expected {args.versions}"
     return [
         [label, "create (all)", args.versions, create_s, args.versions / create_s, _median(create_ms), _p99(create_ms)],
-        [label, f"create (first {chunk})", chunk, sum(first) / 1000, 1000 * chunk / sum(first), _median(first),
-         _p99(first)],
-        [label, f"create (last {chunk})", chunk, sum(last) / 1000, 1000 * chunk / sum(last), _median(last),
-         _p99(last)],
-        [label, "resolve (latest / @vN)", len(refs), sum(resolve_ms) / 1000, 1000 * len(refs) / sum(resolve_ms),
-         _median(resolve_ms), _p99(resolve_ms)],
-        [label, f"list() of all {listed}", len(list_all_ms), sum(list_all_ms) / 1000, 1000 / _median(list_all_ms),
-         _median(list_all_ms), max(list_all_ms)],
-        [label, f"list(name) ({per_name} versions)", len(list_one_ms), sum(list_one_ms) / 1000,
-         1000 / _median(list_one_ms), _median(list_one_ms), _p99(list_one_ms)],
+        [
+            label,
+            f"create (first {chunk})",
+            chunk,
+            sum(first) / 1000,
+            1000 * chunk / sum(first),
+            _median(first),
+            _p99(first),
+        ],
+        [label, f"create (last {chunk})", chunk, sum(last) / 1000, 1000 * chunk / sum(last), _median(last), _p99(last)],
+        [
+            label,
+            "resolve (latest / @vN)",
+            len(refs),
+            sum(resolve_ms) / 1000,
+            1000 * len(refs) / sum(resolve_ms),
+            _median(resolve_ms),
+            _p99(resolve_ms),
+        ],
+        [
+            label,
+            f"list() of all {listed}",
+            len(list_all_ms),
+            sum(list_all_ms) / 1000,
+            1000 / _median(list_all_ms),
+            _median(list_all_ms),
+            max(list_all_ms),
+        ],
+        [
+            label,
+            f"list(name) ({per_name} versions)",
+            len(list_one_ms),
+            sum(list_one_ms) / 1000,
+            1000 / _median(list_one_ms),
+            _median(list_one_ms),
+            _p99(list_one_ms),
+        ],
     ]
 
 

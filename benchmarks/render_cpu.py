@@ -1,7 +1,7 @@
 """Render throughput of the tiny model on the CPU, by batch size (and, with --ray, on a local Ray).
 
-Each batch size renders the same images through doge's render path (``doge.rendering.plan`` +
-``doge.engine.run.run_plan``: source decoding, canny maps, CLIP embedding + gap, generation,
+Each batch size renders the same images through doge's render path (``doge.rendering.plan.plan`` +
+``doge.rendering.run.run_plan``: source decoding, canny maps, CLIP embedding + gap, generation,
 PNG writes, manifest) with one pipeline loaded beforehand and one warm-up batch. The tiny
 model's images are noise; its figures are doge's per-image overhead around a very cheap
 network, not what a real model costs (see render_gpu.py for that).
@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine, print_table, registry_with_gap, render_sources, tiny_model  # noqa: E402
+from common import machine, print_table, registry_with_gap, render_sources, tiny_model
 
 
 def main() -> None:
@@ -32,28 +32,45 @@ def main() -> None:
     model = tiny_model(work)
     sources = render_sources(work / "sources", args.sources, args.size)
     home = registry_with_gap(work / "home", model)
-    common = dict(model=str(model), controls=["canny"], controlnets=[str(model / "controlnet")], size=args.size,
-                  steps=args.steps, per_source=args.per_source, home=home, device="cpu")
+    common = dict(
+        model=str(model),
+        controls=["canny"],
+        controlnets=[str(model / "controlnet")],
+        size=args.size,
+        steps=args.steps,
+        per_source=args.per_source,
+        home=home,
+        device="cpu",
+    )
     images = args.sources * args.per_source
     print(f"machine: {machine()}")
-    print(f"tiny model, canny ControlNet, {args.size}x{args.size}, {args.steps} steps, "
-          f"{args.sources} sources x {args.per_source} = {images} images per run")
+    print(
+        f"tiny model, canny ControlNet, {args.size}x{args.size}, {args.steps} steps, "
+        f"{args.sources} sources x {args.per_source} = {images} images per run"
+    )
 
     rows = []
     for batch_size in args.batch_sizes:
         seconds = _timed_local(work, sources, common, batch_size, args.repeats)
         rows.append([batch_size, images, seconds, images / seconds])
-    print_table("Render throughput, tiny model, CPU (model loaded once, after a warm-up batch)",
-                ["batch size", "images", "seconds (best of repeats)", "img/s"], rows)
+    print_table(
+        "Render throughput, tiny model, CPU (model loaded once, after a warm-up batch)",
+        ["batch size", "images", "seconds (best of repeats)", "img/s"],
+        rows,
+    )
 
     if args.ray:
         batch_size = max(args.batch_sizes)
         local = _end_to_end(work / "e2e-local", sources, common, batch_size, None)
         on_ray = _end_to_end(work / "e2e-ray", sources, common, batch_size, "local")
-        print_table(f"doge render end to end (model load included), batch size {batch_size}",
-                    ["how", "images", "seconds", "img/s"],
-                    [["local", images, local, images / local], ["--ray (local Ray, one actor per CPU)", images, on_ray,
-                                                                images / on_ray]])
+        print_table(
+            f"doge render end to end (model load included), batch size {batch_size}",
+            ["how", "images", "seconds", "img/s"],
+            [
+                ["local", images, local, images / local],
+                ["--ray (local Ray, one actor per CPU)", images, on_ray, images / on_ray],
+            ],
+        )
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -72,11 +89,17 @@ def _parse():
 
 
 def _timed_local(work: Path, sources: Path, common: dict, batch_size: int, repeats: int) -> float:
-    from doge.engine.run import load_engine, run_plan
-    from doge.rendering import plan
+    from doge.rendering.plan import plan
+    from doge.rendering.run import load_engine, run_plan
 
-    warm = plan(["real->bench"], sources, work / f"warm-{batch_size}", count=batch_size,
-                **{**common, "per_source": 1}, batch_size=batch_size)
+    warm = plan(
+        ["real->bench"],
+        sources,
+        work / f"warm-{batch_size}",
+        count=batch_size,
+        **{**common, "per_source": 1},
+        batch_size=batch_size,
+    )
     engine = load_engine(warm)
     run_plan(warm, progress=False, engine=engine)
     best = float("inf")

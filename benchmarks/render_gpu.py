@@ -3,7 +3,7 @@
 Speed does not depend on weight values, so no download is needed: the pipeline is built from the
 component configs in ``benchmarks/configs/`` (UNet, VAE, ViT-H/14 image encoder, OpenCLIP-H text
 encoder, image normalizer, schedulers, SD 2.1 canny ControlNet) with random weights, and run
-through doge's own render path (``doge.rendering.plan`` + ``doge.engine.run.run_plan``: source
+through doge's own render path (``doge.rendering.plan.plan`` + ``doge.rendering.run.run_plan``: source
 decoding, canny maps, CLIP embedding + gap, generation, PNG writes, manifest). Batch size 1 is
 one source per pipeline call, as the paper's code renders; larger batch sizes are doge's batched
 path. Attention is PyTorch's SDPA; ``--compile`` adds ``torch.compile`` of the UNet and ControlNet.
@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine, print_table, registry_with_gap, render_sources  # noqa: E402
+from common import machine, print_table, registry_with_gap, render_sources
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 MODEL = CONFIGS / "sd21-unclip"
@@ -53,12 +53,16 @@ def main() -> None:
     print(f"machine: {machine()}")
     if device.startswith("cuda"):
         print(f"gpu: {torch.cuda.get_device_name(device)}")
-    print(f"model: {'tiny' if args.tiny else 'SD 2.1 unCLIP + SD 2.1 canny ControlNet'} (random weights); "
-          f"{args.size}x{args.size}, {args.steps} steps, {args.dtype}, {args.images} images, device {device}")
+    print(
+        f"model: {'tiny' if args.tiny else 'SD 2.1 unCLIP + SD 2.1 canny ControlNet'} (random weights); "
+        f"{args.size}x{args.size}, {args.steps} steps, {args.dtype}, {args.images} images, device {device}"
+    )
     start = time.perf_counter()
     pipe = build_pipeline(model, controlnet, device, dtype)
-    print(f"built the pipeline in {time.perf_counter() - start:.1f} s: "
-          f"{_params(pipe.unet) / 1e6:.1f}M UNet, {_params(pipe.controlnet) / 1e6:.1f}M ControlNet parameters")
+    print(
+        f"built the pipeline in {time.perf_counter() - start:.1f} s: "
+        f"{_params(pipe.unet) / 1e6:.1f}M UNet, {_params(pipe.controlnet) / 1e6:.1f}M ControlNet parameters"
+    )
 
     modes = [("eager", False)] + ([("compiled", True)] if args.compile else [])
     rows, records = [], []
@@ -70,8 +74,18 @@ def main() -> None:
             record = _measure(args, pipe, model, controlnet, home, sources, work, device, dtype, batch_size)
             record.update(mode=mode, path="paper: 1 source per call" if batch_size == 1 else "doge batched")
             records.append(record)
-            rows.append([record["path"], mode, batch_size, record["images"], record["seconds"],
-                         record["images_per_s"], record["s_per_image"], record["peak_gpu_gb"]])
+            rows.append(
+                [
+                    record["path"],
+                    mode,
+                    batch_size,
+                    record["images"],
+                    record["seconds"],
+                    record["images_per_s"],
+                    record["s_per_image"],
+                    record["peak_gpu_gb"],
+                ]
+            )
             print(json.dumps(record), flush=True)
     print_table(
         f"Render speed, {args.size}x{args.size}, {args.steps} steps, {args.dtype}, SDPA",
@@ -93,7 +107,9 @@ def _parse():
     parser.add_argument("--compile", action="store_true", help="Also time torch.compile'd UNet and ControlNet.")
     parser.add_argument("--dtype", choices=["fp16", "bf16", "fp32"], default="fp16")
     parser.add_argument("--device", help="Default: cuda if there is one, else cpu.")
-    parser.add_argument("--tiny", action="store_true", help="Use the tiny model's configs (a quick check of this script).")
+    parser.add_argument(
+        "--tiny", action="store_true", help="Use the tiny model's configs (a quick check of this script)."
+    )
     parser.add_argument("--count-params", action="store_true", help="Print the full-size components' sizes and stop.")
     parser.add_argument("--work", help="Folder for sources and outputs (default: a temp folder, removed after).")
     parser.add_argument("--json-out", help="Also write the figures to this JSON file.")
@@ -117,8 +133,8 @@ def build_pipeline(model: Path, controlnet: Path, device: str, dtype):
     from diffusers.utils import logging as diffusers_logging
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPVisionConfig, CLIPVisionModelWithProjection
 
-    from doge.engine.pipeline import StableUnCLIPControlNetImg2ImgPipeline
     from doge.hub import quiet_loading
+    from doge.rendering.pipeline import StableUnCLIPControlNetImg2ImgPipeline
 
     quiet_loading()
     diffusers_logging.set_verbosity_error()  # no notice about casting a random model with .to(dtype)
@@ -133,7 +149,8 @@ def build_pipeline(model: Path, controlnet: Path, device: str, dtype):
             image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig.from_pretrained(model / "image_encoder"))
             text_encoder = CLIPTextModel(CLIPTextConfig.from_pretrained(model / "text_encoder"))
             normalizer = StableUnCLIPImageNormalizer.from_config(
-                StableUnCLIPImageNormalizer.load_config(model / "image_normalizer"))
+                StableUnCLIPImageNormalizer.load_config(model / "image_normalizer")
+            )
     finally:
         torch.set_default_dtype(default_dtype)
     processor_cls = getattr(transformers, "CLIPImageProcessorPil", None) or transformers.CLIPImageProcessor
@@ -170,14 +187,25 @@ def _measure(args, pipe, model, controlnet, home, sources, work, device, dtype, 
     """One warm-up batch, then ``args.images`` images at ``batch_size``, through doge's render path."""
     import torch
 
-    from doge.engine.run import Engine, run_plan
-    from doge.rendering import plan
+    from doge.rendering.plan import plan
+    from doge.rendering.run import Engine, run_plan
 
     engine = Engine(pipe, device, str(dtype).removeprefix("torch."), tiny=args.tiny)
-    common = dict(model=str(model), controls=["canny"], controlnets=[str(controlnet)], size=args.size,
-                  steps=args.steps, batch_size=batch_size, device=device, home=home)
-    run_plan(plan(["real->bench"], sources, work / f"warm-{batch_size}", count=batch_size, **common),
-             progress=False, engine=engine)
+    common = dict(
+        model=str(model),
+        controls=["canny"],
+        controlnets=[str(controlnet)],
+        size=args.size,
+        steps=args.steps,
+        batch_size=batch_size,
+        device=device,
+        home=home,
+    )
+    run_plan(
+        plan(["real->bench"], sources, work / f"warm-{batch_size}", count=batch_size, **common),
+        progress=False,
+        engine=engine,
+    )
     if device.startswith("cuda"):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -191,9 +219,17 @@ def _measure(args, pipe, model, controlnet, home, sources, work, device, dtype, 
     seconds = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else float("nan")
     images = len(result.written)
-    return {"batch_size": batch_size, "images": images, "seconds": round(seconds, 3),
-            "images_per_s": round(images / seconds, 4), "s_per_image": round(seconds / images, 4),
-            "peak_gpu_gb": round(peak, 2), "size": args.size, "steps": args.steps, "dtype": args.dtype}
+    return {
+        "batch_size": batch_size,
+        "images": images,
+        "seconds": round(seconds, 3),
+        "images_per_s": round(images / seconds, 4),
+        "s_per_image": round(seconds / images, 4),
+        "peak_gpu_gb": round(peak, 2),
+        "size": args.size,
+        "steps": args.steps,
+        "dtype": args.dtype,
+    }
 
 
 def _params(module) -> int:
@@ -205,8 +241,10 @@ def _count_params() -> None:
     import torch
 
     pipe = build_pipeline(MODEL, CONTROLNET, "meta", torch.float16)
-    rows = [[name, f"{_params(getattr(pipe, name)) / 1e6:.1f}M"]
-            for name in ("unet", "controlnet", "vae", "image_encoder", "text_encoder")]
+    rows = [
+        [name, f"{_params(getattr(pipe, name)) / 1e6:.1f}M"]
+        for name in ("unet", "controlnet", "vae", "image_encoder", "text_encoder")
+    ]
     print_table("Full-size components (random weights, from benchmarks/configs)", ["component", "parameters"], rows)
 
 

@@ -19,7 +19,9 @@ def gap():
 @click.option("--model", envvar="DOGE_MODEL", help="HF id or local folder of the encoder's model.")
 @click.option("--encoder", default="clip", show_default=True, help="Encoder plugin.")
 @click.option("--estimator", default="mean", show_default=True, help="Gap estimator plugin.")
-@click.option("--src-limit", type=click.IntRange(min=1), help="At most this many source images (drawn evenly across classes).")
+@click.option(
+    "--src-limit", type=click.IntRange(min=1), help="At most this many source images (drawn evenly across classes)."
+)
 @click.option("--tgt-limit", type=click.IntRange(min=1), help="At most this many target images.")
 @click.option("--seed", default=0, show_default=True, help="Seed for sampling images.")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
@@ -28,15 +30,42 @@ def gap():
 @click.option("--description", default="", help="Free text stored with the version.")
 @click.option("--json", "as_json", is_flag=True, help="Print the stored version as JSON.")
 @pass_settings
-def create(settings, name, src, tgt, model, encoder, estimator, src_limit, tgt_limit, seed, batch_size,
-           workers, device, description, as_json):
+def create(
+    settings,
+    name,
+    src,
+    tgt,
+    model,
+    encoder,
+    estimator,
+    src_limit,
+    tgt_limit,
+    seed,
+    batch_size,
+    workers,
+    device,
+    description,
+    as_json,
+):
     """Encode --src and --tgt and store their gap as the next version of NAME."""
     from doge.api import create_gap
 
     g = create_gap(
-        name, src, tgt, model=model, encoder=encoder, estimator=estimator, src_limit=src_limit,
-        tgt_limit=tgt_limit, seed=seed, batch_size=batch_size, workers=workers, device=device,
-        description=description, progress=not settings.quiet, registry=settings.registry(),
+        name,
+        src,
+        tgt,
+        model=model,
+        encoder=encoder,
+        estimator=estimator,
+        src_limit=src_limit,
+        tgt_limit=tgt_limit,
+        seed=seed,
+        batch_size=batch_size,
+        workers=workers,
+        device=device,
+        description=description,
+        progress=not settings.quiet,
+        registry=settings.registry(),
     )
     if as_json:
         echo_json(settings.registry().resolve(g.ref).to_json())
@@ -50,9 +79,16 @@ def create(settings, name, src, tgt, model, encoder, estimator, src_limit, tgt_l
 
 @gap.command("list")
 @click.argument("name", required=False)
-@click.option("--where", "where", multiple=True, metavar="KEY=VALUE",
-              help="Only versions with this label (repeatable: all must match).")
-@click.option("--search", metavar="TEXT", help="Only versions whose name, description or labels contain TEXT (any case).")
+@click.option(
+    "--where",
+    "where",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Only versions with this label (repeatable: all must match).",
+)
+@click.option(
+    "--search", metavar="TEXT", help="Only versions whose name, description or labels contain TEXT (any case)."
+)
 @click.option("--remote", "remote_name", help="List the gaps of this remote instead (see 'doge remote list').")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_settings
@@ -73,9 +109,15 @@ def list_(settings, name, where, search, remote_name, as_json):
             click.echo("no gaps yet: doge gap create 'real->painting' --src DIR --tgt DIR")
         return
     rows = [
-        [v.ref, ",".join(v.aliases), v.dim, v.provenance.get("encoder", {}).get("model", "?"),
-         v.provenance.get("estimator", {}).get("name", "?"), str(v.created_at)[:19],
-         ",".join(f"{k}={val}" for k, val in sorted(v.labels.items()))]
+        [
+            v.ref,
+            ",".join(v.aliases),
+            v.dim,
+            v.provenance.get("encoder", {}).get("model", "?"),
+            v.provenance.get("estimator", {}).get("name", "?"),
+            str(v.created_at)[:19],
+            ",".join(f"{k}={val}" for k, val in sorted(v.labels.items())),
+        ]
         for v in versions
     ]
     echo_table(rows, ["REF", "ALIASES", "DIM", "MODEL", "ESTIMATOR", "CREATED", "LABELS"])
@@ -158,8 +200,14 @@ def history(settings, name, as_json):
         click.echo(f"no recorded changes to {name!r} (the registry kept no history before it was upgraded)")
         return
     rows = [
-        [e["at"], e["who"], e["action"], f"v{e['version']}" if e["version"] is not None else "-",
-         _change(e["before"]), _change(e["after"])]
+        [
+            e["at"],
+            e["who"],
+            e["action"],
+            f"v{e['version']}" if e["version"] is not None else "-",
+            _change(e["before"]),
+            _change(e["after"]),
+        ]
         for e in entries
     ]
     echo_table(rows, ["WHEN", "WHO", "ACTION", "VERSION", "BEFORE", "AFTER"])
@@ -187,8 +235,11 @@ def rm(settings, ref):
 
 @gap.command()
 @click.argument("args", nargs=-1, metavar="REF FILE | --bundle LIB.doge [REF...]")
-@click.option("--bundle", type=click.Path(dir_okay=False),
-              help="Write the REFs (every version if none given), their aliases and provenance to one .doge file.")
+@click.option(
+    "--bundle",
+    type=click.Path(dir_okay=False),
+    help="Write the REFs (every version if none given), their aliases and provenance to one .doge file.",
+)
 @pass_settings
 def export(settings, args, bundle):
     """Write REF to FILE.safetensors (it carries its provenance), or several gaps to a --bundle."""
@@ -208,8 +259,11 @@ def export(settings, args, bundle):
 @gap.command("import")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--as", "as_name", help="Store under this name instead of the one in the file.")
-@click.option("--new-version", is_flag=True,
-              help="Bundles: where an entry's number is taken here (or was used here), store it as the next version.")
+@click.option(
+    "--new-version",
+    is_flag=True,
+    help="Bundles: where an entry's number is taken here (or was used here), store it as the next version.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Bundles: print what became of each entry as JSON.")
 @pass_settings
 def import_(settings, file, as_name, new_version, as_json):
@@ -231,8 +285,11 @@ def import_(settings, file, as_name, new_version, as_json):
 @gap.command()
 @click.argument("refs", nargs=-1, required=True, metavar="REF...")
 @click.argument("remote_name", metavar="REMOTE")
-@click.option("--new-version", is_flag=True,
-              help="Where a version's number is taken on the remote (or was used there), store it as the next version.")
+@click.option(
+    "--new-version",
+    is_flag=True,
+    help="Where a version's number is taken on the remote (or was used there), store it as the next version.",
+)
 @click.option("--aliases", is_flag=True, help="Also set the versions' aliases on the remote.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_settings
@@ -248,8 +305,11 @@ def push(settings, refs, remote_name, new_version, aliases, as_json):
 
 @gap.command()
 @click.argument("specs", nargs=-1, required=True, metavar="REMOTE:REF...")
-@click.option("--new-version", is_flag=True,
-              help="Where a version's number is taken here (or was used here), store it as the next version.")
+@click.option(
+    "--new-version",
+    is_flag=True,
+    help="Where a version's number is taken here (or was used here), store it as the next version.",
+)
 @click.option("--aliases", is_flag=True, help="Also set the versions' aliases here.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_settings
@@ -263,9 +323,10 @@ def pull(settings, specs, new_version, aliases, as_json):
     for name, ref in map(split_remote_ref, specs):
         by_remote.setdefault(name, []).append(ref)
     local = settings.registry()
-    placed = {name: pull_versions(open_remote(settings, name), refs, local, name, new_version=new_version,
-                                  aliases=aliases)
-              for name, refs in by_remote.items()}
+    placed = {
+        name: pull_versions(open_remote(settings, name), refs, local, name, new_version=new_version, aliases=aliases)
+        for name, refs in by_remote.items()
+    }
     if as_json:
         report([p for ps in placed.values() for p in ps], "pulled", "", "", as_json=True)
         return
@@ -280,7 +341,7 @@ def pull(settings, specs, new_version, aliases, as_json):
 @pass_settings
 def diff(settings, ref_a, ref_b, as_json):
     """Compare two gaps: cosine, norm ratio and provenance differences."""
-    from doge.compare import gap_diff
+    from doge.gaps.compare import gap_diff
 
     reg = settings.registry()
     a, b = reg.resolve(ref_a), reg.resolve(ref_b)

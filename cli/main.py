@@ -8,9 +8,8 @@ import sys
 import click
 
 import doge
-from doge.errors import DogeError
-
 from doge.cli.context import Settings
+from doge.errors import DogeError
 
 
 class DogeGroup(click.Group):
@@ -25,13 +24,25 @@ class DogeGroup(click.Group):
 
 @click.group(cls=DogeGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(doge.__version__, prog_name="doge")
-@click.option("--home", envvar="DOGE_HOME", type=click.Path(file_okay=False),
-              help="State folder (registry, blobs). Default: $DOGE_HOME or the user data folder.")
-@click.option("--registry", "registry_url", envvar="DOGE_REGISTRY_URL",
-              help="SQLAlchemy URL of the gap registry (default: SQLite under --home).")
-@click.option("--blobs", "blob_store", envvar="DOGE_BLOB_STORE",
-              help="Where gap vectors are stored: a folder or an fsspec URL such as s3://bucket/gaps "
-                   "(default: blobs/ under --home).")
+@click.option(
+    "--home",
+    envvar="DOGE_HOME",
+    type=click.Path(file_okay=False),
+    help="State folder (registry, blobs). Default: $DOGE_HOME or the user data folder.",
+)
+@click.option(
+    "--registry",
+    "registry_url",
+    envvar="DOGE_REGISTRY_URL",
+    help="SQLAlchemy URL of the gap registry (default: SQLite under --home).",
+)
+@click.option(
+    "--blobs",
+    "blob_store",
+    envvar="DOGE_BLOB_STORE",
+    help="Where gap vectors are stored: a folder or an fsspec URL such as s3://bucket/gaps "
+    "(default: blobs/ under --home).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
 def cli(ctx: click.Context, home, registry_url, blob_store, quiet):

@@ -8,18 +8,22 @@ from doge.cli.context import echo_json, echo_table, pass_settings
 
 
 def _weights(spec: str) -> list[float]:
-    from doge.rendering import sweep_weights
+    from doge.rendering.plan import sweep_weights
 
     return sweep_weights(spec)
 
 
 def _encoding_options(f):
-    for option in reversed([
-        click.option("--model", help="Model of the gap's encoder (default: the one in its provenance)."),
-        click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1)),
-        click.option("--workers", type=click.IntRange(min=0), help="Decoding worker processes (default: automatic)."),
-        click.option("--device", default="auto", show_default=True, help="cuda, mps, cpu or auto."),
-    ]):
+    for option in reversed(
+        [
+            click.option("--model", help="Model of the gap's encoder (default: the one in its provenance)."),
+            click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1)),
+            click.option(
+                "--workers", type=click.IntRange(min=0), help="Decoding worker processes (default: automatic)."
+            ),
+            click.option("--device", default="auto", show_default=True, help="cuda, mps, cpu or auto."),
+        ]
+    ):
         f = option(f)
     return f
 
@@ -28,27 +32,64 @@ def _encoding_options(f):
 @click.argument("ref")
 @click.option("--src", required=True, type=click.Path(), help="Held-out source-domain images (not the gap's own).")
 @click.option("--tgt", required=True, type=click.Path(), help="Held-out target-domain images.")
-@click.option("--weights", "weights_spec", default="0:3:13", show_default=True,
-              help="Edit weights to try, START:STOP:COUNT.")
-@click.option("--draws", default=20, show_default=True, type=click.IntRange(min=2),
-              help="Resamples per point of the stability curve.")
-@click.option("--estimators/--no-estimators", default=True, show_default=True,
-              help="Also judge every estimator on these images (needs the gap's reference folders).")
+@click.option(
+    "--weights", "weights_spec", default="0:3:13", show_default=True, help="Edit weights to try, START:STOP:COUNT."
+)
+@click.option(
+    "--draws",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=2),
+    help="Resamples per point of the stability curve.",
+)
+@click.option(
+    "--estimators/--no-estimators",
+    default=True,
+    show_default=True,
+    help="Also judge every estimator on these images (needs the gap's reference folders).",
+)
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG of the evaluation here.")
 @click.option("--store/--no-store", default=True, show_default=True, help="Store the evaluation on the gap version.")
 @click.option("--seed", default=0, show_default=True)
 @_encoding_options
 @click.option("--json", "as_json", is_flag=True, help="Print the evaluation record as JSON.")
 @pass_settings
-def eval_(settings, ref, src, tgt, weights_spec, draws, estimators, plot, store, seed, model, batch_size, workers,
-          device, as_json):
+def eval_(
+    settings,
+    ref,
+    src,
+    tgt,
+    weights_spec,
+    draws,
+    estimators,
+    plot,
+    store,
+    seed,
+    model,
+    batch_size,
+    workers,
+    device,
+    as_json,
+):
     """Judge gap REF on held-out images: transfer, stability, and which estimator does best."""
     from doge.quality.evaluate import evaluate_gap
 
     record = evaluate_gap(
-        ref, src, tgt, model=model, weights=_weights(weights_spec), draws=draws, estimators=estimators, plot=plot,
-        store=store, seed=seed, batch_size=batch_size, workers=workers, device=device,
-        progress=not settings.quiet, registry=settings.registry(),
+        ref,
+        src,
+        tgt,
+        model=model,
+        weights=_weights(weights_spec),
+        draws=draws,
+        estimators=estimators,
+        plot=plot,
+        store=store,
+        seed=seed,
+        batch_size=batch_size,
+        workers=workers,
+        device=device,
+        progress=not settings.quiet,
+        registry=settings.registry(),
     )
     if as_json:
         echo_json(record)
@@ -74,22 +115,38 @@ def report_lines(record: dict) -> list[str]:
     ]
     if "curve" in s:
         curve = ", ".join(f"{p['images']}: {p['cosine_mean']:.2f}" for p in s["curve"])
-        needed = (f"{s['images_needed']} images per side reach cosine {s['enough_cosine']}" if s["images_needed"]
-                  else f"cosine {s['enough_cosine']} needs more images than these")
-        lines.append(f"stability ({s['pool']} images, {s['draws']} draws): cosine {s['cosine_mean']:.2f} "
-                     f"± {s['cosine_std']:.2f}; per side {curve}; {needed}")
+        needed = (
+            f"{s['images_needed']} images per side reach cosine {s['enough_cosine']}"
+            if s["images_needed"]
+            else f"cosine {s['enough_cosine']} needs more images than these"
+        )
+        lines.append(
+            f"stability ({s['pool']} images, {s['draws']} draws): cosine {s['cosine_mean']:.2f} "
+            f"± {s['cosine_std']:.2f}; per side {curve}; {needed}"
+        )
     else:
         lines.append(f"stability: not measured ({s.get('skipped')})")
     overlap = record["overlap"]
     if overlap.get("source") or overlap.get("target"):
-        lines.append(f"warning: {overlap['source']} source and {overlap['target']} target held-out images were used "
-                     "to make the gap")
+        lines.append(
+            f"warning: {overlap['source']} source and {overlap['target']} target held-out images were used "
+            "to make the gap"
+        )
     if "results" in e:
         lines.append(f"estimators on these images (best: {e['best']}):")
-        rows = [[r["estimator"], "-", "-", "-", "-", r["error"][:60]] if "error" in r else
-                [r["estimator"], f"{r['best_weight']:g}", f"{r['accuracy_at_best']:.2f}",
-                 f"{r['centroid_ratio_at_best']:.2f}", "-" if r["accuracy_at_1"] is None else f"{r['accuracy_at_1']:.2f}", ""]
-                for r in e["results"]]
+        rows = [
+            [r["estimator"], "-", "-", "-", "-", r["error"][:60]]
+            if "error" in r
+            else [
+                r["estimator"],
+                f"{r['best_weight']:g}",
+                f"{r['accuracy_at_best']:.2f}",
+                f"{r['centroid_ratio_at_best']:.2f}",
+                "-" if r["accuracy_at_1"] is None else f"{r['accuracy_at_1']:.2f}",
+                "",
+            ]
+            for r in e["results"]
+        ]
         lines += ["  " + row for row in _table(rows, ["ESTIMATOR", "BEST_W", "ACC", "CENTROID", "ACC@1", ""])]
     else:
         lines.append(f"estimators: not compared ({e.get('skipped')})")
@@ -106,10 +163,12 @@ def evaluation_summary_line(record: dict) -> str:
 
     r = summary(record)
     stability = "-" if r["stability_cosine"] is None else f"{r['stability_cosine']:.2f}"
-    return (f"{r['evaluated_at']} on {r['source_images']}/{r['target_images']} held-out images: best w "
-            f"{r['best_weight']:g}, {r['accuracy_at_best']:.0%} classified as target, centroid ratio "
-            f"{r['centroid_ratio_at_best']:.2f}, stability cosine {stability}, best estimator "
-            f"{r['best_estimator'] or '-'}")
+    return (
+        f"{r['evaluated_at']} on {r['source_images']}/{r['target_images']} held-out images: best w "
+        f"{r['best_weight']:g}, {r['accuracy_at_best']:.0%} classified as target, centroid ratio "
+        f"{r['centroid_ratio_at_best']:.2f}, stability cosine {stability}, best estimator "
+        f"{r['best_estimator'] or '-'}"
+    )
 
 
 def _table(rows: list[list[str]], headers: list[str]) -> list[str]:
@@ -130,8 +189,9 @@ def compare(settings, refs, as_json):
     for ref in refs:
         version = reg.resolve(ref)
         evaluations = reg.evaluations(version.ref)
-        rows.append({**summary(evaluations[-1]), "evaluated": True} if evaluations
-                    else {"gap": version.ref, "evaluated": False})
+        rows.append(
+            {**summary(evaluations[-1]), "evaluated": True} if evaluations else {"gap": version.ref, "evaluated": False}
+        )
     if as_json:
         echo_json(rows)
         return
@@ -140,14 +200,24 @@ def compare(settings, refs, as_json):
         return "-" if value is None else format(value, spec)
 
     table = [
-        [r["gap"], r.get("estimator") or "-", fmt(r.get("best_weight"), "g"), fmt(r.get("accuracy_at_best"), ".2f"),
-         fmt(r.get("centroid_ratio_at_best"), ".2f"), fmt(r.get("stability_cosine"), ".2f"),
-         f"{r.get('source_images')}/{r.get('target_images')}", r.get("best_estimator") or "-",
-         (r.get("evaluated_at") or "")[:19]]
-        if r["evaluated"] else [r["gap"], "not evaluated: doge gap eval REF --src DIR --tgt DIR", *[""] * 7]
+        [
+            r["gap"],
+            r.get("estimator") or "-",
+            fmt(r.get("best_weight"), "g"),
+            fmt(r.get("accuracy_at_best"), ".2f"),
+            fmt(r.get("centroid_ratio_at_best"), ".2f"),
+            fmt(r.get("stability_cosine"), ".2f"),
+            f"{r.get('source_images')}/{r.get('target_images')}",
+            r.get("best_estimator") or "-",
+            (r.get("evaluated_at") or "")[:19],
+        ]
+        if r["evaluated"]
+        else [r["gap"], "not evaluated: doge gap eval REF --src DIR --tgt DIR", *[""] * 7]
         for r in rows
     ]
-    echo_table(table, ["REF", "ESTIMATOR", "BEST_W", "ACC", "CENTROID", "STABILITY", "SRC/TGT", "BEST_EST", "EVALUATED"])
+    echo_table(
+        table, ["REF", "ESTIMATOR", "BEST_W", "ACC", "CENTROID", "STABILITY", "SRC/TGT", "BEST_EST", "EVALUATED"]
+    )
 
 
 @click.command("filter")
@@ -155,36 +225,73 @@ def compare(settings, refs, as_json):
 @click.option("--gap", "gap_ref", help="Gap to judge with (default: the one the images were rendered with).")
 @click.option("--src", type=click.Path(), help="Reference source images (default: the gap's own folder).")
 @click.option("--tgt", type=click.Path(), help="Reference target images (default: the gap's own folder).")
-@click.option("--min-target-score", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="Reject images whose probability of being target-domain is below this.")
-@click.option("--min-source-similarity", type=click.FloatRange(-1, 1),
-              help="Reject images whose cosine to their source is below this (default: not checked).")
+@click.option(
+    "--min-target-score",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="Reject images whose probability of being target-domain is below this.",
+)
+@click.option(
+    "--min-source-similarity",
+    type=click.FloatRange(-1, 1),
+    help="Reject images whose cosine to their source is below this (default: not checked).",
+)
 @click.option("--delete", is_flag=True, help="Delete rejected image files too (their manifest lines stay).")
 @_encoding_options
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_settings
-def filter_(settings, out, gap_ref, src, tgt, min_target_score, min_source_similarity, delete, model, batch_size,
-            workers, device, as_json):
+def filter_(
+    settings,
+    out,
+    gap_ref,
+    src,
+    tgt,
+    min_target_score,
+    min_source_similarity,
+    delete,
+    model,
+    batch_size,
+    workers,
+    device,
+    as_json,
+):
     """Score rendered images in OUT and mark the rejected ones in OUT/manifest.jsonl."""
-    from doge.filtering import filter_outputs
+    from doge.quality.filtering import filter_outputs
 
     result = filter_outputs(
-        out, gap_ref, src=src, tgt=tgt, min_target_score=min_target_score,
-        min_source_similarity=min_source_similarity, delete=delete, model=model, batch_size=batch_size,
-        workers=workers, device=device, progress=not settings.quiet, registry=settings.registry(),
+        out,
+        gap_ref,
+        src=src,
+        tgt=tgt,
+        min_target_score=min_target_score,
+        min_source_similarity=min_source_similarity,
+        delete=delete,
+        model=model,
+        batch_size=batch_size,
+        workers=workers,
+        device=device,
+        progress=not settings.quiet,
+        registry=settings.registry(),
     )
     if as_json:
         echo_json(result)
         return
-    click.echo(f"scored {result['scored']} images in {result['out']} with {result['gap']}: "
-               f"kept {result['kept']}, rejected {result['rejected']}"
-               + (f", deleted {result['deleted']} files" if delete else "")
-               + (f"; {result['unscored']} listed images were not scored (missing or unreadable)" if result["unscored"] else ""))
+    click.echo(
+        f"scored {result['scored']} images in {result['out']} with {result['gap']}: "
+        f"kept {result['kept']}, rejected {result['rejected']}"
+        + (f", deleted {result['deleted']} files" if delete else "")
+        + (
+            f"; {result['unscored']} listed images were not scored (missing or unreadable)"
+            if result["unscored"]
+            else ""
+        )
+    )
     for image in result["rejected_images"][:20]:
         click.echo(f"  rejected {image}")
     if len(result["rejected_images"]) > 20:
         click.echo(f"  ... and {len(result['rejected_images']) - 20} more (--json lists all)")
-    click.echo(f"verdicts are in {result['manifest']} (each line's \"filter\")")
+    click.echo(f'verdicts are in {result["manifest"]} (each line\'s "filter")')
 
 
 def register(cli, gap_group) -> None:

@@ -15,8 +15,11 @@ def remote():
 @remote.command()
 @click.argument("name")
 @click.argument("url")
-@click.option("--blobs", help="Blob store of the remote: a shared folder or an fsspec URL such as s3://bucket/gaps "
-              "(default for SQLite: the blobs/ folder beside the database file; required for PostgreSQL).")
+@click.option(
+    "--blobs",
+    help="Blob store of the remote: a shared folder or an fsspec URL such as s3://bucket/gaps "
+    "(default for SQLite: the blobs/ folder beside the database file; required for PostgreSQL).",
+)
 @pass_settings
 def add(settings, name, url, blobs):
     """Add remote NAME at URL: a doge home folder, sqlite:///path/registry.db or postgresql+psycopg://..."""

@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Registry": "doge.registry",
-    "Gap": "doge.gap",
+    "Gap": "doge.gaps.gap",
     "load_gap": "doge.api",
     "create_gap": "doge.api",
     "render": "doge.api",

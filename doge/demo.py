@@ -33,12 +33,26 @@ def main(out: str = "demo-out") -> None:
     print(f"wrote real photographs to {data['real']} and stylised paintings to {data['painting']}")
     if not (model / "model_index.json").exists():
         build_tiny_unclip(model, seed=0)
-    print(f"wrote a random tiny unCLIP model to {model}: its embeddings and images are noise; "
-          "pass --model stabilityai/stable-diffusion-2-1-unclip for real results")
+    print(
+        f"wrote a random tiny unCLIP model to {model}: its embeddings and images are noise; "
+        "pass --model stabilityai/stable-diffusion-2-1-unclip for real results"
+    )
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    _doge(home, "gap", "create", "real->painting", "--src", str(data["real"]), "--tgt", str(data["painting"]),
-          "--model", str(model), "--description", "make demo: skimage photos vs OpenCV stylization")
+    _doge(
+        home,
+        "gap",
+        "create",
+        "real->painting",
+        "--src",
+        str(data["real"]),
+        "--tgt",
+        str(data["painting"]),
+        "--model",
+        str(model),
+        "--description",
+        "make demo: skimage photos vs OpenCV stylization",
+    )
     _doge(home, "gap", "tag", "real->painting", "demo")
     _doge(home, "gap", "list")
     _doge(home, "gap", "show", "real->painting@demo")
@@ -48,9 +62,29 @@ def main(out: str = "demo-out") -> None:
 
 def _render(home: Path, model: Path, src: Path, out: Path) -> None:
     """Render a few sources with the tiny model and its ControlNet, with a grid."""
-    _doge(home, "render", "--gap", "real->painting@demo", "--src", str(src), "--out", str(out), "--model", str(model),
-          "--controlnet", str(model / "controlnet"), "--control", "canny", "--size", "64", "--steps", "2",
-          "--limit", "4", "--grid")
+    _doge(
+        home,
+        "render",
+        "--gap",
+        "real->painting@demo",
+        "--src",
+        str(src),
+        "--out",
+        str(out),
+        "--model",
+        str(model),
+        "--controlnet",
+        str(model / "controlnet"),
+        "--control",
+        "canny",
+        "--size",
+        "64",
+        "--steps",
+        "2",
+        "--limit",
+        "4",
+        "--grid",
+    )
 
 
 if __name__ == "__main__":

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from doge.errors import DogeError
 
-_DTYPES = {"fp16": "float16", "float16": "float16", "bf16": "bfloat16", "bfloat16": "bfloat16",
-           "fp32": "float32", "float32": "float32"}
+_DTYPES = {
+    "fp16": "float16",
+    "float16": "float16",
+    "bf16": "bfloat16",
+    "bfloat16": "bfloat16",
+    "fp32": "float32",
+    "float32": "float32",
+}
 
 
 def pick_device(device: str | None = None) -> str:

@@ -11,7 +11,7 @@ def register_encoders(register):
     """Register image encoders: ``register("clip", ClipEncoder)``.
 
     An encoder is a class built as ``cls(model=..., device=..., dtype=...)`` that follows
-    :class:`doge.encoder.Encoder`.
+    :class:`doge.data.encoder.Encoder`.
     """
 
 

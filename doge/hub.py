@@ -75,8 +75,7 @@ def _commit_of(path: str) -> str | None:
 
 
 def _hub_source(model: str, revision: str | None) -> ModelSource:
-    from huggingface_hub.errors import GatedRepoError, HFValidationError, RepositoryNotFoundError
-    from huggingface_hub.errors import RevisionNotFoundError
+    from huggingface_hub.errors import GatedRepoError, HFValidationError, RepositoryNotFoundError, RevisionNotFoundError
 
     try:
         index = _cached_or_fetched(model, "model_index.json", revision)
@@ -84,15 +83,11 @@ def _hub_source(model: str, revision: str | None) -> ModelSource:
             return ModelSource(model, *_UNCLIP, commit=_commit_of(index), on_hub=True)
         config = _cached_or_fetched(model, "config.json", revision)
     except GatedRepoError:
-        raise DogeError(
-            f"model {model!r} is gated: accept its licence on the hub, then `hf auth login`"
-        ) from None
+        raise DogeError(f"model {model!r} is gated: accept its licence on the hub, then `hf auth login`") from None
     except RepositoryNotFoundError:
         raise NotFound(f"model {model!r} is not on the hub (or is private): {_FIX}") from None
     except RevisionNotFoundError:
-        raise NotFound(
-            f"model {model!r} has no revision {revision!r}; leave --revision out for main"
-        ) from None
+        raise NotFound(f"model {model!r} has no revision {revision!r}; leave --revision out for main") from None
     except HFValidationError:
         raise NotFound(f"model {model!r} is neither a folder nor a valid hub id: {_FIX}") from None
     if config is None:

@@ -12,10 +12,7 @@ _NAME_RE = re.compile(rf"^{_PART}(->{_PART})?$")
 _ALIAS_RE = re.compile(r"^[a-z][a-z0-9._-]*$")
 _VERSION_RE = re.compile(r"^v(\d+)$")
 
-NAME_RULE = (
-    "lowercase letters, digits, '.', '_', '-', and at most one '->' between two parts "
-    "(e.g. 'real->painting')"
-)
+NAME_RULE = "lowercase letters, digits, '.', '_', '-', and at most one '->' between two parts (e.g. 'real->painting')"
 LATEST = "latest"
 
 

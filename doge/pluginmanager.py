@@ -139,7 +139,6 @@ def describe() -> dict[str, list[dict[str, str]]]:
     out: dict[str, list[dict[str, str]]] = {}
     for kind in KINDS:
         out[kind] = [
-            {"name": r.name, "plugin": r.plugin, "origin": plugin_origin(r.plugin)}
-            for r in table(kind).values()
+            {"name": r.name, "plugin": r.plugin, "origin": plugin_origin(r.plugin)} for r in table(kind).values()
         ]
     return out

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import doge
 
 if TYPE_CHECKING:  # the registry imports who(); it must not import torch
-    from doge.embeddings import Embeddings
+    from doge.data.embeddings import Embeddings
 
 
 def who() -> str:
@@ -23,7 +23,7 @@ def who() -> str:
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def side(emb: Embeddings, limit: int | None) -> dict:
@@ -38,8 +38,16 @@ def side(emb: Embeddings, limit: int | None) -> dict:
 
 
 def gap_provenance(
-    *, encoder: dict, estimator: str, params: dict, src: Embeddings, tgt: Embeddings,
-    src_limit: int | None, tgt_limit: int | None, seed: int, description: str,
+    *,
+    encoder: dict,
+    estimator: str,
+    params: dict,
+    src: Embeddings,
+    tgt: Embeddings,
+    src_limit: int | None,
+    tgt_limit: int | None,
+    seed: int,
+    description: str,
 ) -> dict:
     return {
         "encoder": encoder,

@@ -39,7 +39,7 @@ def crops(count: int, size: int = 160, seed: int = 0) -> list[tuple[str, np.ndar
         y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
         import cv2
 
-        crop = cv2.resize(image[y:y + side, x:x + side], (size, size), interpolation=cv2.INTER_AREA)
+        crop = cv2.resize(image[y : y + side, x : x + side], (size, size), interpolation=cv2.INTER_AREA)
         out.append((f"{name}_{i:04d}", crop))
     return out
 
@@ -55,7 +55,7 @@ def shift(image: np.ndarray, kind: str) -> np.ndarray:
         grey, _ = cv2.pencilSketch(bgr, sigma_s=60, sigma_r=0.07, shade_factor=0.05)
         out = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
     elif kind == "night":
-        dark = (bgr.astype(np.float32) * 0.35)
+        dark = bgr.astype(np.float32) * 0.35
         dark[..., 0] += 25  # a blue cast
         out = np.clip(dark, 0, 255).astype(np.uint8)
     elif kind == "blur":
@@ -65,8 +65,9 @@ def shift(image: np.ndarray, kind: str) -> np.ndarray:
     return cv2.cvtColor(out, cv2.COLOR_BGR2RGB)
 
 
-def write_domains(folder: str | Path, count: int = 24, size: int = 160, seed: int = 0,
-                  shifts: tuple[str, ...] = ("painting",)) -> dict[str, Path]:
+def write_domains(
+    folder: str | Path, count: int = 24, size: int = 160, seed: int = 0, shifts: tuple[str, ...] = ("painting",)
+) -> dict[str, Path]:
     """Write ``folder/real`` and ``folder/<shift>`` for each shift, from disjoint crops.
 
     Real and shifted images come from different crops, so a gap between the folders is a gap
@@ -80,7 +81,7 @@ def write_domains(folder: str | Path, count: int = 24, size: int = 160, seed: in
     for j, domain in enumerate(("real", *shifts)):
         target = folder / domain
         target.mkdir(parents=True, exist_ok=True)
-        for stem, crop in pool[j::1 + len(shifts)]:
+        for stem, crop in pool[j :: 1 + len(shifts)]:
             image = crop if domain == "real" else shift(crop, domain)
             Image.fromarray(image).save(target / f"{stem}.png")
         out[domain] = target

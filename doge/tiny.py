@@ -30,17 +30,31 @@ LATENT_CHANNELS = 4
 
 # A handful of merges over a few words prompts tend to use; the rest falls back to bytes.
 _MERGES = (
-    "t h", "th e</w>", "a n", "an d</w>", "o f</w>", "p h", "ph o", "pho t", "phot o</w>",
-    "i n", "in g</w>", "p a", "pa in", "pain t", "paint ing</w>", "r e", "re a", "rea l</w>",
+    "t h",
+    "th e</w>",
+    "a n",
+    "an d</w>",
+    "o f</w>",
+    "p h",
+    "ph o",
+    "pho t",
+    "phot o</w>",
+    "i n",
+    "in g</w>",
+    "p a",
+    "pa in",
+    "pain t",
+    "paint ing</w>",
+    "r e",
+    "re a",
+    "rea l</w>",
 )
 
 
 def _bytes_to_unicode() -> dict[int, str]:
     """Byte-level BPE's reversible map from bytes to printable characters (GPT-2/CLIP scheme)."""
     printable = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     )
     mapping = {b: chr(b) for b in printable}
     shift = 0

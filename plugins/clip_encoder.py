@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from doge.encoder import describe as describe_encoder
+from doge.data.encoder import describe as describe_encoder
 from doge.errors import DogeError, first_line
 from doge.hooks import hookimpl
 from doge.hub import ModelSource, default_model, quiet_loading, resolve_source
 from doge.tiny import warn_if_tiny
-
 
 
 def _processor_class():
@@ -53,8 +52,9 @@ class ClipEncoder:
 
     plugin = "clip"
 
-    def __init__(self, model: str | None = None, device: str | None = None, dtype: Any = None,
-                 revision: str | None = None):
+    def __init__(
+        self, model: str | None = None, device: str | None = None, dtype: Any = None, revision: str | None = None
+    ):
         from doge.devices import pick_device
 
         self.model_id = str(model) if model else default_model()
@@ -78,9 +78,7 @@ class ClipEncoder:
                 source.location, subfolder=source.encoder_subfolder, revision=revision, dtype=self.dtype
             )
         except OSError as exc:
-            raise DogeError(
-                f"cannot load the CLIP image encoder of {self.model_id!r}: {first_line(exc)}"
-            ) from exc
+            raise DogeError(f"cannot load the CLIP image encoder of {self.model_id!r}: {first_line(exc)}") from exc
         return model.to(self.device).eval()
 
     def _load_processor(self, source: ModelSource, revision: str | None):
@@ -89,9 +87,7 @@ class ClipEncoder:
                 source.location, subfolder=source.processor_subfolder, revision=revision
             )
         except OSError as exc:
-            raise DogeError(
-                f"cannot load the CLIP image processor of {self.model_id!r}: {first_line(exc)}"
-            ) from exc
+            raise DogeError(f"cannot load the CLIP image processor of {self.model_id!r}: {first_line(exc)}") from exc
 
     @property
     def preprocessor(self) -> ClipPreprocessor:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from doge.encoder import describe as describe_encoder
+from doge.data.encoder import describe as describe_encoder
 from doge.errors import DogeError
 from doge.hooks import hookimpl
 

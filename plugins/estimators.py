@@ -5,7 +5,7 @@ from doge.hooks import hookimpl
 
 @hookimpl
 def register_estimators(register):
-    from doge import estimators
+    from doge.gaps import estimators
 
     register("mean", estimators.mean_gap)
     register("median", estimators.median_gap)

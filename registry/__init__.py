@@ -3,4 +3,4 @@
 from .database import ReadOnlyRegistry
 from .registry import GapVersion, Registry, registry_info, upgrade_registry
 
-__all__ = ["Registry", "GapVersion", "ReadOnlyRegistry", "registry_info", "upgrade_registry"]
+__all__ = ["GapVersion", "ReadOnlyRegistry", "Registry", "registry_info", "upgrade_registry"]

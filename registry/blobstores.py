@@ -9,7 +9,7 @@ S3 credentials and endpoint come from the usual AWS settings (``AWS_ACCESS_KEY_I
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from doge.errors import DogeError, first_line
@@ -26,7 +26,7 @@ def open_blob_store(location: str | os.PathLike | None, home: Path):
     if isinstance(location, os.PathLike):
         return BlobStore(location)
     if location.startswith("file://"):
-        return BlobStore(location[len("file://"):])  # a local folder keeps write-then-rename
+        return BlobStore(location[len("file://") :])  # a local folder keeps write-then-rename
     if "://" in location:
         return FsspecBlobStore(location)
     return BlobStore(Path(location).expanduser())
@@ -69,11 +69,8 @@ class FsspecBlobStore:
         return checked(data, sha, what, self.where(sha))
 
     def delete(self, sha: str) -> None:
-        with self._errors("delete"):
-            try:
-                self._fs.rm_file(self._key(sha))
-            except FileNotFoundError:
-                pass
+        with self._errors("delete"), suppress(FileNotFoundError):
+            self._fs.rm_file(self._key(sha))
 
     def _key(self, sha: str) -> str:
         return f"{self._root}/{sha[:2]}/{sha}{SUFFIX}"

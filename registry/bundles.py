@@ -18,19 +18,21 @@ import re
 import stat
 import zipfile
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 from doge.atomic import write_atomic
 from doge.errors import DogeError, NotFound
 from doge.names import validate_alias, validate_name
+from doge.provenance import now_iso
 
 from . import gapfile
 from .blobs import sha256_hex
+from .copying import IncomingVersion, Placement, with_origin
 from .labels import checked_labels
-from .transfer import IncomingVersion, Placement, now_iso, with_origin
 
 if TYPE_CHECKING:
     from .registry import GapVersion, Registry
@@ -68,9 +70,17 @@ class BundleEntry:
 
     def to_json(self) -> dict:
         return {
-            "name": self.name, "version": self.version, "ref": self.ref, "aliases": list(self.aliases),
-            "labels": self.labels, "sha256": self.sha256, "dim": self.dim, "description": self.description,
-            "created_at": self.created_at, "created_by": self.created_by, "provenance": self.provenance,
+            "name": self.name,
+            "version": self.version,
+            "ref": self.ref,
+            "aliases": list(self.aliases),
+            "labels": self.labels,
+            "sha256": self.sha256,
+            "dim": self.dim,
+            "description": self.description,
+            "created_at": self.created_at,
+            "created_by": self.created_by,
+            "provenance": self.provenance,
             "member": self.member,
         }
 
@@ -90,7 +100,7 @@ def member_name(sha: str) -> str:
 # -- writing ---------------------------------------------------------------------------------
 
 
-def write_bundle(registry: "Registry", refs: Iterable, path) -> list["GapVersion"]:
+def write_bundle(registry: Registry, refs: Iterable, path) -> list[GapVersion]:
     """Write ``refs`` (every live version when none is given) of ``registry`` to ``path``."""
     dest = Path(path)
     if dest.suffix.lower() != SUFFIX:
@@ -117,11 +127,18 @@ def write_bundle(registry: "Registry", refs: Iterable, path) -> list["GapVersion
     return versions
 
 
-def _entry_of(gv: "GapVersion") -> BundleEntry:
+def _entry_of(gv: GapVersion) -> BundleEntry:
     return BundleEntry(
-        name=gv.name, version=gv.version, sha256=gv.sha256, dim=gv.dim, description=gv.description,
-        created_at=gv.created_at.isoformat().replace("+00:00", "Z"), created_by=gv.created_by,
-        aliases=tuple(gv.aliases), labels=dict(gv.labels), provenance=gv.provenance,
+        name=gv.name,
+        version=gv.version,
+        sha256=gv.sha256,
+        dim=gv.dim,
+        description=gv.description,
+        created_at=gv.created_at.isoformat().replace("+00:00", "Z"),
+        created_by=gv.created_by,
+        aliases=tuple(gv.aliases),
+        labels=dict(gv.labels),
+        provenance=gv.provenance,
     )
 
 
@@ -159,8 +176,10 @@ def read_bundle(path) -> Bundle:
             manifest = _parse_manifest(_read_member(zf, infos[MANIFEST], where), where)
             entries = _entries(manifest, where)
             _check_member_set(infos, entries, where)
-            blobs = {sha: _checked_blob(zf, infos[member_name(sha)], sha, where)
-                     for sha in sorted({e.sha256 for e in entries})}
+            blobs = {
+                sha: _checked_blob(zf, infos[member_name(sha)], sha, where)
+                for sha in sorted({e.sha256 for e in entries})
+            }
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:
         raise DogeError(f"{where} is damaged or not a doge bundle (a zip file): {e}") from None
     for e in entries:
@@ -216,7 +235,9 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> byte
     with zf.open(info) as f:
         data = f.read(MAX_MEMBER_BYTES + 1)
     if len(data) != info.file_size:
-        raise DogeError(f"{where}: member {info.filename!r} holds {len(data)} bytes, not the {info.file_size} it declares")
+        raise DogeError(
+            f"{where}: member {info.filename!r} holds {len(data)} bytes, not the {info.file_size} it declares"
+        )
     return data
 
 
@@ -272,12 +293,16 @@ def _entry_fields(raw) -> BundleEntry:
         raise DogeError(f"member {raw.get('member')!r} is not {member_name(sha)!r}")
     labels = checked_labels(_typed(raw, "labels", dict, {}))
     return BundleEntry(
-        name=name, version=version, sha256=sha, dim=dim,
+        name=name,
+        version=version,
+        sha256=sha,
+        dim=dim,
         description=_typed(raw, "description", str, ""),
         created_at=_typed(raw, "created_at", str, ""),
         created_by=_typed(raw, "created_by", str, ""),
-        aliases=tuple(validate_alias(a) if isinstance(a, str) else _bad("aliases", a)
-                      for a in _typed(raw, "aliases", list, [])),
+        aliases=tuple(
+            validate_alias(a) if isinstance(a, str) else _bad("aliases", a) for a in _typed(raw, "aliases", list, [])
+        ),
         labels=labels,
         provenance=_typed(raw, "provenance", dict, {}),
     )
@@ -320,7 +345,7 @@ def _checked_blob(zf: zipfile.ZipFile, info: zipfile.ZipInfo, sha: str, where: s
 # -- importing -------------------------------------------------------------------------------
 
 
-def import_bundle(registry: "Registry", path, *, new_version: bool = False) -> list[Placement]:
+def import_bundle(registry: Registry, path, *, new_version: bool = False) -> list[Placement]:
     """Check the whole bundle, then store its versions in one transaction (all or nothing).
 
     Importing a bundle twice changes nothing; its aliases are set, moving an alias of the same
@@ -335,10 +360,18 @@ def import_bundle(registry: "Registry", path, *, new_version: bool = False) -> l
 def _incoming(e: BundleEntry, bundle: Bundle, when: str) -> IncomingVersion:
     origin = {"bundle": bundle.path.name, "ref": e.ref, "imported_at": when}
     return IncomingVersion(
-        name=e.name, version=e.version, data=bundle.blobs[e.sha256], sha256=e.sha256, dim=e.dim,
-        description=e.description, created_at=_parse_time(e.created_at), created_by=e.created_by,
-        provenance=with_origin(e.provenance, origin), source=f"imported from bundle {bundle.path.name}",
-        aliases=e.aliases, labels=e.labels,
+        name=e.name,
+        version=e.version,
+        data=bundle.blobs[e.sha256],
+        sha256=e.sha256,
+        dim=e.dim,
+        description=e.description,
+        created_at=_parse_time(e.created_at),
+        created_by=e.created_by,
+        provenance=with_origin(e.provenance, origin),
+        source=f"imported from bundle {bundle.path.name}",
+        aliases=e.aliases,
+        labels=e.labels,
     )
 
 

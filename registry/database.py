@@ -11,6 +11,8 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from doge.errors import DogeError, first_line
 
+from .urls import hide_password
+
 SQLITE_BUSY_TIMEOUT_S = 30
 WRITE = "doge_write"  # execution option that marks a write transaction
 _PG_READ_ONLY_STATES = {"42501", "25006"}  # insufficient_privilege, read_only_sql_transaction
@@ -30,12 +32,12 @@ def make_engine(url: str):
         engine = create_engine(u, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
     except (ArgumentError, ValueError):
         raise DogeError(
-            f"bad registry URL {safe_url(url)!r}: use e.g. sqlite:///path/registry.db "
+            f"bad registry URL {hide_password(url)!r}: use e.g. sqlite:///path/registry.db "
             "or postgresql+psycopg://user@host/db"
         ) from None
     except (NoSuchModuleError, ImportError) as e:
         raise DogeError(
-            f"registry URL {safe_url(url)!r} needs a database driver ({e}); "
+            f"registry URL {hide_password(url)!r} needs a database driver ({e}); "
             "install it, e.g. pip install 'doge[postgres]'"
         ) from None
     event.listen(engine, "connect", _sqlite_connect)
@@ -69,15 +71,15 @@ def db_errors(url: str, opening: bool = False):
     except DBAPIError as e:
         if is_read_only(e):
             raise ReadOnlyRegistry(
-                f"the registry at {safe_url(url)} is read-only for this user: ask its owner for write "
+                f"the registry at {hide_password(url)} is read-only for this user: ask its owner for write "
                 "access, or point --registry (DOGE_REGISTRY_URL) at a registry you can write to"
             ) from None
         if opening:
             raise DogeError(
-                f"cannot open the registry {safe_url(url)}: {first_line(e.orig)}; "
+                f"cannot open the registry {hide_password(url)}: {first_line(e.orig)}; "
                 "check the registry URL (--registry / DOGE_REGISTRY_URL)"
             ) from None
-        raise DogeError(f"registry {safe_url(url)}: {first_line(e.orig)}") from e
+        raise DogeError(f"registry {hide_password(url)}: {first_line(e.orig)}") from e
 
 
 def is_read_only(e: DBAPIError) -> bool:
@@ -85,11 +87,3 @@ def is_read_only(e: DBAPIError) -> bool:
     if getattr(orig, "sqlstate", None) in _PG_READ_ONLY_STATES:
         return True
     return str(getattr(orig, "sqlite_errorname", "")).startswith("SQLITE_READONLY")
-
-
-def safe_url(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url if "@" not in url else "<unparsable URL>"  # cannot tell where a password would be
-

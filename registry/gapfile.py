@@ -1,7 +1,7 @@
 """A gap as a self-describing safetensors file: one float32 tensor ``gap`` + string metadata.
 
 A gap may carry a few optional float32 tensors beside it, exactly those that
-``doge.shifting.extra_shapes`` names (``coral.transform`` [D, D], ``coral.source_mean`` [D]);
+``doge.extras.extra_shapes`` names (``coral.transform`` [D, D], ``coral.source_mean`` [D]);
 any other tensor, or one of another shape, is refused.
 
 Files from users are checked before safetensors sees them, and pickles are never loaded.
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from doge.errors import DogeError
-from doge.shifting import extra_shapes
+from doge.extras import extra_shapes
 
 if TYPE_CHECKING:
     import numpy as np
@@ -82,7 +82,9 @@ def as_gap_vector(vector, what: str = "gap vector") -> np.ndarray:
     return arr
 
 
-def encode(vector, name: str, version: int, provenance: dict, description: str = "", extras: dict | None = None) -> bytes:
+def encode(
+    vector, name: str, version: int, provenance: dict, description: str = "", extras: dict | None = None
+) -> bytes:
     """The file bytes of a gap: the blob in the store and the exported file are these bytes."""
     metadata = {
         KEY_FORMAT: FORMAT,
@@ -154,9 +156,7 @@ def provenance_of(gf: GapFile, where: str) -> dict:
 
 def refuse_pickle_suffix(suffix: str, where: str) -> None:
     if suffix.lower() in _PICKLE_SUFFIXES:
-        raise DogeError(
-            f"{where}: {suffix} files may hold pickles, which doge never loads; {_CONVERT_HINT}"
-        )
+        raise DogeError(f"{where}: {suffix} files may hold pickles, which doge never loads; {_CONVERT_HINT}")
 
 
 def _check_provenance(text: str, where: str) -> dict:
@@ -218,4 +218,3 @@ def _check_tensors(header: dict, where: str) -> None:
     shape = info.get("shape")
     if not isinstance(shape, list) or len(shape) != 1 or not shape[0]:
         raise DogeError(f"{where}: tensor {TENSOR!r} must be 1-D and non-empty, found shape {shape}")
-

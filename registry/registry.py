@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import getpass
 import os
 from collections import defaultdict
 from contextlib import contextmanager
@@ -19,14 +18,16 @@ from doge.atomic import write_atomic
 from doge.errors import DogeError, IntegrityError, NotFound
 from doge.home import doge_home
 from doge.names import Ref, parse_ref, validate_alias, validate_name
+from doge.provenance import who
 
 from . import audit, gapfile, labels, schema
 from .blobs import sha256_hex
 from .blobstores import open_blob_store
+from .copying import ADDED, PRESENT, Placement, VersionConflict, place
 from .database import WRITE as _WRITE
 from .database import advisory_lock, db_errors, make_engine
-from .database import safe_url as _safe_url
 from .models import AliasRow, AuditRow, EvaluationRow, GapName, GapRow, LabelRow
+from .urls import hide_password
 
 if TYPE_CHECKING:
     import numpy as np
@@ -83,7 +84,7 @@ class Registry:
         self._ensure_schema()
 
     def __repr__(self) -> str:
-        return f"Registry(url={_safe_url(self.url)!r}, home={str(self.home)!r})"
+        return f"Registry(url={hide_password(self.url)!r}, home={str(self.home)!r})"
 
     def close(self) -> None:
         self._engine.dispose()
@@ -161,7 +162,9 @@ class Registry:
 
     # -- writing -------------------------------------------------------------------------
 
-    def create(self, name: str, vector, provenance: dict, description: str = "", extras: dict | None = None) -> GapVersion:
+    def create(
+        self, name: str, vector, provenance: dict, description: str = "", extras: dict | None = None
+    ) -> GapVersion:
         """Store ``vector`` (and any optional ``extras`` tensors, see gapfile) as the next version of ``name``."""
         validate_name(name)
         vector = gapfile.as_gap_vector(vector)
@@ -195,12 +198,20 @@ class Registry:
         with self._tx(write=True) as s:
             row = self._resolve_row(s, _as_ref(ref))
             evaluation = EvaluationRow(
-                version_id=row.id, name=row.name, version=row.version, gap_sha256=row.sha256, created_at=_now(),
+                version_id=row.id,
+                name=row.name,
+                version=row.version,
+                gap_sha256=row.sha256,
+                created_at=_now(),
                 created_by=str(record.get("created_by") or _creator({})),
-                source_folder=str(source.get("folder", "")), source_digest=str(source.get("digest", "")),
-                source_images=int(source.get("images", 0)), target_folder=str(target.get("folder", "")),
-                target_digest=str(target.get("digest", "")), target_images=int(target.get("images", 0)),
-                encoder=gapfile.provenance_json(record.get("encoder") or {}), metrics=metrics,
+                source_folder=str(source.get("folder", "")),
+                source_digest=str(source.get("digest", "")),
+                source_images=int(source.get("images", 0)),
+                target_folder=str(target.get("folder", "")),
+                target_digest=str(target.get("digest", "")),
+                target_images=int(target.get("images", 0)),
+                encoder=gapfile.provenance_json(record.get("encoder") or {}),
+                metrics=metrics,
             )
             s.add(evaluation)
             s.flush()
@@ -324,23 +335,21 @@ class Registry:
             )
             return self._insert(s, counter, row)
 
-    # -- copies made elsewhere: push, pull, bundles (the rules are in transfer.py) --------
+    # -- copies made elsewhere: push, pull, bundles (the rules are in copying.py) --------
 
     def read_blob(self, gv: GapVersion) -> bytes:
         """The bytes of ``gv``'s blob, checked against its sha256."""
         return self.blobs.get(gv.sha256, f"gap {gv.ref}")
 
     def add_versions(self, items, new_version: bool = False, where: str = "this registry") -> list:
-        """Store copies of versions made elsewhere (``transfer.IncomingVersion``s), all or nothing.
+        """Store copies of versions made elsewhere (``copying.IncomingVersion``s), all or nothing.
 
-        Each keeps its bytes (so its sha256) and, where free, its number (``transfer.place``);
+        Each keeps its bytes (so its sha256) and, where free, its number (``copying.place``);
         its aliases are set, moving them if they pointed elsewhere. Every item is placed before
         any blob is written, so a refused copy writes nothing; then blobs go first and rows after
         them, all in one transaction: an interrupted copy leaves at most unreferenced blobs,
-        never a row without its blob. Returns a ``transfer.Placement`` per item.
+        never a row without its blob. Returns a ``copying.Placement`` per item.
         """
-        from .transfer import ADDED, PRESENT, Placement
-
         for item in items:
             validate_name(item.name)
             labels.checked_labels(item.labels)
@@ -365,8 +374,6 @@ class Registry:
         Items that keep their numbers are placed first, so that with ``new_version`` only the
         conflicting ones are renumbered.
         """
-        from .transfer import VersionConflict, place
-
         names: dict[str, tuple[GapName, dict[int, str]]] = {}
 
         def place_one(item, renumber: bool) -> tuple:
@@ -394,7 +401,9 @@ class Registry:
 
     def _insert_copy(self, s: Session, counter: GapName, item, version: int) -> GapRow:
         if sha256_hex(item.data) != item.sha256:
-            raise IntegrityError(f"{item.ref}: its bytes do not match its sha256 {item.sha256[:12]}; nothing was stored")
+            raise IntegrityError(
+                f"{item.ref}: its bytes do not match its sha256 {item.sha256[:12]}; nothing was stored"
+            )
         row = GapRow(
             name=item.name,
             version=version,
@@ -543,14 +552,12 @@ def registry_info(home=None, url: str | None = None, blob_store=None) -> dict:
         with db_errors(url, opening=True), engine.connect() as conn:
             revision = schema.current_revision(conn)
             have = set(inspect(conn).get_table_names())
-            counts = {
-                key: conn.execute(q).scalar_one() for key, (table, q) in _COUNTS.items() if table in have
-            }
+            counts = {key: conn.execute(q).scalar_one() for key, (table, q) in _COUNTS.items() if table in have}
     finally:
         engine.dispose()
     head = schema.head_revision()
     return {
-        "url": _safe_url(url),
+        "url": hide_password(url),
         "backend": engine.dialect.name,
         "schema_revision": revision,
         "head_revision": head,
@@ -570,7 +577,7 @@ def upgrade_registry(home=None, url: str | None = None) -> dict:
             before, after = schema.upgrade(engine.execution_options(**{_WRITE: True}), url)
     finally:
         engine.dispose()
-    return {"url": _safe_url(url), "before": before, "after": after, "changed": before != after}
+    return {"url": hide_password(url), "before": before, "after": after, "changed": before != after}
 
 
 _COUNTS = {  # what `doge registry info` counts, and the table each needs
@@ -668,13 +675,7 @@ def _utc(dt: datetime) -> datetime:
 
 
 def _creator(provenance: dict) -> str:
-    who = provenance.get("created_by")
-    if who:
-        return str(who)
-    try:
-        return getpass.getuser()
-    except Exception:  # no user name in some containers
-        return os.environ.get("USER", "unknown")
+    return str(provenance.get("created_by") or who())
 
 
 def _file_name(gv: GapVersion) -> str:

@@ -12,13 +12,14 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy.engine import make_url
 
 from doge.atomic import write_atomic
 from doge.errors import DogeError, NotFound
 from doge.home import doge_home
+
+from .urls import hide_password
 
 REMOTES_FILE = "remotes.json"
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -127,22 +128,6 @@ def open_registry(remote: Remote, home=None, *, must_exist: bool = True):
             "or push to it first"
         )
     return Registry(home=home, url=remote.url, blob_store=remote.blobs)
-
-
-def hide_password(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (database and fsspec URLs alike)."""
-    if "://" not in url:
-        return url
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        host = parts.hostname or ""
-        if parts.port is not None:
-            host += f":{parts.port}"
-        return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
-    except ValueError:
-        return "<unparsable URL>"
 
 
 def _abs_store(blobs: str) -> str:

@@ -14,8 +14,9 @@ from sqlalchemy import func, inspect, select, text
 
 from doge.errors import DogeError
 
-from .database import advisory_lock, safe_url
+from .database import advisory_lock
 from .models import Base
+from .urls import hide_password
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 FIRST = "0001_initial"  # what doge 0.1 made, before it recorded a revision
@@ -121,7 +122,7 @@ def _create(conn) -> None:
 
 def _mismatch(revision: str, url: str) -> DogeError:
     head = head_revision()
-    where = safe_url(url)
+    where = hide_password(url)
     if revision in known_revisions():
         return DogeError(
             f"the registry at {where} has schema revision {revision}, from an older doge (this one needs "

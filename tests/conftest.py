@@ -96,13 +96,20 @@ def s3_endpoint():
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")}
+    saved = {
+        k: os.environ.get(k)
+        for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")
+    }
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
-                      AWS_ENDPOINT_URL=endpoint)
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ENDPOINT_URL=endpoint,
+    )
     try:
         yield endpoint
     finally:
@@ -180,8 +187,9 @@ def race(target, args_per_process: list[tuple]) -> list[tuple]:
     """
     ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(len(args_per_process)), ctx.Queue()
-    procs = [ctx.Process(target=_racer, args=(target, i, args, barrier, results))
-             for i, args in enumerate(args_per_process)]
+    procs = [
+        ctx.Process(target=_racer, args=(target, i, args, barrier, results)) for i, args in enumerate(args_per_process)
+    ]
     try:
         for p in procs:
             p.start()

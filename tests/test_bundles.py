@@ -10,10 +10,9 @@ from click.testing import CliRunner
 
 from doge.cli.main import get_cli
 from doge.errors import DogeError
-from doge.registry import Registry
-from doge.registry import bundles
+from doge.registry import Registry, bundles
 from doge.registry.bundles import MANIFEST, import_bundle, read_bundle, write_bundle
-from doge.registry.transfer import VersionConflict
+from doge.registry.copying import VersionConflict
 
 NAME = "real->painting"
 
@@ -71,11 +70,20 @@ def test_round_trip_keeps_shas_versions_aliases_and_provenance(library, tmp_path
     placed = import_bundle(target, path)
 
     assert [(p.status, p.stored.ref) for p in placed] == [
-        ("added", "day->night@v1"), ("added", f"{NAME}@v1"), ("added", f"{NAME}@v2")]
+        ("added", "day->night@v1"),
+        ("added", f"{NAME}@v1"),
+        ("added", f"{NAME}@v2"),
+    ]
     for orig in source.list():
         copy = target.resolve(orig.ref)
         assert (copy.sha256, copy.dim, copy.aliases, copy.description, copy.created_at, copy.created_by) == (
-            orig.sha256, orig.dim, orig.aliases, orig.description, orig.created_at, orig.created_by)
+            orig.sha256,
+            orig.dim,
+            orig.aliases,
+            orig.description,
+            orig.created_at,
+            orig.created_by,
+        )
         assert without_origin(copy.provenance) == orig.provenance
         assert copy.provenance["origin"]["bundle"] == "lib.doge" and copy.provenance["origin"]["ref"] == orig.ref
         np.testing.assert_array_equal(target.load_vector(copy), source.load_vector(orig))
@@ -104,7 +112,10 @@ def test_renumbered_and_kept_numbers_never_collide_later(tmp_path, registry):
     registry.create(NAME, vec(9), {})  # v1 here is another vector
 
     placed = import_bundle(registry, tmp_path / "gappy.doge", new_version=True)
-    assert [(p.incoming.ref, p.stored.ref) for p in placed] == [(f"{NAME}@v1", f"{NAME}@v6"), (f"{NAME}@v5", f"{NAME}@v5")]
+    assert [(p.incoming.ref, p.stored.ref) for p in placed] == [
+        (f"{NAME}@v1", f"{NAME}@v6"),
+        (f"{NAME}@v5", f"{NAME}@v5"),
+    ]
     assert registry.create(NAME, vec(10), {}).version == 7
 
 
@@ -153,7 +164,10 @@ def test_a_conflicting_version_refuses_the_whole_bundle(library, registry):
 
     placed = import_bundle(registry, path, new_version=True)
     assert [(p.incoming.ref, p.stored.ref) for p in placed] == [
-        ("day->night@v1", "day->night@v1"), (f"{NAME}@v1", f"{NAME}@v3"), (f"{NAME}@v2", f"{NAME}@v2")]
+        ("day->night@v1", "day->night@v1"),
+        (f"{NAME}@v1", f"{NAME}@v3"),
+        (f"{NAME}@v2", f"{NAME}@v2"),
+    ]
     assert registry.resolve(f"{NAME}@v1").provenance == {"mine": True}
 
 
@@ -239,9 +253,9 @@ def declare_size(path, out, member, size):
     """Copy the bundle at ``path`` to ``out`` with ``member``'s size in the central directory set to ``size``."""
     data = bytearray(path.read_bytes())
     start = data.find(b"PK\x01\x02")
-    while data[start + 46: start + 46 + len(member)] != member.encode():
+    while data[start + 46 : start + 46 + len(member)] != member.encode():
         start = data.find(b"PK\x01\x02", start + 1)
-    data[start + 24: start + 28] = size.to_bytes(4, "little")  # uncompressed size
+    data[start + 24 : start + 28] = size.to_bytes(4, "little")  # uncompressed size
     out.write_bytes(bytes(data))
     return out
 
@@ -337,7 +351,8 @@ def test_cli_export_bundle_then_import_it_elsewhere(tmp_path):
     again = json.loads(cli(bob, "gap", "import", lib, "--json").output)
     assert [(e["ref"], e["status"]) for e in again] == [(f"{NAME}@v1", "present"), (f"{NAME}@v2", "present")]
     assert [v["sha256"] for v in json.loads(cli(bob, "gap", "list", "--json").output)] == [
-        gv.sha256 for gv in reg.list()]
+        gv.sha256 for gv in reg.list()
+    ]
 
     # the single-file form still works, and the two forms are not mixed up
     cli(ana, "gap", "export", NAME, tmp_path / "one.safetensors")

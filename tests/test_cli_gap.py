@@ -38,8 +38,19 @@ def direct_embeddings(model_dir, folder):
 
 
 def test_created_gap_equals_mean_difference_computed_with_transformers(run, tiny_model, domains):
-    run("gap", "create", "real->painting", "--src", domains["real"], "--tgt", domains["painting"],
-        "--model", tiny_model, "--batch-size", "5")
+    run(
+        "gap",
+        "create",
+        "real->painting",
+        "--src",
+        domains["real"],
+        "--tgt",
+        domains["painting"],
+        "--model",
+        tiny_model,
+        "--batch-size",
+        "5",
+    )
     shown = json.loads(run("gap", "show", "real->painting", "--json").output)
     assert shown["ref"] == "real->painting@v1"
     assert shown["provenance"]["source"]["images"] == len(list(domains["real"].iterdir()))
@@ -50,7 +61,9 @@ def test_created_gap_equals_mean_difference_computed_with_transformers(run, tiny
     from safetensors.numpy import load_file
 
     stored = load_file(str(exported))["gap"]
-    expected = direct_embeddings(tiny_model, domains["painting"]).mean(0) - direct_embeddings(tiny_model, domains["real"]).mean(0)
+    expected = direct_embeddings(tiny_model, domains["painting"]).mean(0) - direct_embeddings(
+        tiny_model, domains["real"]
+    ).mean(0)
     np.testing.assert_allclose(stored, expected.numpy(), rtol=1e-4, atol=1e-5)
 
 
@@ -61,8 +74,7 @@ def test_versions_aliases_list_diff_and_removal(run, tiny_model, domains):
     run("gap", "tag", "real->painting@v1", "prod")
 
     listing = json.loads(run("gap", "list", "--json").output)
-    assert [(v["ref"], v["aliases"]) for v in listing] == [
-        ("real->painting@v1", ["prod"]), ("real->painting@v2", [])]
+    assert [(v["ref"], v["aliases"]) for v in listing] == [("real->painting@v1", ["prod"]), ("real->painting@v2", [])]
     assert "real->painting@v2" in run("gap", "list").output
 
     diff = json.loads(run("gap", "diff", "real->painting@prod", "real->painting", "--json").output)
@@ -76,7 +88,9 @@ def test_versions_aliases_list_diff_and_removal(run, tiny_model, domains):
 
 
 def test_export_import_round_trip_keeps_the_sha(run, tiny_model, domains, tmp_path):
-    run("gap", "create", "real->painting", "--src", domains["real"], "--tgt", domains["painting"], "--model", tiny_model)
+    run(
+        "gap", "create", "real->painting", "--src", domains["real"], "--tgt", domains["painting"], "--model", tiny_model
+    )
     run("gap", "export", "real->painting", tmp_path / "g.safetensors")
     out = run("gap", "import", tmp_path / "g.safetensors", "--as", "shared->painting").output
     assert "shared->painting@v1" in out
@@ -89,10 +103,15 @@ def test_user_mistakes_get_one_line(run, tiny_model, domains, tmp_path):
     cases = [
         (["gap", "create", "real-", "--src", domains["real"], "--tgt", domains["painting"]], "quote"),
         (["gap", "create", "x->y", "--src", tmp_path / "nope", "--tgt", domains["painting"]], "does not exist"),
-        (["gap", "create", "x->y", "--src", domains["real"], "--tgt", domains["painting"], "--estimator", "meen"], "known:"),
+        (
+            ["gap", "create", "x->y", "--src", domains["real"], "--tgt", domains["painting"], "--estimator", "meen"],
+            "known:",
+        ),
         (["gap", "show", "real->paintng"], "real->paint"),
     ]
-    run("gap", "create", "real->painting", "--src", domains["real"], "--tgt", domains["painting"], "--model", tiny_model)
+    run(
+        "gap", "create", "real->painting", "--src", domains["real"], "--tgt", domains["painting"], "--model", tiny_model
+    )
     for args, expected in cases:
         result = run(*args, ok=False)
         assert result.exit_code != 0
@@ -122,7 +141,7 @@ def test_models_tiny_writes_a_loadable_model_and_says_it_is_noise(tmp_path):
     result = CliRunner().invoke(get_cli(), ["models", "tiny", str(tmp_path / "tiny")])
     assert result.exit_code == 0, result.output
     assert "noise" in result.output
-    from doge.engine.loading import image_encoder_width
+    from doge.rendering.loading import image_encoder_width
 
     assert (tmp_path / "tiny" / "controlnet" / "config.json").is_file()
     assert image_encoder_width(str(tmp_path / "tiny")) == 32

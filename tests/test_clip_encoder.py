@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from doge.encoder import Encoder
+from doge.data.encoder import Encoder
 from doge.errors import DogeError
 from doge.plugins import clip_encoder
 from doge.plugins.clip_encoder import ClipEncoder
@@ -47,10 +47,13 @@ def _reference(folder: Path, subfolders: tuple[str, str], images) -> torch.Tenso
         return model(pixel_values=pixels).image_embeds
 
 
-@pytest.mark.parametrize("layout, subfolders", [
-    ("unclip", ("image_encoder", "feature_extractor")),
-    ("clip", ("", "")),
-])
+@pytest.mark.parametrize(
+    "layout, subfolders",
+    [
+        ("unclip", ("image_encoder", "feature_extractor")),
+        ("clip", ("", "")),
+    ],
+)
 def test_embeddings_match_transformers(models, layout, subfolders):
     encoder = ClipEncoder(model=str(models[layout]), device="cpu")
     images = _images()
@@ -74,7 +77,11 @@ def test_describe_has_provenance(models):
     encoder = ClipEncoder(model=str(models["unclip"]), device="cpu", dtype="fp32")
     assert isinstance(encoder, Encoder)
     assert encoder.describe() == {
-        "plugin": "clip", "model": str(models["unclip"]), "revision": None, "dim": 32, "dtype": "float32",
+        "plugin": "clip",
+        "model": str(models["unclip"]),
+        "revision": None,
+        "dim": 32,
+        "dtype": "float32",
     }
 
 

@@ -150,7 +150,7 @@ def test_control_dir_map_is_matched_by_stem_and_resized(tmp_path):
     out = CannyControl(control_dir=tmp_path).make(square_image(), (OUT_W, OUT_H), Path("photos/a.jpg"))
     a = pixels(out)
     assert out.mode == "RGB" and out.size == (OUT_W, OUT_H)
-    assert (a[:, :OUT_W // 4] == 0).all() and (a[:, -OUT_W // 4:] == 255).all()
+    assert (a[:, : OUT_W // 4] == 0).all() and (a[:, -OUT_W // 4 :] == 255).all()
     # Edges and depth resize bilinearly: the seam gets in-between values.
     assert ((a > 0) & (a < 255)).any()
 

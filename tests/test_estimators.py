@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from doge import pluginmanager
-from doge.embeddings import Embeddings
+from doge.data.embeddings import Embeddings
 from doge.errors import DogeError
 
 

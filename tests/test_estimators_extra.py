@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from doge import pluginmanager
-from doge.embeddings import Embeddings
+from doge.data.embeddings import Embeddings
 from doge.errors import DogeError
-from doge.shifting import CORAL_SOURCE_MEAN, CORAL_TRANSFORM, shift
+from doge.extras import CORAL_SOURCE_MEAN, CORAL_TRANSFORM
+from doge.gaps.shifting import shift
 
 
 def emb(x):
@@ -116,7 +117,7 @@ def test_coral_between_equal_covariances_is_the_mean_gap_shift():
 
 def test_coral_with_few_images_is_finite_and_leaves_unspanned_directions_alone():
     src, tgt = emb(gaussian(5, [0] * 64, [1.0] * 64, 10)), emb(gaussian(6, [1] * 64, [3.0] * 64, 11))
-    vector, _, extras = estimate("coral", src, tgt)
+    _vector, _, extras = estimate("coral", src, tgt)
     transform = extras[CORAL_TRANSFORM]
     assert bool(transform.isfinite().all())
     # A direction orthogonal to both sets' spreads is mapped to itself.
@@ -150,8 +151,16 @@ def coral_home(tmp_path_factory, tiny_model, domains):
 
     home = tmp_path_factory.mktemp("coral-home")
     for estimator in ("mean", "coral"):
-        create_gap(f"real->painting.{estimator}", domains["real"], domains["painting"], model=str(tiny_model),
-                   estimator=estimator, home=home, progress=False, workers=0)
+        create_gap(
+            f"real->painting.{estimator}",
+            domains["real"],
+            domains["painting"],
+            model=str(tiny_model),
+            estimator=estimator,
+            home=home,
+            progress=False,
+            workers=0,
+        )
     return home
 
 
@@ -193,30 +202,56 @@ def test_import_accepts_only_the_known_extra_tensors_with_their_shapes(coral_hom
 def test_rendering_with_a_coral_gap_applies_its_transform(coral_home, tiny_model, domains, tmp_path):
     import json
 
-    import doge
     from PIL import Image
+
+    import doge
 
     outs = {}
     for estimator in ("mean", "coral"):
         out = tmp_path / estimator
-        doge.render([f"real->painting.{estimator}"], domains["real"], out, model=str(tiny_model), steps=2, size=64,
-                    controls=["none"], limit=2, progress=False, home=coral_home)
+        doge.render(
+            [f"real->painting.{estimator}"],
+            domains["real"],
+            out,
+            model=str(tiny_model),
+            steps=2,
+            size=64,
+            controls=["none"],
+            limit=2,
+            progress=False,
+            home=coral_home,
+        )
         outs[estimator] = out
     manifest = [json.loads(x) for x in (outs["coral"] / "manifest.jsonl").read_text().splitlines()]
     assert all(line["gaps"][0]["shift"] == "coral" for line in manifest)
     mean_manifest = (outs["mean"] / "manifest.jsonl").read_text()
     assert '"shift"' not in mean_manifest
     images = sorted(p.name for p in (outs["coral"] / "images").iterdir())
-    differ = [not np.array_equal(np.asarray(Image.open(outs["coral"] / "images" / n)),
-                                 np.asarray(Image.open(outs["mean"] / "images" / n))) for n in images]
+    differ = [
+        not np.array_equal(
+            np.asarray(Image.open(outs["coral"] / "images" / n)), np.asarray(Image.open(outs["mean"] / "images" / n))
+        )
+        for n in images
+    ]
     assert images and all(differ)
 
 
 def test_a_coral_gap_cannot_be_added_to_another(coral_home, tiny_model, domains, tmp_path):
     import doge
 
-    for gaps, message in ((["real->painting.coral", "real->painting.mean:0.5"], "coral gap.*cannot be added"),
-                          (["real->painting.coral:0.5"], "give it no weight.*--edit-weight")):
+    for gaps, message in (
+        (["real->painting.coral", "real->painting.mean:0.5"], "coral gap.*cannot be added"),
+        (["real->painting.coral:0.5"], "give it no weight.*--edit-weight"),
+    ):
         with pytest.raises(DogeError, match=message):
-            doge.render(gaps, domains["real"], tmp_path / "out", model=str(tiny_model), steps=2, size=64,
-                        controls=["none"], progress=False, home=coral_home)
+            doge.render(
+                gaps,
+                domains["real"],
+                tmp_path / "out",
+                model=str(tiny_model),
+                steps=2,
+                size=64,
+                controls=["none"],
+                progress=False,
+                home=coral_home,
+            )

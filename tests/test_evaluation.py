@@ -12,7 +12,7 @@ from PIL import Image
 
 from doge import pluginmanager
 from doge.cli.main import get_cli
-from doge.embeddings import Embeddings
+from doge.data.embeddings import Embeddings
 from doge.quality.stability import stability
 from doge.quality.transfer import DomainJudge, transfer_curve
 
@@ -84,8 +84,15 @@ def lab(tmp_path_factory, domains):
 
     root = tmp_path_factory.mktemp("lab")
     held = write_domains(root / "held", count=10, size=64, seed=1)
-    create_gap("real->painting", domains["real"], domains["painting"], encoder="efficientnet-lite0",
-               home=root / "home", progress=False, workers=0)
+    create_gap(
+        "real->painting",
+        domains["real"],
+        domains["painting"],
+        encoder="efficientnet-lite0",
+        home=root / "home",
+        progress=False,
+        workers=0,
+    )
     return {"home": root / "home", "held": held, "root": root}
 
 
@@ -96,8 +103,21 @@ def run(lab, *args):
 @pytest.fixture(scope="module")
 def evaluated(lab):
     plot = lab["root"] / "eval.png"
-    result = run(lab, "gap", "eval", "real->painting", "--src", lab["held"]["real"], "--tgt", lab["held"]["painting"],
-                 "--plot", plot, "--workers", "0", "--json")
+    result = run(
+        lab,
+        "gap",
+        "eval",
+        "real->painting",
+        "--src",
+        lab["held"]["real"],
+        "--tgt",
+        lab["held"]["painting"],
+        "--plot",
+        plot,
+        "--workers",
+        "0",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     return json.loads(result.output), plot
 
@@ -160,13 +180,38 @@ def test_the_plot_is_a_png_with_three_panels(evaluated):
 @pytest.mark.slow
 def test_without_its_reference_folders_a_gap_is_judged_on_held_out_images_and_overlap_by_digest(lab, domains, tmp_path):
     copies = {k: shutil.copytree(v, tmp_path / k) for k, v in domains.items()}
-    made = run(lab, "gap", "create", "gone", "--src", copies["real"], "--tgt", copies["painting"],
-               "--encoder", "efficientnet-lite0", "--workers", "0")
+    made = run(
+        lab,
+        "gap",
+        "create",
+        "gone",
+        "--src",
+        copies["real"],
+        "--tgt",
+        copies["painting"],
+        "--encoder",
+        "efficientnet-lite0",
+        "--workers",
+        "0",
+    )
     assert made.exit_code == 0, made.output
     shutil.rmtree(copies["real"])
     # The same photos (same names and bytes) as the deleted reference folder: the set digest matches.
-    result = run(lab, "gap", "eval", "gone", "--src", domains["real"], "--tgt", lab["held"]["painting"],
-                 "--draws", "2", "--no-store", "--workers", "0")
+    result = run(
+        lab,
+        "gap",
+        "eval",
+        "gone",
+        "--src",
+        domains["real"],
+        "--tgt",
+        lab["held"]["painting"],
+        "--draws",
+        "2",
+        "--no-store",
+        "--workers",
+        "0",
+    )
     assert result.exit_code == 0, result.output
     assert "stability (held-out images" in result.output
     assert "estimators: not compared (the gap's reference folders are not here" in result.output
@@ -176,7 +221,7 @@ def test_without_its_reference_folders_a_gap_is_judged_on_held_out_images_and_ov
 
 
 def test_overlap_counts_shared_images_by_content():
-    from doge.gap import Gap
+    from doge.gaps.gap import Gap
     from doge.quality.evaluate import Side, _overlap
 
     def side(hashes, digest=""):

@@ -15,8 +15,15 @@ def home(tmp_path_factory, tiny_model, domains):
     from doge.api import create_gap
 
     home = tmp_path_factory.mktemp("home")
-    create_gap("real->painting", domains["real"], domains["painting"], model=str(tiny_model), home=home,
-               progress=False, workers=0)
+    create_gap(
+        "real->painting",
+        domains["real"],
+        domains["painting"],
+        model=str(tiny_model),
+        home=home,
+        progress=False,
+        workers=0,
+    )
     return home
 
 
@@ -25,8 +32,18 @@ def rendered_once(home, tiny_model, domains, tmp_path_factory):
     import doge
 
     out = tmp_path_factory.mktemp("rendered") / "out"
-    doge.render(["real->painting"], domains["real"], out, model=str(tiny_model), steps=2, size=64,
-                controls=["none"], per_source=2, progress=False, home=home)
+    doge.render(
+        ["real->painting"],
+        domains["real"],
+        out,
+        model=str(tiny_model),
+        steps=2,
+        size=64,
+        controls=["none"],
+        per_source=2,
+        progress=False,
+        home=home,
+    )
     return out
 
 
@@ -65,8 +82,18 @@ def test_thresholds_reject_exactly_the_images_below_them(home, rendered):
     similarities = {line["image"]: line["filter"]["source_similarity"] for line in lines(rendered)}
     target_cut = sorted(scores.values())[len(scores) // 2]
     similarity_cut = sorted(similarities.values())[2]
-    result = run(home, "filter", rendered, "--min-target-score", target_cut,
-                 "--min-source-similarity", similarity_cut, "--json", "--workers", "0")
+    result = run(
+        home,
+        "filter",
+        rendered,
+        "--min-target-score",
+        target_cut,
+        "--min-source-similarity",
+        similarity_cut,
+        "--json",
+        "--workers",
+        "0",
+    )
     assert result.exit_code == 0, result.output
     expected = {i for i in scores if scores[i] < target_cut or similarities[i] < similarity_cut}
     assert 0 < len(expected) < len(scores)  # some rejected, some kept
@@ -101,8 +128,19 @@ def test_a_rerun_of_the_render_does_not_make_deleted_images_again(home, rendered
     run(home, "filter", rendered, "--min-target-score", cut, "--delete", "--workers", "0")
     gone = {line["image"] for line in lines(rendered) if line["filter"].get("deleted")}
     assert gone
-    again = doge.render(["real->painting"], domains["real"], rendered, model=str(tiny_model), steps=2, size=64,
-                        controls=["none"], per_source=2, progress=False, home=home, grid=True)
+    again = doge.render(
+        ["real->painting"],
+        domains["real"],
+        rendered,
+        model=str(tiny_model),
+        steps=2,
+        size=64,
+        controls=["none"],
+        per_source=2,
+        progress=False,
+        home=home,
+        grid=True,
+    )
     assert again.written == [] and not any((rendered / image).exists() for image in gone)
     assert len(again.grids) == 1  # the contact sheet shows what is left
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from doge.data.images import IMAGE_SUFFIXES, digest_files, discover, load_image
 from doge.errors import DogeError, NotFound
-from doge.images import IMAGE_SUFFIXES, digest_files, discover, load_image
 
 
 def write_image(path, colour=(200, 30, 30), size=(16, 12), fmt=None):
@@ -125,7 +125,7 @@ def test_exif_orientation_is_applied(tmp_path):
 
     assert image.mode == "RGB"
     assert image.size == (20, 40)
-    r, g, b = pixel(image, (10, 5))  # displayed top half is the stored left half
+    r, _g, b = pixel(image, (10, 5))  # displayed top half is the stored left half
     assert r > 200 and b < 60
 
 
@@ -192,7 +192,7 @@ def test_animated_gif_gives_first_frame(tmp_path):
 
     image = load_image(tmp_path / "anim.gif")
 
-    r, g, b = pixel(image, (4, 4))
+    r, _g, b = pixel(image, (4, 4))
     assert image.mode == "RGB" and r > 200 and b < 50
 
 

@@ -7,7 +7,7 @@ from diffusers import ControlNetModel, StableUnCLIPImg2ImgPipeline
 from diffusers.models import MultiControlNetModel
 from PIL import Image
 
-from doge.engine.pipeline import StableUnCLIPControlNetImg2ImgPipeline
+from doge.rendering.pipeline import StableUnCLIPControlNetImg2ImgPipeline
 from doge.tiny import EMBED_DIM, activate_controlnet, build_tiny_lora
 
 STEPS = 2
@@ -58,8 +58,13 @@ def control_image(seed: int) -> Image.Image:
 def render(pipe, image_embeds, seed=0, **kwargs) -> np.ndarray:
     generator = kwargs.pop("generator", None) or torch.Generator().manual_seed(seed)
     out = pipe(
-        image_embeds=image_embeds, generator=generator, num_inference_steps=STEPS,
-        height=SIZE, width=SIZE, output_type="np", **kwargs,
+        image_embeds=image_embeds,
+        generator=generator,
+        num_inference_steps=STEPS,
+        height=SIZE,
+        width=SIZE,
+        output_type="np",
+        **kwargs,
     )
     return out.images
 
@@ -139,21 +144,26 @@ def test_batch_gives_each_source_the_images_it_gets_alone(base, net_a):
     controls = [control_image(0), control_image(1)]
     seeds = [10, 11, 20, 21]  # image b*N + k belongs to source b
 
-    batch = render(pipe, sources, generator=generators(seeds), control_image=controls,
-                   num_images_per_prompt=per_source)
+    batch = render(pipe, sources, generator=generators(seeds), control_image=controls, num_images_per_prompt=per_source)
     assert batch.shape == (4, SIZE, SIZE, 3)
     for b in range(2):
-        alone = render(pipe, sources[b:b + 1], generator=generators(seeds[2 * b:2 * b + 2]),
-                       control_image=controls[b], num_images_per_prompt=per_source)
-        np.testing.assert_allclose(batch[2 * b:2 * b + 2], alone, atol=1e-5)
+        alone = render(
+            pipe,
+            sources[b : b + 1],
+            generator=generators(seeds[2 * b : 2 * b + 2]),
+            control_image=controls[b],
+            num_images_per_prompt=per_source,
+        )
+        np.testing.assert_allclose(batch[2 * b : 2 * b + 2], alone, atol=1e-5)
     assert np.abs(batch[0] - batch[1]).max() > 1e-3  # own noise per image
     assert np.abs(batch[0] - batch[2]).max() > 1e-3
 
 
 def test_batch_takes_a_prompt_per_source(base, net_a):
     pipe = with_control(base, net_a)
-    out = render(pipe, embeds(2), generator=generators([1, 2]), control_image=control_image(0),
-                 prompt=["a photo", "a painting"])
+    out = render(
+        pipe, embeds(2), generator=generators([1, 2]), control_image=control_image(0), prompt=["a photo", "a painting"]
+    )
     assert out.shape == (2, SIZE, SIZE, 3)
 
 
@@ -164,8 +174,10 @@ def test_controlnet_sees_the_unets_conditioning(base, net_a):
     def spy(name):
         return lambda module, args, kwargs: calls[name].append(kwargs)
 
-    hooks = [base.unet.register_forward_pre_hook(spy("unet"), with_kwargs=True),
-             net_a.register_forward_pre_hook(spy("controlnet"), with_kwargs=True)]
+    hooks = [
+        base.unet.register_forward_pre_hook(spy("unet"), with_kwargs=True),
+        net_a.register_forward_pre_hook(spy("controlnet"), with_kwargs=True),
+    ]
     try:
         render(pipe, embeds(1), control_image=control_image(0), prompt="a painting")
     finally:
@@ -218,8 +230,12 @@ def test_controlnet_without_control_image_is_refused(base, net_a):
 def test_wrong_number_of_control_images_is_refused(base, net_a):
     pipe = with_control(base, net_a)
     with pytest.raises(ValueError, match="one per source"):
-        render(pipe, embeds(2), generator=generators([1, 2]),
-               control_image=[control_image(0), control_image(1), control_image(2)])
+        render(
+            pipe,
+            embeds(2),
+            generator=generators([1, 2]),
+            control_image=[control_image(0), control_image(1), control_image(2)],
+        )
 
 
 # ----- LoRA -----------------------------------------------------------------------------------

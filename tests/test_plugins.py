@@ -98,8 +98,16 @@ def test_encoder_and_estimator_plugins_drive_gap_creation(fresh_plugins, tmp_pat
     solid(tmp_path / "tgt/c.png", (0, 255, 0))
     from doge.api import create_gap
 
-    gap = create_gap("red->green", tmp_path / "src", tmp_path / "tgt", encoder="mean-colour",
-                     estimator="first-target", home=tmp_path / "home", progress=False, workers=0)
+    gap = create_gap(
+        "red->green",
+        tmp_path / "src",
+        tmp_path / "tgt",
+        encoder="mean-colour",
+        estimator="first-target",
+        home=tmp_path / "home",
+        progress=False,
+        workers=0,
+    )
     assert torch.allclose(gap.vector, torch.tensor([-0.5, 1.0, -0.5]))
     assert gap.provenance["encoder"]["plugin"] == "mean-colour"
     assert gap.provenance["estimator"] == {"name": "first-target", "params": {"row": 0}}
@@ -139,7 +147,8 @@ def test_unknown_plugin_name_lists_known_ones(fresh_plugins):
 @pytest.fixture
 def installed_plugin(tmp_path, monkeypatch, fresh_plugins):
     """A third-party plugin installed the way pip installs one: a module plus dist-info entry points."""
-    (tmp_path / "doge_sepia.py").write_text(textwrap.dedent("""
+    (tmp_path / "doge_sepia.py").write_text(
+        textwrap.dedent("""
         from doge.hooks import hookimpl
 
         def sepia_gap(src, tgt):
@@ -148,7 +157,8 @@ def installed_plugin(tmp_path, monkeypatch, fresh_plugins):
         @hookimpl
         def register_estimators(register):
             register("sepia", sepia_gap)
-    """))
+    """)
+    )
     (tmp_path / "broken_plugin.py").write_text("raise RuntimeError('this plugin is broken')\n")
     info = tmp_path / "doge_sepia-1.2.dist-info"
     info.mkdir()
@@ -180,8 +190,13 @@ def test_empty_doge_load_plugins_loads_no_third_party_plugin(installed_plugin, m
 
 def test_doge_plugins_json_lists_everything_with_its_plugin(installed_plugin):
     env = {**os.environ, "PYTHONPATH": str(installed_plugin), "DOGE_LOAD_PLUGINS": "sepia"}
-    out = subprocess.run([sys.executable, "-m", "doge.cli.main", "plugins", "--json"], env=env,
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "doge.cli.main", "plugins", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     listing = json.loads(out)
     estimators = {e["name"]: e["plugin"] for e in listing["estimators"]}
     assert estimators["sepia"] == "sepia" and estimators["mean"] == "doge.plugins.estimators"

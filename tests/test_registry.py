@@ -56,7 +56,16 @@ def test_to_json_has_the_stable_keys(registry):
     registry.tag(gv.ref, "prod")
     data = registry.resolve(gv.ref).to_json()
     assert list(data) == [
-        "name", "version", "ref", "aliases", "sha256", "dim", "description", "created_at", "created_by", "provenance",
+        "name",
+        "version",
+        "ref",
+        "aliases",
+        "sha256",
+        "dim",
+        "description",
+        "created_at",
+        "created_by",
+        "provenance",
         "labels",
     ]
     assert data["ref"] == f"{NAME}@v1" and data["aliases"] == ["prod"] and data["created_at"].endswith("Z")

@@ -34,4 +34,3 @@ def test_eight_processes_get_eight_distinct_versions(home, registry_url):
         assert gv.provenance == {"worker": i}
         np.testing.assert_array_equal(registry.load_vector(gv), _vector(i))
     assert registry.create(NAME, _vector(99), {}).version == WORKERS + 1
-

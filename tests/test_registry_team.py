@@ -10,14 +10,13 @@ import uuid
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import postgres_schema, postgres_url, race
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
-from conftest import postgres_schema, postgres_url, race
 from doge.cli.main import get_cli
 from doge.errors import DogeError, IntegrityError, NotFound
-from doge.registry import ReadOnlyRegistry, Registry, registry_info, upgrade_registry
-from doge.registry import schema
+from doge.registry import ReadOnlyRegistry, Registry, registry_info, schema, upgrade_registry
 from doge.registry.models import Base
 
 NAME = "real->painting"
@@ -252,8 +251,12 @@ def test_history_records_who_changed_what_and_outlives_removal(registry):
         ("label-set", 2, {"key": "team", "value": "vision"}, {"key": "team", "value": "nlp"}),
         ("alias-removed", 2, {"alias": "prod", "version": 2}, None),
         ("alias-set", 2, None, {"alias": "prod", "version": 2}),
-        ("version-removed", 2,
-         {"version": 2, "sha256": v2.sha256, "aliases": ["prod"], "labels": {"team": "nlp"}}, None),
+        (
+            "version-removed",
+            2,
+            {"version": 2, "sha256": v2.sha256, "aliases": ["prod"], "labels": {"team": "nlp"}},
+            None,
+        ),
         ("version-removed", 1, {"version": 1, "sha256": v1.sha256, "aliases": [], "labels": {}}, None),
     ]
     assert all(e["who"] == who() and e["at"].endswith("Z") for e in log)
@@ -445,8 +448,9 @@ def test_a_read_only_role_reads_and_renders_but_every_write_is_one_clear_line(
         Registry(home=home, url=ro_url)  # an empty database it may not create tables in
 
     owner = Registry(home=home, url=pg)
-    gv = create_gap(NAME, domains["real"], domains["painting"], model=str(tiny_model), registry=owner,
-                    progress=False, workers=0).ref
+    gv = create_gap(
+        NAME, domains["real"], domains["painting"], model=str(tiny_model), registry=owner, progress=False, workers=0
+    ).ref
     owner.tag(gv, "prod")
     owner.label(gv, {"team": "vision"})
     grant()
@@ -481,12 +485,37 @@ def test_a_read_only_role_reads_and_renders_but_every_write_is_one_clear_line(
     listed = json.loads(ok(cli(home, ro_url, "gap", "list", "--json")))
     assert [v["ref"] for v in listed] == [gv]
     assert gv in ok(cli(home, ro_url, "gap", "show", f"{NAME}@prod"))
-    for args in (["gap", "tag", gv, "staging"], ["gap", "label", gv, "a=b"], ["gap", "rm", gv],
-                 ["gap", "import", exported, "--as", "copy"]):
+    for args in (
+        ["gap", "tag", gv, "staging"],
+        ["gap", "label", gv, "a=b"],
+        ["gap", "rm", gv],
+        ["gap", "import", exported, "--as", "copy"],
+    ):
         assert "read-only for this user" in one_line_error(cli(home, ro_url, *args)), args
     out = tmp_path / "out"
-    ok(cli(home, ro_url, "render", "--gap", f"{NAME}@prod", "--src", domains["real"], "--out", out,
-           "--model", tiny_model, "--control", "none", "--size", "64", "--steps", "2", "--limit", "1"))
+    ok(
+        cli(
+            home,
+            ro_url,
+            "render",
+            "--gap",
+            f"{NAME}@prod",
+            "--src",
+            domains["real"],
+            "--out",
+            out,
+            "--model",
+            tiny_model,
+            "--control",
+            "none",
+            "--size",
+            "64",
+            "--steps",
+            "2",
+            "--limit",
+            "1",
+        )
+    )
     assert len(list((out / "images").iterdir())) == 1
     assert state(pg) == before
 
@@ -500,4 +529,3 @@ def test_a_read_only_role_cannot_upgrade_an_old_registry(home, pg, reader):
         Registry(home=home, url=ro_url)
     assert "read-only for this user" in one_line_error(cli(home, ro_url, "registry", "upgrade"))
     assert state(pg) == before
-

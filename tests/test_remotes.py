@@ -13,8 +13,10 @@ from click.testing import CliRunner
 from doge.cli.main import get_cli
 from doge.errors import NotFound
 from doge.registry import Registry
+from doge.registry.copying import IncomingVersion, VersionConflict, place
 from doge.registry.remotes import add_remote, get_remote, load_remotes, open_registry, remove_remote
-from doge.registry.transfer import IncomingVersion, VersionConflict, place, pull, push
+from doge.registry.transfer import pull, push
+
 # the S3 server and read-only PostgreSQL role of the team-registry tests, reused here
 
 NAME = "real->painting"
@@ -86,13 +88,21 @@ def test_remotes_file_is_private_and_survives_a_reload(home, tmp_path):
 
 
 def test_remote_list_hides_passwords(home):
-    cli(home, "remote", "add", "team", "postgresql+psycopg://ana:s3cret@db.example:5433/gaps",
-        "--blobs", "s3://bucket/gaps")
+    cli(
+        home,
+        "remote",
+        "add",
+        "team",
+        "postgresql+psycopg://ana:s3cret@db.example:5433/gaps",
+        "--blobs",
+        "s3://bucket/gaps",
+    )
     text = cli(home, "remote", "list").output
     assert "s3cret" not in text and "ana:***@db.example:5433/gaps" in text
     listed = json.loads(cli(home, "remote", "list", "--json").output)
-    assert listed == [{"name": "team", "url": "postgresql+psycopg://ana:***@db.example:5433/gaps",
-                       "blobs": "s3://bucket/gaps"}]
+    assert listed == [
+        {"name": "team", "url": "postgresql+psycopg://ana:***@db.example:5433/gaps", "blobs": "s3://bucket/gaps"}
+    ]
 
 
 @pytest.mark.parametrize(
@@ -121,7 +131,9 @@ def test_adding_a_name_twice_is_refused_and_remove_forgets(home, tmp_path):
 
 def test_an_unknown_or_missing_remote_is_named(home, tmp_path):
     add_remote("team", str(tmp_path / "typo"), home=home)
-    assert "no remote named 'lab' (known remotes: team)" in one_line_error(cli(home, "gap", "list", "--remote", "lab", ok=False))
+    assert "no remote named 'lab' (known remotes: team)" in one_line_error(
+        cli(home, "gap", "list", "--remote", "lab", ok=False)
+    )
     # reading a SQLite remote that does not exist creates nothing there
     assert "no registry at" in one_line_error(cli(home, "gap", "list", "--remote", "team", ok=False))
     assert not (tmp_path / "typo").exists()
@@ -164,8 +176,7 @@ def test_push_keeps_sha_version_and_records_the_origin(local, team):
 
     assert (placed.status, placed.stored.ref, placed.stored.sha256) == ("added", f"{NAME}@v2", second.sha256)
     copy = team.resolve(f"{NAME}@v2")
-    assert (copy.sha256, copy.dim, copy.description, copy.created_at) == (
-        second.sha256, 8, "second", second.created_at)
+    assert (copy.sha256, copy.dim, copy.description, copy.created_at) == (second.sha256, 8, "second", second.created_at)
     assert without_origin(copy.provenance) == {"seed": 1}
     origin = copy.provenance["origin"]
     assert origin["ref"] == f"{NAME}@v2" and origin["registry"] == local.url and origin["pushed_at"].endswith("Z")
@@ -185,8 +196,11 @@ def test_a_different_vector_under_an_existing_version_is_refused(local, team):
     team.create(NAME, vec(7), {"theirs": True})
     mine = local.create(NAME, vec(0), {"mine": True})
     before = listing(team)
-    with pytest.raises(VersionConflict, match=r"versions are immutable: remote 'team' already has real->painting@v1 "
-                                              r"with a different vector .*use --new-version.*@v2"):
+    with pytest.raises(
+        VersionConflict,
+        match=r"versions are immutable: remote 'team' already has real->painting@v1 "
+        r"with a different vector .*use --new-version.*@v2",
+    ):
         push(local, [mine.ref], team, "team")
     assert listing(team) == before
 
@@ -244,7 +258,8 @@ def test_a_push_interrupted_after_the_blob_leaves_no_version(local, team, monkey
 def test_a_push_killed_between_blob_and_row_can_be_pushed_again(local, team, home, tmp_path):
     gv = local.create(NAME, vec(0), {})
     script = tmp_path / "killed_push.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import os
         from doge.registry import Registry
         from doge.registry.remotes import get_remote, open_registry
@@ -257,7 +272,8 @@ def test_a_push_killed_between_blob_and_row_can_be_pushed_again(local, team, hom
         Registry._put_blob = put_then_die
         home = {str(home)!r}
         push(Registry(home=home), [{gv.ref!r}], open_registry(get_remote("team", home), home, must_exist=False), "team")
-    """))
+    """)
+    )
     assert subprocess.run([sys.executable, str(script)], timeout=120).returncode == 9
     assert team.list() == [] and team.blobs.exists(gv.sha256)
     assert push(local, [gv.ref], team, "team")[0].status == "added"
@@ -273,8 +289,12 @@ sys.exit(main(["--home", sys.argv[1], "--quiet", "gap", "push", "real->painting@
 
 def test_processes_pushing_the_same_gaps_at_once_store_them_once(local, team, home):
     first, second = local.create(NAME, vec(0), {}), local.create(NAME, vec(1), {})
-    procs = [subprocess.Popen([sys.executable, "-c", PUSHER, str(home)], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for _ in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", PUSHER, str(home)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for _ in range(4)
+    ]
     outputs = [p.communicate(timeout=120)[0] for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, outputs
     assert [(gv.ref, gv.sha256) for gv in team.list()] == [(first.ref, first.sha256), (second.ref, second.sha256)]
@@ -325,7 +345,9 @@ def test_cli_push_list_pull_between_two_homes(tmp_path):
     assert [(v["ref"], v["aliases"]) for v in listed] == [(f"{NAME}@v1", ["prod"])]
 
     pulled = json.loads(cli(bob, "gap", "pull", f"team:{NAME}@prod", "--json").output)
-    assert pulled == [{"ref": f"{NAME}@v1", "stored_as": f"{NAME}@v1", "status": "added", "sha256": listed[0]["sha256"]}]
+    assert pulled == [
+        {"ref": f"{NAME}@v1", "stored_as": f"{NAME}@v1", "status": "added", "sha256": listed[0]["sha256"]}
+    ]
     shown = json.loads(cli(bob, "gap", "show", NAME, "--json").output)
     assert shown["sha256"] == listed[0]["sha256"] and shown["provenance"]["who"] == "ana"
 

@@ -1,5 +1,6 @@
 """`doge render` end to end on the tiny model: outputs, manifest, seeds, resume, controls, errors."""
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -20,8 +21,16 @@ def home(tmp_path_factory, tiny_model, domains):
 
     home = tmp_path_factory.mktemp("home")
     for estimator in ("mean", "median"):
-        create_gap("real->painting", domains["real"], domains["painting"], model=str(tiny_model),
-                   estimator=estimator, home=home, progress=False, workers=0)
+        create_gap(
+            "real->painting",
+            domains["real"],
+            domains["painting"],
+            model=str(tiny_model),
+            estimator=estimator,
+            home=home,
+            progress=False,
+            workers=0,
+        )
     return home
 
 
@@ -36,8 +45,20 @@ def net(tiny_model, tmp_path_factory):
 @pytest.fixture
 def render(home, tiny_model, domains):
     def invoke(out, *args, ok=True, src=None):
-        argv = ["--home", str(home), "--quiet", "render", "--src", str(src or domains["real"]), "--out", str(out),
-                "--model", str(tiny_model), *FAST, *map(str, args)]
+        argv = [
+            "--home",
+            str(home),
+            "--quiet",
+            "render",
+            "--src",
+            str(src or domains["real"]),
+            "--out",
+            str(out),
+            "--model",
+            str(tiny_model),
+            *FAST,
+            *map(str, args),
+        ]
         result = CliRunner().invoke(get_cli(), argv)
         if ok:
             assert result.exit_code == 0, result.output
@@ -71,8 +92,24 @@ def test_outputs_and_a_complete_manifest(render, tmp_path, net, domains):
     assert entry["source_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
     assert entry["gaps"][0]["ref"] == "real->painting@v2" and len(entry["gaps"][0]["sha256"]) == 64
     assert entry["controls"][0]["name"] == "canny" and entry["controls"][0]["controlnet"] == str(net)
-    for key in ("seed", "edit_weight", "steps", "guidance", "prompt", "negative_prompt", "noise_level", "size",
-                "model", "doge_version", "lora", "control_start", "control_end", "guess_mode", "dtype", "device"):
+    for key in (
+        "seed",
+        "edit_weight",
+        "steps",
+        "guidance",
+        "prompt",
+        "negative_prompt",
+        "noise_level",
+        "size",
+        "model",
+        "doge_version",
+        "lora",
+        "control_start",
+        "control_end",
+        "guess_mode",
+        "dtype",
+        "device",
+    ):
         assert key in entry, key
     assert entry["tiny_model"] is True
     assert len({e["seed"] for e in entries}) == 4
@@ -117,10 +154,8 @@ def test_resume_generates_nothing_new_and_finishes_a_half_done_run(render, tmp_p
 def lines_tolerant(out: Path) -> list[dict]:
     entries = []
     for line in (out / "manifest.jsonl").read_text().splitlines():
-        try:
+        with contextlib.suppress(json.JSONDecodeError):
             entries.append(json.loads(line))
-        except json.JSONDecodeError:
-            pass
     return entries
 
 
@@ -134,8 +169,19 @@ def test_other_settings_into_the_same_folder_are_refused(render, tmp_path, net):
 def test_the_control_image_matters(render, tmp_path, net):
     render(tmp_path / "canny", "--gap", "real->painting", "--controlnet", net, "--limit", "2")
     render(tmp_path / "none", "--gap", "real->painting", "--control", "none", "--limit", "2")
-    render(tmp_path / "soft", "--gap", "real->painting", "--controlnet", net, "--limit", "2", "--canny-low", "10",
-           "--canny-high", "50")
+    render(
+        tmp_path / "soft",
+        "--gap",
+        "real->painting",
+        "--controlnet",
+        net,
+        "--limit",
+        "2",
+        "--canny-low",
+        "10",
+        "--canny-high",
+        "50",
+    )
     canny, none, soft = pixels(tmp_path / "canny"), pixels(tmp_path / "none"), pixels(tmp_path / "soft")
     for name in canny:
         assert not np.array_equal(canny[name], none[name])
@@ -148,19 +194,54 @@ def test_depth_seg_and_several_controlnets(render, tmp_path, net, domains):
 
     depth_model = build_tiny_depth(tmp_path / "depth-model")
     out = tmp_path / "multi"
-    render(out, "--gap", "real->painting", "--control", "canny", "--control", "depth", "--depth-model", depth_model,
-           "--controlnet", f"canny={net}", "--controlnet", f"depth={net}", "--controlnet-scale", "1.0",
-           "--controlnet-scale", "0.5", "--limit", "2", "-n", "2")
+    render(
+        out,
+        "--gap",
+        "real->painting",
+        "--control",
+        "canny",
+        "--control",
+        "depth",
+        "--depth-model",
+        depth_model,
+        "--controlnet",
+        f"canny={net}",
+        "--controlnet",
+        f"depth={net}",
+        "--controlnet-scale",
+        "1.0",
+        "--controlnet-scale",
+        "0.5",
+        "--limit",
+        "2",
+        "-n",
+        "2",
+    )
     assert len(list((out / "images").iterdir())) == 4
-    assert sorted(p.name.rsplit("_", 1)[1] for p in (out / "controls").iterdir()) == ["canny.png"] * 2 + ["depth.png"] * 2
+    assert (
+        sorted(p.name.rsplit("_", 1)[1] for p in (out / "controls").iterdir()) == ["canny.png"] * 2 + ["depth.png"] * 2
+    )
     assert [c["scale"] for c in lines(out)[0]["controls"]] == [1.0, 0.5]
 
     maps = tmp_path / "maps"
     maps.mkdir()
     for source in sorted(domains["real"].iterdir()):
-        Image.fromarray(np.kron(np.eye(2, dtype=np.uint8) * 200, np.ones((32, 32), np.uint8))).save(maps / f"{source.stem}.png")
-    render(tmp_path / "seg", "--gap", "real->painting", "--control", "seg", "--control-dir", maps, "--controlnet", net,
-           "--limit", "2")
+        Image.fromarray(np.kron(np.eye(2, dtype=np.uint8) * 200, np.ones((32, 32), np.uint8))).save(
+            maps / f"{source.stem}.png"
+        )
+    render(
+        tmp_path / "seg",
+        "--gap",
+        "real->painting",
+        "--control",
+        "seg",
+        "--control-dir",
+        maps,
+        "--controlnet",
+        net,
+        "--limit",
+        "2",
+    )
     assert len(list((tmp_path / "seg" / "images").iterdir())) == 2
 
 
@@ -179,10 +260,28 @@ def test_sweep_writes_one_row_per_source_over_edit_weights(render, tmp_path):
 
 def test_gap_arithmetic_adds_weighted_gaps(render, tmp_path):
     render(tmp_path / "one", "--gap", "real->painting@v1", "--control", "none", "--limit", "2")
-    render(tmp_path / "halves", "--gap", "real->painting@v1:0.5", "--gap", "real->painting@v1:0.5", "--control",
-           "none", "--limit", "2")
-    render(tmp_path / "mix", "--gap", "real->painting@v1", "--gap", "real->painting@v2:-1", "--control", "none",
-           "--limit", "2")
+    render(
+        tmp_path / "halves",
+        "--gap",
+        "real->painting@v1:0.5",
+        "--gap",
+        "real->painting@v1:0.5",
+        "--control",
+        "none",
+        "--limit",
+        "2",
+    )
+    render(
+        tmp_path / "mix",
+        "--gap",
+        "real->painting@v1",
+        "--gap",
+        "real->painting@v2:-1",
+        "--control",
+        "none",
+        "--limit",
+        "2",
+    )
     one, halves, mix = pixels(tmp_path / "one"), pixels(tmp_path / "halves"), pixels(tmp_path / "mix")
     for name in one:
         np.testing.assert_array_equal(one[name], halves[name])
@@ -216,8 +315,18 @@ def test_lora_scale_zero_means_no_lora(render, tmp_path, tiny_model):
 def test_python_api_matches_the_cli(home, tiny_model, domains, tmp_path, render):
     import doge
 
-    result = doge.render(["real->painting"], domains["real"], tmp_path / "api", model=str(tiny_model), size=64,
-                         steps=2, controls=["none"], limit=2, home=home, progress=False)
+    result = doge.render(
+        ["real->painting"],
+        domains["real"],
+        tmp_path / "api",
+        model=str(tiny_model),
+        size=64,
+        steps=2,
+        controls=["none"],
+        limit=2,
+        home=home,
+        progress=False,
+    )
     render(tmp_path / "cli", "--gap", "real->painting", "--control", "none", "--limit", "2")
     assert len(result.written) == 2
     api, cli = pixels(tmp_path / "api"), pixels(tmp_path / "cli")
@@ -228,13 +337,15 @@ def test_python_api_matches_the_cli(home, tiny_model, domains, tmp_path, render)
 def make_gap(home, name, dim, plugin="clip"):
     from doge.registry import Registry
 
-    Registry(home=home).create(name, np.ones(dim, np.float32), {"encoder": {"plugin": plugin, "model": "m", "dim": dim}})
+    Registry(home=home).create(
+        name, np.ones(dim, np.float32), {"encoder": {"plugin": plugin, "model": "m", "dim": dim}}
+    )
 
 
 def test_every_validation_error_is_one_line_before_any_model_loads(render, home, tmp_path, domains, monkeypatch):
-    import doge.engine.loading
+    import doge.rendering.loading
 
-    monkeypatch.setattr(doge.engine.loading, "load_pipeline", lambda *a, **k: pytest.fail("a model was loaded"))
+    monkeypatch.setattr(doge.rendering.loading, "load_pipeline", lambda *a, **k: pytest.fail("a model was loaded"))
     make_gap(home, "wide->gap", 64)
     make_gap(home, "effnet->gap", 32, plugin="efficientnet")
     a_file = tmp_path / "file"

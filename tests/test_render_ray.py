@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from doge.cli.main import get_cli
-from doge.engine.ray_runner import FAIL_ONCE_ENV, actor_layout
 from doge.errors import DogeError
+from doge.rendering.ray_runner import FAIL_ONCE_ENV, actor_layout
 
 try:
     import ray
@@ -20,7 +20,7 @@ except ImportError:
         raise
     pytest.skip("Ray is not installed: pip install 'doge[ray]'", allow_module_level=True)
 
-from test_render import lines, lines_tolerant, pixels  # noqa: E402
+from test_render import lines, lines_tolerant, pixels
 
 FAST = ["--size", "64", "--steps", "2"]
 # Three sources, two images each, batches of four: a batch spans sources.
@@ -40,8 +40,15 @@ def home(tmp_path_factory, tiny_model, domains):
     from doge.api import create_gap
 
     home = tmp_path_factory.mktemp("home")
-    create_gap("real->painting", domains["real"], domains["painting"], model=str(tiny_model), home=home,
-               progress=False, workers=0)
+    create_gap(
+        "real->painting",
+        domains["real"],
+        domains["painting"],
+        model=str(tiny_model),
+        home=home,
+        progress=False,
+        workers=0,
+    )
     return home
 
 
@@ -55,8 +62,23 @@ def net(tiny_model, tmp_path_factory):
 @pytest.fixture(scope="module")
 def render(home, tiny_model, domains, net):
     def invoke(out, *args):
-        argv = ["--home", str(home), "--quiet", "render", "--src", str(domains["real"]), "--out", str(out),
-                "--model", str(tiny_model), "--controlnet", str(net), *FAST, *JOB, *map(str, args)]
+        argv = [
+            "--home",
+            str(home),
+            "--quiet",
+            "render",
+            "--src",
+            str(domains["real"]),
+            "--out",
+            str(out),
+            "--model",
+            str(tiny_model),
+            "--controlnet",
+            str(net),
+            *FAST,
+            *JOB,
+            *map(str, args),
+        ]
         result = CliRunner().invoke(get_cli(), argv)
         assert result.exit_code == 0, result.output
         return result
@@ -102,7 +124,9 @@ def test_a_ray_run_makes_a_local_runs_images_even_when_an_actor_dies(runs):
     seeds = lambda out: {e["image"]: e["seed"] for e in lines(out)}  # noqa: E731
     assert seeds(local) == seeds(on_ray)
     assert len(lines(on_ray)) == 6  # every image once: one writer, nothing twice
-    assert sorted(p.name for p in (local / "controls").iterdir()) == sorted(p.name for p in (on_ray / "controls").iterdir())
+    assert sorted(p.name for p in (local / "controls").iterdir()) == sorted(
+        p.name for p in (on_ray / "controls").iterdir()
+    )
     first, second = lines(local)[0], {e["image"]: e for e in lines(on_ray)}[lines(local)[0]["image"]]
     assert first == second  # the same manifest line, word for word
     assert not list(on_ray.rglob("*.part"))
@@ -138,9 +162,27 @@ def test_a_users_mistake_found_in_an_actor_is_one_line(ray_session, home, tiny_m
     maps.mkdir()
     first = sorted(domains["real"].iterdir())[0]
     Image.new("RGB", (64, 64)).save(maps / f"{first.stem}.png")  # the other sources have no map
-    argv = ["--home", str(home), "--quiet", "render", "--src", str(domains["real"]), "--out", str(tmp_path / "out"),
-            "--model", str(tiny_model), "--control", "seg", "--control-dir", str(maps), "--controlnet", str(net),
-            *FAST, *JOB, "--ray"]
+    argv = [
+        "--home",
+        str(home),
+        "--quiet",
+        "render",
+        "--src",
+        str(domains["real"]),
+        "--out",
+        str(tmp_path / "out"),
+        "--model",
+        str(tiny_model),
+        "--control",
+        "seg",
+        "--control-dir",
+        str(maps),
+        "--controlnet",
+        str(net),
+        *FAST,
+        *JOB,
+        "--ray",
+    ]
     result = CliRunner().invoke(get_cli(), argv)
     assert result.exit_code != 0
     lines_out = result.output.strip().splitlines()
@@ -149,9 +191,26 @@ def test_a_users_mistake_found_in_an_actor_is_one_line(ray_session, home, tiny_m
 
 def test_without_ray_installed_the_error_says_what_to_install(home, tiny_model, domains, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
-    argv = ["--home", str(home), "render", "--src", str(domains["real"]), "--out", str(tmp_path / "out"),
-            "--model", str(tiny_model), "--control", "none", "--gap", "real->painting", "--limit", "1", *FAST,
-            "--ray", "auto"]
+    argv = [
+        "--home",
+        str(home),
+        "render",
+        "--src",
+        str(domains["real"]),
+        "--out",
+        str(tmp_path / "out"),
+        "--model",
+        str(tiny_model),
+        "--control",
+        "none",
+        "--gap",
+        "real->painting",
+        "--limit",
+        "1",
+        *FAST,
+        "--ray",
+        "auto",
+    ]
     result = CliRunner().invoke(get_cli(), argv)
     assert result.exit_code != 0
     assert result.output.strip().splitlines() == ["Error: --ray needs Ray Data: pip install 'doge[ray]'"]

@@ -11,8 +11,15 @@ from PIL import Image
 from doge.tiny import MARKER, build_tiny_clip, build_tiny_unclip, is_tiny_model
 
 COMPONENTS = (
-    "feature_extractor", "image_encoder", "image_normalizer", "image_noising_scheduler",
-    "tokenizer", "text_encoder", "unet", "scheduler", "vae",
+    "feature_extractor",
+    "image_encoder",
+    "image_normalizer",
+    "image_noising_scheduler",
+    "tokenizer",
+    "text_encoder",
+    "unet",
+    "scheduler",
+    "vae",
 )
 
 
@@ -58,7 +65,11 @@ def test_pipeline_reloads_and_renders_two_steps_at_64px(pipe):
     ids = pipe.tokenizer("a painting", padding="max_length", max_length=77)["input_ids"]
     assert len(ids) == 77
     out = pipe(
-        image=_image(0), prompt="a painting", num_inference_steps=2, height=64, width=64,
+        image=_image(0),
+        prompt="a painting",
+        num_inference_steps=2,
+        height=64,
+        width=64,
         generator=torch.Generator().manual_seed(0),
     )
     assert out.images[0].size == (64, 64)
@@ -74,13 +85,21 @@ def test_controlnet_fits_the_unet_and_starts_silent(unclip_dir, pipe):
     control = torch.rand(1, 3, 64, 64)  # full-size control image for 8x8 latents
     with torch.no_grad():
         down, mid = controlnet(
-            latents, 10, encoder_hidden_states=text, controlnet_cond=control,
-            class_labels=label, return_dict=False,
+            latents,
+            10,
+            encoder_hidden_states=text,
+            controlnet_cond=control,
+            class_labels=label,
+            return_dict=False,
         )
         plain = pipe.unet(latents, 10, encoder_hidden_states=text, class_labels=label).sample
         guided = pipe.unet(
-            latents, 10, encoder_hidden_states=text, class_labels=label,
-            down_block_additional_residuals=down, mid_block_additional_residual=mid,
+            latents,
+            10,
+            encoder_hidden_states=text,
+            class_labels=label,
+            down_block_additional_residuals=down,
+            mid_block_additional_residual=mid,
         ).sample
     assert all(float(r.abs().max()) == 0.0 for r in [*down, mid])
     assert torch.equal(plain, guided)

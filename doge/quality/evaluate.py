@@ -16,9 +16,9 @@ import numpy as np
 
 import doge
 from doge import pluginmanager
-from doge.embeddings import Embeddings
+from doge.data.embeddings import Embeddings
 from doge.errors import DogeError
-from doge.gap import Gap
+from doge.gaps.gap import Gap
 from doge.quality.stability import DEFAULT_DRAWS, accepted_params, stability
 from doge.quality.transfer import DEFAULT_WEIGHTS, DomainJudge
 
@@ -34,8 +34,8 @@ class Side:
 
 
 def _encode_side(enc, folder, limit, seed, options, desc) -> Side:
-    from doge.encoding import encode_images
-    from doge.images import discover, file_sha256
+    from doge.data.encoding import encode_images
+    from doge.data.images import discover, file_sha256
 
     images = discover(folder, limit=limit, seed=seed)
     emb = encode_images(enc, images, desc=desc, **options)
@@ -69,7 +69,10 @@ def _overlap(gap: Gap, held: tuple[Side, Side], ref: tuple[Side, Side] | None) -
         if out[key]:
             log.warning(
                 "%d of the %d held-out %s images were used to make %s: judge a gap on images it was not made from",
-                out[key], len(held[i].emb), key, gap.ref,
+                out[key],
+                len(held[i].emb),
+                key,
+                gap.ref,
             )
     out["checked"] = "files" if ref is not None else "set digest"
     return out
@@ -82,8 +85,9 @@ def _estimate(name: str, src: Embeddings, tgt: Embeddings, params: dict | None =
     return out[0], {k: v.numpy() for k, v in extras.items()}
 
 
-def compare_estimators(ref_src: Embeddings, ref_tgt: Embeddings, judge: DomainJudge, weights=DEFAULT_WEIGHTS,
-                       names=None) -> dict:
+def compare_estimators(
+    ref_src: Embeddings, ref_tgt: Embeddings, judge: DomainJudge, weights=DEFAULT_WEIGHTS, names=None
+) -> dict:
     """Each estimator's gap from the reference sets, judged on the held-out sets; the best named.
 
     Best: the highest score (transfer accuracy less overshoot, see ``doge.quality.transfer``) at
@@ -98,14 +102,20 @@ def compare_estimators(ref_src: Embeddings, ref_tgt: Embeddings, judge: DomainJu
             results.append({"estimator": name, "error": str(exc)})
             continue
         t = judge.transfer(vector.numpy(), extras, weights)
-        results.append({
-            "estimator": name, "best_weight": t["best_weight"], "accuracy_at_best": t["accuracy_at_best"],
-            "score_at_best": t["score_at_best"],
-            "centroid_ratio_at_best": t["centroid_ratio_at_best"], "mean_accuracy": t["mean_accuracy"],
-            "accuracy_at_1": _at(t, 1.0),
-        })
-    ranked = sorted((r for r in results if "error" not in r),
-                    key=lambda r: (-r["score_at_best"], r["centroid_ratio_at_best"]))
+        results.append(
+            {
+                "estimator": name,
+                "best_weight": t["best_weight"],
+                "accuracy_at_best": t["accuracy_at_best"],
+                "score_at_best": t["score_at_best"],
+                "centroid_ratio_at_best": t["centroid_ratio_at_best"],
+                "mean_accuracy": t["mean_accuracy"],
+                "accuracy_at_1": _at(t, 1.0),
+            }
+        )
+    ranked = sorted(
+        (r for r in results if "error" not in r), key=lambda r: (-r["score_at_best"], r["centroid_ratio_at_best"])
+    )
     return {"results": results, "best": ranked[0]["estimator"] if ranked else None}
 
 
@@ -135,8 +145,9 @@ def evaluate_gap(
     url=None,
 ) -> dict:
     """Judge gap ``ref`` on held-out images ``src`` and ``tgt``; store and return the record."""
-    from doge.api import build_encoder, load_gap, registry_for
-    from doge.images import discover
+    from doge.data.encoder import build_encoder
+    from doge.data.images import discover
+    from doge.gaps.store import load_gap, registry_for
     from doge.provenance import now_iso, who
 
     weights = sorted({float(w) for w in weights})
@@ -157,8 +168,10 @@ def evaluate_gap(
             f"{enc.dim}: pass the gap's own model with --model {encoder.get('model')}"
         )
     options = {"batch_size": batch_size, "workers": workers, "progress": progress}
-    held = (_encode_side(enc, src, None, seed, options, "held-out source"),
-            _encode_side(enc, tgt, None, seed, options, "held-out target"))
+    held = (
+        _encode_side(enc, src, None, seed, options, "held-out source"),
+        _encode_side(enc, tgt, None, seed, options, "held-out target"),
+    )
     reference = _reference(gap, enc, options)
     overlap = _overlap(gap, held, reference)
     hs, ht = held[0].emb.vectors.numpy(), held[1].emb.vectors.numpy()

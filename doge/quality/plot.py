@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from doge.errors import DogeError
-from doge.shifting import shift
+from doge.gaps.shifting import shift
 
 _INSTALL = "pip install 'doge[plot]'"
 

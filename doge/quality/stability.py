@@ -14,7 +14,7 @@ import inspect
 import numpy as np
 import torch
 
-from doge.embeddings import Embeddings
+from doge.data.embeddings import Embeddings
 from doge.errors import DogeError
 
 DEFAULT_DRAWS = 20
@@ -63,8 +63,15 @@ def curve_sizes(n_src: int, n_tgt: int) -> list[int]:
     return sizes
 
 
-def stability(estimator, params: dict, src: Embeddings, tgt: Embeddings, gap: torch.Tensor,
-              draws: int = DEFAULT_DRAWS, seed: int = 0) -> dict:
+def stability(
+    estimator,
+    params: dict,
+    src: Embeddings,
+    tgt: Embeddings,
+    gap: torch.Tensor,
+    draws: int = DEFAULT_DRAWS,
+    seed: int = 0,
+) -> dict:
     """Bootstrap cosine at the full sizes, and the curve of cosine against images per side."""
     estimator = vector_estimator(estimator)
     params = accepted_params(estimator, params)
@@ -75,9 +82,16 @@ def stability(estimator, params: dict, src: Embeddings, tgt: Embeddings, gap: to
     for n_src, n_tgt in points:
         values = _cosines(estimator, params, src, tgt, gap, n_src, n_tgt, draws, rng)
         if values:
-            curve.append({"images": min(n_src, n_tgt), "source": n_src, "target": n_tgt,
-                          "cosine_mean": round(float(np.mean(values)), 4),
-                          "cosine_std": round(float(np.std(values)), 4), "draws": len(values)})
+            curve.append(
+                {
+                    "images": min(n_src, n_tgt),
+                    "source": n_src,
+                    "target": n_tgt,
+                    "cosine_mean": round(float(np.mean(values)), 4),
+                    "cosine_std": round(float(np.std(values)), 4),
+                    "draws": len(values),
+                }
+            )
     if not curve:
         raise DogeError("the gap's estimator failed on every resampled reference set; cannot measure stability")
     full = curve[-1]

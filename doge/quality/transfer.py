@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from doge.errors import DogeError
-from doge.shifting import shift
+from doge.gaps.shifting import shift
 
 DEFAULT_WEIGHTS = tuple(round(0.25 * i, 2) for i in range(13))  # 0, 0.25, ..., 3
 MAX_FOLDS = 5
@@ -119,8 +119,14 @@ class DomainJudge:
         }
 
 
-def transfer_curve(src: np.ndarray, tgt: np.ndarray, vector: np.ndarray, extras: dict | None = None,
-                   weights=DEFAULT_WEIGHTS, seed: int = 0) -> dict:
+def transfer_curve(
+    src: np.ndarray,
+    tgt: np.ndarray,
+    vector: np.ndarray,
+    extras: dict | None = None,
+    weights=DEFAULT_WEIGHTS,
+    seed: int = 0,
+) -> dict:
     """Transfer accuracy and centroid ratio of held-out ``src`` shifted by the gap, per weight."""
     return DomainJudge(src, tgt, seed).transfer(vector, extras, weights)
 

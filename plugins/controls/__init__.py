@@ -11,7 +11,7 @@ from doge.plugins.controls.depth import DepthControl
 from doge.plugins.controls.none import NoControl
 from doge.plugins.controls.seg import SegControl
 
-__all__ = ["Control", "CannyControl", "DepthControl", "NoControl", "SegControl", "register_controls"]
+__all__ = ["CannyControl", "Control", "DepthControl", "NoControl", "SegControl", "register_controls"]
 
 
 @hookimpl

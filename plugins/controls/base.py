@@ -50,8 +50,7 @@ class Control:
             known = ", ".join(sorted(self.defaults)) or "none"
             raise DogeError(f"the {self.name} control has no option {', '.join(unknown)}; its options: {known}")
         # None means "not given" so a CLI can pass every flag through unchanged.
-        return {key: options[key] if options.get(key) is not None else value
-                for key, value in self.defaults.items()}
+        return {key: options[key] if options.get(key) is not None else value for key, value in self.defaults.items()}
 
     def make(self, image: Image.Image, size: tuple[int, int], source_path: str | Path) -> Image.Image | None:
         """The conditioning image for ``image`` (RGB), ``size`` = (width, height) of the output."""
@@ -74,7 +73,9 @@ class Control:
         """The ControlNet to load: the user's, else this control's default."""
         if not self.uses_controlnet:
             if controlnet:
-                raise DogeError(f"--control {self.name} uses no ControlNet; drop --controlnet or pick another --control")
+                raise DogeError(
+                    f"--control {self.name} uses no ControlNet; drop --controlnet or pick another --control"
+                )
             return None
         if controlnet:
             return controlnet
@@ -87,8 +88,11 @@ class Control:
 
     def find_map(self, source_path: str | Path) -> Path:
         stem = Path(source_path).stem
-        candidates = {p.suffix.lower(): p for p in self.control_dir.glob(f"{_glob_escape(stem)}.*")
-                      if p.is_file() and p.stem == stem}
+        candidates = {
+            p.suffix.lower(): p
+            for p in self.control_dir.glob(f"{_glob_escape(stem)}.*")
+            if p.is_file() and p.stem == stem
+        }
         for suffix in MAP_SUFFIXES:
             if suffix in candidates:
                 return candidates[suffix]

@@ -94,9 +94,16 @@ def build_tiny_depth(path: str | Path, seed: int = 0) -> Path:
     path = Path(path)
     torch.manual_seed(seed)
     config = DPTConfig(
-        hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64,
-        image_size=32, patch_size=8, backbone_out_indices=[0, 1, 2, 3],
-        neck_hidden_sizes=[8, 16, 32, 32], reassemble_factors=[4, 2, 1, 0.5], fusion_hidden_size=16,
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=64,
+        image_size=32,
+        patch_size=8,
+        backbone_out_indices=[0, 1, 2, 3],
+        neck_hidden_sizes=[8, 16, 32, 32],
+        reassemble_factors=[4, 2, 1, 0.5],
+        fusion_hidden_size=16,
         # Larger than the default 0.02 so the random head's output is not vanishingly small.
         initializer_range=0.1,
     )

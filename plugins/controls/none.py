@@ -14,7 +14,9 @@ class NoControl(Control):
 
     def __init__(self, control_dir=None, device="cpu", **options):
         if control_dir is not None:
-            raise DogeError("--control none uses no control maps; drop --control-dir or pick --control canny, depth or seg")
+            raise DogeError(
+                "--control none uses no control maps; drop --control-dir or pick --control canny, depth or seg"
+            )
         super().__init__(control_dir=None, device=device, **options)
 
     def make(self, image, size, source_path):

@@ -13,17 +13,17 @@ import hashlib
 import logging
 import math
 import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from doge.embeddings import Embeddings
+from doge.data.embeddings import Embeddings
+from doge.data.images import ImageSet, combine_digest, decode_image, relative_posix
 from doge.errors import DogeError
-from doge.images import ImageSet, combine_digest, decode_image, relative_posix
 
 log = logging.getLogger("doge")
 
@@ -149,14 +149,9 @@ def encode_images(
             if skipped:
                 bar.set_postfix(skipped=skipped)
     if not kept:
-        raise DogeError(
-            f"none of the {len(files)} images in {imageset.root} could be decoded "
-            "(see the warnings above)"
-        )
+        raise DogeError(f"none of the {len(files)} images in {imageset.root} could be decoded (see the warnings above)")
     if skipped:
-        log.warning(
-            "skipped %d of %d images in %s that could not be decoded", skipped, len(files), imageset.root
-        )
+        log.warning("skipped %d of %d images in %s that could not be decoded", skipped, len(files), imageset.root)
     rel = [relative_posix(files[i], imageset.root) for i in kept]
     return Embeddings(
         vectors=torch.cat(chunks),

@@ -1,15 +1,18 @@
 """What an image encoder plugin provides: the ``Encoder`` protocol.
 
 Encoders are registered through the ``register_encoders`` hook and built as
-``cls(model=..., device=..., dtype=...)``. Batching and streaming live in ``doge.images``;
+``cls(model=..., device=..., dtype=...)``. Batching and streaming live in ``doge.data.images``;
 an encoder only turns images into pixels (in worker processes) and pixels into embeddings.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-if TYPE_CHECKING:  # keep ``import doge.encoder`` free of torch and PIL
+from doge import pluginmanager
+
+if TYPE_CHECKING:  # keep ``import doge.data.encoder`` free of torch and PIL
     import torch
     from PIL import Image
 
@@ -53,3 +56,9 @@ def describe(encoder) -> dict[str, Any]:
         "dim": encoder.dim,
         "dtype": str(encoder.dtype).removeprefix("torch."),
     }
+
+
+def build_encoder(encoder: str = "clip", model: str | None = None, device: str | None = None, dtype: str | None = None):
+    """An instance of the encoder plugin registered as ``encoder``."""
+    cls = pluginmanager.get("encoders", encoder)
+    return cls(model=model, device=device, dtype=dtype)

@@ -1,7 +1,7 @@
 """``doge render``: shift each source image's CLIP embedding by a gap and generate from it.
 
-Everything a user can get wrong is checked in :func:`plan` before any model loads; then
-:func:`render` loads the engine once and works through the pending images in batches.
+Everything a user can get wrong is checked in :func:`plan` before any model loads; the plan lists
+the images to make. Planning runs nothing: :mod:`doge.rendering.run` carries a plan out.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import doge
-from doge import manifest, pluginmanager
+from doge import pluginmanager
 from doge.errors import DogeError
+from doge.gaps.store import registry_for
 from doge.names import parse_weighted_ref
+from doge.rendering import manifest
 
 log = logging.getLogger("doge")
 
@@ -59,7 +61,7 @@ class Settings:
 class Plan:
     gaps: list[dict]  # ref, sha256, weight
     gap_vector: object  # torch tensor [dim]: the weighted sum of the gaps
-    sources: object  # doge.images.ImageSet
+    sources: object  # doge.data.images.ImageSet
     out: Path
     controls: list  # Control instances
     controlnets: list[str]  # one id per control that uses a ControlNet
@@ -71,7 +73,7 @@ class Plan:
     grid: bool
     fingerprint: str = ""
     pending: list[Job] = field(default_factory=list)
-    gap_extras: dict = field(default_factory=dict)  # a coral gap's transform (see doge.shifting)
+    gap_extras: dict = field(default_factory=dict)  # a coral gap's transform (see doge.gaps.shifting)
 
 
 @dataclass
@@ -99,8 +101,8 @@ def _load_gaps(gap_refs, registry) -> tuple[list[dict], object, dict, dict]:
     """(described gaps, weighted sum of their vectors, their encoder, a coral gap's extras)."""
     import torch
 
-    from doge.api import load_gap
-    from doge.shifting import is_coral
+    from doge.gaps.shifting import is_coral
+    from doge.gaps.store import load_gap
 
     if not gap_refs:
         raise DogeError("render needs a gap: --gap 'real->painting' (see doge gap list)")
@@ -135,7 +137,7 @@ def _load_gaps(gap_refs, registry) -> tuple[list[dict], object, dict, dict]:
 
 def _check_encoder(gap_encoder: dict, gaps: list[dict], model: str) -> None:
     """The gap must live in the space of the pipeline's image encoder."""
-    from doge.engine.loading import image_encoder_width
+    from doge.rendering.loading import image_encoder_width
 
     ref = gaps[0]["ref"]
     if gap_encoder.get("plugin") != "clip":
@@ -151,8 +153,13 @@ def _check_encoder(gap_encoder: dict, gaps: list[dict], model: str) -> None:
             f"encoder of {model} has width {width}; recreate the gap with --model {model}"
         )
     if str(gap_encoder.get("model")) != str(model):
-        log.warning("gap %s was encoded with %s; rendering with the image encoder of %s (same width %s)",
-                    ref, gap_encoder.get("model"), model, width)
+        log.warning(
+            "gap %s was encoded with %s; rendering with the image encoder of %s (same width %s)",
+            ref,
+            gap_encoder.get("model"),
+            model,
+            width,
+        )
 
 
 def _check_writable(out: Path) -> None:
@@ -180,8 +187,11 @@ def _build_controls(controls, control_dir, control_options, controlnets, device)
         net = control.resolve_controlnet(overrides.get(name))
         built.append(control)
         if net is not None:
-            require_config(net, f"the ControlNet for --control {name}",
-                           "pass --controlnet DIR (a ControlNet in diffusers layout) or allow hub access")
+            require_config(
+                net,
+                f"the ControlNet for --control {name}",
+                "pass --controlnet DIR (a ControlNet in diffusers layout) or allow hub access",
+            )
             nets.append(net)
     if names == ["none"]:
         return [], []
@@ -273,9 +283,8 @@ def plan(
     url=None,
 ) -> Plan:
     """Validate everything and list the images to make; loads no model."""
-    from doge.api import registry_for
+    from doge.data.images import discover
     from doge.hub import default_model
-    from doge.images import discover
 
     model = str(model or default_model())
     weights = sweep_weights(sweep) if sweep else [float(edit_weight)]
@@ -295,17 +304,38 @@ def plan(
     _check_writable(out)
     built, nets = _build_controls(controls, control_dir, control_options, controlnets, device)
     settings = Settings(
-        model=model, edit_weight=float(edit_weight), weights=weights, steps=steps, guidance=guidance,
-        prompt=prompt, negative_prompt=negative_prompt, noise_level=noise_level, size=size, seed=seed,
-        controlnet_scale=_scales(controlnet_scale, len(nets)), control_start=control_start,
-        control_end=control_end, guess_mode=guess_mode, lora=lora, lora_scale=lora_scale, sweep=bool(sweep),
+        model=model,
+        edit_weight=float(edit_weight),
+        weights=weights,
+        steps=steps,
+        guidance=guidance,
+        prompt=prompt,
+        negative_prompt=negative_prompt,
+        noise_level=noise_level,
+        size=size,
+        seed=seed,
+        controlnet_scale=_scales(controlnet_scale, len(nets)),
+        control_start=control_start,
+        control_end=control_end,
+        guess_mode=guess_mode,
+        lora=lora,
+        lora_scale=lora_scale,
+        sweep=bool(sweep),
     )
     result = Plan(
-        gaps=[{k: g[k] for k in ("ref", "sha256", "weight", "shift") if k in g} for g in described], gap_vector=vector,
+        gaps=[{k: g[k] for k in ("ref", "sha256", "weight", "shift") if k in g} for g in described],
+        gap_vector=vector,
         gap_extras=extras,
-        sources=sources, out=out, controls=built, controlnets=nets, settings=settings,
-        jobs=_jobs(sources, per_source, count, weights, bool(sweep)), device=device, dtype=dtype,
-        batch_size=batch_size, grid=grid,
+        sources=sources,
+        out=out,
+        controls=built,
+        controlnets=nets,
+        settings=settings,
+        jobs=_jobs(sources, per_source, count, weights, bool(sweep)),
+        device=device,
+        dtype=dtype,
+        batch_size=batch_size,
+        grid=grid,
     )
     result.fingerprint = _fingerprint(result)
     result.pending = _pending(result)
@@ -337,18 +367,6 @@ def _pending(p: Plan) -> list[Job]:
     return pending
 
 
-def render(gaps, src, out, *, progress: bool = True, ray: str | None = None, **options) -> RenderResult:
-    """Render ``src`` images shifted by ``gaps`` into ``out``; see ``doge render --help``.
-
-    ``gaps`` is a list of refs, each optionally weighted (``"day->night:0.5"``). ``ray`` runs the
-    batches on Ray: ``"local"`` starts a local Ray, ``"auto"`` or ``"ray://host:port"`` joins a cluster.
-    """
-    from doge.engine.run import run_plan
-
-    p = plan(gaps, src, out, **options)
-    return run_plan(p, progress=progress, ray=ray)
-
-
 def manifest_entry(p: Plan, job: Job, source_path: Path, source_sha: str, seed: int, device: str, dtype: str) -> dict:
     s = p.settings
     return {
@@ -369,7 +387,9 @@ def manifest_entry(p: Plan, job: Job, source_path: Path, source_sha: str, seed: 
         "run_seed": s.seed,
         "controls": [
             {**c.describe(), "controlnet": net, "scale": scale}
-            for c, net, scale in zip(p.controls, p.controlnets or [None] * len(p.controls), s.controlnet_scale or [0.0] * len(p.controls))
+            for c, net, scale in zip(
+                p.controls, p.controlnets or [None] * len(p.controls), s.controlnet_scale or [0.0] * len(p.controls)
+            )
         ],
         "control_start": s.control_start,
         "control_end": s.control_end,

@@ -3,15 +3,16 @@
 An estimator is ``fn(src: Embeddings, tgt: Embeddings, **params) -> (vector, params)``; the
 returned params (defaults filled in) go into the gap's provenance. An estimator that needs
 more than a vector returns ``(vector, params, extras)``, extras being named tensors stored with
-the gap (``coral``'s transform; see ``doge.shifting``).
+the gap (``coral``'s transform; see ``doge.gaps.shifting``).
 """
 
 from __future__ import annotations
 
 import torch
 
-from doge.embeddings import Embeddings
+from doge.data.embeddings import Embeddings
 from doge.errors import DogeError
+from doge.extras import CORAL_SOURCE_MEAN, CORAL_TRANSFORM
 
 
 def mean_gap(src: Embeddings, tgt: Embeddings) -> tuple[torch.Tensor, dict]:
@@ -89,7 +90,7 @@ def _trimmed_mean(x: torch.Tensor, trim: float) -> torch.Tensor:
     n = x.shape[0]
     k = int(n * trim)
     ordered = torch.sort(x.double(), dim=0).values
-    return ordered[k:n - k].mean(0).to(x.dtype)
+    return ordered[k : n - k].mean(0).to(x.dtype)
 
 
 def lda_gap(src: Embeddings, tgt: Embeddings, shrinkage: float | str = "auto") -> tuple[torch.Tensor, dict]:
@@ -174,7 +175,7 @@ def coral_gap(src: Embeddings, tgt: Embeddings, ridge: float = 1.0) -> tuple[tor
     floor = ridge * sum(float(values.sum()) for values, _ in spectra) / (2 * dim)
     whiten = _regularised_power(*spectra[0], floor, -0.5, dim)
     recolour = _regularised_power(*spectra[1], floor, 0.5, dim)
-    extras = {"coral.transform": (whiten @ recolour).float(), "coral.source_mean": mean_s.float()}
+    extras = {CORAL_TRANSFORM: (whiten @ recolour).float(), CORAL_SOURCE_MEAN: mean_s.float()}
     return mean_gap(src, tgt)[0], {"ridge": ridge}, extras
 
 
@@ -192,7 +193,9 @@ def _spectrum(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return singular**2 / max(x.shape[0] - 1, 1), vh
 
 
-def _regularised_power(values: torch.Tensor, vectors: torch.Tensor, floor: float, power: float, dim: int) -> torch.Tensor:
+def _regularised_power(
+    values: torch.Tensor, vectors: torch.Tensor, floor: float, power: float, dim: int
+) -> torch.Tensor:
     """``(C + floor * I) ** power`` for C = vectors' diag(values) vectors: floor**power off C's span."""
     base = floor**power
     update = (values + floor).pow(power) - base

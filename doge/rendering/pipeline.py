@@ -11,7 +11,8 @@ every random draw of image b*N + k (its embedding noise and its latents) comes f
 b*N + k, so an image does not depend on what else is in its batch.
 """
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import PIL.Image
 import torch
@@ -135,8 +136,15 @@ class StableUnCLIPControlNetImg2ImgPipeline(StableUnCLIPImg2ImgPipeline):
             per_net = [control_image]
         return [
             self.prepare_control_image(
-                image, width, height, batch_size, num_images_per_prompt, device, net.dtype,
-                do_classifier_free_guidance, guess_mode,
+                image,
+                width,
+                height,
+                batch_size,
+                num_images_per_prompt,
+                device,
+                net.dtype,
+                do_classifier_free_guidance,
+                guess_mode,
             )
             for image, net in zip(per_net, nets)
         ]
@@ -203,8 +211,14 @@ class StableUnCLIPControlNetImg2ImgPipeline(StableUnCLIPImg2ImgPipeline):
         down, mid = None, None
         for net, image, scale in active:
             d, m = net(
-                sample, t, encoder_hidden_states=text, controlnet_cond=image, conditioning_scale=scale,
-                class_labels=labels, guess_mode=guess_mode, return_dict=False,
+                sample,
+                t,
+                encoder_hidden_states=text,
+                controlnet_cond=image,
+                conditioning_scale=scale,
+                class_labels=labels,
+                guess_mode=guess_mode,
+                return_dict=False,
             )
             down = list(d) if down is None else [a + b for a, b in zip(down, d)]
             mid = m if mid is None else mid + m
@@ -288,17 +302,29 @@ class StableUnCLIPControlNetImg2ImgPipeline(StableUnCLIPImg2ImgPipeline):
         width = width or self.unet.config.sample_size * self.vae_scale_factor
 
         self.check_inputs(
-            prompt=prompt, image=image, height=height, width=width, callback_steps=callback_steps,
-            noise_level=noise_level, negative_prompt=negative_prompt, prompt_embeds=prompt_embeds,
-            negative_prompt_embeds=negative_prompt_embeds, image_embeds=image_embeds,
+            prompt=prompt,
+            image=image,
+            height=height,
+            width=width,
+            callback_steps=callback_steps,
+            noise_level=noise_level,
+            negative_prompt=negative_prompt,
+            prompt_embeds=prompt_embeds,
+            negative_prompt_embeds=negative_prompt_embeds,
+            image_embeds=image_embeds,
         )
 
         lora_scale = cross_attention_kwargs.get("scale") if cross_attention_kwargs else None
         prompt_embeds, negative_prompt_embeds = self.encode_prompt(
-            prompt=prompt, device=device, num_images_per_prompt=total // n_prompts,
-            do_classifier_free_guidance=do_cfg, negative_prompt=negative_prompt,
-            prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_prompt_embeds,
-            lora_scale=lora_scale, clip_skip=clip_skip,
+            prompt=prompt,
+            device=device,
+            num_images_per_prompt=total // n_prompts,
+            do_classifier_free_guidance=do_cfg,
+            negative_prompt=negative_prompt,
+            prompt_embeds=prompt_embeds,
+            negative_prompt_embeds=negative_prompt_embeds,
+            lora_scale=lora_scale,
+            clip_skip=clip_skip,
         )
         if do_cfg:
             prompt_embeds = torch.cat([negative_prompt_embeds, prompt_embeds])
@@ -311,8 +337,13 @@ class StableUnCLIPControlNetImg2ImgPipeline(StableUnCLIPImg2ImgPipeline):
         timesteps = self.scheduler.timesteps
         if latents is None:
             latents = self.prepare_latents(
-                batch_size=total, num_channels_latents=self.unet.config.in_channels, height=height,
-                width=width, dtype=prompt_embeds.dtype, device=device, generator=generator,
+                batch_size=total,
+                num_channels_latents=self.unet.config.in_channels,
+                height=height,
+                width=width,
+                dtype=prompt_embeds.dtype,
+                device=device,
+                generator=generator,
             )
         extra_step_kwargs = self.prepare_extra_step_kwargs(generator, eta)
 
@@ -321,12 +352,18 @@ class StableUnCLIPControlNetImg2ImgPipeline(StableUnCLIPImg2ImgPipeline):
             latent_model_input = self.scheduler.scale_model_input(latent_model_input, t)
 
             step_scales = [
-                scale * _acts(i, len(timesteps), start, end)
-                for scale, start, end in zip(scales, starts, ends)
+                scale * _acts(i, len(timesteps), start, end) for scale, start, end in zip(scales, starts, ends)
             ]
             residuals = self.control_residuals(
-                controls, step_scales, latents, latent_model_input, t, prompt_embeds, image_embeds,
-                guess_mode, do_cfg,
+                controls,
+                step_scales,
+                latents,
+                latent_model_input,
+                t,
+                prompt_embeds,
+                image_embeds,
+                guess_mode,
+                do_cfg,
             )
             noise_pred = self._predict_noise(
                 latent_model_input, t, prompt_embeds, image_embeds, cross_attention_kwargs, residuals
@@ -354,8 +391,9 @@ class StableUnCLIPControlNetImg2ImgPipeline(StableUnCLIPImg2ImgPipeline):
             return (images,)
         return ImagePipelineOutput(images=images)
 
-    def _predict_noise(self, latent_model_input, t, prompt_embeds, image_embeds, cross_attention_kwargs,
-                       residuals: Residuals | None) -> torch.Tensor:
+    def _predict_noise(
+        self, latent_model_input, t, prompt_embeds, image_embeds, cross_attention_kwargs, residuals: Residuals | None
+    ) -> torch.Tensor:
         kwargs = {}
         if residuals is not None:
             # only passed when there is control, so an uncontrolled step is the parent's call exactly
@@ -364,19 +402,20 @@ class StableUnCLIPControlNetImg2ImgPipeline(StableUnCLIPImg2ImgPipeline):
                 "mid_block_additional_residual": residuals[1],
             }
         return self.unet(
-            latent_model_input, t, encoder_hidden_states=prompt_embeds, class_labels=image_embeds,
-            cross_attention_kwargs=cross_attention_kwargs, return_dict=False, **kwargs,
+            latent_model_input,
+            t,
+            encoder_hidden_states=prompt_embeds,
+            class_labels=image_embeds,
+            cross_attention_kwargs=cross_attention_kwargs,
+            return_dict=False,
+            **kwargs,
         )[0]
 
     def _check_control(self, control_image, nets: list[ControlNetModel]) -> None:
         if nets and control_image is None:
-            raise ValueError(
-                "this pipeline has a controlnet: pass control_image (or load it with controlnet=None)"
-            )
+            raise ValueError("this pipeline has a controlnet: pass control_image (or load it with controlnet=None)")
         if not nets and control_image is not None:
-            raise ValueError(
-                "control_image given, but the pipeline has no controlnet; load one with controlnet=..."
-            )
+            raise ValueError("control_image given, but the pipeline has no controlnet; load one with controlnet=...")
 
 
 def _per_net(value, n: int, name: str) -> list[float]:
@@ -390,9 +429,7 @@ def _per_net(value, n: int, name: str) -> list[float]:
 def _check_windows(starts: list[float], ends: list[float]) -> None:
     for start, end in zip(starts, ends):
         if not 0.0 <= start <= end <= 1.0:
-            raise ValueError(
-                f"control guidance window [{start}, {end}] must satisfy 0 <= start <= end <= 1"
-            )
+            raise ValueError(f"control guidance window [{start}, {end}] must satisfy 0 <= start <= end <= 1")
 
 
 def _acts(i: int, steps: int, start: float, end: float) -> float:
@@ -422,7 +459,5 @@ def _batch_size(n_sources: int, n_prompts: int) -> int:
     """Sources in the batch: a single source or prompt is shared by all the others."""
     size = max(n_sources, n_prompts)
     if n_sources not in (1, size) or n_prompts not in (1, size):
-        raise ValueError(
-            f"got {n_sources} source images but {n_prompts} prompts; pass one prompt or one per source"
-        )
+        raise ValueError(f"got {n_sources} source images but {n_prompts} prompts; pass one prompt or one per source")
     return size

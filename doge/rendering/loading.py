@@ -17,7 +17,9 @@ def image_encoder_width(model: str) -> int:
     config = component_config(model, "image_encoder")
     width = config.get("projection_dim")
     if not isinstance(width, int):
-        raise DogeError(f"model {model!r}: image_encoder/config.json has no projection_dim; is it a CLIP image encoder?")
+        raise DogeError(
+            f"model {model!r}: image_encoder/config.json has no projection_dim; is it a CLIP image encoder?"
+        )
     return width
 
 
@@ -27,7 +29,7 @@ def _from_pretrained(cls, location: str, what: str, **kwargs):
             # diffusers still passes an argument huggingface_hub has deprecated; nothing for a user to do.
             warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*")
             return cls.from_pretrained(location, **kwargs)
-    except (OSError, EnvironmentError, ValueError) as exc:
+    except (OSError, ValueError) as exc:
         raise NotFound(
             f"{what} {location!r} could not be loaded ({first_line(exc)[:200]}); pass a local folder in diffusers "
             "layout, or set HF_HUB_OFFLINE=0 with network access to the hub"
@@ -41,13 +43,14 @@ def load_pipeline(model: str, controlnets: list[str], device: str, dtype, lora: 
     with quiet_transformers():  # importing diffusers' pipelines prints transformers' torchvision notice
         from diffusers import ControlNetModel
 
-        from doge.engine.pipeline import StableUnCLIPControlNetImg2ImgPipeline
+        from doge.rendering.pipeline import StableUnCLIPControlNetImg2ImgPipeline
     quiet_loading()
 
     nets = [_from_pretrained(ControlNetModel, net, "ControlNet", dtype=dtype) for net in controlnets]
     controlnet = None if not nets else nets[0] if len(nets) == 1 else nets
-    pipe = _from_pretrained(StableUnCLIPControlNetImg2ImgPipeline, model, "unCLIP model",
-                            controlnet=controlnet, dtype=dtype)
+    pipe = _from_pretrained(
+        StableUnCLIPControlNetImg2ImgPipeline, model, "unCLIP model", controlnet=controlnet, dtype=dtype
+    )
     if lora:
         try:
             pipe.load_lora_weights(lora)

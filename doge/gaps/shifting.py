@@ -1,19 +1,12 @@
 """Moving embeddings by a gap: ``x + w * gap``, or CORAL's affine map when the gap carries one.
 
 This is the one place that says what applying a gap means; render and ``doge gap eval`` both
-call it. It imports no torch itself, so the registry can read the names of the extra tensors a
-gap file may carry.
+call it. It imports no torch itself.
 """
 
 from __future__ import annotations
 
-CORAL_TRANSFORM = "coral.transform"  # [D, D]
-CORAL_SOURCE_MEAN = "coral.source_mean"  # [D]
-
-
-def extra_shapes(dim: int) -> dict[str, tuple[int, ...]]:
-    """The optional tensors a gap of width ``dim`` may carry, with their shapes."""
-    return {CORAL_TRANSFORM: (dim, dim), CORAL_SOURCE_MEAN: (dim,)}
+from doge.extras import CORAL_SOURCE_MEAN, CORAL_TRANSFORM
 
 
 def is_coral(extras) -> bool:

@@ -2,8 +2,8 @@
 
 Ray tasks read the pending sources' bytes and Ray batches the jobs; each actor decodes its batch,
 makes the controls and generates with the per-batch code a local run uses
-(:func:`doge.engine.run.render_batch`), and sends PNG bytes and manifest lines back. The driver
-alone writes, as results stream in, through the same :class:`~doge.engine.run.OutputWriter` as a
+(:func:`doge.rendering.batch.render_batch`), and sends PNG bytes and manifest lines back. The driver
+alone writes, as results stream in, through the same :class:`~doge.rendering.batch.OutputWriter` as a
 local run: images atomically, then their manifest lines. So the output folder need exist only
 where the driver runs, lines never interleave, and an image whose batch Ray redid after an actor
 died is written once. Sources are read by Ray's workers: on a cluster they must be readable at
@@ -19,7 +19,8 @@ import warnings
 from collections import defaultdict
 
 from doge.errors import DogeError, first_line
-from doge.rendering import Job, Plan
+from doge.rendering.batch import Output, OutputWriter, control_outputs, load_engine, load_source, render_batch
+from doge.rendering.plan import Job, Plan
 
 log = logging.getLogger("doge")
 
@@ -31,8 +32,6 @@ MAX_RESTARTS = 3
 
 def run_on_ray(p: Plan, address: str, progress: bool = True) -> list[str]:
     """Render ``p.pending`` on Ray (``address``: "local", "auto" or "ray://…"); returns the images written."""
-    from doge.engine.run import OutputWriter
-
     ray = _import_ray()
     started = _connect(ray, address, progress)
     writer = OutputWriter(p.out, len(p.pending), progress)
@@ -96,7 +95,7 @@ def actor_layout(resources: dict, device: str | None = None) -> tuple[int, dict]
 def _import_ray():
     try:
         import ray
-        import ray.data  # noqa: F401
+        import ray.data
     except ImportError:
         raise DogeError("--ray needs Ray Data: pip install 'doge[ray]'") from None
     return ray
@@ -132,8 +131,9 @@ def _read_sources(ray, p: Plan):
         index = int(row["source"])
         with open(paths[index], "rb") as f:
             data = f.read()
-        return [{"source": j.source, "k": j.k, "weight": j.weight, "image": j.image, "data": data}
-                for j in by_source[index]]
+        return [
+            {"source": j.source, "k": j.k, "weight": j.weight, "image": j.image, "data": data} for j in by_source[index]
+        ]
 
     return ray.data.from_items([{"source": index} for index in sorted(by_source)]).flat_map(read)
 
@@ -143,8 +143,6 @@ class _RenderActor:
 
     def __init__(self, plan: Plan, fail_once: str | None = None):
         import ray
-
-        from doge.engine.run import load_engine
 
         self.plan, self.fail_once = plan, fail_once
         # Ray shows an actor only the GPU it was given, as cuda:0.
@@ -167,10 +165,10 @@ class _RenderActor:
         }
 
     def _render(self, batch: dict) -> list:
-        from doge.engine.run import control_outputs, load_source, render_batch
-
-        jobs = [Job(int(s), int(k), float(w), str(i))
-                for s, k, w, i in zip(batch["source"], batch["k"], batch["weight"], batch["image"])]
+        jobs = [
+            Job(int(s), int(k), float(w), str(i))
+            for s, k, w, i in zip(batch["source"], batch["k"], batch["weight"], batch["image"])
+        ]
         sources, outputs = {}, []
         for job, data in zip(jobs, batch["data"]):
             if job.source not in sources:
@@ -180,13 +178,13 @@ class _RenderActor:
 
 
 def _outputs(batch: dict) -> list:
-    from doge.engine.run import Output
-
     for error in batch["error"]:
         if error:
             raise DogeError(str(error))
-    return [Output(str(path), bytes(png), json.loads(entry) if entry else None)
-            for path, png, entry in zip(batch["path"], batch["png"], batch["entry"])]
+    return [
+        Output(str(path), bytes(png), json.loads(entry) if entry else None)
+        for path, png, entry in zip(batch["path"], batch["png"], batch["entry"])
+    ]
 
 
 def _maybe_fail_once(marker: str | None) -> None:

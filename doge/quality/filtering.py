@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from doge import manifest
 from doge.errors import DogeError, NotFound
+from doge.rendering import manifest
 
 DEFAULT_MIN_TARGET_SCORE = 0.5
 MANIFEST = "manifest.jsonl"
@@ -66,8 +66,8 @@ def _references(gap, src, tgt) -> tuple[Path, Path]:
 
 def _embed_files(enc, files: list[Path], options: dict, desc: str) -> dict[str, np.ndarray]:
     """Embeddings of the decodable ``files``, keyed by ``str(path)`` as given."""
-    from doge.encoding import encode_images
-    from doge.images import ImageSet, relative_posix
+    from doge.data.encoding import encode_images
+    from doge.data.images import ImageSet, relative_posix
 
     if not files:
         return {}
@@ -82,13 +82,21 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / denom) if denom > 0 else 0.0
 
 
-def verdict(target_score: float, source_similarity: float | None, min_target_score: float | None,
-            min_source_similarity: float | None) -> dict:
+def verdict(
+    target_score: float,
+    source_similarity: float | None,
+    min_target_score: float | None,
+    min_source_similarity: float | None,
+) -> dict:
     """The ``filter`` record of one image: its scores, and why it is rejected (if it is)."""
     reasons = []
     if min_target_score is not None and target_score < min_target_score:
         reasons.append(f"target score {target_score:.3f} < {min_target_score:g}")
-    if min_source_similarity is not None and source_similarity is not None and source_similarity < min_source_similarity:
+    if (
+        min_source_similarity is not None
+        and source_similarity is not None
+        and source_similarity < min_source_similarity
+    ):
         reasons.append(f"source similarity {source_similarity:.3f} < {min_source_similarity:g}")
     return {
         "rejected": bool(reasons),
@@ -117,8 +125,9 @@ def filter_outputs(
     url=None,
 ) -> dict:
     """Score every image listed in ``out/manifest.jsonl``, mark the rejected ones, return a summary."""
-    from doge.api import build_encoder, load_gap, registry_for
-    from doge.images import discover
+    from doge.data.encoder import build_encoder
+    from doge.data.images import discover
+    from doge.gaps.store import load_gap, registry_for
     from doge.quality.transfer import check_sizes, domain_classifier
 
     out = Path(out)
@@ -129,11 +138,15 @@ def filter_outputs(
     ref_sets = discover(ref_src), discover(ref_tgt)
     enc = build_encoder(g.encoder.get("plugin", "clip"), model=model or g.encoder.get("model"), device=device)
     if enc.dim != g.dim:
-        raise DogeError(f"gap {g.ref} has width {g.dim} but {enc.model_id} gives {enc.dim}: use --model {g.encoder.get('model')}")
+        raise DogeError(
+            f"gap {g.ref} has width {g.dim} but {enc.model_id} gives {enc.dim}: use --model {g.encoder.get('model')}"
+        )
     options = {"batch_size": batch_size, "workers": workers, "progress": progress}
 
-    refs = [np.stack(list(_embed_files(enc, s.files, options, d).values()))
-            for s, d in zip(ref_sets, ("reference source", "reference target"))]
+    refs = [
+        np.stack(list(_embed_files(enc, s.files, options, d).values()))
+        for s, d in zip(ref_sets, ("reference source", "reference target"))
+    ]
     check_sizes(*refs)
     classifier = domain_classifier(*refs)
     present = [image for image in entries if (out / image).is_file()]

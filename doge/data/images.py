@@ -16,9 +16,9 @@ import logging
 import os
 import random
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -27,9 +27,7 @@ from doge.errors import DogeError, NotFound
 
 log = logging.getLogger("doge")
 
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".dib", ".tif", ".tiff", ".gif"}
-)
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".dib", ".tif", ".tiff", ".gif"})
 _CHUNK = 1 << 20
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 
@@ -143,9 +141,7 @@ def load_image(path: str | os.PathLike) -> Image.Image | None:
     return image
 
 
-def decode_image(
-    path: str | os.PathLike, data: bytes | None = None
-) -> tuple[Image.Image | None, str | None]:
+def decode_image(path: str | os.PathLike, data: bytes | None = None) -> tuple[Image.Image | None, str | None]:
     """Decode to RGB without logging: ``(image, None)``, or ``(None, reason)`` for a bad file.
 
     ``data``, when given, is the file's bytes already read (so callers can hash them too).

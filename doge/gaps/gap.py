@@ -16,7 +16,7 @@ class Gap:
     sha256: str
     aliases: tuple[str, ...] = field(default_factory=tuple)
     description: str = ""
-    # Optional named tensors beside the vector (coral's transform; see doge.shifting).
+    # Optional named tensors beside the vector (coral's transform; see doge.gaps.shifting).
     extras: dict = field(default_factory=dict)
 
     @property
@@ -32,7 +32,7 @@ class Gap:
         return self.provenance.get("encoder", {})
 
     @classmethod
-    def from_record(cls, record, vector, extras: dict | None = None) -> "Gap":
+    def from_record(cls, record, vector, extras: dict | None = None) -> Gap:
         """Build from a registry ``GapVersion``, its numpy vector and any numpy extras."""
         return cls(
             name=record.name,

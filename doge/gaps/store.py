@@ -1,0 +1,22 @@
+"""Gaps from a registry: which registry a call means, and one version loaded as a :class:`Gap`."""
+
+from __future__ import annotations
+
+from doge.gaps.gap import Gap
+
+
+def registry_for(registry=None, home=None, url=None):
+    """The registry a call names: the one given, else the one at ``home`` / ``url`` (or their defaults)."""
+    if registry is not None:
+        return registry
+    from doge.registry import Registry
+
+    return Registry(home=home, url=url)
+
+
+def load_gap(ref: str, *, registry=None, home=None, url=None) -> Gap:
+    """Load one gap version (``name``, ``name@v2``, ``name@prod``) with its vector sha-checked."""
+    reg = registry_for(registry, home, url)
+    record = reg.resolve(ref)
+    tensors = dict(reg.load_tensors(record))
+    return Gap.from_record(record, tensors.pop("gap"), tensors)

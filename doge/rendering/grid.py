@@ -1,0 +1,67 @@
+"""Contact sheets: one row per source, ``source | controls | outputs``."""
+
+from __future__ import annotations
+
+from itertools import groupby
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from doge.atomic import save_image_atomic
+from doge.rendering import manifest
+from doge.rendering.plan import Plan, output_stem
+
+GRID_ROWS = 8  # sources per grid sheet
+
+_PAD = 4
+
+
+def grid_row(images: list[Image.Image], cell: int, labels: list[str] | None = None) -> Image.Image:
+    """Lay ``images`` side by side, each fitted into a ``cell``×``cell`` square, with a caption."""
+    caption = 12 if labels else 0
+    row = Image.new("RGB", (len(images) * (cell + _PAD) + _PAD, cell + 2 * _PAD + caption), "white")
+    draw = ImageDraw.Draw(row)
+    for i, image in enumerate(images):
+        fitted = image.convert("RGB").copy()
+        fitted.thumbnail((cell, cell))
+        x = _PAD + i * (cell + _PAD)
+        row.paste(fitted, (x + (cell - fitted.width) // 2, _PAD + (cell - fitted.height) // 2))
+        if labels:
+            draw.text((x, cell + _PAD + 1), labels[i][: max(4, cell // 6)], fill="black")
+    return row
+
+
+def stack_rows(rows: list[Image.Image]) -> Image.Image:
+    sheet = Image.new("RGB", (max(r.width for r in rows), sum(r.height for r in rows)), "white")
+    y = 0
+    for r in rows:
+        sheet.paste(r, (0, y))
+        y += r.height
+    return sheet
+
+
+def write_grids(p: Plan) -> list[Path]:
+    """Sheets of ``source | controls | outputs``, one row per source, from every finished image."""
+    done = manifest.read(p.out / "manifest.jsonl")
+    cell = min(256, p.settings.size)
+    rows = []
+    finished = [j for j in p.jobs if j.image in done and (p.out / j.image).exists()]  # not those filtered away
+    for source, jobs in groupby(finished, key=lambda j: j.source):
+        path = p.sources.files[source]
+        stem = output_stem(p.sources.relative(path))
+        cells, labels = [Image.open(path)], ["source"]
+        for control in p.controls:
+            control_path = p.out / "controls" / f"{stem}_{control.name}.png"
+            if control_path.exists():
+                cells.append(Image.open(control_path))
+                labels.append(control.name)
+        for job in jobs:
+            cells.append(Image.open(p.out / job.image))
+            labels.append(f"w={job.weight:g}" if p.settings.sweep else f"k={job.k}")
+        rows.append(grid_row(cells, cell, labels))
+    sheets = []
+    for i in range(0, len(rows), GRID_ROWS):
+        target = p.out / "grid" / f"grid_{i // GRID_ROWS:03d}.png"
+        save_image_atomic(target, stack_rows(rows[i : i + GRID_ROWS]))
+        sheets.append(target)
+    return sheets
