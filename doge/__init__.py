@@ -16,6 +16,7 @@ _LAZY = {
     "load_gap": "doge.api",
     "create_gap": "doge.api",
     "render": "doge.api",
+    "augment": "doge.api",
     "DogeError": "doge.errors",
 }
 

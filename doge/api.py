@@ -6,6 +6,7 @@ this module.
 
 from __future__ import annotations
 
+from doge.augmentation.run import augment
 from doge.data.encoder import build_encoder
 from doge.gaps.extract import create_gap
 from doge.gaps.gap import Gap
@@ -13,7 +14,7 @@ from doge.gaps.store import load_gap, registry_for
 from doge.rendering.plan import RenderResult, plan
 from doge.rendering.run import run_plan
 
-__all__ = ["Gap", "RenderResult", "build_encoder", "create_gap", "load_gap", "registry_for", "render"]
+__all__ = ["Gap", "RenderResult", "augment", "build_encoder", "create_gap", "load_gap", "registry_for", "render"]
 
 
 def render(gaps, src, out, *, progress: bool = True, ray: str | None = None, **options) -> RenderResult:
