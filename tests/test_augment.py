@@ -261,14 +261,15 @@ def test_masks_resized_nearest_and_webdataset_read_back(run, domains, tmp_path):
 
 
 def test_filter_replaces_rejected_images_with_the_next_k(run, class_folders, tmp_path):
+    work = tmp_path / "work"  # one render work area: the runs differ only in the filter's verdicts
     out = tmp_path / "keep-all"
-    run(class_folders, out, per_class=2, filter=True, min_target_score=0.0)
+    run(class_folders, out, per_class=2, filter=True, min_target_score=0.0, work=work)
     scores = sorted(r["doge_target_score"] for r in rows(out))
     assert len(scores) == 4 and all(s is not None for s in scores)
     threshold = (scores[1] + scores[2]) / 2  # two of the four first samples miss it
 
     out = tmp_path / "strict"
-    summary = run(class_folders, out, per_class=2, filter=True, min_target_score=threshold, max_tries=4)
+    summary = run(class_folders, out, per_class=2, filter=True, min_target_score=threshold, max_tries=3, work=work)
     got = rows(out)
     assert all(r["doge_target_score"] >= threshold for r in got)
     rejected = sum(c["rejected"] for c in summary["classes"].values())
@@ -277,6 +278,6 @@ def test_filter_replaces_rejected_images_with_the_next_k(run, class_folders, tmp
         assert c["made"] + c["short"] == 2 and sum(r["label"] == label for r in got) == c["made"]
 
     out = tmp_path / "none"
-    summary = run(class_folders, out, per_class=1, filter=True, min_target_score=1.01, max_tries=2)
+    summary = run(class_folders, out, per_class=1, filter=True, min_target_score=1.01, max_tries=2, work=work)
     assert {c["short"] for c in summary["classes"].values()} == {1} and not rows(out)
     assert {c["rejected"] for c in summary["classes"].values()} == {2}  # two tries each, both rejected

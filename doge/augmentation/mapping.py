@@ -59,7 +59,7 @@ def geometry_of(entry: dict, size: tuple[int, int]):
         # The module arrives with the --fit work; a manifest that has the key was written by it.
         return import_module("doge.rendering.geometry").Geometry.from_json(entry["geometry"])
     side = int(entry["size"])
-    return Stretch(tuple(size), (side, side))
+    return Stretch((int(size[0]), int(size[1])), (side, side))
 
 
 def load_mask(path) -> Image.Image:
@@ -137,11 +137,13 @@ def map_annotation(ann: dict, geometry, source_wh: tuple[int, int]) -> dict | No
         encoded = mu.encode(np.asfortranarray(out.astype(np.uint8)))
         mapped["segmentation"] = {"size": [h, w], "counts": encoded["counts"].decode("ascii")}
         mapped["area"] = float(mu.area(encoded))
-        box = tuple(float(v) for v in mu.toBbox(encoded))
+        x, y, bw, bh = (float(v) for v in mu.toBbox(encoded))
+        box = (x, y, bw, bh)
     else:
-        box = geometry.map_box(ann["bbox"]) if ann.get("bbox") else None
-        if box is None:
+        only_box = geometry.map_box(ann["bbox"]) if ann.get("bbox") else None
+        if only_box is None:
             return None
+        box = only_box
         mapped["area"] = float(box[2] * box[3])
     if ann.get("bbox"):
         mapped_box = geometry.map_box(ann["bbox"])

@@ -120,7 +120,7 @@ def _drop_stale(out: Path, keep: set[str]) -> None:
 def _write_mask(out: Path, item: Item, name: str) -> None:
     """The item's label image in ``OUT/masks/``, laid out as the image (nearest neighbour)."""
     mask = load_mask(item.source.mask)
-    if item.generated:
+    if item.entry is not None:
         mask = map_mask(geometry_of(item.entry, mask.size), mask)
     buffer = io.BytesIO()
     mask.save(buffer, format="PNG")
@@ -133,13 +133,14 @@ def write_coco(out: Path, dataset: Dataset, items: list[Item], link: bool, annot
 
     categories = dataset.categories or [{"id": i + 1, "name": c} for i, c in enumerate(dataset.classes) if c]
     cat_ids = {c["name"]: c["id"] for c in categories}
-    images, annotations = [], []
+    images: list[dict] = []
+    annotations: list[dict] = []
     for image_id, item in enumerate(items, 1):
         folder = folder_of(item.source.label) if item.source.label and dataset.kind != "coco" else ""
         name = f"images/{folder}/{_file(item)}" if folder else f"images/{_file(item)}"
         _place(item.work_image or item.source.path, out / name, link or item.generated)
         src_wh = source_size(item.source.path)
-        if item.generated:
+        if item.work_image is not None and item.entry is not None:
             with Image.open(item.work_image) as made:
                 wh = made.size
             geometry = geometry_of(item.entry, src_wh)

@@ -28,6 +28,7 @@ from doge.augmentation.outputs import (
     write_webdataset,
 )
 from doge.errors import DogeError
+from doge.names import parse_weighted_ref
 from doge.rendering import manifest
 from doge.rendering.plan import Job, output_stem
 
@@ -125,10 +126,8 @@ def augment(
     details = []
     for group in groups:
         for text in group:
-            from doge.names import parse_weighted_ref
-
             ref, weight = parse_weighted_ref(text)
-            gap = load_gap(ref, registry=reg)
+            gap = load_gap(str(ref), registry=reg)
             details.append({"group": "+".join(group), "ref": gap.ref, "sha256": gap.sha256, "weight": weight})
     base = {
         "out": str(out),
@@ -259,10 +258,9 @@ def _render(group, folder, image_set, jobs, engine, ray, progress, reg, edit_wei
 
 def _filter(groups, work: Path, options: dict) -> dict[int, dict[str, dict]]:
     """Score every group's images as ``doge filter`` does; the verdicts land in its manifest."""
-    from doge.names import parse_weighted_ref
     from doge.quality.filtering import filter_outputs
 
-    verdicts = {}
+    verdicts: dict[int, dict[str, dict]] = {}
     for i, group in enumerate(groups):
         folder = work / _slug(group)
         if not (folder / "manifest.jsonl").is_file():
