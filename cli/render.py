@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from doge.cli.context import echo_json, pass_settings
+from doge.rendering.geometry import FITS
 
 
 @click.command()
@@ -66,7 +67,20 @@ from doge.cli.context import echo_json, pass_settings
 @click.option("--canny-low", type=int, help="Canny low threshold (default 100).")
 @click.option("--canny-high", type=int, help="Canny high threshold (default 800).")
 @click.option("--depth-model", help="Depth estimator for --control depth (default Intel/dpt-hybrid-midas).")
-@click.option("--size", default=768, show_default=True, help="Output width and height in pixels.")
+@click.option(
+    "--size",
+    default=768,
+    show_default=True,
+    help="Output side in pixels (with --fit keep: about size x size pixels, each side a multiple of 64).",
+)
+@click.option(
+    "--fit",
+    type=click.Choice(FITS),
+    default="keep",
+    show_default=True,
+    help="keep: the source's aspect ratio, nothing cut (detection/segmentation labels carry over); "
+    "crop: centre square, the paper's recipe; pad: letterboxed square.",
+)
 @click.option(
     "--seed", default=42, show_default=True, help="Run seed; each image's seed derives from it, the source and k."
 )
@@ -118,6 +132,7 @@ def render(
     canny_high,
     depth_model,
     size,
+    fit,
     seed,
     batch_size,
     limit,
@@ -160,6 +175,7 @@ def render(
         control_end=control_end,
         guess_mode=guess_mode,
         size=size,
+        fit=fit,
         seed=seed,
         batch_size=batch_size,
         limit=limit,

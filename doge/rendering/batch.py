@@ -18,6 +18,7 @@ from doge.atomic import write_atomic
 from doge.errors import DogeError
 from doge.gaps.shifting import shift
 from doge.rendering import manifest
+from doge.rendering.geometry import Geometry, fit_geometry
 from doge.rendering.plan import Job, Plan, manifest_entry, output_stem
 from doge.rendering.seeds import image_seed
 
@@ -31,6 +32,7 @@ class Source:
     sha256: str
     image: object  # PIL RGB
     controls: list  # (control name, PIL conditioning image), one per ControlNet
+    geometry: Geometry  # how the outputs lie over this source (every control map has its output_size)
 
 
 @dataclass
@@ -113,13 +115,13 @@ def load_source(p: Plan, index: int, data: bytes | None = None) -> Source | None
     if image is None:
         log.warning("skipping %s: %s", path, reason)
         return None
-    size = (p.settings.size, p.settings.size)
+    geometry = fit_geometry(image.width, image.height, p.settings.size, p.settings.fit)
     controls = []
     for control in p.controls:
-        made = control.make(image, size, path)
+        made = control.make(image, geometry.output_size, path, geometry=geometry)
         if made is not None:
             controls.append((control.name, made))
-    return Source(path, source_stem(p, path), hashlib.sha256(data).hexdigest(), image, controls)
+    return Source(path, source_stem(p, path), hashlib.sha256(data).hexdigest(), image, controls, geometry)
 
 
 def source_stem(p: Plan, path: Path) -> str:
@@ -132,15 +134,22 @@ def control_outputs(p: Plan, source: Source) -> list[Output]:
 
 def render_batch(p: Plan, engine: Engine, jobs: list[Job], sources: dict[int, Source | None]) -> list[Output]:
     """Generate ``jobs`` (their sources already loaded) and return the images with their manifest lines."""
-    ready = [job for job in jobs if sources[job.source] is not None]
-    images = _generate_batch(p, engine.pipe, ready, sources) if ready else []
+    loaded = {i: source for i, source in sources.items() if source is not None}
+    ready = [job for job in jobs if job.source in loaded]
+    # One pipeline call makes images of one shape: with --fit keep, sources of other aspects go apart.
+    shapes: dict[tuple[int, int], list[Job]] = {}
+    for job in ready:
+        shapes.setdefault(loaded[job.source].geometry.output_size, []).append(job)
+    made: dict[str, object] = {}
+    for shape, group in shapes.items():
+        made.update(zip((job.image for job in group), _generate_batch(p, engine.pipe, group, loaded, shape)))
     outputs = []
-    for job, image in zip(ready, images):
-        source = sources[job.source]
+    for job in ready:
+        source = loaded[job.source]
         seed = image_seed(p.settings.seed, source.sha256, job.k)
-        entry = manifest_entry(p, job, source.path, source.sha256, seed, engine.device, engine.dtype)
+        entry = manifest_entry(p, job, source.path, source.sha256, seed, engine.device, engine.dtype, source.geometry)
         entry["tiny_model"] = engine.tiny
-        outputs.append(Output(job.image, png_bytes(image), entry))
+        outputs.append(Output(job.image, png_bytes(made[job.image]), entry))
     return outputs
 
 
@@ -150,7 +159,7 @@ def png_bytes(image) -> bytes:
     return buffer.getvalue()
 
 
-def _generate_batch(p: Plan, pipe, jobs: list[Job], cache: dict[int, Source]) -> list:
+def _generate_batch(p: Plan, pipe, jobs: list[Job], cache: dict[int, Source], shape: tuple[int, int]) -> list:
     import torch
 
     from doge.rendering.loading import embed_images
@@ -168,8 +177,8 @@ def _generate_batch(p: Plan, pipe, jobs: list[Job], cache: dict[int, Source]) ->
         image_embeds=shifted,
         prompt=[s.prompt] * len(jobs),
         negative_prompt=[s.negative_prompt] * len(jobs),
-        height=s.size,
-        width=s.size,
+        height=shape[1],
+        width=shape[0],
         num_inference_steps=s.steps,
         guidance_scale=s.guidance,
         noise_level=s.noise_level,

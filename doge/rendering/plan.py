@@ -18,6 +18,7 @@ from doge.errors import DogeError
 from doge.gaps.store import registry_for
 from doge.names import parse_weighted_ref
 from doge.rendering import manifest
+from doge.rendering.geometry import FITS, Geometry
 
 log = logging.getLogger("doge")
 
@@ -55,6 +56,7 @@ class Settings:
     lora: str | None
     lora_scale: float
     sweep: bool
+    fit: str = "keep"  # how outputs lie over their sources: see doge.rendering.geometry
 
 
 @dataclass
@@ -270,6 +272,7 @@ def plan(
     control_end: float = 1.0,
     guess_mode: bool = False,
     size: int = 768,
+    fit: str = "keep",
     seed: int = 42,
     batch_size: int = 4,
     limit: int | None = None,
@@ -298,6 +301,8 @@ def plan(
         raise DogeError("-n/--per-source and --count must be at least 1")
     if size < 64 or size % 8:
         raise DogeError(f"--size {size}: use a multiple of 8, at least 64 (768 for SD 2.1 unCLIP)")
+    if fit not in FITS:
+        raise DogeError(f"--fit {fit!r}: use one of {', '.join(FITS)} (keep: labels carry over; crop: the paper)")
     if not 0 <= control_start < control_end <= 1:
         raise DogeError("--control-start/--control-end: need 0 <= start < end <= 1")
     if lora is not None and not Path(lora).exists() and "/" not in lora:
@@ -328,6 +333,7 @@ def plan(
         lora=lora,
         lora_scale=lora_scale,
         sweep=bool(sweep),
+        fit=fit,
     )
     result = Plan(
         gaps=[{k: g[k] for k in ("ref", "sha256", "weight", "shift") if k in g} for g in described],
@@ -374,7 +380,9 @@ def _pending(p: Plan) -> list[Job]:
     return pending
 
 
-def manifest_entry(p: Plan, job: Job, source_path: Path, source_sha: str, seed: int, device: str, dtype: str) -> dict:
+def manifest_entry(
+    p: Plan, job: Job, source_path: Path, source_sha: str, seed: int, device: str, dtype: str, geometry: Geometry
+) -> dict:
     s = p.settings
     return {
         "image": job.image,
@@ -391,6 +399,8 @@ def manifest_entry(p: Plan, job: Job, source_path: Path, source_sha: str, seed: 
         "negative_prompt": s.negative_prompt,
         "noise_level": s.noise_level,
         "size": s.size,
+        "fit": s.fit,
+        "geometry": geometry.to_json(),
         "run_seed": s.seed,
         "controls": [
             {**c.describe(), "controlnet": net, "scale": scale}

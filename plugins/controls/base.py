@@ -2,7 +2,8 @@
 
 A control either computes its map from the source image (edges, depth) or reads a
 precomputed one from ``control_dir``, matched to the source by file stem. Maps are made at
-the output resolution, never at the encoder's crop size.
+the output resolution, laid out over the source as the output is (``--fit``, see
+:mod:`doge.rendering.geometry`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from PIL import Image, ImageOps
 
 from doge.errors import DogeError
+from doge.rendering.geometry import Geometry
 
 # Lossless formats first: when a folder holds both a.png and a.jpg, a.png is the map.
 MAP_SUFFIXES = (".png", ".tif", ".tiff", ".bmp", ".webp", ".jpg", ".jpeg")
@@ -52,11 +54,22 @@ class Control:
         # None means "not given" so a CLI can pass every flag through unchanged.
         return {key: options[key] if options.get(key) is not None else value for key, value in self.defaults.items()}
 
-    def make(self, image: Image.Image, size: tuple[int, int], source_path: str | Path) -> Image.Image | None:
-        """The conditioning image for ``image`` (RGB), ``size`` = (width, height) of the output."""
+    def make(
+        self, image: Image.Image, size: tuple[int, int], source_path: str | Path, geometry: Geometry | None = None
+    ) -> Image.Image | None:
+        """The conditioning image for ``image`` (RGB), ``size`` = (width, height) of the output.
+
+        With ``geometry`` (how the output lies over the source: ``--fit``), the map is laid out
+        exactly as the output: the source, or a map from ``control_dir``, is cropped, scaled or
+        letterboxed the same way, so a pixel of the map and of the output show the same place.
+        Without it the source is stretched to ``size``.
+        """
         if self.control_dir is not None:
-            return self.read_map(source_path, size)
-        return self.compute(image.convert("RGB"), size)
+            return self.read_map(source_path, size, geometry)
+        image = image.convert("RGB")
+        if geometry is not None:
+            image, size = geometry.apply(image, Image.Resampling.LANCZOS), geometry.output_size
+        return self.compute(image, size)
 
     def compute(self, image: Image.Image, size: tuple[int, int]) -> Image.Image | None:
         raise NotImplementedError
@@ -101,7 +114,11 @@ class Control:
             f"add {stem}.png (or .jpg) there, or drop --control-dir to compute maps"
         )
 
-    def read_map(self, source_path: str | Path, size: tuple[int, int]) -> Image.Image:
+    def read_map(self, source_path: str | Path, size: tuple[int, int], geometry: Geometry | None = None) -> Image.Image:
+        """The map for ``source_path`` from ``control_dir``, laid out as the output (see :meth:`make`).
+
+        A map is taken to cover the whole source: one of another size is first stretched over it.
+        """
         path = self.find_map(source_path)
         try:
             with Image.open(path) as opened:
@@ -109,6 +126,8 @@ class Control:
                 img = ImageOps.exif_transpose(opened)
         except (OSError, ValueError) as exc:
             raise DogeError(f"control map {path} could not be read ({exc}); replace or remove it") from exc
+        if geometry is not None:
+            return geometry.apply(self._to_rgb(img), self.map_resample)
         return self._to_rgb(img).resize(tuple(size), self.map_resample)
 
     def _to_rgb(self, img: Image.Image) -> Image.Image:

@@ -1,0 +1,118 @@
+"""Render fidelity on the tiny model: sources of any shape, maps laid out like the outputs."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from doge.cli.main import get_cli
+from doge.rendering.geometry import Geometry
+
+# (width, height) of the sources: 4:3, 1:2, a driving frame; each with a white box painted on it.
+SHAPES = {"photo": (320, 240), "tall": (150, 300), "frame": (1914, 1052)}
+
+
+def box_of(width: int, height: int) -> tuple[int, int, int, int]:
+    """A COCO box (x, y, w, h) off-centre, wholly inside the centre square."""
+    side = min(width, height)
+    return ((width - side) // 2 + side // 5, (height - side) // 2 + side // 4, side // 3, side // 4)
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("shapes")
+    for name, (w, h) in SHAPES.items():
+        a = np.full((h, w, 3), 30, dtype=np.uint8)
+        x, y, bw, bh = box_of(w, h)
+        a[y : y + bh, x : x + bw] = 230
+        Image.fromarray(a).save(folder / f"{name}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, tiny_model, domains):
+    from doge.api import create_gap
+
+    home = tmp_path_factory.mktemp("home")
+    create_gap(
+        "real->painting",
+        domains["real"],
+        domains["painting"],
+        model=str(tiny_model),
+        home=home,
+        progress=False,
+        workers=0,
+    )
+    return home
+
+
+@pytest.fixture(scope="module")
+def net(tiny_model, tmp_path_factory):
+    from doge.tiny import build_active_controlnet
+
+    return build_active_controlnet(tiny_model, tmp_path_factory.mktemp("nets") / "active", seed=1)
+
+
+def render(home, model, src, out, *args, ok=True):
+    argv = ["--home", str(home), "--quiet", "render", "--gap", "real->painting", "--src", str(src)]
+    argv += ["--out", str(out), "--model", str(model), "--steps", "2", *map(str, args)]
+    result = CliRunner().invoke(get_cli(), argv)
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+def entries(out: Path) -> dict[str, dict]:
+    lines = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    return {Path(e["source"]).stem: e for e in lines}
+
+
+@pytest.mark.parametrize("fit", ["keep", "crop", "pad"])
+def test_fit_shapes_and_a_painted_box_lands_where_the_geometry_says(home, tiny_model, net, sources, tmp_path, fit):
+    out = tmp_path / fit
+    render(home, tiny_model, sources, out, "--size", "256", "--fit", fit, "--controlnet", net, "--batch-size", "3")
+    found = entries(out)
+    assert sorted(found) == sorted(SHAPES)
+    for name, (w, h) in SHAPES.items():
+        entry = found[name]
+        assert entry["fit"] == fit
+        g = Geometry.from_json(entry["geometry"])
+        assert g.source_size == (w, h)
+        output = Image.open(out / entry["image"])
+        control = Image.open(out / "controls" / f"{name}_canny.png")
+        assert output.size == control.size == g.output_size
+        out_w, out_h = g.output_size
+        if fit == "keep":
+            assert out_w % 64 == 0 and out_h % 64 == 0
+            assert abs(out_w * h / w - out_h) <= 64  # the source's aspect, within one 64-px step
+        else:
+            assert (out_w, out_h) == (256, 256)
+        # The box's edges in the control map lie on the box the geometry maps it to.
+        x, y, bw, bh = g.map_box(box_of(w, h))
+        ys, xs = np.nonzero(np.asarray(control.convert("L")) > 127)
+        assert len(xs) > 0, f"{name}: empty edge map"
+        assert abs(xs.min() - x) <= 3 and abs(xs.max() - (x + bw)) <= 3, name
+        assert abs(ys.min() - y) <= 3 and abs(ys.max() - (y + bh)) <= 3, name
+
+
+def test_control_dir_maps_get_the_same_layout(home, tiny_model, net, sources, tmp_path):
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    for name, (w, h) in SHAPES.items():
+        a = np.zeros((h, w, 3), dtype=np.uint8)
+        x, y, bw, bh = box_of(w, h)
+        a[y : y + bh, x : x + bw] = 255
+        Image.fromarray(a).save(maps / f"{name}.png")
+    out = tmp_path / "out"
+    render(home, tiny_model, sources, out, "--size", "128", "--fit", "pad", "--controlnet", net, "--control-dir", maps)
+    for name, entry in entries(out).items():
+        g = Geometry.from_json(entry["geometry"])
+        control = np.asarray(Image.open(out / "controls" / f"{name}_canny.png").convert("L")) > 127
+        x, y, bw, bh = g.map_box(box_of(*SHAPES[name]))
+        ys, xs = np.nonzero(control)
+        assert abs(xs.min() - x) <= 1 and abs(xs.max() + 1 - (x + bw)) <= 1, name
+        assert abs(ys.min() - y) <= 1 and abs(ys.max() + 1 - (y + bh)) <= 1, name
+        assert control[: g.pad[1]].sum() == 0  # the letterbox stays black
