@@ -67,6 +67,13 @@ def _bytes(ctx, param, value):
 @click.option("--steps", default=20, show_default=True, type=click.IntRange(min=1))
 @click.option("--guidance", default=5.0, show_default=True)
 @click.option("--prompt", default="")
+@click.option(
+    "--fit",
+    type=click.Choice(["keep", "crop", "pad"]),
+    default="keep",
+    show_default=True,
+    help="How an output lies over its source: keep its aspect, crop a centre square, or pad to a square.",
+)
 @click.option("--size", default=768, show_default=True, help="Output width and height in pixels.")
 @click.option("--seed", default=42, show_default=True, help="Run seed; each image's seed derives from it.")
 @click.option("--batch-size", default=4, show_default=True, type=click.IntRange(min=1))

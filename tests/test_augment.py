@@ -208,30 +208,46 @@ def coco_set(domains, tmp_path):
     return root, mask
 
 
-def test_coco_boxes_polygons_and_rle_follow_the_geometry(run, coco_set, tmp_path):
+# A 96 x 64 source at --size 64: keep scales x by 2/3 (64 x 64 output); crop cuts x 16..80 at scale 1.
+EXPECTED = {
+    "keep": {"box": [8, 6, 20, 20], "poly": [0, 30, 32, 30, 32, 60, 0, 60], "cols": None},
+    "crop": {"box": [0, 6, 26, 20], "poly": [0, 30, 32, 30, 32, 60, 0, 60], "cols": (16, 80)},
+}
+
+
+@pytest.mark.parametrize("fit", ["keep", "crop"])
+def test_coco_boxes_polygons_and_rle_follow_the_geometry(run, coco_set, tmp_path, fit):
     from pycocotools import mask as mu
     from pycocotools.coco import COCO
 
     root, source_mask = coco_set
     out = tmp_path / "aug"
-    summary = run(root, out, annotations=root / "instances.json", output_format="coco", ratio=1)
+    summary = run(root, out, annotations=root / "instances.json", output_format="coco", ratio=1, fit=fit)
     assert summary["input"] == "coco" and summary["generated"] == 2
     coco = COCO(str(out / "annotations.json"))
     assert len(coco.getImgIds()) == 2 and len(coco.getAnnIds()) == 6
     assert {c["name"] for c in coco.loadCats(coco.getCatIds())} == {"car", "road"}
+    expected = EXPECTED[fit]
+    if expected["cols"]:
+        want = source_mask[:, slice(*expected["cols"])].astype(np.uint8)
+    else:
+        want = np.asarray(Image.fromarray(source_mask.astype(np.uint8)).resize((64, 64), Image.Resampling.NEAREST))
     for image in coco.loadImgs(coco.getImgIds()):
         assert (image["width"], image["height"]) == Image.open(out / image["file_name"]).size == (64, 64)
-        anns = {a["bbox"][0]: a for a in coco.loadAnns(coco.getAnnIds(imgIds=image["id"]))}
-        box = anns[8.0]  # 12 * 64/96
-        assert box["bbox"] == pytest.approx([8, 6, 20, 20]) and box["area"] == pytest.approx(400)
-        poly = anns[0.0]
-        assert poly["segmentation"] == [pytest.approx([0, 30, 32, 30, 32, 60, 0, 60])]
+        anns = {
+            a["category_id"] if a["category_id"] == 1 else a["iscrowd"] + 2: a
+            for a in coco.loadAnns(coco.getAnnIds(imgIds=image["id"]))
+        }
+        box = anns[1]
+        assert box["bbox"] == pytest.approx(expected["box"])
+        assert box["area"] == pytest.approx(expected["box"][2] * expected["box"][3])
+        poly = anns[2]
+        assert poly["segmentation"] == [pytest.approx(expected["poly"])]
         assert poly["area"] == pytest.approx(32 * 30, rel=0.1)
-        rle = anns[20.0]
+        rle = anns[3]
         got = coco.annToMask(rle)
-        want = np.asarray(Image.fromarray(source_mask.astype(np.uint8)).resize((64, 64), Image.Resampling.NEAREST))
         assert np.array_equal(got, want) and rle["area"] == pytest.approx(float(want.sum()))
-        assert rle["iscrowd"] == 1 and mu.area(coco.annToRLE(rle)) == want.sum()
+        assert mu.area(coco.annToRLE(rle)) == want.sum()
 
 
 def test_masks_resized_nearest_and_webdataset_read_back(run, domains, tmp_path):

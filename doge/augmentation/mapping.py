@@ -1,65 +1,27 @@
 """Carrying labels through an output's geometry: COCO boxes, polygons and RLE masks, label images.
 
-A render manifest line records how its image maps to its source (``"geometry"``, see
-:mod:`doge.rendering.geometry`). A line written before that key existed comes from a render that
-resized every source to ``size`` x ``size``; :class:`Stretch` is that mapping, with the same methods.
+Each render manifest line records how its image lies over its source (``"geometry"``, a
+:class:`~doge.rendering.geometry.Geometry`): a box or a polygon maps by its arithmetic, a mask is
+laid out like the image with nearest neighbour, so no label value is invented.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from importlib import import_module
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from doge.errors import DogeError
-
-_SWAPPED_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that turn the image a quarter
-
-
-@dataclass(frozen=True)
-class Stretch:
-    """A source resized to ``output_size`` without regard to its aspect ratio."""
-
-    source_size: tuple[int, int]
-    output_size: tuple[int, int]
-
-    @property
-    def scale(self) -> tuple[float, float]:
-        return (self.output_size[0] / self.source_size[0], self.output_size[1] / self.source_size[1])
-
-    def map_points(self, xy) -> np.ndarray:
-        return np.asarray(xy, dtype=np.float64).reshape(-1, 2) * np.asarray(self.scale)
-
-    def map_box(self, box):
-        x, y, w, h = (float(v) for v in box)
-        (x0, y0), (x1, y1) = self.map_points([[x, y], [x + w, y + h]])
-        x0, x1 = np.clip([x0, x1], 0, self.output_size[0])
-        y0, y1 = np.clip([y0, y1], 0, self.output_size[1])
-        if x1 <= x0 or y1 <= y0:
-            return None
-        return (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
-
-    def apply(self, image: Image.Image, resample=Image.Resampling.LANCZOS, fill=0) -> Image.Image:
-        return image.resize(self.output_size, resample)
+from doge.rendering.geometry import Geometry
 
 
-def source_size(path) -> tuple[int, int]:
-    """(w, h) of the decoded, EXIF-transposed image, read from its header."""
-    with Image.open(path) as image:
-        w, h = image.size
-        orientation = image.getexif().get(0x0112)
-    return (h, w) if orientation in _SWAPPED_ORIENTATIONS else (w, h)
-
-
-def geometry_of(entry: dict, size: tuple[int, int]):
-    """The geometry of a rendered image from its manifest line; ``size`` is its source's (w, h)."""
-    if entry.get("geometry"):
-        # The module arrives with the --fit work; a manifest that has the key was written by it.
-        return import_module("doge.rendering.geometry").Geometry.from_json(entry["geometry"])
-    side = int(entry["size"])
-    return Stretch((int(size[0]), int(size[1])), (side, side))
+def geometry_of(entry: dict) -> Geometry:
+    """The geometry of a rendered image, from its manifest line."""
+    if not entry.get("geometry"):
+        raise DogeError(
+            f"the manifest line of {entry.get('image')} records no geometry (an older doge made it): "
+            "delete the augment work area and run again"
+        )
+    return Geometry.from_json(entry["geometry"])
 
 
 def load_mask(path) -> Image.Image:
@@ -72,7 +34,7 @@ def load_mask(path) -> Image.Image:
         raise DogeError(f"label image {path} could not be read ({exc}); replace it") from exc
 
 
-def map_mask(geometry, mask: Image.Image) -> Image.Image:
+def map_mask(geometry: Geometry, mask: Image.Image) -> Image.Image:
     """A label image laid out as the output: nearest neighbour, so no label value is invented."""
     return geometry.apply(mask, resample=Image.Resampling.NEAREST, fill=0)
 
@@ -108,7 +70,7 @@ def _clip_polygon(points: np.ndarray, w: float, h: float) -> np.ndarray:
     return np.asarray(out, dtype=np.float64).reshape(-1, 2)
 
 
-def map_annotation(ann: dict, geometry, source_wh: tuple[int, int]) -> dict | None:
+def map_annotation(ann: dict, geometry: Geometry) -> dict | None:
     """A COCO annotation in output pixels; None when nothing of it is left in the output."""
     w, h = geometry.output_size
     mapped = {k: v for k, v in ann.items() if k not in ("bbox", "segmentation", "area")}
@@ -128,7 +90,7 @@ def map_annotation(ann: dict, geometry, source_wh: tuple[int, int]) -> dict | No
         box = _box_of(polygons)
     elif isinstance(seg, dict):
         mu = _mask_utils()
-        sw, sh = source_wh
+        sw, sh = geometry.source_size
         rle = mu.frPyObjects(seg, sh, sw) if isinstance(seg.get("counts"), list) else seg
         binary = mu.decode(rle)
         out = np.asarray(map_mask(geometry, Image.fromarray(binary * 255)), dtype=np.uint8) > 127

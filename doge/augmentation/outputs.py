@@ -17,7 +17,7 @@ from pathlib import Path
 
 from doge.atomic import write_atomic
 from doge.augmentation.inputs import Dataset, LabelledSource
-from doge.augmentation.mapping import geometry_of, load_mask, map_annotation, map_mask, source_size
+from doge.augmentation.mapping import geometry_of, load_mask, map_annotation, map_mask
 from doge.rendering.plan import output_stem
 
 FORMATS = ("imagefolder", "coco", "webdataset")
@@ -121,7 +121,7 @@ def _write_mask(out: Path, item: Item, name: str) -> None:
     """The item's label image in ``OUT/masks/``, laid out as the image (nearest neighbour)."""
     mask = load_mask(item.source.mask)
     if item.entry is not None:
-        mask = map_mask(geometry_of(item.entry, mask.size), mask)
+        mask = map_mask(geometry_of(item.entry), mask)
     buffer = io.BytesIO()
     mask.save(buffer, format="PNG")
     write_atomic(out / "masks" / name, buffer.getvalue())
@@ -129,7 +129,7 @@ def _write_mask(out: Path, item: Item, name: str) -> None:
 
 def write_coco(out: Path, dataset: Dataset, items: list[Item], link: bool, annotations_name: str) -> int:
     """``OUT/images/`` plus ``OUT/<annotations_name>`` whose annotations follow each image's geometry."""
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     categories = dataset.categories or [{"id": i + 1, "name": c} for i, c in enumerate(dataset.classes) if c]
     cat_ids = {c["name"]: c["id"] for c in categories}
@@ -139,19 +139,16 @@ def write_coco(out: Path, dataset: Dataset, items: list[Item], link: bool, annot
         folder = folder_of(item.source.label) if item.source.label and dataset.kind != "coco" else ""
         name = f"images/{folder}/{_file(item)}" if folder else f"images/{_file(item)}"
         _place(item.work_image or item.source.path, out / name, link or item.generated)
-        src_wh = source_size(item.source.path)
-        if item.work_image is not None and item.entry is not None:
-            with Image.open(item.work_image) as made:
-                wh = made.size
-            geometry = geometry_of(item.entry, src_wh)
-        else:
-            wh, geometry = src_wh, None
+        geometry = geometry_of(item.entry) if item.entry is not None else None
+        with Image.open(item.work_image or item.source.path) as opened:
+            wh = opened.size if geometry is None else geometry.output_size
+            src_wh = ImageOps.exif_transpose(opened).size if geometry is None else geometry.source_size
         images.append({"id": image_id, "file_name": name, "width": wh[0], "height": wh[1], **doge_columns(item)})
         anns = item.source.annotations
         if dataset.kind != "coco" and item.source.label:  # a class becomes one whole-image annotation
             anns = [{"category_id": cat_ids[item.source.label], "bbox": [0, 0, *src_wh], "iscrowd": 0}]
         for ann in anns:
-            mapped = map_annotation(ann, geometry, src_wh) if geometry is not None else _with_area(ann)
+            mapped = map_annotation(ann, geometry) if geometry is not None else _with_area(ann)
             if mapped is not None:
                 annotations.append({**mapped, "id": len(annotations) + 1, "image_id": image_id})
         if item.source.mask is not None:
