@@ -297,3 +297,25 @@ def test_filter_replaces_rejected_images_with_the_next_k(run, class_folders, tmp
     summary = run(class_folders, out, per_class=1, filter=True, min_target_score=1.01, max_tries=2, work=work)
     assert {c["short"] for c in summary["classes"].values()} == {1} and not rows(out)
     assert {c["rejected"] for c in summary["classes"].values()} == {2}  # two tries each, both rejected
+
+
+def test_a_users_mistakes_get_one_line(home, class_folders, domains, tmp_path):
+    def fails(*args):
+        argv = ["--home", str(home), "augment", *map(str, args), "--gap", "real->painting", "--dry-run"]
+        result = CliRunner().invoke(get_cli(), [*argv, "--out", str(tmp_path / "out")])
+        assert result.exit_code != 0 and "Traceback" not in result.output
+        return result.output
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "no images found" in fails(empty, "--count", "2")
+    hf = tmp_path / "hf"
+    hf.mkdir()
+    shutil.copy(sorted(domains["real"].iterdir())[0], hf / "a.png")
+    (hf / "metadata.jsonl").write_text(json.dumps({"file_name": "a.png", "species": "cat"}) + "\n")
+    assert "--label-column" in fails(hf, "--count", "2")
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    assert "no label image" in fails(class_folders, "--masks", masks, "--count", "2")
+    assert "COCO JSON" in fails(hf, "--annotations", hf / "metadata.jsonl", "--count", "2")
+    assert "--weights" in fails(class_folders, "--count", "2", "--weights", "1,x")

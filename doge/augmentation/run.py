@@ -202,7 +202,7 @@ def augment(
             break
 
     entries = {i: manifest.read(work / _slug(g) / "manifest.jsonl") for i, g in enumerate(groups)}
-    items, counts = _collect(dataset, chains, entries, work, groups, targets, with_sources)
+    items, counts = _collect(dataset, chains, entries, work, groups, targets, with_sources, filter)
     out.mkdir(parents=True, exist_ok=True)
     link = with_sources == "link"
     if output_format == "imagefolder":
@@ -271,7 +271,7 @@ def _filter(groups, work: Path, options: dict) -> dict[int, dict[str, dict]]:
     return verdicts
 
 
-def _collect(dataset, chains, entries, work, groups, targets, with_sources):
+def _collect(dataset, chains, entries, work, groups, targets, with_sources, filtered):
     """The dataset's items (accepted new images, then sources if asked) and the counts per class."""
     counts = {
         label: {"sources": len(ix), "asked": targets[label], "made": 0, "rejected": 0, "short": 0}
@@ -287,7 +287,7 @@ def _collect(dataset, chains, entries, work, groups, targets, with_sources):
             path = work / _slug(groups[slot.gap]) / name
             if entry is None or not path.is_file():
                 continue
-            if (entry.get("filter") or {}).get("rejected"):
+            if filtered and (entry.get("filter") or {}).get("rejected"):  # an earlier --filter's verdict
                 c["rejected"] += 1
                 continue
             accepted = Item(
