@@ -319,3 +319,43 @@ def test_a_users_mistakes_get_one_line(home, class_folders, domains, tmp_path):
     assert "no label image" in fails(class_folders, "--masks", masks, "--count", "2")
     assert "COCO JSON" in fails(hf, "--annotations", hf / "metadata.jsonl", "--count", "2")
     assert "--weights" in fails(class_folders, "--count", "2", "--weights", "1,x")
+
+
+def test_cli_json_is_what_python_returns_and_masks_feed_the_seg_control(home, tiny_model, domains, tmp_path):
+    import doge
+
+    src, masks = tmp_path / "seg" / "images", tmp_path / "seg" / "labels"
+    src.mkdir(parents=True)
+    masks.mkdir()
+    for i, f in enumerate(sorted(domains["real"].iterdir())[:2]):
+        shutil.copy(f, src / f.name)
+        Image.fromarray(np.full((64, 64), 5 * (i + 1), np.uint8)).save(masks / f.name)
+    out = tmp_path / "aug"
+    options = ["--steps", "2", "--size", "64", "--control", "seg", "--controlnet", str(tiny_model / "controlnet")]
+    argv = ["--home", str(home), "--quiet", "augment", str(src), "--gap", "real->painting", "--out", str(out)]
+    result = CliRunner().invoke(
+        get_cli(), [*argv, "--masks", str(masks), "--count", "2", "--model", str(tiny_model), *options, "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    from_cli = json.loads(result.output)
+    assert from_cli["written"] == 2 and from_cli["masks"] is True
+    # The label images are the seg control's maps (one per source, matched by stem).
+    assert from_cli["render"]["controls"][0]["control_dir"] == str(masks)
+    again = doge.augment(
+        src,
+        ["real->painting"],
+        out,
+        masks=masks,
+        count=2,
+        model=str(tiny_model),
+        home=home,
+        steps=2,
+        size=64,
+        controls=["seg"],
+        controlnets=[str(tiny_model / "controlnet")],
+        progress=False,
+    )
+    assert again["written"] == 0 and again["skipped"] == 2
+    assert {k: v for k, v in again.items() if k not in ("written", "skipped")} == {
+        k: v for k, v in from_cli.items() if k not in ("written", "skipped")
+    }
