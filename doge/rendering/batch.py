@@ -13,6 +13,7 @@ import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from doge.atomic import write_atomic
 from doge.errors import DogeError
@@ -20,6 +21,9 @@ from doge.gaps.shifting import shift
 from doge.rendering import manifest
 from doge.rendering.plan import Job, Plan, manifest_entry, output_stem
 from doge.rendering.seeds import image_seed
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger("doge")
 
@@ -70,7 +74,8 @@ def engine_for_pipeline(p: Plan, pipe) -> Engine:
     from doge.rendering.loading import pipeline_from_loaded
     from doge.tiny import is_tiny_model
 
-    built = pipeline_from_loaded(pipe, p.controlnets, int(p.gap_vector.shape[-1]))
+    width = cast("torch.Tensor", p.gap_vector).shape[-1]
+    built = pipeline_from_loaded(pipe, p.controlnets, int(width))
     return Engine(built, str(built.device), str(built.dtype).removeprefix("torch."), is_tiny_model(p.settings.model))
 
 

@@ -75,8 +75,9 @@ def loaded_model_name(pipe) -> str:
 
     One clear line for anything that is not a Stable unCLIP img2img pipeline, or one built in memory.
     """
-    # diffusers is imported here, not at the top, to keep it off the CLI's fast paths
-    from diffusers import StableUnCLIPImg2ImgPipeline
+    # diffusers is imported here, not at the top, to keep it off the CLI's fast paths; from the defining
+    # module, as type checkers read `diffusers.StableUnCLIPImg2ImgPipeline` as a dummy placeholder
+    from diffusers.pipelines.stable_diffusion.pipeline_stable_unclip_img2img import StableUnCLIPImg2ImgPipeline
 
     if not isinstance(pipe, StableUnCLIPImg2ImgPipeline):
         raise DogeError(

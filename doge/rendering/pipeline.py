@@ -21,16 +21,19 @@ so that it can be diffed against a newer diffusers.
 """
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import diffusers
 import PIL.Image
 import torch
-from diffusers import StableUnCLIPImg2ImgPipeline
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.image_processor import VaeImageProcessor
 from diffusers.models import AutoencoderKL, ControlNetModel, MultiControlNetModel, UNet2DConditionModel
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
+
+# from the defining module, not `diffusers`: type checkers read diffusers' top-level import as its
+# dummy placeholder class, which has none of the pipeline's methods
+from diffusers.pipelines.stable_diffusion.pipeline_stable_unclip_img2img import StableUnCLIPImg2ImgPipeline
 from diffusers.pipelines.stable_diffusion.stable_unclip_image_normalizer import StableUnCLIPImageNormalizer
 from diffusers.schedulers import KarrasDiffusionSchedulers
 from transformers import CLIPImageProcessor, CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
@@ -55,17 +58,12 @@ class StableUnCLIPControlNetImg2ImgPipeline(StableUnCLIPImg2ImgPipeline):
     # what callback_on_step_end may ask for (callback_on_step_end_tensor_inputs) and replace
     _callback_tensor_inputs = ["latents", "prompt_embeds", "image_embeds"]
 
-    # The components register_modules sets, declared for type checkers (diffusers adds them dynamically).
-    feature_extractor: CLIPImageProcessor
-    image_encoder: CLIPVisionModelWithProjection
-    image_normalizer: StableUnCLIPImageNormalizer
-    image_noising_scheduler: Any
-    tokenizer: CLIPTokenizer
-    text_encoder: CLIPTextModel
-    unet: UNet2DConditionModel
+    # Set by register_modules. Declared for type checkers as diffusers uses them: any scheduler
+    # instance (the hint names an enum of scheduler kinds), configs read by attribute (typed dict).
     scheduler: Any
-    vae: AutoencoderKL
-    controlnet: ControlNetModel | MultiControlNetModel | None
+    unet: Any
+    vae: Any
+    controlnet: Any
 
     def __init__(
         self,
@@ -119,7 +117,7 @@ class StableUnCLIPControlNetImg2ImgPipeline(StableUnCLIPImg2ImgPipeline):
         if self.controlnet is None:
             return []
         if isinstance(self.controlnet, MultiControlNetModel):
-            return list(self.controlnet.nets)
+            return cast("list[ControlNetModel]", list(self.controlnet.nets))  # a ModuleList of ControlNets
         return [self.controlnet]
 
     def prepare_control_image(
@@ -225,7 +223,8 @@ class StableUnCLIPControlNetImg2ImgPipeline(StableUnCLIPImg2ImgPipeline):
         if isinstance(generator, list):
             # one generator per image: noise each image's copy with its own generator
             image_embeds = image_embeds.repeat_interleave(repeat, dim=0)
-            image_embeds = self.noise_image_embeddings(image_embeds, noise_level, generator=generator)
+            # diffusers' hint says one generator; randn_tensor, which it calls, takes one per row
+            image_embeds = self.noise_image_embeddings(image_embeds, noise_level, generator=generator)  # type: ignore[arg-type]
         else:
             # the parent's order: noise once per source, then repeat
             image_embeds = self.noise_image_embeddings(image_embeds, noise_level, generator=generator)
@@ -273,6 +272,7 @@ class StableUnCLIPControlNetImg2ImgPipeline(StableUnCLIPImg2ImgPipeline):
             )
             down = list(d) if down is None else [a + b for a, b in zip(down, d)]
             mid = m if mid is None else mid + m
+        assert down is not None and mid is not None  # `active` is not empty
         if conditional_only:
             down = [torch.cat([torch.zeros_like(d), d]) for d in down]
             mid = torch.cat([torch.zeros_like(mid), mid])
@@ -345,7 +345,7 @@ class StableUnCLIPControlNetImg2ImgPipeline(StableUnCLIPImg2ImgPipeline):
         starts = _per_net(control_guidance_start, len(nets), "control_guidance_start")
         ends = _per_net(control_guidance_end, len(nets), "control_guidance_end")
         _check_windows(starts, ends)
-        guess_mode = guess_mode or any(net.config.global_pool_conditions for net in nets)
+        guess_mode = guess_mode or any(net.config["global_pool_conditions"] for net in nets)
 
         if prompt is None and prompt_embeds is None:
             prompt = ""
