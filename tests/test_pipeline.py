@@ -410,11 +410,10 @@ def test_output_types_and_return_dict(base, net_a):
             **kwargs,
         )
 
-    as_np = call(output_type="np").images
+    (as_np,) = call(output_type="np", return_dict=False)  # a tuple holding the images
     as_pt = call(output_type="pt").images
     as_pil = call(output_type="pil").images
     latents = call(output_type="latent").images
-    (as_tuple,) = call(output_type="np", return_dict=False)
     assert as_np.shape == (1, SIZE, SIZE, 3) and as_np.dtype == np.float32
     assert isinstance(as_pt, torch.Tensor) and as_pt.shape == (1, 3, SIZE, SIZE)
     np.testing.assert_array_equal(as_pt.permute(0, 2, 3, 1).numpy(), as_np)
@@ -425,7 +424,6 @@ def test_output_types_and_return_dict(base, net_a):
     with torch.no_grad():
         decoded = pipe.vae.decode(latents / pipe.vae.config.scaling_factor, return_dict=False)[0]
     np.testing.assert_allclose(pipe.image_processor.postprocess(decoded, output_type="np"), as_np, atol=1e-6)
-    np.testing.assert_array_equal(as_tuple, as_np)
 
 
 def test_num_images_per_prompt_with_several_controlnets(base, net_a, net_b):
