@@ -99,6 +99,8 @@ class StableUnCLIPControlNetImg2ImgPipeline(StableUnCLIPImg2ImgPipeline):
         self.control_image_processor = VaeImageProcessor(
             vae_scale_factor=self.vae_scale_factor, do_convert_rgb=True, do_normalize=False
         )
+        self._num_timesteps = 0
+        self._interrupt = False
 
     @property
     def num_timesteps(self) -> int:
