@@ -379,3 +379,54 @@ def test_every_validation_error_is_one_line_before_any_model_loads(render, home,
     for src, out, expected in folder_cases:
         result = render(out, "--gap", "real->painting", ok=False, src=src)
         assert result.exit_code != 0 and expected in result.output, result.output
+
+
+def test_render_on_a_loaded_stock_pipeline_reuses_its_modules(home, tiny_model, domains, tmp_path, net, monkeypatch):
+    from diffusers import StableUnCLIPImg2ImgPipeline
+
+    import doge
+    import doge.rendering.loading
+
+    options = dict(size=64, steps=2, controlnets=[str(net)], limit=1, home=home, progress=False)
+    expected = doge.render(["real->painting"], domains["real"], tmp_path / "loaded", model=str(tiny_model), **options)
+
+    stock = StableUnCLIPImg2ImgPipeline.from_pretrained(tiny_model)
+    monkeypatch.setattr(doge.rendering.loading, "load_pipeline", lambda *a, **k: pytest.fail("the model was loaded"))
+    seen = []
+    hook = stock.unet.register_forward_pre_hook(lambda module, args: seen.append(1))
+    try:
+        result = doge.render(["real->painting"], domains["real"], tmp_path / "given", pipeline=stock, **options)
+    finally:
+        hook.remove()
+    assert seen, "the stock pipeline's UNet did not render"
+    assert result.written == expected.written
+    given, loaded = pixels(tmp_path / "given"), pixels(tmp_path / "loaded")
+    for name in loaded:
+        np.testing.assert_array_equal(given[name], loaded[name])
+    assert lines(tmp_path / "given")[0]["model"] == str(tiny_model)
+    assert not hasattr(stock, "controlnet")  # the user's pipeline is left as it was
+
+
+def test_render_refuses_a_pipeline_of_another_width(home, tiny_model, domains, tmp_path):
+    from diffusers import StableUnCLIPImg2ImgPipeline
+
+    import doge
+
+    make_gap(home, "wide->pipe", 64)
+    # a model whose config says width 64 passes the plan's check; the pipeline's own encoder (32) does not
+    wide = tmp_path / "wide-model" / "image_encoder"
+    wide.mkdir(parents=True)
+    (wide / "config.json").write_text(json.dumps({"projection_dim": 64}))
+    stock = StableUnCLIPImg2ImgPipeline.from_pretrained(tiny_model)
+    common = dict(size=64, steps=2, controls=["none"], home=home, progress=False)
+    with pytest.raises(doge.DogeError) as caught:
+        doge.render(["wide->pipe"], domains["real"], tmp_path / "out", pipeline=stock, model=str(wide.parent), **common)
+    assert str(caught.value) == (
+        "the pipeline's image encoder has width 32 but the gap has width 64; "
+        "pass the pipeline of the unCLIP model the gap was made with, or recreate the gap with --model"
+    )
+    assert not (tmp_path / "out" / "images").exists()
+    with pytest.raises(doge.DogeError, match="StableUnCLIPImg2ImgPipeline"):
+        doge.render(["real->painting"], domains["real"], tmp_path / "out", pipeline=object(), home=home)
+    with pytest.raises(doge.DogeError, match="ray="):
+        doge.render(["real->painting"], domains["real"], tmp_path / "out", pipeline=stock, ray="local", home=home)
