@@ -77,7 +77,7 @@ def db_errors(url: str, opening: bool = False):
         if is_dropped_connection(e):
             doing = "cannot open the registry" if opening else "registry"
             raise DogeError(
-                f"{doing} {hide_password(url)}: the database server closed the connection ({first_line(e.orig)}); "
+                f"{doing} {hide_password(url)}: the database server closed the connection ({first_line(e.orig or e)}); "
                 "a server restarting or a killed connection does this: run the command again"
             ) from None
         if opening:

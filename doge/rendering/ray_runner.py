@@ -131,18 +131,15 @@ def _start_on_loopback(ray, quiet: dict) -> None:
     Ray is imported); it is held off while this node starts, and the started node is checked.
     Joining a cluster (``--ray auto``, ``ray://``) is the user's choice and does not come here.
     """
-    try:
-        from ray._private import ray_constants  # Ray 2.60 has no public switch for this
-    except ImportError:
-        ray_constants = None
-    saved = getattr(ray_constants, "ENABLE_RAY_CLUSTER", None)
+    constants = _ray_constants()
+    saved = getattr(constants, "ENABLE_RAY_CLUSTER", None)
     if saved is not None:
-        ray_constants.ENABLE_RAY_CLUSTER = False
+        constants.ENABLE_RAY_CLUSTER = False
     try:
         ray.init(include_dashboard=False, **quiet)
     finally:
         if saved is not None:
-            ray_constants.ENABLE_RAY_CLUSTER = saved
+            constants.ENABLE_RAY_CLUSTER = saved
     addresses = sorted({str(node.get("NodeManagerAddress")) for node in ray.nodes()})
     if not all(_is_loopback(a) for a in addresses):
         ray.shutdown()
@@ -151,6 +148,14 @@ def _start_on_loopback(ray, quiet: dict) -> None:
             "from the network (this Ray version does not let doge keep it on loopback); render without --ray, "
             "or start a Ray cluster you have secured and join it with --ray auto"
         )
+
+
+def _ray_constants():
+    try:
+        from ray._private import ray_constants  # Ray 2.60 has no public switch for this
+    except ImportError:  # a Ray that moved it: the check after the start still holds
+        return None
+    return ray_constants
 
 
 def _is_loopback(address: str) -> bool:
