@@ -191,6 +191,8 @@ def _is_stale(found: dict) -> bool:
 def _alive(pid: int) -> bool:
     if pid <= 0:
         return False
+    if os.name == "nt":  # os.kill would end the process there: never take a lock over on Windows
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
