@@ -116,3 +116,37 @@ def test_control_dir_maps_get_the_same_layout(home, tiny_model, net, sources, tm
         assert abs(xs.min() - x) <= 1 and abs(xs.max() + 1 - (x + bw)) <= 1, name
         assert abs(ys.min() - y) <= 1 and abs(ys.max() + 1 - (y + bh)) <= 1, name
         assert control[: g.pad[1]].sum() == 0  # the letterbox stays black
+
+
+def test_render_embeds_a_source_exactly_as_gap_create_does(home, tiny_model, net, sources, tmp_path):
+    """One CLIP preprocessing: render's un-shifted embedding of a file is gap create's embedding of it."""
+    import torch
+
+    from doge.api import build_encoder
+    from doge.data.clip_pixels import pil_processor_class
+    from doge.data.encoding import encode_images
+    from doge.data.images import discover
+    from doge.rendering.batch import load_engine, load_source
+    from doge.rendering.loading import embed_images
+    from doge.rendering.plan import plan
+
+    class OtherResizer(pil_processor_class()):
+        """Same settings, another resizer: what transformers 5's torchvision backend amounts to."""
+
+        def __call__(self, images, **kwargs):
+            images = [im.resize((im.width // 3, im.height // 3), Image.Resampling.NEAREST) for im in images]
+            return super().__call__(images=images, **kwargs)
+
+    p = plan(["real->painting"], sources, tmp_path / "out", model=str(tiny_model), controlnets=[str(net)], home=home)
+    engine = load_engine(p, "cpu")
+    engine.pipe.feature_extractor = OtherResizer.from_dict(engine.pipe.feature_extractor.to_dict())
+    rendered = {}
+    for i, path in enumerate(p.sources.files):
+        source = load_source(p, i)
+        rendered[path.name] = embed_images(engine.pipe, [source.image])[0].float().cpu()
+    encoder = build_encoder("clip", model=str(tiny_model), device="cpu", dtype="fp32")
+    # Batches of one, as render embeds here: CPU kernels may round a batch of three differently.
+    created = encode_images(encoder, discover(sources), batch_size=1, workers=0, progress=False)
+    assert sorted(created.files) == sorted(rendered)  # every shape: 4:3, 1:2, 1914x1052
+    for name, vector in zip(created.files, created.vectors):
+        assert torch.equal(rendered[name], vector), name
