@@ -64,8 +64,16 @@ from doge.rendering.geometry import FITS
 @click.option("--control-start", default=0.0, show_default=True, help="Fraction of steps before ControlNets act.")
 @click.option("--control-end", default=1.0, show_default=True, help="Fraction of steps after which ControlNets stop.")
 @click.option("--guess-mode", is_flag=True, help="ControlNet guess mode.")
-@click.option("--canny-low", type=int, help="Canny low threshold (default 100).")
-@click.option("--canny-high", type=int, help="Canny high threshold (default 800).")
+@click.option("--canny-low", type=int, help="Canny low threshold at the 224-px CLIP scale (default 100, the paper's).")
+@click.option(
+    "--canny-high", type=int, help="Canny high threshold at the 224-px CLIP scale (default 800, the paper's)."
+)
+@click.option(
+    "--canny-maps",
+    type=click.Choice(["auto", "paper"]),
+    help="auto (default): edges found at the output resolution with about the paper's density; "
+    "paper: the paper's construction (224-px CLIP crop, Canny, Lanczos up; use with --fit crop).",
+)
 @click.option("--depth-model", help="Depth estimator for --control depth (default Intel/dpt-hybrid-midas).")
 @click.option(
     "--size",
@@ -130,6 +138,7 @@ def render(
     guess_mode,
     canny_low,
     canny_high,
+    canny_maps,
     depth_model,
     size,
     fit,
@@ -170,7 +179,10 @@ def render(
         controlnets=list(controlnets) or None,
         controlnet_scale=list(controlnet_scales) or 1.0,
         control_dir=control_dir,
-        control_options={"canny": {"low": canny_low, "high": canny_high}, "depth": {"model": depth_model}},
+        control_options={
+            "canny": {"low": canny_low, "high": canny_high, "maps": canny_maps},
+            "depth": {"model": depth_model},
+        },
         control_start=control_start,
         control_end=control_end,
         guess_mode=guess_mode,
