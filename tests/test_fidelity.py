@@ -150,3 +150,20 @@ def test_render_embeds_a_source_exactly_as_gap_create_does(home, tiny_model, net
     assert sorted(created.files) == sorted(rendered)  # every shape: 4:3, 1:2, 1914x1052
     for name, vector in zip(created.files, created.vectors):
         assert torch.equal(rendered[name], vector), name
+
+
+def test_an_empty_map_is_warned_about_once_and_marked(home, tiny_model, net, sources, tmp_path, caplog):
+    import logging
+
+    flat = tmp_path / "src"
+    flat.mkdir()
+    Image.new("RGB", (96, 64), (120, 130, 140)).save(flat / "fog.png")  # no edges at all
+    (flat / "photo.png").write_bytes((sources / "photo.png").read_bytes())
+    out = tmp_path / "out"
+    with caplog.at_level(logging.WARNING, logger="doge"):
+        render(home, tiny_model, flat, out, "--size", "64", "--controlnet", net, "-n", "2")
+    warnings = [r.getMessage() for r in caplog.records if "empty" in r.getMessage()]
+    assert len(warnings) == 1 and "fog.png" in warnings[0] and "--canny-low" in warnings[0]
+    found = {Path(e["source"]).stem: e for e in map(json.loads, (out / "manifest.jsonl").read_text().splitlines())}
+    assert found["fog"]["controls"][0]["empty"] is True
+    assert "empty" not in found["photo"]["controls"][0]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from doge.atomic import write_atomic
@@ -33,6 +33,7 @@ class Source:
     image: object  # PIL RGB
     controls: list  # (control name, PIL conditioning image), one per ControlNet
     geometry: Geometry  # how the outputs lie over this source (every control map has its output_size)
+    empty: list[str] = field(default_factory=list)  # controls whose map came out (almost) empty
 
 
 @dataclass
@@ -116,12 +117,20 @@ def load_source(p: Plan, index: int, data: bytes | None = None) -> Source | None
         log.warning("skipping %s: %s", path, reason)
         return None
     geometry = fit_geometry(image.width, image.height, p.settings.size, p.settings.fit)
-    controls = []
+    controls, empty = [], []
     for control in p.controls:
         made = control.make(image, geometry.output_size, path, geometry=geometry)
         if made is not None:
             controls.append((control.name, made))
-    return Source(path, source_stem(p, path), hashlib.sha256(data).hexdigest(), image, controls, geometry)
+            if control.is_empty(made):
+                empty.append(control.name)
+                log.warning(
+                    "%s: its %s map is (almost) empty, so the ControlNet keeps none of its layout; %s",
+                    path,
+                    control.name,
+                    control.empty_advice(),
+                )
+    return Source(path, source_stem(p, path), hashlib.sha256(data).hexdigest(), image, controls, geometry, empty)
 
 
 def source_stem(p: Plan, path: Path) -> str:
@@ -149,6 +158,9 @@ def render_batch(p: Plan, engine: Engine, jobs: list[Job], sources: dict[int, So
         seed = image_seed(p.settings.seed, source.sha256, job.k)
         entry = manifest_entry(p, job, source.path, source.sha256, seed, engine.device, engine.dtype, source.geometry)
         entry["tiny_model"] = engine.tiny
+        for control in entry["controls"]:
+            if control["name"] in source.empty:
+                control["empty"] = True  # see the warning load_source gave
         outputs.append(Output(job.image, png_bytes(made[job.image]), entry))
     return outputs
 

@@ -74,6 +74,18 @@ class Control:
     def compute(self, image: Image.Image, size: tuple[int, int]) -> Image.Image | None:
         raise NotImplementedError
 
+    # What to change when a computed map comes out (almost) empty; see is_empty.
+    empty_hint: str = "check the source image"
+
+    def is_empty(self, made: Image.Image) -> bool:
+        """The map holds (almost) nothing for a ControlNet to follow; here: a single flat value."""
+        return all(low == high for low, high in made.getextrema())  # type: ignore[union-attr]
+
+    def empty_advice(self) -> str:
+        if self.control_dir is not None:
+            return f"check its map in {self.control_dir}"
+        return self.empty_hint
+
     def describe(self) -> dict[str, Any]:
         """What went into the maps, for the render manifest."""
         return {
