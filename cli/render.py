@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import click
+from click.core import ParameterSource
 
 from doge.cli.context import echo_json, pass_settings
 from doge.rendering.geometry import FITS
+from doge.rendering.recipes import RECIPES
+
+# The settings a --recipe fills in when their flags are not given.
+_RECIPE_SETTINGS = ("edit_weight", "steps", "guidance", "negative_prompt", "size", "fit", "seed")
 
 
 @click.command()
@@ -112,6 +117,12 @@ from doge.rendering.geometry import FITS
     metavar="[ADDRESS]",
     help="Render on Ray (pip install 'doge[ray]'): bare, a local Ray; 'auto' or ray://HOST:PORT joins a cluster.",
 )
+@click.option(
+    "--recipe",
+    type=click.Choice(sorted(RECIPES)),
+    help="Named settings in one flag; flags given explicitly win. paper: the DoGE paper's "
+    "(edit weight 1.5, 20 steps, guidance 5, canny with --canny-maps paper, --fit crop, seed 42, its negative prompt).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @pass_settings
 def render(
@@ -151,6 +162,7 @@ def render(
     device,
     dtype,
     ray_address,
+    recipe,
     as_json,
 ):
     """Shift each source image's CLIP embedding by the gap(s) and generate with Stable unCLIP + ControlNet.
@@ -161,6 +173,15 @@ def render(
     """
     from doge.api import render as run_render
 
+    # A flag left at its default leaves the setting to --recipe (None: the recipe's, else the default).
+    ctx = click.get_current_context()
+    unset = {name for name in _RECIPE_SETTINGS if ctx.get_parameter_source(name) is ParameterSource.DEFAULT}
+    edit_weight, steps, guidance, negative_prompt, size, fit, seed = (
+        None if name in unset else value
+        for name, value in zip(
+            _RECIPE_SETTINGS, (edit_weight, steps, guidance, negative_prompt, size, fit, seed), strict=True
+        )
+    )
     result = run_render(
         list(gaps),
         src,
@@ -197,6 +218,7 @@ def render(
         device=device,
         dtype=dtype,
         ray=ray_address,
+        recipe=recipe,
         registry=settings.registry(),
         progress=not settings.quiet,
     )

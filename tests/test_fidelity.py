@@ -167,3 +167,30 @@ def test_an_empty_map_is_warned_about_once_and_marked(home, tiny_model, net, sou
     found = {Path(e["source"]).stem: e for e in map(json.loads, (out / "manifest.jsonl").read_text().splitlines())}
     assert found["fog"]["controls"][0]["empty"] is True
     assert "empty" not in found["photo"]["controls"][0]
+
+
+def test_recipe_paper_and_explicit_flags_win(home, tiny_model, net, sources, tmp_path):
+    from doge.rendering.recipes import PAPER_NEGATIVE_PROMPT
+
+    out = tmp_path / "paper"
+    render(home, tiny_model, sources, out, "--recipe", "paper", "--size", "64", "--controlnet", net, "--seed", "7")
+    found = entries(out)
+    for entry in found.values():
+        assert entry["recipe"] == "paper" and entry["fit"] == "crop"
+        assert entry["negative_prompt"] == PAPER_NEGATIVE_PROMPT
+        assert (entry["edit_weight"], entry["guidance"]) == (1.5, 5.0)
+        assert entry["controls"][0]["options"] == {"low": 100, "high": 800, "maps": "paper"}
+        assert (entry["steps"], entry["size"], entry["run_seed"]) == (2, 64, 7)  # given explicitly: they win
+        assert Image.open(out / entry["image"]).size == (64, 64)
+    plain = tmp_path / "plain"
+    render(home, tiny_model, sources, plain, "--size", "64", "--controlnet", net, "--limit", "1")
+    (entry,) = entries(plain).values()
+    assert entry["recipe"] is None and entry["fit"] == "keep" and entry["negative_prompt"] == ""
+    assert entry["controls"][0]["options"]["maps"] == "auto"
+
+
+def test_noise_level_is_checked_against_the_model_before_it_loads(home, tiny_model, sources, tmp_path):
+    result = render(home, tiny_model, sources, tmp_path / "out", "--noise-level", "1000", "--control", "none", ok=False)
+    assert result.exit_code != 0 and "--noise-level 1000" in result.output and "0 to 999" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out" / "images").exists()
