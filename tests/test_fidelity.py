@@ -194,3 +194,46 @@ def test_noise_level_is_checked_against_the_model_before_it_loads(home, tiny_mod
     assert result.exit_code != 0 and "--noise-level 1000" in result.output and "0 to 999" in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "out" / "images").exists()
+
+
+def test_progress_moves_per_denoising_step(home, tiny_model, net, sources, tmp_path):
+    from doge.rendering.batch import OutputWriter, load_engine, load_source, render_batch
+    from doge.rendering.plan import plan
+
+    p = plan(
+        ["real->painting"],
+        sources,
+        tmp_path / "out",
+        model=str(tiny_model),
+        controlnets=[str(net)],
+        home=home,
+        size=128,
+        steps=3,
+        per_source=2,
+    )
+    engine = load_engine(p, "cpu")
+    loaded = {i: load_source(p, i) for i in range(len(p.sources.files))}
+    shapes = {loaded[job.source].geometry.output_size for job in p.pending}
+    steps: list[float] = []
+    writer = OutputWriter(p.out, len(p.pending))
+    outputs = render_batch(
+        p, engine, p.pending, loaded, on_step=lambda share: (steps.append(share), writer.advance(share))
+    )
+    assert len(steps) == 3 * len(shapes)  # each pipeline call reports each of its 3 steps
+    assert abs(sum(steps) - len(p.pending)) < 1e-9
+    writer.write(outputs)
+    assert abs(writer._bar.n - len(p.pending)) < 1e-9  # written images are not counted twice
+    writer.close()
+
+
+def test_grid_shows_the_source_laid_out_and_scaled_to_the_cell(home, tiny_model, net, sources, tmp_path):
+    out = tmp_path / "out"
+    render(home, tiny_model, sources, out, "--size", "64", "--fit", "crop", "--controlnet", net, "--grid")
+    sheet = np.asarray(Image.open(out / "grid" / "grid_000.png").convert("RGB"))
+    pad, cell = 4, 64
+    row_height = cell + 2 * pad + 12
+    for row in range(len(SHAPES)):
+        top = row * row_height + pad
+        source = sheet[top : top + cell, pad : pad + cell]
+        # A 4:3, 1:2 or 1914x1052 source, centre-cropped like its outputs, fills its square cell.
+        assert (source != 255).any(axis=2).all(), f"row {row}: the source does not fill its cell"

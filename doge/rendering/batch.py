@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,6 +83,7 @@ class OutputWriter:
         self.written: list[str] = []
         self._seen: set[str] = set()
         self._bar = tqdm(total=total, unit="img", desc="render", disable=not progress)
+        self._advanced = 0.0  # images' worth of steps shown but not yet written
 
     def write(self, outputs: list[Output]) -> None:
         entries = []
@@ -96,7 +98,14 @@ class OutputWriter:
                 self._seen.add(output.path)
                 self.written.append(output.path)
         manifest.append(self.out / "manifest.jsonl", entries)
-        self._bar.update(len(entries))
+        # Steps already shown by advance() count towards these images.
+        self._bar.update(max(0.0, len(entries) - self._advanced))
+        self._advanced = 0.0
+
+    def advance(self, images: float) -> None:
+        """Move the bar by a share of an image (a denoising step of a batch) before it is written."""
+        self._advanced += images
+        self._bar.update(images)
 
     def close(self) -> list[str]:
         self._bar.close()
@@ -141,8 +150,14 @@ def control_outputs(p: Plan, source: Source) -> list[Output]:
     return [Output(f"controls/{source.stem}_{name}.png", png_bytes(made), None) for name, made in source.controls]
 
 
-def render_batch(p: Plan, engine: Engine, jobs: list[Job], sources: dict[int, Source | None]) -> list[Output]:
-    """Generate ``jobs`` (their sources already loaded) and return the images with their manifest lines."""
+def render_batch(
+    p: Plan, engine: Engine, jobs: list[Job], sources: dict[int, Source | None], on_step: Callable | None = None
+) -> list[Output]:
+    """Generate ``jobs`` (their sources already loaded) and return the images with their manifest lines.
+
+    ``on_step(images)``, if given, is called after each denoising step with the share of an image
+    it made (the batch's images / steps), so a progress bar moves while a batch runs.
+    """
     loaded = {i: source for i, source in sources.items() if source is not None}
     ready = [job for job in jobs if job.source in loaded]
     # One pipeline call makes images of one shape: with --fit keep, sources of other aspects go apart.
@@ -151,7 +166,7 @@ def render_batch(p: Plan, engine: Engine, jobs: list[Job], sources: dict[int, So
         shapes.setdefault(loaded[job.source].geometry.output_size, []).append(job)
     made: dict[str, object] = {}
     for shape, group in shapes.items():
-        made.update(zip((job.image for job in group), _generate_batch(p, engine.pipe, group, loaded, shape)))
+        made.update(zip((job.image for job in group), _generate_batch(p, engine.pipe, group, loaded, shape, on_step)))
     outputs = []
     for job in ready:
         source = loaded[job.source]
@@ -171,7 +186,9 @@ def png_bytes(image) -> bytes:
     return buffer.getvalue()
 
 
-def _generate_batch(p: Plan, pipe, jobs: list[Job], cache: dict[int, Source], shape: tuple[int, int]) -> list:
+def _generate_batch(
+    p: Plan, pipe, jobs: list[Job], cache: dict[int, Source], shape: tuple[int, int], on_step: Callable | None = None
+) -> list:
     import torch
 
     from doge.rendering.loading import embed_images
@@ -207,6 +224,14 @@ def _generate_batch(p: Plan, pipe, jobs: list[Job], cache: dict[int, Source], sh
         )
     if s.lora:
         kwargs["cross_attention_kwargs"] = {"scale": s.lora_scale}
+    if on_step is not None:
+        share = len(jobs) / s.steps
+
+        def step_done(pipe, i, t, tensors):
+            on_step(share)
+            return {}
+
+        kwargs["callback_on_step_end"] = step_done
     try:
         return pipe(**kwargs).images
     except torch.cuda.OutOfMemoryError:
