@@ -79,7 +79,9 @@ class Control:
 
     def is_empty(self, made: Image.Image) -> bool:
         """The map holds (almost) nothing for a ControlNet to follow; here: a single flat value."""
-        return all(low == high for low, high in made.getextrema())  # type: ignore[union-attr]
+        extrema = made.getextrema()  # (low, high) for one band, one such pair per band for several
+        pairs = extrema if isinstance(extrema[0], tuple) else (extrema,)
+        return all(pair[0] == pair[1] for pair in pairs)  # type: ignore[index]
 
     def empty_advice(self) -> str:
         if self.control_dir is not None:
