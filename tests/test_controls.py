@@ -297,3 +297,16 @@ def test_default_maps_have_about_the_papers_edge_density():
         auto = np.asarray(CannyControl().make(image, g.output_size, Path(name), geometry=g))
         ratios[name] = (auto[..., 0] > 127).sum() / (paper[..., 0] > 127).sum()
     assert all(0.5 <= r <= 2 for r in ratios.values()), ratios
+
+
+def test_computed_maps_leave_letterbox_bars_black(tiny_depth):
+    from doge.rendering.geometry import fit_geometry
+
+    image = square_image(size=64).resize((96, 48))
+    g = fit_geometry(96, 48, 96, "pad")
+    assert g.pad == (0, 24, 0, 24)
+    for control in (CannyControl(), DepthControl(model=str(tiny_depth))):
+        made = pixels(control.make(image, g.output_size, Path("a.jpg"), geometry=g))
+        assert made.shape[:2] == (96, 96)
+        assert not made[:24].any() and not made[72:].any(), control.name
+        assert made[24:72].any(), control.name

@@ -67,9 +67,20 @@ class Control:
         if self.control_dir is not None:
             return self.read_map(source_path, size, geometry)
         image = image.convert("RGB")
-        if geometry is not None:
-            image, size = geometry.apply(image, Image.Resampling.LANCZOS), geometry.output_size
-        return self.compute(image, size)
+        if geometry is None:
+            return self.compute(image, size)
+        if geometry.pad is None:
+            return self.compute(geometry.apply(image, Image.Resampling.LANCZOS), geometry.output_size)
+        # Letterboxed: the map is made from the picture alone (bars are no scene), then padded black.
+        left, top, right, bottom = geometry.pad
+        out_w, out_h = geometry.output_size
+        picture = (out_w - left - right, out_h - top - bottom)
+        made = self.compute(image.resize(picture, Image.Resampling.LANCZOS), picture)
+        if made is None:
+            return None
+        canvas = Image.new(made.mode, geometry.output_size, 0)
+        canvas.paste(made, (left, top))
+        return canvas
 
     def compute(self, image: Image.Image, size: tuple[int, int]) -> Image.Image | None:
         raise NotImplementedError
