@@ -98,9 +98,9 @@ class OutputWriter:
                 self._seen.add(output.path)
                 self.written.append(output.path)
         manifest.append(self.out / "manifest.jsonl", entries)
-        # Steps already shown by advance() count towards these images.
-        self._bar.update(max(0.0, len(entries) - self._advanced))
-        self._advanced = 0.0
+        if entries:  # steps already shown by advance() count towards these images
+            self._bar.update(max(0.0, len(entries) - self._advanced))
+            self._advanced = 0.0
 
     def advance(self, images: float) -> None:
         """Move the bar by a share of an image (a denoising step of a batch) before it is written."""
