@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import click
+from click.core import ParameterSource
 
 from doge.cli.context import echo_json, pass_settings
+from doge.rendering.geometry import FITS
+from doge.rendering.recipes import RECIPES
+
+# The settings a --recipe fills in when their flags are not given.
+_RECIPE_SETTINGS = ("edit_weight", "steps", "guidance", "negative_prompt", "size", "fit", "seed")
 
 
 @click.command()
@@ -63,10 +69,31 @@ from doge.cli.context import echo_json, pass_settings
 @click.option("--control-start", default=0.0, show_default=True, help="Fraction of steps before ControlNets act.")
 @click.option("--control-end", default=1.0, show_default=True, help="Fraction of steps after which ControlNets stop.")
 @click.option("--guess-mode", is_flag=True, help="ControlNet guess mode.")
-@click.option("--canny-low", type=int, help="Canny low threshold (default 100).")
-@click.option("--canny-high", type=int, help="Canny high threshold (default 800).")
+@click.option("--canny-low", type=int, help="Canny low threshold at the 224-px CLIP scale (default 100, the paper's).")
+@click.option(
+    "--canny-high", type=int, help="Canny high threshold at the 224-px CLIP scale (default 800, the paper's)."
+)
+@click.option(
+    "--canny-maps",
+    type=click.Choice(["auto", "paper"]),
+    help="auto (default): edges found at the output resolution with about the paper's density; "
+    "paper: the paper's construction (224-px CLIP crop, Canny, Lanczos up; use with --fit crop).",
+)
 @click.option("--depth-model", help="Depth estimator for --control depth (default Intel/dpt-hybrid-midas).")
-@click.option("--size", default=768, show_default=True, help="Output width and height in pixels.")
+@click.option(
+    "--size",
+    default=768,
+    show_default=True,
+    help="Output side in pixels (with --fit keep: about size x size pixels, each side a multiple of 64).",
+)
+@click.option(
+    "--fit",
+    type=click.Choice(FITS),
+    default="keep",
+    show_default=True,
+    help="keep: the source's aspect ratio, nothing cut (detection/segmentation labels carry over); "
+    "crop: centre square, the paper's recipe; pad: letterboxed square.",
+)
 @click.option(
     "--seed", default=42, show_default=True, help="Run seed; each image's seed derives from it, the source and k."
 )
@@ -89,6 +116,12 @@ from doge.cli.context import echo_json, pass_settings
     default=None,
     metavar="[ADDRESS]",
     help="Render on Ray (pip install 'doge[ray]'): bare, a local Ray; 'auto' or ray://HOST:PORT joins a cluster.",
+)
+@click.option(
+    "--recipe",
+    type=click.Choice(sorted(RECIPES)),
+    help="Named settings in one flag; flags given explicitly win. paper: the DoGE paper's "
+    "(edit weight 1.5, 20 steps, guidance 5, canny with --canny-maps paper, --fit crop, seed 42, its negative prompt).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @pass_settings
@@ -116,8 +149,10 @@ def render(
     guess_mode,
     canny_low,
     canny_high,
+    canny_maps,
     depth_model,
     size,
+    fit,
     seed,
     batch_size,
     limit,
@@ -127,6 +162,7 @@ def render(
     device,
     dtype,
     ray_address,
+    recipe,
     as_json,
 ):
     """Shift each source image's CLIP embedding by the gap(s) and generate with Stable unCLIP + ControlNet.
@@ -137,6 +173,15 @@ def render(
     """
     from doge.api import render as run_render
 
+    # A flag left at its default leaves the setting to --recipe (None: the recipe's, else the default).
+    ctx = click.get_current_context()
+    unset = {name for name in _RECIPE_SETTINGS if ctx.get_parameter_source(name) is ParameterSource.DEFAULT}
+    edit_weight, steps, guidance, negative_prompt, size, fit, seed = (
+        None if name in unset else value
+        for name, value in zip(
+            _RECIPE_SETTINGS, (edit_weight, steps, guidance, negative_prompt, size, fit, seed), strict=True
+        )
+    )
     result = run_render(
         list(gaps),
         src,
@@ -155,11 +200,15 @@ def render(
         controlnets=list(controlnets) or None,
         controlnet_scale=list(controlnet_scales) or 1.0,
         control_dir=control_dir,
-        control_options={"canny": {"low": canny_low, "high": canny_high}, "depth": {"model": depth_model}},
+        control_options={
+            "canny": {"low": canny_low, "high": canny_high, "maps": canny_maps},
+            "depth": {"model": depth_model},
+        },
         control_start=control_start,
         control_end=control_end,
         guess_mode=guess_mode,
         size=size,
+        fit=fit,
         seed=seed,
         batch_size=batch_size,
         limit=limit,
@@ -169,6 +218,7 @@ def render(
         device=device,
         dtype=dtype,
         ray=ray_address,
+        recipe=recipe,
         registry=settings.registry(),
         progress=not settings.quiet,
     )

@@ -61,10 +61,13 @@ def load_pipeline(model: str, controlnets: list[str], device: str, dtype, lora: 
 
 
 def embed_images(pipe, images):
-    """CLIP ``image_embeds`` of PIL images with the pipeline's own image encoder, as gaps are made."""
+    """CLIP ``image_embeds`` of PIL images with the pipeline's own image encoder, as gaps are made:
+    through :func:`doge.data.clip_pixels.clip_pixels`, the one preprocessing ``gap create`` uses."""
     import torch
 
-    pixels = pipe.feature_extractor(images=images, return_tensors="pt").pixel_values
+    from doge.data.clip_pixels import clip_pixels
+
+    pixels = clip_pixels(pipe.feature_extractor, images)
     encoder = pipe.image_encoder
     with torch.no_grad():
         return encoder(pixels.to(device=encoder.device, dtype=encoder.dtype)).image_embeds

@@ -18,6 +18,8 @@ from doge.errors import DogeError
 from doge.gaps.store import registry_for
 from doge.names import parse_weighted_ref
 from doge.rendering import manifest
+from doge.rendering.geometry import FITS, Geometry
+from doge.rendering.recipes import resolve_recipe
 
 log = logging.getLogger("doge")
 
@@ -55,6 +57,8 @@ class Settings:
     lora: str | None
     lora_scale: float
     sweep: bool
+    fit: str = "keep"  # how outputs lie over their sources: see doge.rendering.geometry
+    recipe: str | None = None  # --recipe: the named settings the others were filled from
 
 
 @dataclass
@@ -162,6 +166,20 @@ def _check_encoder(gap_encoder: dict, gaps: list[dict], model: str) -> None:
         )
 
 
+def _check_noise_level(noise_level: int, model: str) -> None:
+    """unCLIP noises the image embedding with its image_noising_scheduler: levels 0 .. timesteps - 1."""
+    from doge.hub import component_config
+
+    if noise_level < 0:
+        raise DogeError(f"--noise-level {noise_level}: use 0 (no noise, the paper's) or more")
+    if noise_level == 0:
+        return
+    config = component_config(model, "image_noising_scheduler", "scheduler_config.json")
+    top = int(config.get("num_train_timesteps", 1000)) - 1
+    if noise_level > top:
+        raise DogeError(f"--noise-level {noise_level}: the model {model} takes 0 to {top} (0 is the paper's)")
+
+
 def _check_writable(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -254,12 +272,12 @@ def plan(
     model: str | None = None,
     per_source: int = 1,
     count: int | None = None,
-    edit_weight: float = 1.5,
+    edit_weight: float | None = None,
     sweep: str | None = None,
-    steps: int = 20,
-    guidance: float = 5.0,
+    steps: int | None = None,
+    guidance: float | None = None,
     prompt: str = "",
-    negative_prompt: str = "",
+    negative_prompt: str | None = None,
     noise_level: int = 0,
     controls=None,
     controlnets=None,
@@ -269,8 +287,10 @@ def plan(
     control_start: float = 0.0,
     control_end: float = 1.0,
     guess_mode: bool = False,
-    size: int = 768,
-    seed: int = 42,
+    size: int | None = None,
+    fit: str | None = None,
+    seed: int | None = None,
+    recipe: str | None = None,
     batch_size: int = 4,
     limit: int | None = None,
     grid: bool = False,
@@ -282,20 +302,38 @@ def plan(
     home=None,
     url=None,
 ) -> Plan:
-    """Validate everything and list the images to make; loads no model."""
+    """Validate everything and list the images to make; loads no model.
+
+    A setting left None comes from ``recipe`` (see :data:`RECIPES`), else from :data:`DEFAULTS`.
+    """
     from doge.data.images import discover
     from doge.hub import default_model
 
+    given = dict(
+        edit_weight=edit_weight,
+        steps=steps,
+        guidance=guidance,
+        negative_prompt=negative_prompt,
+        size=size,
+        fit=fit,
+        seed=seed,
+    )
+    chosen, control_options = resolve_recipe(recipe, given, control_options)
+    edit_weight, steps, guidance = chosen["edit_weight"], chosen["steps"], chosen["guidance"]
+    negative_prompt, size, fit, seed = chosen["negative_prompt"], chosen["size"], chosen["fit"], chosen["seed"]
     model = str(model or default_model())
     weights = sweep_weights(sweep) if sweep else [float(edit_weight)]
     if per_source < 1 or (count is not None and count < 1):
         raise DogeError("-n/--per-source and --count must be at least 1")
     if size < 64 or size % 8:
         raise DogeError(f"--size {size}: use a multiple of 8, at least 64 (768 for SD 2.1 unCLIP)")
+    if fit not in FITS:
+        raise DogeError(f"--fit {fit!r}: use one of {', '.join(FITS)} (keep: labels carry over; crop: the paper)")
     if not 0 <= control_start < control_end <= 1:
         raise DogeError("--control-start/--control-end: need 0 <= start < end <= 1")
     if lora is not None and not Path(lora).exists() and "/" not in lora:
         raise DogeError(f"--lora {lora}: no such file or folder")
+    _check_noise_level(noise_level, model)
     reg = registry_for(registry, home, url)
     described, vector, encoder, extras = _load_gaps(gaps, reg)
     _check_encoder(encoder, described, model)
@@ -321,6 +359,8 @@ def plan(
         lora=lora,
         lora_scale=lora_scale,
         sweep=bool(sweep),
+        fit=fit,
+        recipe=recipe,
     )
     result = Plan(
         gaps=[{k: g[k] for k in ("ref", "sha256", "weight", "shift") if k in g} for g in described],
@@ -372,7 +412,9 @@ def pending_jobs(p: Plan) -> list[Job]:
     return pending
 
 
-def manifest_entry(p: Plan, job: Job, source_path: Path, source_sha: str, seed: int, device: str, dtype: str) -> dict:
+def manifest_entry(
+    p: Plan, job: Job, source_path: Path, source_sha: str, seed: int, device: str, dtype: str, geometry: Geometry
+) -> dict:
     s = p.settings
     return {
         "image": job.image,
@@ -389,6 +431,9 @@ def manifest_entry(p: Plan, job: Job, source_path: Path, source_sha: str, seed: 
         "negative_prompt": s.negative_prompt,
         "noise_level": s.noise_level,
         "size": s.size,
+        "fit": s.fit,
+        "recipe": s.recipe,
+        "geometry": geometry.to_json(),
         "run_seed": s.seed,
         "controls": [
             {**c.describe(), "controlnet": net, "scale": scale}
