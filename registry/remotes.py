@@ -143,8 +143,8 @@ def _save(home, remotes: dict[str, Remote]) -> None:
         "version": _FILE_VERSION,
         "remotes": {r.name: {"url": r.url, "blobs": r.blobs} for r in sorted(remotes.values(), key=lambda r: r.name)},
     }
-    # write_atomic's temp file is created 0600, so passwords in URLs stay the owner's
-    write_atomic(_remotes_path(home), (json.dumps(data, indent=2) + "\n").encode("utf-8"))
+    # private (0600): passwords in URLs stay the owner's
+    write_atomic(_remotes_path(home), (json.dumps(data, indent=2) + "\n").encode("utf-8"), private=True)
 
 
 def split_remote_ref(text: str) -> tuple[str, str]:
