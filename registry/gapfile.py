@@ -161,12 +161,24 @@ def refuse_pickle_suffix(suffix: str, where: str) -> None:
 
 def _check_provenance(text: str, where: str) -> dict:
     try:
-        value = json.loads(text)
-    except ValueError:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except _NotFinite as e:
+        raise DogeError(
+            f"{where}: metadata {KEY_PROVENANCE!r} holds {e}, which JSON cannot carry; nothing was stored"
+        ) from None
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to be a provenance
         value = None
     if not isinstance(value, dict):
         raise DogeError(f"{where}: metadata {KEY_PROVENANCE!r} is not a JSON object")
     return value
+
+
+class _NotFinite(ValueError):
+    pass
+
+
+def _refuse_constant(name: str):
+    raise _NotFinite(name)
 
 
 def _read_header(data: bytes, where: str) -> dict:
@@ -182,7 +194,7 @@ def _read_header(data: bytes, where: str) -> dict:
         raise DogeError(not_st)
     try:
         header = json.loads(data[8 : 8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise DogeError(not_st) from None
     if not isinstance(header, dict):
         raise DogeError(not_st)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, distinct, func, inspect, or_, select
 from sqlalchemy.orm import Session
 
-from doge.atomic import write_atomic
+from doge.atomic import make_dirs, write_atomic
 from doge.errors import DogeError, IntegrityError, NotFound
 from doge.home import doge_home
 from doge.names import Ref, parse_ref, validate_alias, validate_name
@@ -311,11 +311,14 @@ class Registry:
         src = Path(path)
         data = _read_import(src)
         gf = gapfile.decode(data, str(src))
+        if as_name is not None and not as_name.strip():
+            raise DogeError("--as needs a name: give the gap's new name, or leave --as out to keep the file's own")
         name = as_name or gf.name
         if not name:
             raise DogeError(f"{src} does not name its gap (no 'doge.name' metadata): give a name to import it as")
         validate_name(name)
         provenance = {**gapfile.provenance_of(gf, str(src)), "imported_from": str(src.resolve())}
+        prov_text = gapfile.provenance_json(provenance)  # refused before any blob is written
         sha = sha256_hex(data)
         with self._tx(write=True) as s:
             counter = self._lock_name(s, name)
@@ -331,7 +334,7 @@ class Registry:
                 created_at=_now(),
                 created_by=_creator(provenance),
                 source=f"imported from {src}",
-                provenance=gapfile.provenance_json(provenance),
+                provenance=prov_text,
             )
             return self._insert(s, counter, row)
 
@@ -353,6 +356,10 @@ class Registry:
         for item in items:
             validate_name(item.name)
             labels.checked_labels(item.labels)
+            try:  # refused before any blob is written
+                gapfile.provenance_json(item.provenance)
+            except DogeError as e:
+                raise DogeError(f"{item.ref}: {e}; nothing was stored") from None
             for alias in item.aliases:
                 validate_alias(alias)
         with self._tx(write=True) as s:
@@ -513,7 +520,11 @@ class Registry:
         if ref.alias is not None:
             return NotFound(f"no alias {ref.alias!r} on gap {ref.name!r}: {have}; tag one first")
         counter = s.get(GapName, ref.name)
-        gone = " (it was removed)" if counter and ref.version < counter.next_version else ""
+        gone = (
+            " (it was removed)"
+            if counter and ref.version is not None and 0 < ref.version < counter.next_version
+            else ""
+        )
         return NotFound(f"gap {str(ref)!r} not found{gone}: {have}")
 
     def _unknown_name(self, s: Session, name: str) -> str:
@@ -593,7 +604,7 @@ _COUNTS = {  # what `doge registry info` counts, and the table each needs
 def _registry_url(home: Path, url: str | None) -> str:
     url = url or os.environ.get("DOGE_REGISTRY_URL") or None
     if url is None:
-        home.mkdir(parents=True, exist_ok=True)
+        make_dirs(home)
         url = f"sqlite:///{home / 'registry.db'}"
     return str(url)
 
