@@ -131,11 +131,16 @@ def show(settings, ref, as_json):
     """Show one gap version and its provenance."""
     import json
 
+    from doge.registry.fsck import check_version
+
     reg = settings.registry()
     v = reg.resolve(ref)
     evaluations = reg.evaluations(v)
+    damage = check_version(reg, v, deep=False)  # the sha256 only: show stays fast
     if as_json:
-        echo_json({**v.to_json(), "evaluations": evaluations})
+        echo_json({**v.to_json(), "evaluations": evaluations, "blob_problems": damage})
+        if damage:
+            raise SystemExit(1)
         return
     click.echo(f"{v.ref}  aliases: {', '.join(v.aliases) or '-'}")
     click.echo(f"sha256: {v.sha256}")
@@ -150,6 +155,8 @@ def show(settings, ref, as_json):
         from doge.cli.quality import evaluation_summary_line
 
         click.echo(f"evaluations: {len(evaluations)}; latest: {evaluation_summary_line(evaluations[-1])}")
+    if damage:  # shown whole, then the damage as the error line
+        raise click.ClickException(damage[0]["message"])
 
 
 @gap.command()

@@ -482,12 +482,14 @@ class Registry:
         self.blobs.put(data)
         return sha
 
-    def _collect_blob(self, sha: str) -> None:
+    def _collect_blob(self, sha: str) -> bool:
+        """Delete blob ``sha`` if no row uses it (checked under the blob's lock); True if deleted."""
         with self._tx(write=True) as s:
             self._lock_blob(s, sha)
             users = s.scalar(select(func.count()).select_from(GapRow).where(GapRow.sha256 == sha))
             if not users:
                 self.blobs.delete(sha)
+            return not users
 
     def _latest_row(self, s: Session, name: str) -> GapRow | None:
         q = select(GapRow).where(GapRow.name == name).order_by(GapRow.version.desc()).limit(1)
