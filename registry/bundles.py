@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from doge.atomic import write_atomic
-from doge.errors import DogeError, NotFound
+from doge.errors import DogeError, NotFound, first_line
 from doge.names import MAX_VERSION, validate_alias, validate_name
 from doge.provenance import now_iso
 
@@ -181,7 +181,9 @@ def read_bundle(path) -> Bundle:
                 for sha in sorted({e.sha256 for e in entries})
             }
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:
-        raise DogeError(f"{where} is damaged or not a doge bundle (a zip file): {e}") from None
+        reason = first_line(e)  # zipfile's own words may quote raw bytes: one short line of them
+        reason = reason if len(reason) <= 160 else reason[:160] + "..."
+        raise DogeError(f"{where} is damaged or not a doge bundle (a zip file): {reason}") from None
     for e in entries:
         dim = blobs[e.sha256][1]
         if dim != e.dim:

@@ -14,7 +14,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from doge.errors import DogeError
+from doge.errors import DogeError, first_line
 from doge.extras import extra_shapes
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ def decode(data: bytes, where: str) -> GapFile:
     try:
         tensors = load(data)
     except Exception as e:
-        raise DogeError(f"{where}: not a readable safetensors file ({e})") from None
+        raise DogeError(f"{where}: not a readable safetensors file ({first_line(e)[:160]})") from None
     vector = as_gap_vector(tensors.pop(TENSOR), what=f"{where}: tensor {TENSOR!r}")
     extras = checked_extras(tensors, vector.shape[0], where)
     if KEY_PROVENANCE in metadata:

@@ -105,7 +105,7 @@ def normalise_target(url: str, blobs: str | None) -> tuple[str, str]:
         ) from None
     if backend == "sqlite":
         if not u.database or u.database == ":memory:" or u.database.startswith("file:"):
-            raise DogeError(f"remote URL {url!r} names no database file: use sqlite:///path/registry.db")
+            raise DogeError(f"remote URL {hide_password(url)!r} names no database file: use sqlite:///path/registry.db")
         db = Path(u.database).expanduser().resolve()
         return f"sqlite:///{db}", _abs_store(blobs) if blobs else str(db.parent / "blobs")
     if not blobs:
