@@ -12,6 +12,7 @@ import os
 import time
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 from doge.errors import DogeError, first_line
 
@@ -116,7 +117,7 @@ class FsspecBlobStore:
 
 def _age(info: dict, now: float) -> float | None:
     """Seconds since an fsspec entry was written, from whichever time field its backend gives."""
-    when = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or info.get("created")
+    when: Any = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or info.get("created")
     if hasattr(when, "timestamp"):
         when = when.timestamp()
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import difflib
 import json
 import os
@@ -212,7 +213,7 @@ class Registry:
         where: dict | None = None,
         search: str | None = None,
         limit: int | None = None,
-    ) -> tuple[list[VersionRow], int]:
+    ) -> tuple[builtins.list[VersionRow], int]:
         """What ``list`` lists, as plain rows (no ORM objects, provenance left as its JSON text:
         10,000 versions list in a blink), at most ``limit`` of them; and how many match in all."""
         filters = []
