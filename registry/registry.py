@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from doge.atomic import make_dirs, write_atomic
 from doge.errors import DogeError, IntegrityError, NotFound
 from doge.home import doge_home
-from doge.names import Ref, parse_ref, validate_alias, validate_name
+from doge.names import MAX_VERSION, Ref, parse_ref, validate_alias, validate_name
 from doge.provenance import who
 
 from . import audit, gapfile, labels, schema
@@ -600,6 +600,8 @@ class Registry:
         return s.scalars(q).first()
 
     def _resolve_row(self, s: Session, ref: Ref) -> GapRow:
+        if ref.version is not None and not 1 <= ref.version <= MAX_VERSION:  # a Ref made in Python
+            raise NotFound(f"gap {ref.name}@v{ref.version} not found: versions run from v1 to v{MAX_VERSION}")
         if ref.version is not None:
             q = select(GapRow).where(GapRow.name == ref.name, GapRow.version == ref.version)
             row = s.scalars(q).first()

@@ -146,3 +146,20 @@ def test_gc_never_removes_the_blob_of_a_create_that_has_not_committed_yet(regist
     collector.join(30)
     assert result["removed"] == []
     np.testing.assert_array_equal(registry.load_vector(f"{NAME}@v1"), vec(5))
+
+
+def test_check_and_gc_on_an_s3_blob_store(home, s3):
+    from doge.registry import Registry
+
+    url, client, bucket = s3
+    registry = Registry(home=home, blob_store=url)
+    kept = registry.create(NAME, vec(0), {})
+    orphan = registry.blobs.put(b"an interrupted push")
+    report = check(registry)
+    assert report.ok and [b["sha256"] for b in report.unreferenced] == [orphan]
+    assert report.unreferenced[0]["age_s"] is not None  # S3 says when an object was written
+    assert gc(registry)["removed"] == []  # too young
+    assert [b["sha256"] for b in gc(registry, grace_s=0)["removed"]] == [orphan]
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert keys == [f"team/gaps/{kept.sha256[:2]}/{kept.sha256}.safetensors"]
+    np.testing.assert_array_equal(registry.load_vector(kept), vec(0))

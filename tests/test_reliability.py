@@ -127,6 +127,15 @@ def test_huge_version_numbers_are_one_line(registry, home, registry_url, verb):
     assert registry.resolve(NAME).version == 1
 
 
+def test_huge_versions_from_python_are_not_found_not_an_overflow(registry):
+    from doge.names import Ref
+
+    registry.create(NAME, vec(0), {})
+    for version in (0, -1, 2**31, 10**20):
+        with pytest.raises(DogeError, match="versions run from v1"):
+            registry.resolve(Ref(NAME, version=version))
+
+
 def test_v0_never_existed_so_it_is_not_called_removed():
     with pytest.raises(DogeError, match="versions start at v1"):
         parse_ref("x@v0")
