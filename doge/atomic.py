@@ -45,7 +45,7 @@ def make_dirs(folder: str | os.PathLike) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise write_error(folder, e, "create the folder") from None
+        raise write_error(folder, e, "write to the folder") from None
     return folder
 
 
