@@ -171,13 +171,13 @@ def _check_writable(out: Path, grid: bool = False) -> None:
     for folder in (out / "images", out / "controls", *([out / "grid"] if grid else [])):
         if folder.exists() and not folder.is_dir():
             raise DogeError(f"cannot write to {folder}: it is a file, not a folder; move it away or pick another --out")
-    images = make_dirs(out / "images")
+    make_dirs(out)  # images/ and controls/ are made as the first image lands
     try:
-        probe = images / ".doge-write-test"
+        probe = out / ".doge-write-test"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise write_error(images, exc) from None
+        raise write_error(out, exc) from None
 
 
 def _build_controls(controls, control_dir, control_options, controlnets, device) -> tuple[list, list[str]]:
