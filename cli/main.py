@@ -20,6 +20,8 @@ class DogeGroup(click.Group):
             return super().invoke(ctx)
         except DogeError as exc:
             raise click.ClickException(str(exc)) from None
+        except BrokenPipeError:  # `doge gap list | head`: click ends quietly
+            raise
         except OSError as exc:  # a fault no command foresaw still gets one line, not a traceback
             where = f"{exc.filename}: " if exc.filename else ""
             raise click.ClickException(
