@@ -9,6 +9,7 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
+from doge.atomic import make_dirs
 from doge.errors import DogeError, first_line
 
 from .urls import hide_password
@@ -28,7 +29,7 @@ def make_engine(url: str):
         if u.get_backend_name() != "sqlite":
             return create_engine(u, pool_pre_ping=True)
         if u.database and u.database != ":memory:" and not u.database.startswith("file:"):
-            Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(Path(u.database).expanduser().parent)
         engine = create_engine(u, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
     except (ArgumentError, ValueError):
         raise DogeError(

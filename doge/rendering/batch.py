@@ -100,18 +100,26 @@ class OutputWriter:
         self._advanced = 0.0  # images' worth of steps shown but not yet written
 
     def write(self, outputs: list[Output]) -> None:
-        entries = []
-        for output in outputs:
-            target = self.out / output.path
-            if output.entry is None:
-                if not target.exists():  # a control map is made once per source
+        """Write a batch's images, then their manifest lines; if a write fails (a full disk), the
+        batch's images that have no line yet are removed again, so no image is left unlisted."""
+        entries, fresh = [], []
+        try:
+            for output in outputs:
+                target = self.out / output.path
+                if output.entry is None:
+                    if not target.exists():  # a control map is made once per source
+                        write_atomic(target, output.png)
+                elif output.path not in self._seen and output.path not in fresh:
                     write_atomic(target, output.png)
-            elif output.path not in self._seen:
-                write_atomic(target, output.png)
-                entries.append(output.entry)
-                self._seen.add(output.path)
-                self.written.append(output.path)
-        manifest.append(self.out / "manifest.jsonl", entries)
+                    entries.append(output.entry)
+                    fresh.append(output.path)
+            manifest.append(self.out / "manifest.jsonl", entries)
+        except BaseException:
+            for path in fresh:
+                (self.out / path).unlink(missing_ok=True)
+            raise
+        self._seen.update(fresh)
+        self.written.extend(fresh)
         if entries:  # steps already shown by advance() count towards these images
             self._bar.update(max(0.0, len(entries) - self._advanced))
             self._advanced = 0.0

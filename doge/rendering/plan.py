@@ -14,6 +14,7 @@ from pathlib import Path
 
 import doge
 from doge import pluginmanager
+from doge.atomic import make_dirs, write_error
 from doge.errors import DogeError
 from doge.gaps.store import registry_for
 from doge.names import parse_weighted_ref
@@ -180,14 +181,21 @@ def _check_noise_level(noise_level: int, model: str) -> None:
         raise DogeError(f"--noise-level {noise_level}: the model {model} takes 0 to {top} (0 is the paper's)")
 
 
-def _check_writable(out: Path) -> None:
+def _check_writable(out: Path, grid: bool = False) -> None:
+    """Every folder and file the run writes can be written, before any model loads."""
+    for blocker in (out / "manifest.jsonl",):
+        if blocker.is_dir():
+            raise DogeError(f"cannot write {blocker}: a folder stands where the manifest file goes; move it away")
+    for folder in (out / "images", out / "controls", *([out / "grid"] if grid else [])):
+        if folder.exists() and not folder.is_dir():
+            raise DogeError(f"cannot write to {folder}: it is a file, not a folder; move it away or pick another --out")
+    make_dirs(out)  # images/ and controls/ are made as the first image lands
     try:
-        out.mkdir(parents=True, exist_ok=True)
         probe = out / ".doge-write-test"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise DogeError(f"cannot write to --out {out}: {exc.strerror}; pick a folder you can write") from None
+        raise write_error(out, exc) from None
 
 
 def _build_controls(controls, control_dir, control_options, controlnets, device) -> tuple[list, list[str]]:
@@ -339,7 +347,7 @@ def plan(
     _check_encoder(encoder, described, model)
     sources = discover(src, limit=limit, seed=seed)
     out = Path(out)
-    _check_writable(out)
+    _check_writable(out, grid)
     built, nets = _build_controls(controls, control_dir, control_options, controlnets, device)
     settings = Settings(
         model=model,
