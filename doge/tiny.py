@@ -256,7 +256,8 @@ def build_tiny_unclip(path: str | os.PathLike, seed: int = 0) -> Path:
             scheduler=scheduler,
             vae=vae,
         )
-        pipe.save_pretrained(path, safe_serialization=True)
+        # diffusers' __init__ also binds the name to a dummy class, which mypy sees instead
+        pipe.save_pretrained(path, safe_serialization=True)  # type: ignore[attr-defined]
         controlnet.save_pretrained(path / "controlnet", safe_serialization=True)
     _name_processor_portably(path)
     write_tokenizer_files(path / "tokenizer")

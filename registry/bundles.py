@@ -182,10 +182,12 @@ def read_bundle(path) -> Bundle:
             }
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:
         raise DogeError(f"{where} is damaged or not a doge bundle (a zip file): {e}") from None
-    for e in entries:
-        dim = blobs[e.sha256][1]
-        if dim != e.dim:
-            raise DogeError(f"{where}: {e.ref} says dim {e.dim} but its blob holds {dim} values; the bundle is damaged")
+    for entry in entries:
+        dim = blobs[entry.sha256][1]
+        if dim != entry.dim:
+            raise DogeError(
+                f"{where}: {entry.ref} says dim {entry.dim} but its blob holds {dim} values; the bundle is damaged"
+            )
     return Bundle(src, str(manifest.get("created_at", "")), entries, {sha: data for sha, (data, _) in blobs.items()})
 
 
@@ -261,7 +263,8 @@ def _entries(manifest: dict, where: str) -> tuple[BundleEntry, ...]:
     if not isinstance(raw, list) or not raw:
         raise DogeError(f"{where}: {MANIFEST} lists no entries")
     entries = tuple(_entry(e, i, where) for i, e in enumerate(raw))
-    refs, alias_owner = set(), {}
+    refs: set[str] = set()
+    alias_owner: dict[tuple[str, str], str] = {}
     for e in entries:
         if e.ref in refs:
             raise DogeError(f"{where}: {e.ref} is listed twice; the bundle is damaged")

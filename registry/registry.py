@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import builtins
 import difflib
 import os
 from collections import defaultdict
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal, overload
 
-from sqlalchemy import delete, distinct, func, inspect, or_, select
+from sqlalchemy import delete, distinct, func, insert, inspect, or_, select
 from sqlalchemy.orm import Session
 
 from doge.atomic import write_atomic
@@ -137,7 +139,8 @@ class Registry:
         if search:
             rows_q = rows_q.where(_matching(search))
         with self._tx() as s:
-            aliases, labels_of = defaultdict(list), defaultdict(dict)
+            aliases: defaultdict[int, list[str]] = defaultdict(list)
+            labels_of: defaultdict[int, dict[str, str]] = defaultdict(dict)
             for version_id, alias in s.execute(alias_q):
                 aliases[version_id].append(alias)
             for version_id, key, value in s.execute(label_q):
@@ -145,11 +148,11 @@ class Registry:
             rows = sorted(s.scalars(rows_q), key=lambda r: (r.name, r.version))
             return [_gv(r, tuple(sorted(aliases[r.id])), labels_of[r.id]) for r in rows]
 
-    def names(self) -> list[str]:
+    def names(self) -> builtins.list[str]:
         with self._tx() as s:
             return self._live_names(s)
 
-    def history(self, name: str) -> list[dict]:
+    def history(self, name: str) -> builtins.list[dict]:
         """Every change to ``name``, oldest first: versions created and removed, alias moves,
         label changes; each with who, when (UTC), and what it pointed to before and after.
         Removing versions keeps the log."""
@@ -262,7 +265,7 @@ class Registry:
                     have = ", ".join(sorted(self._labels_of(s, row.id))) or "none"
                     raise NotFound(f"gap {r.name}@v{row.version} has no label {key!r} (its labels: {have})")
                 s.delete(found)
-                before = {"key": key, "value": found.value}
+                before: dict[str, Any] | None = {"key": key, "value": found.value}
                 audit.record(s, r.name, row.version, audit.LABEL_REMOVED, before, None)
             for key, value in new.items():
                 found = s.get(LabelRow, (row.id, key))
@@ -341,7 +344,7 @@ class Registry:
         """The bytes of ``gv``'s blob, checked against its sha256."""
         return self.blobs.get(gv.sha256, f"gap {gv.ref}")
 
-    def add_versions(self, items, new_version: bool = False, where: str = "this registry") -> list:
+    def add_versions(self, items, new_version: bool = False, where: str = "this registry") -> builtins.list:
         """Store copies of versions made elsewhere (``copying.IncomingVersion``s), all or nothing.
 
         Each keeps its bytes (so its sha256) and, where free, its number (``copying.place``);
@@ -368,7 +371,7 @@ class Registry:
                 placed.append(Placement(item, self._gv(s, row), PRESENT if present else ADDED))
         return placed
 
-    def _place_copies(self, s: Session, items, new_version: bool, where: str) -> list[tuple]:
+    def _place_copies(self, s: Session, items, new_version: bool, where: str) -> builtins.list[tuple]:
         """(item, its name's locked counter, version, already there) for each item, in order.
 
         Items that keep their numbers are placed first, so that with ``new_version`` only the
@@ -431,7 +434,7 @@ class Registry:
             s.add(AliasRow(name=row.name, alias=alias, version_id=row.id))
             audit.record(s, row.name, row.version, audit.ALIAS_SET, None, after)
         elif existing.version_id != row.id:
-            before = {"alias": alias, "version": s.get(GapRow, existing.version_id).version}
+            before = {"alias": alias, "version": s.get_one(GapRow, existing.version_id).version}
             existing.version_id = row.id
             audit.record(s, row.name, row.version, audit.ALIAS_MOVED, before, after)
 
@@ -447,6 +450,10 @@ class Registry:
         with db_errors(self.url, opening=True):
             schema.check(self._engine, self._write_engine, self.url)
 
+    @overload
+    def _lock_name(self, s: Session, name: str) -> GapName: ...
+    @overload
+    def _lock_name(self, s: Session, name: str, create: Literal[False]) -> GapName | None: ...
     def _lock_name(self, s: Session, name: str, create: bool = True) -> GapName | None:
         """The name's counter row, locked for this transaction (created if missing and asked to)."""
         q = select(GapName).where(GapName.name == name).with_for_update().execution_options(populate_existing=True)
@@ -513,7 +520,7 @@ class Registry:
         if ref.alias is not None:
             return NotFound(f"no alias {ref.alias!r} on gap {ref.name!r}: {have}; tag one first")
         counter = s.get(GapName, ref.name)
-        gone = " (it was removed)" if counter and ref.version < counter.next_version else ""
+        gone = " (it was removed)" if counter and ref.version is not None and ref.version < counter.next_version else ""
         return NotFound(f"gap {str(ref)!r} not found{gone}: {have}")
 
     def _unknown_name(self, s: Session, name: str) -> str:
@@ -527,7 +534,7 @@ class Registry:
             return f"no gap named {name!r}; did you mean {', '.join(map(repr, close))}?"
         return f"no gap named {name!r}; list the gaps with 'doge gap list'"
 
-    def _live_names(self, s: Session) -> list[str]:
+    def _live_names(self, s: Session) -> builtins.list[str]:
         return sorted(s.scalars(select(GapRow.name).distinct()))
 
     def _aliases_of(self, s: Session, version_id: int) -> tuple[str, ...]:
@@ -616,14 +623,15 @@ def _matching(text: str):
 def _insert_ignore(s: Session, model, values: dict):
     dialect = s.get_bind().dialect.name
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        from sqlalchemy import insert  # other databases: the unique key still refuses a duplicate
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        return insert(model).values(**values)
-    return insert(model).values(**values).on_conflict_do_nothing()
+        return pg_insert(model).values(**values).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(model).values(**values).on_conflict_do_nothing()
+    # other databases: the unique key still refuses a duplicate
+    return insert(model).values(**values)
 
 
 def _read_import(src: Path) -> bytes:
@@ -682,6 +690,6 @@ def _file_name(gv: GapVersion) -> str:
     return f"{gv.name.replace('->', '_to_')}_v{gv.version}{gapfile.SUFFIX}"
 
 
-def _fmt_versions(versions: list[int]) -> str:
+def _fmt_versions(versions: Sequence[int]) -> str:
     vs = [f"v{v}" for v in versions]
     return ", ".join(vs if len(vs) <= 8 else [*vs[:3], "...", *vs[-3:]])

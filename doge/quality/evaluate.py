@@ -60,7 +60,7 @@ def _reference(gap: Gap, enc, options) -> tuple[Side, Side] | None:
 
 def _overlap(gap: Gap, held: tuple[Side, Side], ref: tuple[Side, Side] | None) -> dict:
     """How many held-out images are also reference images (by content), per side."""
-    out = {}
+    out: dict[str, int | str] = {}
     for i, key in enumerate(("source", "target")):
         if ref is not None:
             out[key] = len(held[i].hashes & ref[i].hashes)

@@ -152,7 +152,7 @@ def filter_outputs(
     present = [image for image in entries if (out / image).is_file()]
     generated = _embed_files(enc, [out / image for image in present], options, "generated")
     generated = {image: generated[str(out / image)] for image in present if str(out / image) in generated}
-    sources = sorted({entries[i].get("source") for i in present} - {None})
+    sources = sorted(s for s in {entries[i].get("source") for i in present} if s is not None)
     source_emb = _embed_files(enc, [Path(s) for s in sources if Path(s).is_file()], options, "sources")
 
     scored = [image for image in present if image in generated]

@@ -13,6 +13,7 @@ import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from doge.atomic import write_atomic
 from doge.errors import DogeError
@@ -20,6 +21,11 @@ from doge.gaps.shifting import shift
 from doge.rendering import manifest
 from doge.rendering.plan import Job, Plan, manifest_entry, output_stem
 from doge.rendering.seeds import image_seed
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from doge.rendering.pipeline import StableUnCLIPControlNetImg2ImgPipeline
 
 log = logging.getLogger("doge")
 
@@ -29,7 +35,7 @@ class Source:
     path: Path
     stem: str
     sha256: str
-    image: object  # PIL RGB
+    image: Image.Image  # RGB
     controls: list  # (control name, PIL conditioning image), one per ControlNet
 
 
@@ -37,7 +43,7 @@ class Source:
 class Engine:
     """A loaded pipeline and what the manifest says about where it ran."""
 
-    pipe: object
+    pipe: StableUnCLIPControlNetImg2ImgPipeline
     device: str
     dtype: str  # "float32", "float16", ...
     tiny: bool
@@ -132,11 +138,12 @@ def control_outputs(p: Plan, source: Source) -> list[Output]:
 
 def render_batch(p: Plan, engine: Engine, jobs: list[Job], sources: dict[int, Source | None]) -> list[Output]:
     """Generate ``jobs`` (their sources already loaded) and return the images with their manifest lines."""
-    ready = [job for job in jobs if sources[job.source] is not None]
-    images = _generate_batch(p, engine.pipe, ready, sources) if ready else []
+    loaded = {index: source for index, source in sources.items() if source is not None}
+    ready = [job for job in jobs if job.source in loaded]
+    images = _generate_batch(p, engine.pipe, ready, loaded) if ready else []
     outputs = []
     for job, image in zip(ready, images):
-        source = sources[job.source]
+        source = loaded[job.source]
         seed = image_seed(p.settings.seed, source.sha256, job.k)
         entry = manifest_entry(p, job, source.path, source.sha256, seed, engine.device, engine.dtype)
         entry["tiny_model"] = engine.tiny

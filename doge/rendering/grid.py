@@ -49,7 +49,8 @@ def write_grids(p: Plan) -> list[Path]:
     for source, jobs in groupby(finished, key=lambda j: j.source):
         path = p.sources.files[source]
         stem = output_stem(p.sources.relative(path))
-        cells, labels = [Image.open(path)], ["source"]
+        cells: list[Image.Image] = [Image.open(path)]
+        labels = ["source"]
         for control in p.controls:
             control_path = p.out / "controls" / f"{stem}_{control.name}.png"
             if control_path.exists():

@@ -26,6 +26,6 @@ class CannyControl(Control):
         import cv2
         import numpy as np
 
-        gray = np.asarray(image.resize(tuple(size), Image.Resampling.BICUBIC).convert("L"))
+        gray = np.asarray(image.resize((size[0], size[1]), Image.Resampling.BICUBIC).convert("L"))
         edges = cv2.Canny(np.ascontiguousarray(gray), float(self.options["low"]), float(self.options["high"]))
         return gray_to_rgb(edges)

@@ -34,7 +34,7 @@ class DepthControl(Control):
         import torch
 
         model, processor = self._load()
-        resized = image.resize(tuple(size), Image.Resampling.BICUBIC)
+        resized = image.resize((size[0], size[1]), Image.Resampling.BICUBIC)
         inputs = processor(images=resized, return_tensors="pt")
         pixels = inputs["pixel_values"].to(model.device, model.dtype)
         with torch.inference_mode():
