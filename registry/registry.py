@@ -23,12 +23,13 @@ from doge.names import Ref, parse_ref, validate_alias, validate_name
 from doge.provenance import who
 
 from . import audit, gapfile, labels, schema
+from . import evaluations as evaluation_records
 from .blobs import sha256_hex
 from .blobstores import open_blob_store
 from .copying import ADDED, PRESENT, Placement, VersionConflict, place
 from .database import WRITE as _WRITE
 from .database import advisory_lock, db_errors, make_engine
-from .models import AliasRow, AuditRow, EvaluationRow, GapName, GapRow, LabelRow
+from .models import AliasRow, AuditRow, GapName, GapRow, LabelRow
 from .urls import hide_password
 
 if TYPE_CHECKING:
@@ -99,29 +100,26 @@ class Registry:
             return self._gv(s, row)
 
     def load_vector(self, gv_or_ref) -> np.ndarray:
-        """The float32 [dim] vector, read from its blob and checked against its sha256."""
-        gv = gv_or_ref if isinstance(gv_or_ref, GapVersion) else self.resolve(gv_or_ref)
-        data = self.blobs.get(gv.sha256, f"gap {gv.ref}")
-        vector = gapfile.decode(data, f"gap {gv.ref} ({self.blobs.where(gv.sha256)})").vector
-        if vector.shape[0] != gv.dim:
-            raise IntegrityError(
-                f"gap {gv.ref}: blob holds {vector.shape[0]} values but the registry says {gv.dim}; "
-                "remove the version and import it again"
-            )
-        return vector
+        """The float32 [dim] vector, read from its blob and checked against its sha256 and width."""
+        return self.load_tensors(gv_or_ref)[gapfile.TENSOR]
 
     def load_tensors(self, gv_or_ref) -> dict[str, np.ndarray]:
-        """``{"gap": vector}`` plus the optional tensors the blob carries (``coral.transform``, ...)."""
+        """``{"gap": vector}`` plus the optional tensors the blob carries (``coral.transform``, ...),
+        checked against the blob's sha256 and the registry's width."""
         gv = gv_or_ref if isinstance(gv_or_ref, GapVersion) else self.resolve(gv_or_ref)
         gf = gapfile.decode(self.read_blob(gv), f"gap {gv.ref} ({self.blobs.where(gv.sha256)})")
+        if gf.vector.shape[0] != gv.dim:
+            raise IntegrityError(
+                f"gap {gv.ref}: blob holds {gf.vector.shape[0]} values but the registry says {gv.dim}; "
+                "remove the version and import it again"
+            )
         return {gapfile.TENSOR: gf.vector, **gf.extras}
 
     def evaluations(self, ref) -> list[dict]:
         """The evaluations stored on ``ref``'s version (``doge gap eval``), oldest first."""
         with self._tx() as s:
             row = self._resolve_row(s, _as_ref(ref))
-            q = select(EvaluationRow).where(EvaluationRow.version_id == row.id).order_by(EvaluationRow.id)
-            return [evaluation_record(e) for e in s.scalars(q)]
+            return evaluation_records.of_version(s, row.id)
 
     def list(self, name: str | None = None, where: dict | None = None, search: str | None = None) -> list[GapVersion]:
         """Live versions, sorted by name then version: all, or those of ``name``, carrying every
@@ -194,31 +192,8 @@ class Registry:
     def add_evaluation(self, ref, record: dict) -> dict:
         """Store an evaluation record (``doge.quality.evaluate``) on ``ref``'s version; returns it
         with its ``evaluation_id``."""
-        if not isinstance(record, dict):
-            raise DogeError(f"an evaluation record must be a dict, got {type(record).__name__}")
-        metrics = gapfile.provenance_json(record)  # canonical JSON; refuses what JSON cannot hold
-        source, target = record.get("source") or {}, record.get("target") or {}
         with self._tx(write=True) as s:
-            row = self._resolve_row(s, _as_ref(ref))
-            evaluation = EvaluationRow(
-                version_id=row.id,
-                name=row.name,
-                version=row.version,
-                gap_sha256=row.sha256,
-                created_at=_now(),
-                created_by=str(record.get("created_by") or _creator({})),
-                source_folder=str(source.get("folder", "")),
-                source_digest=str(source.get("digest", "")),
-                source_images=int(source.get("images", 0)),
-                target_folder=str(target.get("folder", "")),
-                target_digest=str(target.get("digest", "")),
-                target_images=int(target.get("images", 0)),
-                encoder=gapfile.provenance_json(record.get("encoder") or {}),
-                metrics=metrics,
-            )
-            s.add(evaluation)
-            s.flush()
-            return evaluation_record(evaluation)
+            return evaluation_records.add(s, self._resolve_row(s, _as_ref(ref)), record)
 
     def tag(self, ref, alias: str) -> GapVersion:
         """Point ``alias`` at ``ref``'s version, moving it if it pointed elsewhere."""
@@ -290,7 +265,7 @@ class Registry:
             gv = self._gv(s, row)
             s.execute(delete(AliasRow).where(AliasRow.version_id == row.id))
             s.execute(delete(LabelRow).where(LabelRow.version_id == row.id))
-            s.execute(delete(EvaluationRow).where(EvaluationRow.version_id == row.id))
+            evaluation_records.remove_all(s, row.id)
             s.delete(row)
             before = {"version": gv.version, "sha256": gv.sha256, "aliases": list(gv.aliases), "labels": gv.labels}
             audit.record(s, gv.name, gv.version, audit.VERSION_REMOVED, before, None)
@@ -662,15 +637,6 @@ def _gv(row: GapRow, aliases: tuple[str, ...], labels_: dict | None = None) -> G
         provenance=gapfile.provenance_from_text(row.provenance),
         labels=dict(labels_ or {}),
     )
-
-
-def evaluation_record(row: EvaluationRow) -> dict:
-    """A stored evaluation as its record, with the row's id and the time it was stored."""
-    return {
-        **gapfile.provenance_from_text(row.metrics),
-        "evaluation_id": row.id,
-        "stored_at": _utc(row.created_at).isoformat(timespec="seconds").replace("+00:00", "Z"),
-    }
 
 
 def _now() -> datetime:
