@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from doge.cli.context import echo_json, pass_settings
+from doge.cli.context import echo_json, key_values, pass_settings
+from doge.errors import DogeError
 
 
 @click.command()
@@ -63,9 +64,18 @@ from doge.cli.context import echo_json, pass_settings
 @click.option("--control-start", default=0.0, show_default=True, help="Fraction of steps before ControlNets act.")
 @click.option("--control-end", default=1.0, show_default=True, help="Fraction of steps after which ControlNets stop.")
 @click.option("--guess-mode", is_flag=True, help="ControlNet guess mode.")
-@click.option("--canny-low", type=int, help="Canny low threshold (default 100).")
-@click.option("--canny-high", type=int, help="Canny high threshold (default 800).")
-@click.option("--depth-model", help="Depth estimator for --control depth (default Intel/dpt-hybrid-midas).")
+@click.option(
+    "--control-option",
+    "control_option_texts",
+    multiple=True,
+    metavar="NAME.KEY=VALUE",
+    help="An option of a control (repeatable), e.g. canny.low=50; 'doge plugins' lists the controls.",
+)
+@click.option("--canny-low", type=int, help="Canny low threshold (default 100); --control-option canny.low=N.")
+@click.option("--canny-high", type=int, help="Canny high threshold (default 800); --control-option canny.high=N.")
+@click.option(
+    "--depth-model", help="Depth estimator for --control depth (default Intel/dpt-hybrid-midas); depth.model=ID."
+)
 @click.option("--size", default=768, show_default=True, help="Output width and height in pixels.")
 @click.option(
     "--seed", default=42, show_default=True, help="Run seed; each image's seed derives from it, the source and k."
@@ -114,6 +124,7 @@ def render(
     control_start,
     control_end,
     guess_mode,
+    control_option_texts,
     canny_low,
     canny_high,
     depth_model,
@@ -155,7 +166,9 @@ def render(
         controlnets=list(controlnets) or None,
         controlnet_scale=list(controlnet_scales) or 1.0,
         control_dir=control_dir,
-        control_options={"canny": {"low": canny_low, "high": canny_high}, "depth": {"model": depth_model}},
+        control_options=_control_options(
+            control_option_texts, {"canny": {"low": canny_low, "high": canny_high}, "depth": {"model": depth_model}}
+        ),
         control_start=control_start,
         control_end=control_end,
         guess_mode=guess_mode,
@@ -190,3 +203,22 @@ def render(
     click.echo(f"manifest: {result.manifest}")
     for sheet in result.grids:
         click.echo(f"grid: {sheet}")
+
+
+def _control_options(texts, aliases: dict[str, dict]) -> dict[str, dict]:
+    """``--control-option NAME.KEY=VALUE`` values, parsed against each control's own options, merged
+    with the alias flags (``--canny-low`` is ``canny.low``); a flag left out is not passed."""
+    from doge import pluginmanager
+
+    merged = {name: {k: v for k, v in given.items() if v is not None} for name, given in aliases.items()}
+    for key, value in key_values(texts, "--control-option", "canny.low=50"):
+        name, dot, option = key.partition(".")
+        if not dot or not name or not option:
+            raise DogeError(f"--control-option {key}={value}: name the control too, as NAME.KEY=VALUE (canny.low=50)")
+        parsed = pluginmanager.parse_options("controls", name, [(option, value)])
+        if option in merged.get(name, {}) and merged[name][option] != parsed[option]:
+            raise DogeError(
+                f"{name}.{option} is given twice with different values (an alias flag and --control-option)"
+            )
+        merged.setdefault(name, {}).update(parsed)
+    return {name: given for name, given in merged.items() if given}

@@ -188,6 +188,16 @@ def _build_controls(controls, control_dir, control_options, controlnets, device)
     names = list(controls or DEFAULT_CONTROLS)
     if "none" in names and len(names) > 1:
         raise DogeError("--control none cannot be combined with other controls")
+    unused = sorted(
+        name
+        for name, given in (control_options or {}).items()
+        if name not in names and any(v is not None for v in given.values())
+    )
+    if unused:
+        raise DogeError(
+            f"options given for the {', '.join(unused)} control, which this render does not use "
+            f"(its controls: {', '.join(names)}): add --control {unused[0]}, or drop the options"
+        )
     overrides = _controlnet_overrides(names, controlnets)
     built, nets = [], []
     for name in names:
