@@ -202,7 +202,7 @@ def _build_controls(controls, control_dir, control_options, controlnets, device)
     built, nets = [], []
     for name in names:
         cls = pluginmanager.get("controls", name)
-        options = (control_options or {}).get(name, {})
+        options = pluginmanager.check_options("controls", name, (control_options or {}).get(name))
         control = cls(control_dir=control_dir, device=device or "cpu", **options)
         net = control.resolve_controlnet(overrides.get(name))
         built.append(control)
