@@ -4,6 +4,9 @@ import contextlib
 import json
 import multiprocessing as mp
 import os
+import socket
+import subprocess
+import sys
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
+from doge.locks import LOCK_NAME
 
 POSTGRES_ENV = "DOGE_TEST_POSTGRES_URL"
 
@@ -64,6 +69,24 @@ def make_gap_home(home: Path, tiny_model, domains, estimators=("mean",)) -> Path
             workers=0,
         )
     return home
+
+
+# -- output-folder locks ------------------------------------------------------------------
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def write_lock(folder: Path, **fields) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {"host": socket.gethostname(), "command": "render", "since": "2026-11-29T10:00:00Z", **fields}
+    lock = folder / LOCK_NAME
+    lock.write_text(json.dumps(record))
+    return lock
 
 
 # -- reading a render's output -------------------------------------------------------------

@@ -71,6 +71,16 @@ def load_engine(p: Plan, device: str | None = None) -> Engine:
     return Engine(pipe, device, str(dtype).removeprefix("torch."), is_tiny_model(p.settings.model))
 
 
+def engine_for_pipeline(p: Plan, pipe) -> Engine:
+    """An engine on ``pipe``, a user's loaded unCLIP pipeline: its modules, device and dtype, the plan's ControlNets."""
+    from doge.rendering.loading import pipeline_from_loaded
+    from doge.tiny import is_tiny_model
+
+    width = p.gap_vector.shape[-1]
+    built = pipeline_from_loaded(pipe, p.controlnets, int(width))
+    return Engine(built, str(built.device), str(built.dtype).removeprefix("torch."), is_tiny_model(p.settings.model))
+
+
 class OutputWriter:
     """The one writer of an output folder: each image atomically, then its manifest line.
 
