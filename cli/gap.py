@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from doge.cli.context import echo_json, echo_table, pass_settings
+from doge.cli.context import echo_json, echo_table, key_values, pass_settings
 
 LIST_LIMIT = 100  # what a person reads in `doge gap list`; --all or --limit for more
 
@@ -21,6 +21,13 @@ def gap():
 @click.option("--model", envvar="DOGE_MODEL", help="HF id or local folder of the encoder's model.")
 @click.option("--encoder", default="clip", show_default=True, help="Encoder plugin.")
 @click.option("--estimator", default="mean", show_default=True, help="Gap estimator plugin.")
+@click.option(
+    "--estimator-option",
+    "estimator_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An option of the estimator (repeatable), e.g. --estimator trimmed-mean --estimator-option trim=0.2.",
+)
 @click.option(
     "--src-limit", type=click.IntRange(min=1), help="At most this many source images (drawn evenly across classes)."
 )
@@ -40,6 +47,7 @@ def create(
     model,
     encoder,
     estimator,
+    estimator_options,
     src_limit,
     tgt_limit,
     seed,
@@ -50,8 +58,10 @@ def create(
     as_json,
 ):
     """Encode --src and --tgt and store their gap as the next version of NAME."""
+    from doge import pluginmanager
     from doge.api import create_gap
 
+    pairs = key_values(estimator_options, "--estimator-option", "trim=0.2")
     g = create_gap(
         name,
         src,
@@ -59,6 +69,7 @@ def create(
         model=model,
         encoder=encoder,
         estimator=estimator,
+        estimator_params=pluginmanager.parse_options("estimators", estimator, pairs),
         src_limit=src_limit,
         tgt_limit=tgt_limit,
         seed=seed,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 from click.core import ParameterSource
 
-from doge.cli.context import echo_json, pass_settings
+from doge.cli.context import echo_json, key_values, pass_settings
+from doge.errors import DogeError
 from doge.rendering.geometry import FITS
 from doge.rendering.recipes import RECIPES
 
@@ -69,6 +70,13 @@ _RECIPE_SETTINGS = ("edit_weight", "steps", "guidance", "negative_prompt", "size
 @click.option("--control-start", default=0.0, show_default=True, help="Fraction of steps before ControlNets act.")
 @click.option("--control-end", default=1.0, show_default=True, help="Fraction of steps after which ControlNets stop.")
 @click.option("--guess-mode", is_flag=True, help="ControlNet guess mode.")
+@click.option(
+    "--control-option",
+    "control_option_texts",
+    multiple=True,
+    metavar="NAME.KEY=VALUE",
+    help="An option of a control (repeatable), e.g. canny.low=50; 'doge plugins' lists the controls.",
+)
 @click.option("--canny-low", type=int, help="Canny low threshold at the 224-px CLIP scale (default 100, the paper's).")
 @click.option(
     "--canny-high", type=int, help="Canny high threshold at the 224-px CLIP scale (default 800, the paper's)."
@@ -147,6 +155,7 @@ def render(
     control_start,
     control_end,
     guess_mode,
+    control_option_texts,
     canny_low,
     canny_high,
     canny_maps,
@@ -200,10 +209,10 @@ def render(
         controlnets=list(controlnets) or None,
         controlnet_scale=list(controlnet_scales) or 1.0,
         control_dir=control_dir,
-        control_options={
-            "canny": {"low": canny_low, "high": canny_high, "maps": canny_maps},
-            "depth": {"model": depth_model},
-        },
+        control_options=_control_options(
+            control_option_texts,
+            {"canny": {"low": canny_low, "high": canny_high, "maps": canny_maps}, "depth": {"model": depth_model}},
+        ),
         control_start=control_start,
         control_end=control_end,
         guess_mode=guess_mode,
@@ -240,3 +249,22 @@ def render(
     click.echo(f"manifest: {result.manifest}")
     for sheet in result.grids:
         click.echo(f"grid: {sheet}")
+
+
+def _control_options(texts, aliases: dict[str, dict]) -> dict[str, dict]:
+    """``--control-option NAME.KEY=VALUE`` values, parsed against each control's own options, merged
+    with the alias flags (``--canny-low`` is ``canny.low``); a flag left out is not passed."""
+    from doge import pluginmanager
+
+    merged = {name: {k: v for k, v in given.items() if v is not None} for name, given in aliases.items()}
+    for key, value in key_values(texts, "--control-option", "canny.low=50"):
+        name, dot, option = key.partition(".")
+        if not dot or not name or not option:
+            raise DogeError(f"--control-option {key}={value}: name the control too, as NAME.KEY=VALUE (canny.low=50)")
+        parsed = pluginmanager.parse_options("controls", name, [(option, value)])
+        if option in merged.get(name, {}) and merged[name][option] != parsed[option]:
+            raise DogeError(
+                f"{name}.{option} is given twice with different values (an alias flag and --control-option)"
+            )
+        merged.setdefault(name, {}).update(parsed)
+    return {name: given for name, given in merged.items() if given}

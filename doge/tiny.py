@@ -256,7 +256,8 @@ def build_tiny_unclip(path: str | os.PathLike, seed: int = 0) -> Path:
             scheduler=scheduler,
             vae=vae,
         )
-        pipe.save_pretrained(path, safe_serialization=True)
+        # diffusers' __init__ also binds the name to a dummy class, which mypy sees instead
+        pipe.save_pretrained(path, safe_serialization=True)  # type: ignore[attr-defined]
         controlnet.save_pretrained(path / "controlnet", safe_serialization=True)
     _name_processor_portably(path)
     write_tokenizer_files(path / "tokenizer")
@@ -275,6 +276,37 @@ def build_tiny_clip(path: str | os.PathLike, seed: int = 0) -> Path:
         model.save_pretrained(path, safe_serialization=True)
         _image_processor().save_pretrained(path)
     _write_marker(path)
+    return path
+
+
+def build_tiny_depth(path: str | os.PathLike, seed: int = 0) -> Path:
+    """Write a tiny random DPT depth model and its processor to ``path``, for the depth control.
+
+    It loads through ``AutoModelForDepthEstimation.from_pretrained(path)`` exactly like a real one.
+    The same seed gives the same weights; the caller's torch RNG is left untouched.
+    """
+    import torch
+    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
+
+    path = Path(path)
+    config = DPTConfig(
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=64,
+        image_size=32,
+        patch_size=8,
+        backbone_out_indices=[0, 1, 2, 3],
+        neck_hidden_sizes=[8, 16, 32, 32],
+        reassemble_factors=[4, 2, 1, 0.5],
+        fusion_hidden_size=16,
+        # Larger than the default 0.02 so the random head's output is not vanishingly small.
+        initializer_range=0.1,
+    )
+    with quiet_transformers(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        DPTForDepthEstimation(config).eval().save_pretrained(path)
+    DPTImageProcessor(size={"height": 32, "width": 32}, keep_aspect_ratio=False).save_pretrained(path)
     return path
 
 

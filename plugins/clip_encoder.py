@@ -66,11 +66,12 @@ class ClipEncoder:
         quiet_loading()
         try:
             model = CLIPVisionModelWithProjection.from_pretrained(
-                source.location, subfolder=source.encoder_subfolder, revision=revision, dtype=self.dtype
+                source.location, subfolder=source.encoder_subfolder, revision=revision or "main", dtype=self.dtype
             )
         except OSError as exc:
             raise DogeError(f"cannot load the CLIP image encoder of {self.model_id!r}: {first_line(exc)}") from exc
-        return model.to(self.device).eval()
+        # transformers types PreTrainedModel.to as an unbound functools.wraps wrapper
+        return model.to(self.device).eval()  # type: ignore[arg-type]
 
     def _load_processor(self, source: ModelSource, revision: str | None):
         try:

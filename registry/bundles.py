@@ -263,7 +263,8 @@ def _entries(manifest: dict, where: str) -> tuple[BundleEntry, ...]:
     if not isinstance(raw, list) or not raw:
         raise DogeError(f"{where}: {MANIFEST} lists no entries")
     entries = tuple(_entry(e, i, where) for i, e in enumerate(raw))
-    refs, alias_owner = set(), {}
+    refs: set[str] = set()
+    alias_owner: dict[tuple[str, str], str] = {}
     for e in entries:
         if e.ref in refs:
             raise DogeError(f"{where}: {e.ref} is listed twice; the bundle is damaged")

@@ -83,10 +83,10 @@ def db_errors(url: str, opening: bool = False):
             ) from None
         if opening:
             raise DogeError(
-                f"cannot open the registry {hide_password(url)}: {first_line(e.orig)}; "
+                f"cannot open the registry {hide_password(url)}: {first_line(e.orig or e)}; "
                 "check the registry URL (--registry / DOGE_REGISTRY_URL)"
             ) from None
-        raise DogeError(f"registry {hide_password(url)}: {first_line(e.orig)}") from e
+        raise DogeError(f"registry {hide_password(url)}: {first_line(e.orig or e)}") from e
 
 
 # What PostgreSQL drivers say when an open connection goes away (a killed backend, a restart).

@@ -8,13 +8,14 @@ import json
 import logging
 import os
 from collections import defaultdict
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, overload
 
-from sqlalchemy import delete, distinct, func, inspect, or_, select
+from sqlalchemy import delete, distinct, func, insert, inspect, or_, select
 from sqlalchemy.orm import Session
 
 from doge.atomic import make_dirs, write_atomic
@@ -24,12 +25,13 @@ from doge.names import MAX_VERSION, Ref, parse_ref, validate_alias, validate_nam
 from doge.provenance import who
 
 from . import audit, gapfile, labels, schema
+from . import evaluations as evaluation_records
 from .blobs import sha256_hex
 from .blobstores import open_blob_store
 from .copying import ADDED, PRESENT, Placement, VersionConflict, place
 from .database import WRITE as _WRITE
 from .database import advisory_lock, db_errors, make_engine
-from .models import AliasRow, AuditRow, EvaluationRow, GapName, GapRow, LabelRow
+from .models import AliasRow, AuditRow, GapName, GapRow, LabelRow
 from .urls import hide_password
 
 if TYPE_CHECKING:
@@ -179,29 +181,26 @@ class Registry:
             return self._gv(s, row)
 
     def load_vector(self, gv_or_ref) -> np.ndarray:
-        """The float32 [dim] vector, read from its blob and checked against its sha256."""
-        gv = gv_or_ref if isinstance(gv_or_ref, GapVersion) else self.resolve(gv_or_ref)
-        data = self.blobs.get(gv.sha256, f"gap {gv.ref}")
-        vector = gapfile.decode(data, f"gap {gv.ref} ({self.blobs.where(gv.sha256)})").vector
-        if vector.shape[0] != gv.dim:
-            raise IntegrityError(
-                f"gap {gv.ref}: blob holds {vector.shape[0]} values but the registry says {gv.dim}; "
-                "remove the version and import it again"
-            )
-        return vector
+        """The float32 [dim] vector, read from its blob and checked against its sha256 and width."""
+        return self.load_tensors(gv_or_ref)[gapfile.TENSOR]
 
     def load_tensors(self, gv_or_ref) -> dict[str, np.ndarray]:
-        """``{"gap": vector}`` plus the optional tensors the blob carries (``coral.transform``, ...)."""
+        """``{"gap": vector}`` plus the optional tensors the blob carries (``coral.transform``, ...),
+        checked against the blob's sha256 and the registry's width."""
         gv = gv_or_ref if isinstance(gv_or_ref, GapVersion) else self.resolve(gv_or_ref)
         gf = gapfile.decode(self.read_blob(gv), f"gap {gv.ref} ({self.blobs.where(gv.sha256)})")
+        if gf.vector.shape[0] != gv.dim:
+            raise IntegrityError(
+                f"gap {gv.ref}: blob holds {gf.vector.shape[0]} values but the registry says {gv.dim}; "
+                "remove the version and import it again"
+            )
         return {gapfile.TENSOR: gf.vector, **gf.extras}
 
     def evaluations(self, ref) -> list[dict]:
         """The evaluations stored on ``ref``'s version (``doge gap eval``), oldest first."""
         with self._tx() as s:
             row = self._resolve_row(s, _as_ref(ref))
-            q = select(EvaluationRow).where(EvaluationRow.version_id == row.id).order_by(EvaluationRow.id)
-            return [evaluation_record(e) for e in s.scalars(q)]
+            return evaluation_records.of_version(s, row.id)
 
     def list(self, name: str | None = None, where: dict | None = None, search: str | None = None) -> list[GapVersion]:
         """Live versions, sorted by name then version: all, or those of ``name``, carrying every
@@ -252,11 +251,11 @@ class Registry:
         ]
         return out, total
 
-    def names(self) -> list[str]:
+    def names(self) -> builtins.list[str]:
         with self._tx() as s:
             return self._live_names(s)
 
-    def history(self, name: str) -> list[dict]:
+    def history(self, name: str) -> builtins.list[dict]:
         """Every change to ``name``, oldest first: versions created and removed, alias moves,
         label changes; each with who, when (UTC), and what it pointed to before and after.
         Removing versions keeps the log."""
@@ -298,31 +297,8 @@ class Registry:
     def add_evaluation(self, ref, record: dict) -> dict:
         """Store an evaluation record (``doge.quality.evaluate``) on ``ref``'s version; returns it
         with its ``evaluation_id``."""
-        if not isinstance(record, dict):
-            raise DogeError(f"an evaluation record must be a dict, got {type(record).__name__}")
-        metrics = gapfile.provenance_json(record)  # canonical JSON; refuses what JSON cannot hold
-        source, target = record.get("source") or {}, record.get("target") or {}
         with self._tx(write=True) as s:
-            row = self._resolve_row(s, _as_ref(ref))
-            evaluation = EvaluationRow(
-                version_id=row.id,
-                name=row.name,
-                version=row.version,
-                gap_sha256=row.sha256,
-                created_at=_now(),
-                created_by=str(record.get("created_by") or _creator({})),
-                source_folder=str(source.get("folder", "")),
-                source_digest=str(source.get("digest", "")),
-                source_images=int(source.get("images", 0)),
-                target_folder=str(target.get("folder", "")),
-                target_digest=str(target.get("digest", "")),
-                target_images=int(target.get("images", 0)),
-                encoder=gapfile.provenance_json(record.get("encoder") or {}),
-                metrics=metrics,
-            )
-            s.add(evaluation)
-            s.flush()
-            return evaluation_record(evaluation)
+            return evaluation_records.add(s, self._resolve_row(s, _as_ref(ref)), record)
 
     def tag(self, ref, alias: str) -> GapVersion:
         """Point ``alias`` at ``ref``'s version, moving it if it pointed elsewhere."""
@@ -369,7 +345,7 @@ class Registry:
                     have = ", ".join(sorted(self._labels_of(s, row.id))) or "none"
                     raise NotFound(f"gap {r.name}@v{row.version} has no label {key!r} (its labels: {have})")
                 s.delete(found)
-                before = {"key": key, "value": found.value}
+                before: dict[str, Any] | None = {"key": key, "value": found.value}
                 audit.record(s, r.name, row.version, audit.LABEL_REMOVED, before, None)
             for key, value in new.items():
                 found = s.get(LabelRow, (row.id, key))
@@ -396,7 +372,7 @@ class Registry:
                 audit.record(s, gv.name, gv.version, audit.ALIAS_REMOVED, {"alias": alias, "version": gv.version}, None)
             s.execute(delete(AliasRow).where(AliasRow.version_id == row.id))
             s.execute(delete(LabelRow).where(LabelRow.version_id == row.id))
-            s.execute(delete(EvaluationRow).where(EvaluationRow.version_id == row.id))
+            evaluation_records.remove_all(s, row.id)
             s.delete(row)
             before = {"version": gv.version, "sha256": gv.sha256, "aliases": list(gv.aliases), "labels": gv.labels}
             audit.record(s, gv.name, gv.version, audit.VERSION_REMOVED, before, None)
@@ -462,7 +438,7 @@ class Registry:
         """The bytes of ``gv``'s blob, checked against its sha256."""
         return self.blobs.get(gv.sha256, f"gap {gv.ref}")
 
-    def add_versions(self, items, new_version: bool = False, where: str = "this registry") -> list:
+    def add_versions(self, items, new_version: bool = False, where: str = "this registry") -> builtins.list:
         """Store copies of versions made elsewhere (``copying.IncomingVersion``s), all or nothing.
 
         Each keeps its bytes (so its sha256) and, where free, its number (``copying.place``);
@@ -493,7 +469,7 @@ class Registry:
                 placed.append(Placement(item, self._gv(s, row), PRESENT if present else ADDED))
         return placed
 
-    def _place_copies(self, s: Session, items, new_version: bool, where: str) -> list[tuple]:
+    def _place_copies(self, s: Session, items, new_version: bool, where: str) -> builtins.list[tuple]:
         """(item, its name's locked counter, version, already there) for each item, in order.
 
         Items that keep their numbers are placed first, so that with ``new_version`` only the
@@ -556,7 +532,7 @@ class Registry:
             s.add(AliasRow(name=row.name, alias=alias, version_id=row.id))
             audit.record(s, row.name, row.version, audit.ALIAS_SET, None, after)
         elif existing.version_id != row.id:
-            before = {"alias": alias, "version": s.get(GapRow, existing.version_id).version}
+            before = {"alias": alias, "version": s.get_one(GapRow, existing.version_id).version}
             existing.version_id = row.id
             audit.record(s, row.name, row.version, audit.ALIAS_MOVED, before, after)
 
@@ -572,6 +548,10 @@ class Registry:
         with db_errors(self.url, opening=True):
             schema.check(self._engine, self._write_engine, self.url)
 
+    @overload
+    def _lock_name(self, s: Session, name: str) -> GapName: ...
+    @overload
+    def _lock_name(self, s: Session, name: str, create: Literal[False]) -> GapName | None: ...
     def _lock_name(self, s: Session, name: str, create: bool = True) -> GapName | None:
         """The name's counter row, locked for this transaction (created if missing and asked to)."""
         q = select(GapName).where(GapName.name == name).with_for_update().execution_options(populate_existing=True)
@@ -660,7 +640,7 @@ class Registry:
             return f"no gap named {name!r}; did you mean {', '.join(map(repr, close))}?"
         return f"no gap named {name!r}; list the gaps with 'doge gap list'"
 
-    def _live_names(self, s: Session) -> list[str]:
+    def _live_names(self, s: Session) -> builtins.list[str]:
         return sorted(s.scalars(select(GapRow.name).distinct()))
 
     def _aliases_of(self, s: Session, version_id: int) -> tuple[str, ...]:
@@ -761,14 +741,15 @@ def _matching(text: str):
 def _insert_ignore(s: Session, model, values: dict):
     dialect = s.get_bind().dialect.name
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        from sqlalchemy import insert  # other databases: the unique key still refuses a duplicate
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        return insert(model).values(**values)
-    return insert(model).values(**values).on_conflict_do_nothing()
+        return pg_insert(model).values(**values).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(model).values(**values).on_conflict_do_nothing()
+    # other databases: the unique key still refuses a duplicate
+    return insert(model).values(**values)
 
 
 def _read_import(src: Path) -> bytes:
@@ -801,15 +782,6 @@ def _gv(row: GapRow, aliases: tuple[str, ...], labels_: dict | None = None) -> G
     )
 
 
-def evaluation_record(row: EvaluationRow) -> dict:
-    """A stored evaluation as its record, with the row's id and the time it was stored."""
-    return {
-        **gapfile.provenance_from_text(row.metrics),
-        "evaluation_id": row.id,
-        "stored_at": _utc(row.created_at).isoformat(timespec="seconds").replace("+00:00", "Z"),
-    }
-
-
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -827,6 +799,6 @@ def _file_name(gv: GapVersion) -> str:
     return f"{gv.name.replace('->', '_to_')}_v{gv.version}{gapfile.SUFFIX}"
 
 
-def _fmt_versions(versions: list[int]) -> str:
+def _fmt_versions(versions: Sequence[int]) -> str:
     vs = [f"v{v}" for v in versions]
     return ", ".join(vs if len(vs) <= 8 else [*vs[:3], "...", *vs[-3:]])

@@ -122,7 +122,7 @@ def open_registry(remote: Remote, home=None, *, must_exist: bool = True):
     from .registry import Registry
 
     u = make_url(remote.url)
-    if must_exist and u.get_backend_name() == "sqlite" and not Path(u.database).is_file():
+    if must_exist and u.get_backend_name() == "sqlite" and not (u.database and Path(u.database).is_file()):
         raise NotFound(
             f"remote {remote.name!r}: no registry at {u.database}; check the path (doge remote list), "
             "or push to it first"

@@ -12,7 +12,7 @@ from PIL import Image
 
 from doge.errors import DogeError
 from doge.plugins.controls import CannyControl, DepthControl, NoControl, SegControl
-from doge.plugins.controls.depth import build_tiny_depth
+from doge.tiny import build_tiny_depth
 
 OUT_W, OUT_H = 128, 96  # not square, so a swapped (w, h) shows
 

@@ -11,20 +11,9 @@ from doge.cli.main import get_cli
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory, tiny_model, domains):
-    from doge.api import create_gap
-
-    home = tmp_path_factory.mktemp("home")
-    create_gap(
-        "real->painting",
-        domains["real"],
-        domains["painting"],
-        model=str(tiny_model),
-        home=home,
-        progress=False,
-        workers=0,
-    )
-    return home
+def home(gap_home):
+    """This module's registry (conftest's gap_home) in place of conftest's empty home."""
+    return gap_home
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +147,7 @@ def test_filter_refuses_a_folder_another_command_is_writing(home, rendered):
     import subprocess
     import sys
 
-    from test_locks import write_lock
+    from helpers import write_lock
 
     before = (rendered / "manifest.jsonl").read_bytes()
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])

@@ -8,19 +8,11 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
-from conftest import race
+from helpers import dead_pid, race, write_lock
 
 from doge.locks import LOCK_NAME, FolderLocked, output_lock
-
-
-def dead_pid() -> int:
-    """The pid of a process that has exited (and been reaped)."""
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
 
 
 @pytest.fixture
@@ -29,14 +21,6 @@ def live_pid():
     yield proc.pid
     proc.kill()
     proc.wait()
-
-
-def write_lock(folder: Path, **fields) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    record = {"host": socket.gethostname(), "command": "render", "since": "2026-11-29T10:00:00Z", **fields}
-    lock = folder / LOCK_NAME
-    lock.write_text(json.dumps(record))
-    return lock
 
 
 def in_other_thread(fn):

@@ -11,7 +11,7 @@ import uuid
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import postgres_schema, postgres_url, race
+from helpers import postgres_schema, postgres_url, race
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 

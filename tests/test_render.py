@@ -1,12 +1,12 @@
 """`doge render` end to end on the tiny model: outputs, manifest, seeds, resume, controls, errors."""
 
-import contextlib
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import lines, lines_tolerant, pixels
 from PIL import Image
 
 from doge.cli.main import get_cli
@@ -14,32 +14,14 @@ from doge.cli.main import get_cli
 FAST = ["--size", "64", "--steps", "2"]
 
 
-@pytest.fixture(scope="module")
-def home(tmp_path_factory, tiny_model, domains):
-    """A registry holding real->painting@v1 (and @v2, another estimator) made with the tiny model."""
-    from doge.api import create_gap
-
-    home = tmp_path_factory.mktemp("home")
-    for estimator in ("mean", "median"):
-        create_gap(
-            "real->painting",
-            domains["real"],
-            domains["painting"],
-            model=str(tiny_model),
-            estimator=estimator,
-            home=home,
-            progress=False,
-            workers=0,
-        )
-    return home
+# real->painting@v1 (mean) and @v2 (median)
+GAP_ESTIMATORS = ("mean", "median")
 
 
 @pytest.fixture(scope="module")
-def net(tiny_model, tmp_path_factory):
-    """The tiny ControlNet with non-zero output layers, so that controls change images."""
-    from doge.tiny import build_active_controlnet
-
-    return build_active_controlnet(tiny_model, tmp_path_factory.mktemp("nets") / "active", seed=1)
+def home(gap_home):
+    """This module's registry (conftest's gap_home) in place of conftest's empty home."""
+    return gap_home
 
 
 @pytest.fixture
@@ -65,14 +47,6 @@ def render(home, tiny_model, domains):
         return result
 
     return invoke
-
-
-def pixels(folder: Path) -> dict[str, np.ndarray]:
-    return {p.name: np.asarray(Image.open(p)) for p in sorted((folder / "images").iterdir())}
-
-
-def lines(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
 
 
 def test_outputs_and_a_complete_manifest(render, tmp_path, net, domains):
@@ -151,14 +125,6 @@ def test_resume_generates_nothing_new_and_finishes_a_half_done_run(render, tmp_p
     assert len({e["image"] for e in lines_tolerant(out)}) == 4
 
 
-def lines_tolerant(out: Path) -> list[dict]:
-    entries = []
-    for line in (out / "manifest.jsonl").read_text().splitlines():
-        with contextlib.suppress(json.JSONDecodeError):
-            entries.append(json.loads(line))
-    return entries
-
-
 def test_other_settings_into_the_same_folder_are_refused(render, tmp_path, net):
     out = tmp_path / "out"
     render(out, "--gap", "real->painting", "--controlnet", net, "--limit", "1")
@@ -190,7 +156,7 @@ def test_the_control_image_matters(render, tmp_path, net):
 
 
 def test_depth_seg_and_several_controlnets(render, tmp_path, net, domains):
-    from doge.plugins.controls.depth import build_tiny_depth
+    from doge.tiny import build_tiny_depth
 
     depth_model = build_tiny_depth(tmp_path / "depth-model")
     out = tmp_path / "multi"
@@ -506,7 +472,7 @@ def test_a_render_into_a_locked_folder_is_one_line_and_a_stale_lock_is_taken_ove
     import subprocess
     import sys
 
-    from test_locks import dead_pid, write_lock
+    from helpers import dead_pid, write_lock
 
     out = tmp_path / "out"
     args = ["--gap", "real->painting", "--control", "none", "--limit", "1"]

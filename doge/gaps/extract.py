@@ -43,6 +43,7 @@ def create_gap(
     # Everything a user can get wrong is checked before a model loads.
     validate_name(name)
     estimate = pluginmanager.get("estimators", estimator)
+    estimator_params = pluginmanager.check_options("estimators", estimator, estimator_params)
     src_set = discover(src, limit=src_limit, seed=seed)
     tgt_set = discover(tgt, limit=tgt_limit, seed=seed)
     reg = registry_for(registry, home, url)
@@ -50,7 +51,7 @@ def create_gap(
     enc = build_encoder(encoder, model=model, device=device)
     src_emb = encode_images(enc, src_set, batch_size=batch_size, workers=workers, progress=progress, desc="source")
     tgt_emb = encode_images(enc, tgt_set, batch_size=batch_size, workers=workers, progress=progress, desc="target")
-    vector, params, *rest = estimate(src_emb, tgt_emb, **(estimator_params or {}))
+    vector, params, *rest = estimate(src_emb, tgt_emb, **estimator_params)
     extras = {k: v.float().cpu().numpy() for k, v in (rest[0] if rest else {}).items()}  # e.g. coral's transform
     if not bool(vector.isfinite().all()):
         raise DogeError(f"estimator {estimator!r} gave a non-finite gap; check the images or try --estimator mean")

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from doge.atomic import write_atomic
 from doge.errors import DogeError
@@ -25,7 +25,9 @@ from doge.rendering.plan import Job, Plan, manifest_entry, output_stem
 from doge.rendering.seeds import image_seed
 
 if TYPE_CHECKING:
-    import torch
+    from PIL import Image
+
+    from doge.rendering.pipeline import StableUnCLIPControlNetImg2ImgPipeline
 
 log = logging.getLogger("doge")
 
@@ -35,7 +37,7 @@ class Source:
     path: Path
     stem: str
     sha256: str
-    image: object  # PIL RGB
+    image: Image.Image  # RGB
     controls: list  # (control name, PIL conditioning image), one per ControlNet
     geometry: Geometry  # how the outputs lie over this source (every control map has its output_size)
     empty: list[str] = field(default_factory=list)  # controls whose map came out (almost) empty
@@ -45,7 +47,7 @@ class Source:
 class Engine:
     """A loaded pipeline and what the manifest says about where it ran."""
 
-    pipe: object
+    pipe: StableUnCLIPControlNetImg2ImgPipeline
     device: str
     dtype: str  # "float32", "float16", ...
     tiny: bool
@@ -78,7 +80,7 @@ def engine_for_pipeline(p: Plan, pipe) -> Engine:
     from doge.rendering.loading import pipeline_from_loaded
     from doge.tiny import is_tiny_model
 
-    width = cast("torch.Tensor", p.gap_vector).shape[-1]
+    width = p.gap_vector.shape[-1]
     built = pipeline_from_loaded(pipe, p.controlnets, int(width))
     return Engine(built, str(built.device), str(built.dtype).removeprefix("torch."), is_tiny_model(p.settings.model))
 

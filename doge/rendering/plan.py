@@ -11,6 +11,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import doge
 from doge import pluginmanager
@@ -21,6 +22,11 @@ from doge.names import parse_weighted_ref
 from doge.rendering import manifest
 from doge.rendering.geometry import FITS, Geometry
 from doge.rendering.recipes import resolve_recipe
+
+if TYPE_CHECKING:
+    import torch
+
+    from doge.data.images import ImageSet
 
 log = logging.getLogger("doge")
 
@@ -65,8 +71,8 @@ class Settings:
 @dataclass
 class Plan:
     gaps: list[dict]  # ref, sha256, weight
-    gap_vector: object  # torch tensor [dim]: the weighted sum of the gaps
-    sources: object  # doge.data.images.ImageSet
+    gap_vector: torch.Tensor  # [dim]: the weighted sum of the gaps
+    sources: ImageSet
     out: Path
     controls: list  # Control instances
     controlnets: list[str]  # one id per control that uses a ControlNet
@@ -93,8 +99,8 @@ class RenderResult:
 def sweep_weights(spec: str) -> list[float]:
     """``START:STOP:COUNT`` → COUNT evenly spaced edit weights (the paper's interpolation)."""
     try:
-        start, stop, count = spec.split(":")
-        start, stop, n = float(start), float(stop), int(count)
+        start_text, stop_text, count = spec.split(":")
+        start, stop, n = float(start_text), float(stop_text), int(count)
     except ValueError:
         raise DogeError(f"--sweep {spec!r}: write START:STOP:COUNT, e.g. 0:2:5") from None
     if n < 2:
@@ -102,7 +108,7 @@ def sweep_weights(spec: str) -> list[float]:
     return [round(start + (stop - start) * i / (n - 1), 6) for i in range(n)]
 
 
-def _load_gaps(gap_refs, registry) -> tuple[list[dict], object, dict, dict]:
+def _load_gaps(gap_refs, registry) -> tuple[list[dict], torch.Tensor, dict, dict]:
     """(described gaps, weighted sum of their vectors, their encoder, a coral gap's extras)."""
     import torch
 
@@ -111,7 +117,10 @@ def _load_gaps(gap_refs, registry) -> tuple[list[dict], object, dict, dict]:
 
     if not gap_refs:
         raise DogeError("render needs a gap: --gap 'real->painting' (see doge gap list)")
-    total, described, encoder, extras = None, [], None, {}
+    total: torch.Tensor | None = None
+    encoder: dict | None = None
+    described: list[dict] = []
+    extras: dict = {}
     for text in gap_refs:
         ref, weight = text if isinstance(text, tuple) else parse_weighted_ref(text)
         gap = load_gap(ref, registry=registry)
@@ -137,6 +146,7 @@ def _load_gaps(gap_refs, registry) -> tuple[list[dict], object, dict, dict]:
             f"gap {coral} is a coral gap (it maps the covariance too), which cannot be added to other gaps: "
             "render it alone, or use a mean gap in gap arithmetic"
         )
+    assert total is not None and encoder is not None  # gap_refs is not empty
     return described, total.to(torch.float32), encoder, extras
 
 
@@ -204,11 +214,21 @@ def _build_controls(controls, control_dir, control_options, controlnets, device)
     names = list(controls or DEFAULT_CONTROLS)
     if "none" in names and len(names) > 1:
         raise DogeError("--control none cannot be combined with other controls")
+    unused = sorted(
+        name
+        for name, given in (control_options or {}).items()
+        if name not in names and any(v is not None for v in given.values())
+    )
+    if unused:
+        raise DogeError(
+            f"options given for the {', '.join(unused)} control, which this render does not use "
+            f"(its controls: {', '.join(names)}): add --control {unused[0]}, or drop the options"
+        )
     overrides = _controlnet_overrides(names, controlnets)
     built, nets = [], []
     for name in names:
         cls = pluginmanager.get("controls", name)
-        options = (control_options or {}).get(name, {})
+        options = pluginmanager.check_options("controls", name, (control_options or {}).get(name))
         control = cls(control_dir=control_dir, device=device or "cpu", **options)
         net = control.resolve_controlnet(overrides.get(name))
         built.append(control)
@@ -446,7 +466,9 @@ def manifest_entry(
         "controls": [
             {**c.describe(), "controlnet": net, "scale": scale}
             for c, net, scale in zip(
-                p.controls, p.controlnets or [None] * len(p.controls), s.controlnet_scale or [0.0] * len(p.controls)
+                p.controls,
+                p.controlnets if p.controlnets else [None] * len(p.controls),
+                s.controlnet_scale or [0.0] * len(p.controls),
             )
         ],
         "control_start": s.control_start,

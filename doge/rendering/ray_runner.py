@@ -15,7 +15,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import os
 import warnings
 from collections import defaultdict
 
@@ -25,8 +24,6 @@ from doge.rendering.plan import Job, Plan
 
 log = logging.getLogger("doge")
 
-# Test hook: the path of a marker file; the first actor to find it missing creates it and dies.
-FAIL_ONCE_ENV = "DOGE_TEST_FAIL_ONCE"
 # How often Ray restarts an actor that died and redoes its batch before the run fails.
 MAX_RESTARTS = 3
 
@@ -51,7 +48,7 @@ def run_on_ray(p: Plan, address: str, progress: bool = True) -> list[str]:
             warnings.simplefilter("ignore", DeprecationWarning)
             results = jobs.map_batches(
                 _RenderActor,
-                fn_constructor_args=(p, os.environ.get(FAIL_ONCE_ENV)),
+                fn_constructor_args=(p,),
                 batch_size=p.batch_size,
                 compute=ray.data.ActorPoolStrategy(size=count),
                 max_restarts=MAX_RESTARTS,
@@ -63,9 +60,8 @@ def run_on_ray(p: Plan, address: str, progress: bool = True) -> list[str]:
     except DogeError:
         raise
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
         raise DogeError(
-            f"the Ray render failed ({type(exc).__name__}: {first}); the images finished so far are kept: "
+            f"the Ray render failed ({type(exc).__name__}: {first_line(exc)[:200]}); the images finished so far are kept: "
             "fix the cause (see Ray's logs) and rerun the same command to resume"
         ) from exc
     finally:
@@ -188,16 +184,15 @@ def _read_sources(ray, p: Plan):
 class _RenderActor:
     """Holds a loaded pipeline; turns a batch of job rows into output rows (PNG bytes, manifest lines)."""
 
-    def __init__(self, plan: Plan, fail_once: str | None = None):
+    def __init__(self, plan: Plan):
         import ray
 
-        self.plan, self.fail_once = plan, fail_once
+        self.plan = plan
         # Ray shows an actor only the GPU it was given, as cuda:0.
         device = "cuda" if ray.get_gpu_ids() else "mps" if plan.device == "mps" else "cpu"
         self.engine = load_engine(plan, device=device)
 
     def __call__(self, batch: dict) -> dict:
-        _maybe_fail_once(self.fail_once)
         try:
             outputs = self._render(batch)
         except DogeError as exc:
@@ -232,13 +227,3 @@ def _outputs(batch: dict) -> list:
         Output(str(path), bytes(png), json.loads(entry) if entry else None)
         for path, png, entry in zip(batch["path"], batch["png"], batch["entry"])
     ]
-
-
-def _maybe_fail_once(marker: str | None) -> None:
-    if not marker:
-        return
-    try:
-        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:
-        return
-    os._exit(1)  # die as a killed actor does: no exception, no cleanup

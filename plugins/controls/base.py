@@ -125,6 +125,8 @@ class Control:
         return self.default_controlnet
 
     def find_map(self, source_path: str | Path) -> Path:
+        if self.control_dir is None:
+            raise DogeError(f"the {self.name} control was given no --control-dir to find maps in")
         stem = Path(source_path).stem
         candidates = {
             p.suffix.lower(): p
@@ -153,7 +155,7 @@ class Control:
             raise DogeError(f"control map {path} could not be read ({exc}); replace or remove it") from exc
         if geometry is not None:
             return geometry.apply(self._to_rgb(img), self.map_resample)
-        return self._to_rgb(img).resize(tuple(size), self.map_resample)
+        return self._to_rgb(img).resize((size[0], size[1]), self.map_resample)
 
     def _to_rgb(self, img: Image.Image) -> Image.Image:
         if img.mode in _WIDE_MODES and self.stretch_wide_maps:

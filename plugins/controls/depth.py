@@ -7,7 +7,7 @@ from typing import Any
 
 from PIL import Image
 
-from doge.errors import DogeError
+from doge.errors import DogeError, first_line
 from doge.plugins.controls.base import Control, gray_to_rgb, to_uint8
 
 # The DPT model the SD 2.1 depth ControlNets were trained with.
@@ -34,7 +34,7 @@ class DepthControl(Control):
         import torch
 
         model, processor = self._load()
-        resized = image.resize(tuple(size), Image.Resampling.BICUBIC)
+        resized = image.resize((size[0], size[1]), Image.Resampling.BICUBIC)
         inputs = processor(images=resized, return_tensors="pt")
         pixels = inputs["pixel_values"].to(model.device, model.dtype)
         with torch.inference_mode():
@@ -72,41 +72,11 @@ def load_depth_model(model_id: str, device: str = "cpu"):
 
 def _load_error(model_id: str, exc: Exception) -> DogeError:
     if Path(model_id).expanduser().is_dir():
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         return DogeError(
-            f"{model_id} is not a loadable depth-estimation model folder ({reason}); "
+            f"{model_id} is not a loadable depth-estimation model folder ({first_line(exc)}); "
             "pass --depth-model with a folder saved by transformers' save_pretrained"
         )
     return DogeError(
         f"depth model {model_id} not found locally and no hub access: pass --depth-model DIR "
         "or use --control-dir with precomputed depth maps"
     )
-
-
-def build_tiny_depth(path: str | Path, seed: int = 0) -> Path:
-    """Save a tiny random DPT depth model and its processor to ``path`` (for tests and demos).
-
-    It loads through ``AutoModelForDepthEstimation.from_pretrained(path)`` exactly like a real one.
-    """
-    import torch
-    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
-
-    path = Path(path)
-    torch.manual_seed(seed)
-    config = DPTConfig(
-        hidden_size=32,
-        num_hidden_layers=4,
-        num_attention_heads=2,
-        intermediate_size=64,
-        image_size=32,
-        patch_size=8,
-        backbone_out_indices=[0, 1, 2, 3],
-        neck_hidden_sizes=[8, 16, 32, 32],
-        reassemble_factors=[4, 2, 1, 0.5],
-        fusion_hidden_size=16,
-        # Larger than the default 0.02 so the random head's output is not vanishingly small.
-        initializer_range=0.1,
-    )
-    DPTForDepthEstimation(config).eval().save_pretrained(path)
-    DPTImageProcessor(size={"height": 32, "width": 32}, keep_aspect_ratio=False).save_pretrained(path)
-    return path
