@@ -184,10 +184,12 @@ def read_bundle(path) -> Bundle:
         reason = first_line(e)  # zipfile's own words may quote raw bytes: one short line of them
         reason = reason if len(reason) <= 160 else reason[:160] + "..."
         raise DogeError(f"{where} is damaged or not a doge bundle (a zip file): {reason}") from None
-    for e in entries:
-        dim = blobs[e.sha256][1]
-        if dim != e.dim:
-            raise DogeError(f"{where}: {e.ref} says dim {e.dim} but its blob holds {dim} values; the bundle is damaged")
+    for entry in entries:
+        dim = blobs[entry.sha256][1]
+        if dim != entry.dim:
+            raise DogeError(
+                f"{where}: {entry.ref} says dim {entry.dim} but its blob holds {dim} values; the bundle is damaged"
+            )
     return Bundle(src, str(manifest.get("created_at", "")), entries, {sha: data for sha, (data, _) in blobs.items()})
 
 
