@@ -7,13 +7,22 @@ this module.
 from __future__ import annotations
 
 from doge.data.encoder import build_encoder
-from doge.gaps.extract import create_gap
+from doge.gaps.extract import create_gap, create_text_gap
 from doge.gaps.gap import Gap
 from doge.gaps.store import load_gap, registry_for
 from doge.rendering.plan import RenderResult, plan
 from doge.rendering.run import run_plan
 
-__all__ = ["Gap", "RenderResult", "build_encoder", "create_gap", "load_gap", "registry_for", "render"]
+__all__ = [
+    "Gap",
+    "RenderResult",
+    "build_encoder",
+    "create_gap",
+    "create_text_gap",
+    "load_gap",
+    "registry_for",
+    "render",
+]
 
 
 def render(gaps, src, out, *, progress: bool = True, ray: str | None = None, **options) -> RenderResult:

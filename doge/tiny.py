@@ -143,9 +143,7 @@ def _aligned_clip(image_encoder, vocab_size: int):
     from transformers import CLIPConfig, CLIPModel
 
     text = _text_model(vocab_size).config.to_dict()
-    config = CLIPConfig(
-        text_config=text, vision_config=image_encoder.config.to_dict(), projection_dim=EMBED_DIM
-    )
+    config = CLIPConfig(text_config=text, vision_config=image_encoder.config.to_dict(), projection_dim=EMBED_DIM)
     model = CLIPModel(config).eval()
     model.vision_model.load_state_dict(image_encoder.vision_model.state_dict())
     model.visual_projection.load_state_dict(image_encoder.visual_projection.state_dict())

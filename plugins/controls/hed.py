@@ -121,7 +121,10 @@ class HedControl(Control):
         with torch.inference_mode():
             projections = net(x)
         # As the reference detector: each side output up to full size, averaged, then a sigmoid.
-        edges = [cv2.resize(p[0, 0].float().cpu().numpy(), (width, height), interpolation=cv2.INTER_LINEAR) for p in projections]
+        edges = [
+            cv2.resize(p[0, 0].float().cpu().numpy(), (width, height), interpolation=cv2.INTER_LINEAR)
+            for p in projections
+        ]
         edge = 1.0 / (1.0 + np.exp(-np.mean(np.stack(edges, axis=2), axis=2).astype(np.float64)))
         return gray_to_rgb((edge * 255.0).clip(0, 255).astype(np.uint8))
 
@@ -135,8 +138,7 @@ class HedControl(Control):
                 net.load_state_dict(load_hed_state(path))
             except RuntimeError as exc:  # wrong keys or shapes: not a ControlNetHED checkpoint
                 raise DogeError(
-                    f"{path} is not a ControlNetHED checkpoint ({first_line(exc)[:160]}); "
-                    f"pass {HED_FILE} of {HED_REPO}"
+                    f"{path} is not a ControlNetHED checkpoint ({first_line(exc)[:160]}); pass {HED_FILE} of {HED_REPO}"
                 ) from exc
             self._net = net.to(pick_device(self.device)).eval()
         return self._net
