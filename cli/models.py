@@ -16,6 +16,8 @@ def models():
 def tiny(directory, seed):
     """Write a tiny random Stable unCLIP pipeline (+ ControlNet) in diffusers layout.
 
+    Beside it: DIR/clip-text, a CLIP text tower in the image encoder's space (for doge gap
+    explain and text gaps), and DIR/hed/ControlNetHED.safetensors (for --control hed).
     For tests and offline demos: it loads with from_pretrained like a real model, but it is
     random, so its embeddings and images are noise.
     """

@@ -41,7 +41,7 @@ from doge.cli.context import echo_json, pass_settings
     "controls",
     multiple=True,
     metavar="NAME",
-    help="Control mode (canny, depth, seg, none; repeatable). Default: canny.",
+    help="Control mode (canny, depth, hed, seg, none; repeatable). Default: canny.",
 )
 @click.option(
     "--controlnet",
@@ -66,6 +66,22 @@ from doge.cli.context import echo_json, pass_settings
 @click.option("--canny-low", type=int, help="Canny low threshold (default 100).")
 @click.option("--canny-high", type=int, help="Canny high threshold (default 800).")
 @click.option("--depth-model", help="Depth estimator for --control depth (default Intel/dpt-hybrid-midas).")
+@click.option(
+    "--depth-invert",
+    is_flag=True,
+    default=None,
+    help="Depth maps in --control-dir store distance (near = dark): flip them to near = bright, as the ControlNet expects.",
+)
+@click.option(
+    "--seg-labels",
+    metavar="cityscapes|gta5|synthia|ade20k|FILE.json",
+    help="Seg maps in --control-dir hold this dataset's label IDs: draw them in ADE20K colours.",
+)
+@click.option(
+    "--hed-weights",
+    type=click.Path(dir_okay=False),
+    help="ControlNetHED.pth or .safetensors for --control hed (default: lllyasviel/Annotators' file).",
+)
 @click.option("--size", default=768, show_default=True, help="Output width and height in pixels.")
 @click.option(
     "--seed", default=42, show_default=True, help="Run seed; each image's seed derives from it, the source and k."
@@ -117,6 +133,9 @@ def render(
     canny_low,
     canny_high,
     depth_model,
+    depth_invert,
+    seg_labels,
+    hed_weights,
     size,
     seed,
     batch_size,
@@ -155,7 +174,12 @@ def render(
         controlnets=list(controlnets) or None,
         controlnet_scale=list(controlnet_scales) or 1.0,
         control_dir=control_dir,
-        control_options={"canny": {"low": canny_low, "high": canny_high}, "depth": {"model": depth_model}},
+        control_options={
+            "canny": {"low": canny_low, "high": canny_high},
+            "depth": {"model": depth_model, "invert": depth_invert},
+            "seg": {"labels": seg_labels},
+            "hed": {"weights": hed_weights},
+        },
         control_start=control_start,
         control_end=control_end,
         guess_mode=guess_mode,

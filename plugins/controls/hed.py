@@ -117,7 +117,7 @@ class HedControl(Control):
         net = self._load()
         width, height = size
         rgb = np.asarray(image.resize((width, height), Image.Resampling.BICUBIC), dtype=np.float32)
-        x = torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].to(self.device)
+        x = torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].to(next(net.parameters()).device)
         with torch.inference_mode():
             projections = net(x)
         # As the reference detector: each side output up to full size, averaged, then a sigmoid.
