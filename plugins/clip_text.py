@@ -95,7 +95,7 @@ class ClipTextEncoder:
             # A full CLIP model holds a vision half too: quiet the report that it is left unused.
             with quiet_transformers():
                 model_obj = CLIPTextModelWithProjection.from_pretrained(self.model_id, revision=revision)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: weights that do not fit the config
             raise DogeError(f"cannot load the CLIP text tower of {self.model_id!r}: {first_line(exc)}") from exc
         self._model = model_obj.to(self.device).eval()
         self.dtype = self._model.dtype
