@@ -88,13 +88,15 @@ class ClipTextEncoder:
         quiet_loading()
         from transformers import AutoTokenizer, CLIPTextModelWithProjection
 
+        pinned: dict[str, Any] = {"revision": revision} if revision else {}
+        model_obj: Any
         try:
             source = resolve_source(self.model_id, revision)
             self.revision = source.commit
-            self.tokenizer = AutoTokenizer.from_pretrained(self.model_id, revision=revision)
+            self.tokenizer = AutoTokenizer.from_pretrained(self.model_id, **pinned)
             # A full CLIP model holds a vision half too: quiet the report that it is left unused.
             with quiet_transformers():
-                model_obj = CLIPTextModelWithProjection.from_pretrained(self.model_id, revision=revision)
+                model_obj = CLIPTextModelWithProjection.from_pretrained(self.model_id, **pinned)
         except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: weights that do not fit the config
             raise DogeError(f"cannot load the CLIP text tower of {self.model_id!r}: {first_line(exc)}") from exc
         self._model = model_obj.to(self.device).eval()

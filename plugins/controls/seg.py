@@ -60,7 +60,7 @@ class SegControl(Control):
             return super().read_map(source_path, size)
         path = self.find_map(source_path)
         ids = read_label_ids(path)
-        return Image.fromarray(self.colourise(ids, path)).resize(tuple(size), Image.Resampling.NEAREST)
+        return Image.fromarray(self.colourise(ids, path)).resize((int(size[0]), int(size[1])), Image.Resampling.NEAREST)
 
     def colourise(self, ids, path: str | Path = "the map"):
         """An HxW array of label IDs as HxWx3 uint8 ADE20K colours; unknown IDs black, reported once."""
