@@ -182,6 +182,7 @@ def explain(
         center=not no_center,
         device=device,
         home=settings.home,
+        progress=not settings.quiet,
     )
     if store:
         reg.label(g.ref, explanation_labels(result))

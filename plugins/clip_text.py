@@ -128,13 +128,15 @@ class ClipTextEncoder:
                 )
         return encoder
 
-    def encode(self, texts: list[str], batch_size: int = 256):
+    def encode(self, texts: list[str], batch_size: int = 256, progress: bool = False, desc: str = "texts"):
         """``[N, D]`` float32 text embeddings of ``texts`` on the CPU."""
         import torch
+        from tqdm.auto import tqdm
 
         out = []
+        starts = range(0, len(texts), batch_size)
         with torch.inference_mode():
-            for start in range(0, len(texts), batch_size):
+            for start in tqdm(starts, desc=desc, unit="batch", disable=not progress or len(starts) < 2):
                 batch = self.tokenizer(
                     list(texts[start : start + batch_size]), padding=True, truncation=True, return_tensors="pt"
                 )

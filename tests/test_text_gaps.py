@@ -209,7 +209,7 @@ def test_explain_store_keeps_the_words_on_the_version_and_caches_embeddings(tiny
 
     from doge.plugins.clip_text import ClipTextEncoder
 
-    def no_encoding(self, texts, batch_size=256):
+    def no_encoding(self, texts, **kwargs):
         raise AssertionError("the vocabulary should come from the cache")
 
     monkeypatch.setattr(ClipTextEncoder, "encode", no_encoding)

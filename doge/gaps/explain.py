@@ -68,7 +68,9 @@ def _model_key(text_encoder) -> dict:
     return key
 
 
-def embed_vocabulary(text_encoder, words: list[str], template: str = DEFAULT_TEMPLATE, home=None) -> torch.Tensor:
+def embed_vocabulary(
+    text_encoder, words: list[str], template: str = DEFAULT_TEMPLATE, home=None, progress: bool = False
+) -> torch.Tensor:
     """``[N, D]`` text embeddings of ``template`` filled with each word, cached under DOGE_HOME."""
     from safetensors.torch import load, save
 
@@ -84,7 +86,8 @@ def embed_vocabulary(text_encoder, words: list[str], template: str = DEFAULT_TEM
                 return cached
         except Exception:  # a damaged cache file is rebuilt, never trusted
             log.warning("ignoring the damaged vocabulary cache %s", path)
-    embeddings = text_encoder.encode([template.replace("{}", w) for w in words]).float().contiguous()
+    texts = [template.replace("{}", w) for w in words]
+    embeddings = text_encoder.encode(texts, progress=progress, desc="vocabulary").float().contiguous()
     write_atomic(
         path, save({"embeddings": embeddings}, metadata={"model": text_encoder.model_id, "template": template})
     )
@@ -122,6 +125,7 @@ def explain_gap(
     center: bool = True,
     device: str | None = None,
     home=None,
+    progress: bool = False,
 ) -> dict:
     """The words toward the gap's target and toward its source, with their cosines (JSON-ready)."""
     from doge.data.text import build_text_encoder
@@ -130,7 +134,7 @@ def explain_gap(
     if not vocab:
         raise DogeError("the vocabulary is empty: keep --words above 0 or the shipped phrases")
     text_encoder = build_text_encoder(gap.encoder, text_model=text_model, device=device)
-    embeddings = embed_vocabulary(text_encoder, vocab, template, home=home)
+    embeddings = embed_vocabulary(text_encoder, vocab, template, home=home, progress=progress)
     toward_target, toward_source = rank_words(gap.vector.float(), embeddings, vocab, top=top, center=center)
     return {
         "gap": gap.ref,
