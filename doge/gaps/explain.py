@@ -49,7 +49,8 @@ def vocabulary(words: int = DEFAULT_WORDS, phrases: bool = True) -> list[str]:
         except ImportError:
             raise DogeError("doge gap explain needs wordfreq: pip install 'doge[explain]'") from None
         # Letters only: numbers and fragments such as "s" or "don't" tell nothing about a domain.
-        found = [w for w in top_n_list("en", words) if w.isalpha() and len(w) > 1]
+        # Drawn from a longer list so that exactly ``words`` of them remain.
+        found = [w for w in top_n_list("en", 2 * words) if w.isalpha() and len(w) > 1][:words]
     if phrases:
         found += domain_phrases()
     return list(dict.fromkeys(found))
