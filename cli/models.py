@@ -24,4 +24,7 @@ def tiny(directory, seed):
     from doge.tiny import build_tiny_unclip
 
     path = build_tiny_unclip(directory, seed=seed)
-    click.echo(f"wrote a random tiny unCLIP model to {path} (its images are noise: for tests only)")
+    click.echo(
+        f"wrote a random tiny unCLIP model to {path}, with {path / 'clip-text'} (its aligned text tower) and "
+        f"{path / 'hed' / 'ControlNetHED.safetensors'} (its images are noise: for tests only)"
+    )

@@ -134,6 +134,8 @@ def test_depth_invert_turns_distance_maps_into_near_bright(tmp_path):
     )
     assert plain[0, 0, 0] == 0 and flipped[0, 0, 0] == 255  # the near side is now bright
     assert np.array_equal(flipped.astype(int), 255 - plain.astype(int))
+    with pytest.raises(DogeError, match="already near = bright"):
+        DepthControl(invert=True)  # estimated (MiDaS) maps are inverse depth already
 
 
 # --- HED -------------------------------------------------------------------------------------

@@ -28,6 +28,11 @@ class DepthControl(Control):
 
     def __init__(self, control_dir=None, device="cpu", **options):
         super().__init__(control_dir=control_dir, device=device, **options)
+        if self.options["invert"] and self.control_dir is None:
+            raise DogeError(
+                "--depth-invert flips depth maps read from --control-dir; the estimated ones are already "
+                "near = bright, as the depth ControlNet expects: drop --depth-invert or pass --control-dir"
+            )
         self._model = None
         self._processor = None
 
