@@ -128,6 +128,27 @@ class ClipTextEncoder:
                 )
         return encoder
 
+    @classmethod
+    def describe_image_encoder(cls, model: str) -> dict[str, Any] | None:
+        """What the ``clip`` image encoder of ``model`` records as provenance, from its config alone.
+
+        A gap made only of text needs the image encoder's identity and width, not its weights
+        (SD 2.1 unCLIP's is 2.5 GB); None when the config cannot be read here.
+        """
+        from doge.hub import resolve_source
+
+        config = _read_config(model, "image_encoder") or _read_config(model)
+        if config is None:
+            return None
+        dim = config.get("projection_dim") or (config.get("vision_config") or {}).get("projection_dim")
+        if dim is None:
+            return None
+        try:
+            commit = resolve_source(model).commit
+        except DogeError:
+            return None
+        return {"plugin": cls.plugin, "model": str(model), "revision": commit, "dim": int(dim), "dtype": "float32"}
+
     def encode(self, texts: list[str], batch_size: int = 256, progress: bool = False, desc: str = "texts"):
         """``[N, D]`` float32 text embeddings of ``texts`` on the CPU."""
         import torch

@@ -107,6 +107,24 @@ def test_a_text_gap_is_the_difference_of_mean_text_embeddings(tiny_model, home):
     assert prov["encoder"]["model"] == str(tiny_model) and prov["encoder"]["dim"] == 32
 
 
+def test_a_text_only_gap_records_the_image_encoder_without_loading_it(tiny_model, home, monkeypatch):
+    from doge.api import build_encoder, create_text_gap
+    from doge.plugins.clip_encoder import ClipEncoder
+
+    expected = build_encoder("clip", model=str(tiny_model)).describe()
+
+    def no_loading(self, *args, **kwargs):
+        raise AssertionError("a text-only gap should not load the image encoder's weights")
+
+    monkeypatch.setattr(ClipEncoder, "__init__", no_loading)
+    gap = create_text_gap(
+        "day->night", src_text="a photo by day", tgt_text="a photo at night", model=str(tiny_model), home=home
+    )
+    assert {k: gap.provenance["encoder"][k] for k in ("plugin", "model", "revision", "dim")} == {
+        k: expected[k] for k in ("plugin", "model", "revision", "dim")
+    }
+
+
 def test_classes_from_a_folder_and_a_side_of_images(tiny_model, domains, home):
     from doge.api import build_encoder, create_text_gap
     from doge.data.encoding import encode_images

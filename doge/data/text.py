@@ -19,6 +19,15 @@ def build_text_encoder(image_encoder: dict, text_model: str | None = None, devic
     return cls.for_image_encoder(image_encoder, text_model=text_model, device=device)
 
 
+def describe_image_encoder(encoder: str, model: str | None) -> dict | None:
+    """The image encoder's provenance without loading its weights, where its text plugin can read it."""
+    from doge.hub import default_model
+
+    entry = pluginmanager.table("text_encoders").get(encoder)
+    describe = getattr(entry.obj, "describe_image_encoder", None) if entry is not None else None
+    return describe(str(model or default_model())) if describe is not None else None
+
+
 def fill_template(template: str, classes: list[str]) -> list[str]:
     """``template`` with ``{}`` replaced by each class name; a template without ``{}`` is one text."""
     if "{}" not in template:

@@ -103,7 +103,7 @@ def create_text_gap(
     that image encoder). The vector lives in the image encoder's space, so render and eval take
     it like any gap.
     """
-    from doge.data.text import build_text_encoder, class_names, fill_template
+    from doge.data.text import build_text_encoder, class_names, describe_image_encoder, fill_template
 
     validate_name(name)
     for which, folder, text in (("source", src, src_text), ("target", tgt, tgt_text)):
@@ -119,14 +119,20 @@ def create_text_gap(
     }
     reg = registry_for(registry, home, url)
 
-    enc = build_encoder(encoder, model=model, device=device)
-    text_enc = build_text_encoder(enc.describe(), text_model=text_model, device=device)
+    # Text on both sides needs the image encoder's identity and width, not its weights.
+    image_side = describe_image_encoder(encoder, model) if not sets else None
+    enc = None
+    if image_side is None:
+        enc = build_encoder(encoder, model=model, device=device)
+        image_side = enc.describe()
+    text_enc = build_text_encoder(image_side, text_model=text_model, device=device)
     means, sides = {}, {}
     for key, template, limit in (("source", src_text, src_limit), ("target", tgt_text, tgt_limit)):
         if template is not None:
             means[key] = text_enc.encode(texts[key]).mean(0)
             sides[key] = {"text": template, "classes": names if "{}" in template else [], "texts": len(texts[key])}
         else:
+            assert enc is not None  # built above whenever a side is a folder of images
             emb = encode_images(enc, sets[key], batch_size=batch_size, workers=workers, progress=progress, desc=key)
             means[key] = emb.vectors.mean(0)
             sides[key] = side(emb, limit)
@@ -134,7 +140,7 @@ def create_text_gap(
     if not bool(vector.isfinite().all()):
         raise DogeError("the text gap is not finite; check the text model")
     provenance = {
-        "encoder": enc.describe(),
+        "encoder": image_side,
         "text_encoder": text_enc.describe(),
         "estimator": {"name": "mean", "params": {}},
         "source": sides["source"],
