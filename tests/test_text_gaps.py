@@ -248,3 +248,20 @@ def test_the_vocabulary_ships_words_and_domain_phrases():
     assert len(words) >= 10_000 and "the" in words and "oil painting" in words
     assert len(vocabulary(10_000, phrases=False)) == 10_000
     assert all(w.strip() == w and w for w in words)
+
+
+def test_ranking_is_signed_and_centring_removes_the_common_direction():
+    from doge.gaps.explain import rank_words
+
+    common = torch.tensor([10.0, 0.0, 0.0])  # what every text embedding shares
+    words = ["along", "against", "aside"]
+    emb = torch.stack([common + torch.tensor([0, 1.0, 0]), common - torch.tensor([0, 1.0, 0]), common])
+    gap = torch.tensor([0.0, 1.0, 0.0])
+    toward, away = rank_words(gap, emb, words, top=3)
+    assert toward[0][0] == "along" and away[0][0] == "against"
+    assert toward[0][1] == pytest.approx(-away[0][1])
+    # Raw cosines (the paper's, without the absolute value): every word leans the same tiny way.
+    raw_toward, raw_away = rank_words(gap, emb, words, top=3, center=False)
+    assert raw_toward[0] == ("along", pytest.approx(0.0995, abs=1e-3)) and raw_away[0][0] == "against"
+    with pytest.raises(DogeError, match="all zeros"):
+        rank_words(torch.zeros(3), emb, words)
