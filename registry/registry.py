@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 from collections import defaultdict
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ from sqlalchemy import delete, distinct, func, inspect, or_, select
 from sqlalchemy.orm import Session
 
 from doge.atomic import write_atomic
-from doge.errors import DogeError, IntegrityError, NotFound
+from doge.errors import DogeError, IntegrityError, NotFound, first_line
 from doge.home import doge_home
 from doge.names import Ref, parse_ref, validate_alias, validate_name
 from doge.provenance import who
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     import numpy as np
 
 MAX_IMPORT_BYTES = 64 * 1024 * 1024
+
+log = logging.getLogger("doge")
 
 
 @dataclass(frozen=True)
@@ -285,14 +288,25 @@ class Registry:
             self._lock_name(s, r.name, create=False)
             row = self._resolve_row(s, r)
             gv = self._gv(s, row)
+            for alias in gv.aliases:  # each its own entry, so history shows the alias gone with the version
+                audit.record(s, gv.name, gv.version, audit.ALIAS_REMOVED, {"alias": alias, "version": gv.version}, None)
             s.execute(delete(AliasRow).where(AliasRow.version_id == row.id))
             s.execute(delete(LabelRow).where(LabelRow.version_id == row.id))
             s.execute(delete(EvaluationRow).where(EvaluationRow.version_id == row.id))
             s.delete(row)
             before = {"version": gv.version, "sha256": gv.sha256, "aliases": list(gv.aliases), "labels": gv.labels}
             audit.record(s, gv.name, gv.version, audit.VERSION_REMOVED, before, None)
-        # only after the commit: a failed removal must leave the blob in place
-        self._collect_blob(gv.sha256)
+        # only after the commit: a failed removal must leave the blob in place. The removal has
+        # happened once the transaction commits; a blob left behind is garbage, not a failure.
+        try:
+            self._collect_blob(gv.sha256)
+        except (DogeError, OSError) as e:
+            log.warning(
+                "removed %s, but its blob %s stays in the blob store (%s); `doge registry gc` deletes it later",
+                gv.ref,
+                gv.sha256[:12],
+                first_line(e),
+            )
         return gv
 
     def export(self, ref, path) -> GapVersion:

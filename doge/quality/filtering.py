@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from doge.errors import DogeError, NotFound
+from doge.locks import output_lock
 from doge.rendering import manifest
 
 DEFAULT_MIN_TARGET_SCORE = 0.5
@@ -131,44 +132,46 @@ def filter_outputs(
     from doge.quality.transfer import check_sizes, domain_classifier
 
     out = Path(out)
-    entries = _manifest_entries(out)
-    reg = registry_for(registry, home, url)
-    g = load_gap(_gap_of(entries, gap), registry=reg)
-    ref_src, ref_tgt = _references(g, src, tgt)
-    ref_sets = discover(ref_src), discover(ref_tgt)
-    enc = build_encoder(g.encoder.get("plugin", "clip"), model=model or g.encoder.get("model"), device=device)
-    if enc.dim != g.dim:
-        raise DogeError(
-            f"gap {g.ref} has width {g.dim} but {enc.model_id} gives {enc.dim}: use --model {g.encoder.get('model')}"
-        )
-    options = {"batch_size": batch_size, "workers": workers, "progress": progress}
+    _manifest_entries(out)  # nothing to filter is one line, before the folder is locked
+    with output_lock(out, "filter"):  # no render or other filter writes there meanwhile
+        entries = _manifest_entries(out)
+        reg = registry_for(registry, home, url)
+        g = load_gap(_gap_of(entries, gap), registry=reg)
+        ref_src, ref_tgt = _references(g, src, tgt)
+        ref_sets = discover(ref_src), discover(ref_tgt)
+        enc = build_encoder(g.encoder.get("plugin", "clip"), model=model or g.encoder.get("model"), device=device)
+        if enc.dim != g.dim:
+            raise DogeError(
+                f"gap {g.ref} has width {g.dim} but {enc.model_id} gives {enc.dim}: use --model {g.encoder.get('model')}"
+            )
+        options = {"batch_size": batch_size, "workers": workers, "progress": progress}
 
-    refs = [
-        np.stack(list(_embed_files(enc, s.files, options, d).values()))
-        for s, d in zip(ref_sets, ("reference source", "reference target"))
-    ]
-    check_sizes(*refs)
-    classifier = domain_classifier(*refs)
-    present = [image for image in entries if (out / image).is_file()]
-    generated = _embed_files(enc, [out / image for image in present], options, "generated")
-    generated = {image: generated[str(out / image)] for image in present if str(out / image) in generated}
-    sources = sorted({entries[i].get("source") for i in present} - {None})
-    source_emb = _embed_files(enc, [Path(s) for s in sources if Path(s).is_file()], options, "sources")
+        refs = [
+            np.stack(list(_embed_files(enc, s.files, options, d).values()))
+            for s, d in zip(ref_sets, ("reference source", "reference target"))
+        ]
+        check_sizes(*refs)
+        classifier = domain_classifier(*refs)
+        present = [image for image in entries if (out / image).is_file()]
+        generated = _embed_files(enc, [out / image for image in present], options, "generated")
+        generated = {image: generated[str(out / image)] for image in present if str(out / image) in generated}
+        sources = sorted({entries[i].get("source") for i in present} - {None})
+        source_emb = _embed_files(enc, [Path(s) for s in sources if Path(s).is_file()], options, "sources")
 
-    scored = [image for image in present if image in generated]
-    scores = classifier.predict_proba(np.stack([generated[i] for i in scored]))[:, 1] if scored else []
-    deleted = 0
-    for image, score in zip(scored, scores):
-        entry = entries[image]
-        src_vec = source_emb.get(str(Path(entry["source"]))) if entry.get("source") else None
-        similarity = None if src_vec is None else _cosine(generated[image], src_vec)
-        record = {**verdict(float(score), similarity, min_target_score, min_source_similarity), "gap": g.ref}
-        if record["rejected"] and delete:
-            (out / image).unlink(missing_ok=True)
-            record["deleted"] = True
-            deleted += 1
-        entry["filter"] = record
-    manifest.rewrite(out / MANIFEST, list(entries.values()))
+        scored = [image for image in present if image in generated]
+        scores = classifier.predict_proba(np.stack([generated[i] for i in scored]))[:, 1] if scored else []
+        deleted = 0
+        for image, score in zip(scored, scores):
+            entry = entries[image]
+            src_vec = source_emb.get(str(Path(entry["source"]))) if entry.get("source") else None
+            similarity = None if src_vec is None else _cosine(generated[image], src_vec)
+            record = {**verdict(float(score), similarity, min_target_score, min_source_similarity), "gap": g.ref}
+            if record["rejected"] and delete:
+                (out / image).unlink(missing_ok=True)
+                record["deleted"] = True
+                deleted += 1
+            entry["filter"] = record
+        manifest.rewrite(out / MANIFEST, list(entries.values()))
     rejected = [i for i in scored if entries[i]["filter"]["rejected"]]
     return {
         "out": str(out),

@@ -13,6 +13,7 @@ import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from doge.atomic import write_atomic
 from doge.errors import DogeError
@@ -20,6 +21,9 @@ from doge.gaps.shifting import shift
 from doge.rendering import manifest
 from doge.rendering.plan import Job, Plan, manifest_entry, output_stem
 from doge.rendering.seeds import image_seed
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger("doge")
 
@@ -63,6 +67,16 @@ def load_engine(p: Plan, device: str | None = None) -> Engine:
     warn_if_tiny(p.settings.model)
     pipe = load_pipeline(p.settings.model, p.controlnets, device, dtype, p.settings.lora)
     return Engine(pipe, device, str(dtype).removeprefix("torch."), is_tiny_model(p.settings.model))
+
+
+def engine_for_pipeline(p: Plan, pipe) -> Engine:
+    """An engine on ``pipe``, a user's loaded unCLIP pipeline: its modules, device and dtype, the plan's ControlNets."""
+    from doge.rendering.loading import pipeline_from_loaded
+    from doge.tiny import is_tiny_model
+
+    width = cast("torch.Tensor", p.gap_vector).shape[-1]
+    built = pipeline_from_loaded(pipe, p.controlnets, int(width))
+    return Engine(built, str(built.device), str(built.dtype).removeprefix("torch."), is_tiny_model(p.settings.model))
 
 
 class OutputWriter:

@@ -338,7 +338,7 @@ def plan(
         grid=grid,
     )
     result.fingerprint = _fingerprint(result)
-    result.pending = _pending(result)
+    result.pending = pending_jobs(result)
     return result
 
 
@@ -350,7 +350,12 @@ def _fingerprint(p: Plan) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def _pending(p: Plan) -> list[Job]:
+def pending_jobs(p: Plan) -> list[Job]:
+    """The jobs whose images the output folder does not hold yet, from its manifest.
+
+    A run reads this again under the folder's lock (:func:`doge.rendering.run.run_plan`): what
+    :func:`plan` saw may have been written by another run since.
+    """
     done = manifest.read(p.out / "manifest.jsonl")
     pending = []
     for job in p.jobs:

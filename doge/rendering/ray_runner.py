@@ -12,6 +12,7 @@ the same path on every node (a shared filesystem), and doge must be installed th
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -108,7 +109,7 @@ def _connect(ray, address: str, progress: bool) -> bool:
     quiet = {} if progress else {"logging_level": logging.ERROR, "log_to_driver": False}
     try:
         if address in (None, "", "local"):
-            ray.init(include_dashboard=False, **quiet)
+            _start_on_loopback(ray, quiet)
         else:
             ray.init(address=address, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -118,6 +119,52 @@ def _connect(ray, address: str, progress: bool) -> bool:
         ) from None
     ray.data.DataContext.get_current().enable_progress_bars = progress
     return True
+
+
+def _start_on_loopback(ray, quiet: dict) -> None:
+    """Start a local Ray whose processes listen on 127.0.0.1 only.
+
+    Ray gives a node it starts the machine's network address, so that other machines could join,
+    and its GCS, raylet and workers then accept unauthenticated connections (which run whatever
+    they are sent) from the network. Ray uses the loopback address instead when clusters are
+    off (``ray_constants.ENABLE_RAY_CLUSTER``, read from RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER when
+    Ray is imported); it is held off while this node starts, and the started node is checked.
+    Joining a cluster (``--ray auto``, ``ray://``) is the user's choice and does not come here.
+    """
+    constants = _ray_constants()
+    saved = getattr(constants, "ENABLE_RAY_CLUSTER", None)
+    if saved is not None:
+        constants.ENABLE_RAY_CLUSTER = False
+    try:
+        ray.init(include_dashboard=False, **quiet)
+    finally:
+        if saved is not None:
+            constants.ENABLE_RAY_CLUSTER = saved
+    addresses = sorted({str(node.get("NodeManagerAddress")) for node in ray.nodes()})
+    if not all(_is_loopback(a) for a in addresses):
+        ray.shutdown()
+        raise DogeError(
+            f"the local Ray started on {', '.join(addresses)}, not on 127.0.0.1, so it would take connections "
+            "from the network (this Ray version does not let doge keep it on loopback); render without --ray, "
+            "or start a Ray cluster you have secured and join it with --ray auto"
+        )
+
+
+def _ray_constants():
+    try:
+        from ray._private import ray_constants  # Ray 2.60 has no public switch for this
+    except ImportError:  # a Ray that moved it: the check after the start still holds
+        return None
+    return ray_constants
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address == "localhost"
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return (mapped or ip).is_loopback
 
 
 def _read_sources(ray, p: Plan):
