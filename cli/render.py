@@ -48,7 +48,7 @@ _RECIPE_SETTINGS = ("edit_weight", "steps", "guidance", "negative_prompt", "size
     "controls",
     multiple=True,
     metavar="NAME",
-    help="Control mode (canny, depth, seg, none; repeatable). Default: canny.",
+    help="Control mode (canny, depth, hed, seg, none; repeatable). Default: canny.",
 )
 @click.option(
     "--controlnet",
@@ -88,6 +88,22 @@ _RECIPE_SETTINGS = ("edit_weight", "steps", "guidance", "negative_prompt", "size
     "paper: the paper's construction (224-px CLIP crop, Canny, Lanczos up; use with --fit crop).",
 )
 @click.option("--depth-model", help="Depth estimator for --control depth (default Intel/dpt-hybrid-midas).")
+@click.option(
+    "--depth-invert",
+    is_flag=True,
+    default=None,
+    help="Depth maps in --control-dir store distance (near = dark): flip them to near = bright, as the ControlNet expects.",
+)
+@click.option(
+    "--seg-labels",
+    metavar="cityscapes|gta5|synthia|ade20k|FILE.json",
+    help="Seg maps in --control-dir hold this dataset's label IDs: draw them in ADE20K colours.",
+)
+@click.option(
+    "--hed-weights",
+    type=click.Path(dir_okay=False),
+    help="ControlNetHED.pth or .safetensors for --control hed (default: lllyasviel/Annotators' file).",
+)
 @click.option(
     "--size",
     default=768,
@@ -160,6 +176,9 @@ def render(
     canny_high,
     canny_maps,
     depth_model,
+    depth_invert,
+    seg_labels,
+    hed_weights,
     size,
     fit,
     seed,
@@ -211,7 +230,12 @@ def render(
         control_dir=control_dir,
         control_options=_control_options(
             control_option_texts,
-            {"canny": {"low": canny_low, "high": canny_high, "maps": canny_maps}, "depth": {"model": depth_model}},
+            {
+                "canny": {"low": canny_low, "high": canny_high, "maps": canny_maps},
+                "depth": {"model": depth_model, "invert": depth_invert},
+                "seg": {"labels": seg_labels},
+                "hed": {"weights": hed_weights},
+            },
         ),
         control_start=control_start,
         control_end=control_end,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from doge.data.encoder import build_encoder
 from doge.errors import DogeError
-from doge.gaps.extract import create_gap
+from doge.gaps.extract import create_gap, create_text_gap
 from doge.gaps.gap import Gap
 from doge.gaps.store import load_gap, registry_for
 from doge.rendering.batch import engine_for_pipeline
@@ -16,7 +16,16 @@ from doge.rendering.loading import loaded_model_name
 from doge.rendering.plan import RenderResult, plan
 from doge.rendering.run import run_plan
 
-__all__ = ["Gap", "RenderResult", "build_encoder", "create_gap", "load_gap", "registry_for", "render"]
+__all__ = [
+    "Gap",
+    "RenderResult",
+    "build_encoder",
+    "create_gap",
+    "create_text_gap",
+    "load_gap",
+    "registry_for",
+    "render",
+]
 
 
 def render(gaps, src, out, *, progress: bool = True, ray: str | None = None, pipeline=None, **options) -> RenderResult:

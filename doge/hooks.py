@@ -53,6 +53,15 @@ def register_estimators(register):
 
 
 @hookspec
+def register_text_encoders(register):
+    """Register text towers aligned with an image encoder: ``register("clip", ClipTextEncoder)``.
+
+    The name is the image encoder's (a gap's ``encoder.plugin``); the class offers
+    ``for_image_encoder(encoder_provenance, text_model=None, device=None)`` and ``encode(texts)``.
+    """
+
+
+@hookspec
 def register_controls(register):
     """Register control modes for render: ``register("canny", CannyControl)``.
 

@@ -19,12 +19,13 @@ ENTRY_POINT_GROUP = "doge"
 # Built-ins register through the same hooks as third-party plugins.
 BUILTIN_PLUGINS = (
     "doge.plugins.clip_encoder",
+    "doge.plugins.clip_text",
     "doge.plugins.efficientnet_encoder",
     "doge.plugins.estimators",
     "doge.plugins.controls",
 )
 
-KINDS = ("encoders", "estimators", "controls")
+KINDS = ("encoders", "text_encoders", "estimators", "controls")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """Tiny random models in the real models' layouts, for tests and offline trials.
 
 ``build_tiny_unclip`` writes a Stable unCLIP img2img pipeline (diffusers layout, nine components)
-plus a ``controlnet/`` folder that fits its UNet; ``build_tiny_clip`` writes a plain CLIP vision
+plus a ``controlnet/`` folder that fits its UNet, a ``clip-text/`` CLIP model whose vision half is
+the pipeline's image encoder (the text tower ``doge gap explain`` and text gaps use) and
+``hed/ControlNetHED.safetensors`` (random HED edge-detector weights of the real architecture); ``build_tiny_clip`` writes a plain CLIP vision
 model folder. Both are random: their images are noise, but every code path a real model takes
 (``from_pretrained``, encode, render) runs on them in well under a second on a CPU.
 """
@@ -136,6 +138,18 @@ def _text_model(vocab_size: int):
     return CLIPTextModel(config).eval()
 
 
+def _aligned_clip(image_encoder, vocab_size: int):
+    """A full ``CLIPModel`` whose vision half is ``image_encoder``: its text tower shares that space."""
+    from transformers import CLIPConfig, CLIPModel
+
+    text = _text_model(vocab_size).config.to_dict()
+    config = CLIPConfig(text_config=text, vision_config=image_encoder.config.to_dict(), projection_dim=EMBED_DIM)
+    model = CLIPModel(config).eval()
+    model.vision_model.load_state_dict(image_encoder.vision_model.state_dict())
+    model.visual_projection.load_state_dict(image_encoder.visual_projection.state_dict())
+    return model
+
+
 def _unet_config() -> dict:
     return dict(
         sample_size=8,
@@ -259,10 +273,21 @@ def build_tiny_unclip(path: str | os.PathLike, seed: int = 0) -> Path:
         # diffusers' __init__ also binds the name to a dummy class, which mypy sees instead
         pipe.save_pretrained(path, safe_serialization=True)  # type: ignore[attr-defined]
         controlnet.save_pretrained(path / "controlnet", safe_serialization=True)
+        # Built after the pipeline, so adding them left the pipeline's weights as they were.
+        _aligned_clip(image_encoder, len(tokenizer)).save_pretrained(path / "clip-text", safe_serialization=True)
+        tokenizer.save_pretrained(path / "clip-text")
+        _write_hed(path / "hed", seed)
     _name_processor_portably(path)
     write_tokenizer_files(path / "tokenizer")
+    write_tokenizer_files(path / "clip-text")
     _write_marker(path)
     return path
+
+
+def _write_hed(folder: Path, seed: int) -> None:
+    from doge.pluginmanager import get
+
+    get("controls", "hed").write_random_weights(folder / "ControlNetHED.safetensors", seed=seed)
 
 
 def build_tiny_clip(path: str | os.PathLike, seed: int = 0) -> Path:

@@ -213,10 +213,9 @@ def test_seg_without_control_dir_is_an_error():
         SegControl()
 
 
-def test_seg_has_no_default_controlnet(tmp_path):
+def test_seg_defaults_to_the_sd21_ade20k_controlnet(tmp_path):
     control = SegControl(control_dir=tmp_path)
-    with pytest.raises(DogeError, match="--controlnet"):
-        control.resolve_controlnet(None)
+    assert control.resolve_controlnet(None) == "thibaud/controlnet-sd21-ade20k-diffusers"
     assert control.resolve_controlnet("my/seg-controlnet") == "my/seg-controlnet"
     assert CannyControl().resolve_controlnet() == "thibaud/controlnet-sd21-canny-diffusers"
     assert DepthControl().resolve_controlnet() == "thibaud/controlnet-sd21-depth-diffusers"

@@ -1,11 +1,17 @@
-"""Depth maps from a transformers depth-estimation model (MiDaS DPT by default)."""
+"""Depth maps from a transformers depth-estimation model (MiDaS DPT by default).
+
+Polarity: the SD 2.1 depth ControlNets were trained on MiDaS output, which is inverse depth:
+near is bright, far is dark. Maps from --control-dir must be the same way round; datasets that
+store distance (near = dark: KITTI's depth maps, SYNTHIA's Depth, renderers' z-buffers)
+need ``invert`` (``--depth-invert``), which turns the stretched 0..255 map upside down.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
+from PIL import Image, ImageOps
 
 from doge.errors import DogeError, first_line
 from doge.plugins.controls.base import Control, gray_to_rgb, to_uint8
@@ -17,10 +23,16 @@ DEFAULT_DEPTH_MODEL = "Intel/dpt-hybrid-midas"
 class DepthControl(Control):
     name = "depth"
     default_controlnet = "thibaud/controlnet-sd21-depth-diffusers"
-    defaults = {"model": DEFAULT_DEPTH_MODEL}
+    # invert: the maps store distance (near = dark); flip them to the near = bright that the ControlNet expects.
+    defaults = {"model": DEFAULT_DEPTH_MODEL, "invert": False}
 
     def __init__(self, control_dir=None, device="cpu", **options):
         super().__init__(control_dir=control_dir, device=device, **options)
+        if self.options["invert"] and self.control_dir is None:
+            raise DogeError(
+                "--depth-invert flips depth maps read from --control-dir; the estimated ones are already "
+                "near = bright, as the depth ControlNet expects: drop --depth-invert or pass --control-dir"
+            )
         self._model = None
         self._processor = None
 
@@ -29,6 +41,12 @@ class DepthControl(Control):
         if self.control_dir is None:
             info["model"] = str(self.options["model"])
         return info
+
+    def make(self, image: Image.Image, size: tuple[int, int], source_path: str | Path) -> Image.Image | None:
+        made = super().make(image, size, source_path)
+        if made is None or not self.options["invert"]:
+            return made
+        return ImageOps.invert(made.convert("RGB"))
 
     def compute(self, image: Image.Image, size: tuple[int, int]) -> Image.Image:
         import torch
