@@ -97,22 +97,24 @@ class Geometry:
         An image whose size is not the source's (a map saved at another resolution) is first
         stretched over the source's frame, so its pixels line up with the source's.
         """
-        if image.size != tuple(self.source_size):
-            image = image.resize(tuple(self.source_size), resample)
+        if image.size != self.source_size:
+            image = image.resize(self.source_size, resample)
         if self.fit == "crop":
             assert self.crop is not None
-            return image.resize(tuple(self.output_size), resample, box=tuple(float(v) for v in self.crop))
+            left, top, right, bottom = self.crop
+            return image.resize(self.output_size, resample, box=(left, top, right, bottom))
         if self.fit == "pad":
             assert self.pad is not None
             left, top, right, bottom = self.pad
             width, height = self.output_size
             inner = image.resize((width - left - right, height - top - bottom), resample)
-            canvas = Image.new(image.mode, tuple(self.output_size), fill)
-            if image.mode == "P" and image.getpalette() is not None:
-                canvas.putpalette(image.getpalette())
+            canvas = Image.new(image.mode, self.output_size, fill)
+            palette = image.getpalette() if image.mode == "P" else None
+            if palette is not None:
+                canvas.putpalette(palette)
             canvas.paste(inner, (left, top))
             return canvas
-        return image.resize(tuple(self.output_size), resample)
+        return image.resize(self.output_size, resample)
 
 
 def fit_geometry(width: int, height: int, size: int, fit: str) -> Geometry:

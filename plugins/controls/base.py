@@ -67,12 +67,37 @@ class Control:
         if self.control_dir is not None:
             return self.read_map(source_path, size, geometry)
         image = image.convert("RGB")
-        if geometry is not None:
-            image, size = geometry.apply(image, Image.Resampling.LANCZOS), geometry.output_size
-        return self.compute(image, size)
+        if geometry is None:
+            return self.compute(image, size)
+        if geometry.pad is None:
+            return self.compute(geometry.apply(image, Image.Resampling.LANCZOS), geometry.output_size)
+        # Letterboxed: the map is made from the picture alone (bars are no scene), then padded black.
+        left, top, right, bottom = geometry.pad
+        out_w, out_h = geometry.output_size
+        picture = (out_w - left - right, out_h - top - bottom)
+        made = self.compute(image.resize(picture, Image.Resampling.LANCZOS), picture)
+        if made is None:
+            return None
+        canvas = Image.new(made.mode, geometry.output_size, 0)
+        canvas.paste(made, (left, top))
+        return canvas
 
     def compute(self, image: Image.Image, size: tuple[int, int]) -> Image.Image | None:
         raise NotImplementedError
+
+    # What to change when a computed map comes out (almost) empty; see is_empty.
+    empty_hint: str = "check the source image"
+
+    def is_empty(self, made: Image.Image) -> bool:
+        """The map holds (almost) nothing for a ControlNet to follow; here: a single flat value."""
+        extrema = made.getextrema()  # (low, high) for one band, one such pair per band for several
+        pairs = extrema if isinstance(extrema[0], tuple) else (extrema,)
+        return all(pair[0] == pair[1] for pair in pairs)  # type: ignore[index]
+
+    def empty_advice(self) -> str:
+        if self.control_dir is not None:
+            return f"check its map in {self.control_dir}"
+        return self.empty_hint
 
     def describe(self) -> dict[str, Any]:
         """What went into the maps, for the render manifest."""
@@ -100,6 +125,8 @@ class Control:
         return self.default_controlnet
 
     def find_map(self, source_path: str | Path) -> Path:
+        if self.control_dir is None:
+            raise DogeError(f"the {self.name} control was given no --control-dir to find maps in")
         stem = Path(source_path).stem
         candidates = {
             p.suffix.lower(): p
@@ -128,7 +155,7 @@ class Control:
             raise DogeError(f"control map {path} could not be read ({exc}); replace or remove it") from exc
         if geometry is not None:
             return geometry.apply(self._to_rgb(img), self.map_resample)
-        return self._to_rgb(img).resize(tuple(size), self.map_resample)
+        return self._to_rgb(img).resize((size[0], size[1]), self.map_resample)
 
     def _to_rgb(self, img: Image.Image) -> Image.Image:
         if img.mode in _WIDE_MODES and self.stretch_wide_maps:
