@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from doge.atomic import write_atomic
+from doge.atomic import current_umask, write_atomic
 from doge.augmentation.inputs import Dataset, LabelledSource
 from doge.augmentation.mapping import geometry_of, load_mask, map_annotation, map_mask
 from doge.rendering.plan import output_stem
@@ -191,6 +191,7 @@ def write_webdataset(out: Path, dataset: Dataset, items: list[Item], shard_size:
     for item in items:
         if tar is None:
             fd, tmp = tempfile.mkstemp(dir=out, prefix=".shard-", suffix=".part")
+            os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600; a shard follows the umask
             os.close(fd)
             tar = tarfile.open(tmp, "w")  # noqa: SIM115 -- spans several samples; close() ends it
         key = (folder_of(item.source.label) + "__" if item.source.label else "") + item.stem
