@@ -5,8 +5,9 @@ from doge.hooks import hookimpl
 
 @hookimpl
 def register_commands(cli):
-    from doge.cli import gap, models, plugins_cmd, quality, registry_cmd, remote, render
+    from doge.cli import augment, gap, models, plugins_cmd, quality, registry_cmd, remote, render
 
+    cli.add_command(augment.augment)
     cli.add_command(gap.gap)
     cli.add_command(models.models)
     cli.add_command(plugins_cmd.plugins)

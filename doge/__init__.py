@@ -17,6 +17,7 @@ _LAZY = {
     "create_gap": "doge.api",
     "create_text_gap": "doge.api",
     "render": "doge.api",
+    "augment": "doge.api",
     "DogeError": "doge.errors",
 }
 

@@ -6,6 +6,7 @@ this module.
 
 from __future__ import annotations
 
+from doge.augmentation.run import augment
 from doge.data.encoder import build_encoder
 from doge.errors import DogeError
 from doge.gaps.extract import create_gap, create_text_gap
@@ -19,6 +20,7 @@ from doge.rendering.run import run_plan
 __all__ = [
     "Gap",
     "RenderResult",
+    "augment",
     "build_encoder",
     "create_gap",
     "create_text_gap",

@@ -329,10 +329,15 @@ def plan(
     registry=None,
     home=None,
     url=None,
+    sources=None,
+    jobs: list[Job] | None = None,
 ) -> Plan:
     """Validate everything and list the images to make; loads no model.
 
     A setting left None comes from ``recipe`` (see :data:`RECIPES`), else from :data:`DEFAULTS`.
+
+    ``sources`` (an :class:`~doge.data.images.ImageSet`) and ``jobs`` replace the discovery of
+    ``src`` and the jobs made from ``per_source``/``count`` (``doge augment`` plans its own).
     """
     from doge.data.images import discover
     from doge.hub import default_model
@@ -365,7 +370,8 @@ def plan(
     reg = registry_for(registry, home, url)
     described, vector, encoder, extras = _load_gaps(gaps, reg)
     _check_encoder(encoder, described, model)
-    sources = discover(src, limit=limit, seed=seed)
+    if sources is None:
+        sources = discover(src, limit=limit, seed=seed)
     out = Path(out)
     _check_writable(out, grid)
     built, nets = _build_controls(controls, control_dir, control_options, controlnets, device)
@@ -399,7 +405,7 @@ def plan(
         controls=built,
         controlnets=nets,
         settings=settings,
-        jobs=_jobs(sources, per_source, count, weights, bool(sweep)),
+        jobs=_jobs(sources, per_source, count, weights, bool(sweep)) if jobs is None else list(jobs),
         device=device,
         dtype=dtype,
         batch_size=batch_size,

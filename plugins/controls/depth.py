@@ -15,6 +15,7 @@ from PIL import Image, ImageOps
 
 from doge.errors import DogeError, first_line
 from doge.plugins.controls.base import Control, gray_to_rgb, to_uint8
+from doge.rendering.geometry import Geometry
 
 # The DPT model the SD 2.1 depth ControlNets were trained with.
 DEFAULT_DEPTH_MODEL = "Intel/dpt-hybrid-midas"
@@ -42,8 +43,10 @@ class DepthControl(Control):
             info["model"] = str(self.options["model"])
         return info
 
-    def make(self, image: Image.Image, size: tuple[int, int], source_path: str | Path) -> Image.Image | None:
-        made = super().make(image, size, source_path)
+    def make(
+        self, image: Image.Image, size: tuple[int, int], source_path: str | Path, geometry: Geometry | None = None
+    ) -> Image.Image | None:
+        made = super().make(image, size, source_path, geometry)
         if made is None or not self.options["invert"]:
             return made
         return ImageOps.invert(made.convert("RGB"))

@@ -19,6 +19,7 @@ from PIL import Image
 
 from doge.errors import DogeError
 from doge.plugins.controls.base import Control
+from doge.rendering.geometry import Geometry
 
 log = logging.getLogger("doge")
 
@@ -55,12 +56,14 @@ class SegControl(Control):
         # Unreachable: __init__ insists on control_dir, so make() always reads a map.
         raise DogeError("the seg control needs --control-dir")
 
-    def read_map(self, source_path: str | Path, size: tuple[int, int]) -> Image.Image:
+    def read_map(self, source_path: str | Path, size: tuple[int, int], geometry: Geometry | None = None) -> Image.Image:
         if self.colours is None:
-            return super().read_map(source_path, size)
+            return super().read_map(source_path, size, geometry)
         path = self.find_map(source_path)
-        ids = read_label_ids(path)
-        return Image.fromarray(self.colourise(ids, path)).resize((int(size[0]), int(size[1])), Image.Resampling.NEAREST)
+        coloured = Image.fromarray(self.colourise(read_label_ids(path), path))
+        if geometry is not None:  # laid out like the output (--fit), labels never blended
+            return geometry.apply(coloured, Image.Resampling.NEAREST)
+        return coloured.resize((int(size[0]), int(size[1])), Image.Resampling.NEAREST)
 
     def colourise(self, ids, path: str | Path = "the map"):
         """An HxW array of label IDs as HxWx3 uint8 ADE20K colours; unknown IDs black, reported once."""

@@ -1,0 +1,128 @@
+"""``doge augment``: turn a labelled training set into a bigger one in the target domain."""
+
+from __future__ import annotations
+
+import re
+
+import click
+
+from doge.cli.context import echo_json, echo_table, pass_settings
+
+_UNITS = {"": 1, "B": 1, "K": 10**3, "KB": 10**3, "M": 10**6, "MB": 10**6, "G": 10**9, "GB": 10**9}
+
+
+def _bytes(ctx, param, value):
+    if value is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]?B?)\s*", str(value).upper())
+    if not match:
+        raise click.BadParameter("write a size such as 500MB or 1GB")
+    return int(float(match.group(1)) * _UNITS[match.group(2)])
+
+
+@click.command()
+@click.argument("src", type=click.Path(file_okay=False))
+@click.option(
+    "--gap",
+    "gaps",
+    multiple=True,
+    required=True,
+    metavar="REF[:W][+REF[:W]]",
+    help="Gap; repeat to split the budget between gaps, join with '+' to add gaps, e.g. --gap 'real->painting@prod'.",
+)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output dataset folder (resumable).")
+@click.option("--annotations", type=click.Path(dir_okay=False), help="COCO detection/instance JSON for SRC.")
+@click.option("--masks", type=click.Path(file_okay=False), help="Label images, one per source, matched by stem.")
+@click.option("--label-column", default="label", show_default=True, help="Label column of an imagefolder's metadata.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["imagefolder", "coco", "webdataset"]),
+    default="imagefolder",
+    show_default=True,
+)
+@click.option("--per-class", type=int, help="N new images for every class.")
+@click.option("--ratio", type=float, help="R new images per source.")
+@click.option("--balance", is_flag=True, help="Fill every class up to the largest one.")
+@click.option("--count", type=int, help="N new images in all, split evenly between classes.")
+@click.option("--weights", help="Edit weights to spread over the images, e.g. 1.0,1.5,2.0.")
+@click.option("--edit-weight", default=1.5, show_default=True, help="Edit weight when --weights is not given.")
+@click.option("--filter", "use_filter", is_flag=True, help="Score images as `doge filter` does; replace rejects.")
+@click.option("--min-target-score", default=0.5, show_default=True, help="Filter: least target-domain score.")
+@click.option("--min-source-similarity", type=float, help="Filter: least cosine to the source image.")
+@click.option("--ref-src", type=click.Path(file_okay=False), help="Filter: source-domain reference images.")
+@click.option("--ref-tgt", type=click.Path(file_okay=False), help="Filter: target-domain reference images.")
+@click.option("--max-tries", default=3, show_default=True, help="Filter: samples tried per image before giving up.")
+@click.option(
+    "--with-sources",
+    type=click.Choice(["none", "link", "copy"]),
+    default="none",
+    show_default=True,
+    help="Put the real images in OUT too (a whole training set).",
+)
+@click.option("--shard-size", default="1GB", callback=_bytes, show_default=True, help="webdataset: bytes a shard.")
+@click.option("--model", envvar="DOGE_MODEL", help="Stable unCLIP model: HF id or local folder.")
+@click.option("--control", "controls", multiple=True, metavar="NAME", help="Control mode (canny, depth, seg, none).")
+@click.option("--controlnet", "controlnets", multiple=True, metavar="[CONTROL=]ID_OR_DIR")
+@click.option("--steps", default=20, show_default=True, type=click.IntRange(min=1))
+@click.option("--guidance", default=5.0, show_default=True)
+@click.option("--prompt", default="")
+@click.option(
+    "--fit",
+    type=click.Choice(["keep", "crop", "pad"]),
+    default="keep",
+    show_default=True,
+    help="How an output lies over its source: keep its aspect, crop a centre square, or pad to a square.",
+)
+@click.option("--size", default=768, show_default=True, help="Output width and height in pixels.")
+@click.option("--seed", default=42, show_default=True, help="Run seed; each image's seed derives from it.")
+@click.option("--batch-size", default=4, show_default=True, type=click.IntRange(min=1))
+@click.option("--device", default="auto", show_default=True)
+@click.option("--dtype", default="auto", show_default=True)
+@click.option("--work", type=click.Path(file_okay=False), help="Render work area (default: .OUT.doge-work beside OUT).")
+@click.option("--dry-run", is_flag=True, help="Print the plan (counts per class and gap); load no model.")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON summary.")
+@pass_settings
+def augment(settings, src, gaps, out, use_filter, ref_src, ref_tgt, controls, controlnets, ray_address, as_json, **kw):
+    """Augment the labelled training set SRC with images moved along the gap(s).
+
+    SRC is class folders, an imagefolder (metadata.jsonl/csv) or, with --annotations, COCO.
+    Rerunning the same command makes only what is missing.
+    """
+    from doge.api import augment as run_augment
+
+    summary = run_augment(
+        src,
+        list(gaps),
+        out,
+        filter=use_filter,
+        filter_src=ref_src,
+        filter_tgt=ref_tgt,
+        controls=list(controls) or None,
+        controlnets=list(controlnets) or None,
+        ray=ray_address,
+        registry=settings.registry(),
+        progress=not settings.quiet,
+        **kw,
+    )
+    if as_json:
+        echo_json(summary)
+        return
+    if summary.get("dry_run"):
+        rows = [[label or "(none)", c["sources"], c["asked"]] for label, c in summary["per_class"].items()]
+        echo_table([[str(x) for x in r] for r in rows], ["class", "sources", "new images"])
+        for gap, n in summary["per_gap"].items():
+            click.echo(f"gap {gap}: {n} images")
+        click.echo(f"{summary['planned']} images planned; nothing rendered (--dry-run)")
+        return
+    rows = [
+        [label or "(none)", c["sources"], c["asked"], c["made"], c["rejected"], c["short"]]
+        for label, c in summary["classes"].items()
+    ]
+    echo_table([[str(x) for x in r] for r in rows], ["class", "sources", "asked", "made", "rejected", "short"])
+    click.echo(
+        f"{summary['images']} images in {summary['out']} ({summary['format']}); "
+        f"rendered {summary['written']} now, {summary['skipped']} already there"
+    )
+    click.echo(f"card: {summary['card']}")

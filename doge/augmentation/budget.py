@@ -1,0 +1,85 @@
+"""How many images each class gets, from which sources, with which gap and edit weight.
+
+A budget (``--per-class``, ``--ratio``, ``--balance`` or ``--count``) becomes a number of new images
+per class; a class's images cycle through its sources in path order, each pass with the next
+``k``. The gaps take turns over the whole budget (``--gap A --gap B`` splits it evenly) and the edit
+weights are spread over the images of each gap. Everything is a function of the sources'
+paths and the budget: a rerun plans exactly the same images.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from doge.errors import DogeError
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One new image: source ``source`` (index into the dataset), sample ``k``, gap group ``gap``, ``weight``."""
+
+    label: str
+    source: int
+    k: int
+    gap: int
+    weight: float
+
+
+def class_targets(
+    by_class: dict[str, list[int]],
+    *,
+    per_class: int | None = None,
+    ratio: float | None = None,
+    balance: bool = False,
+    count: int | None = None,
+) -> dict[str, int]:
+    """New images per class for the one budget given."""
+    given = [name for name, v in (("--per-class", per_class), ("--ratio", ratio), ("--count", count)) if v is not None]
+    if balance:
+        given.append("--balance")
+    if len(given) != 1:
+        what = "none" if not given else " and ".join(given)
+        raise DogeError(f"give exactly one budget (--per-class N, --ratio R, --balance or --count N), not {what}")
+    if per_class is not None:
+        if per_class < 1:
+            raise DogeError("--per-class must be at least 1")
+        return {label: per_class for label in by_class}
+    if ratio is not None:
+        if ratio <= 0:
+            raise DogeError("--ratio must be above 0")
+        return {label: max(1, round(ratio * len(ix))) for label, ix in by_class.items()}
+    if count is not None:
+        if count < 1:
+            raise DogeError("--count must be at least 1")
+        labels = sorted(by_class)
+        share, extra = divmod(count, len(labels))
+        return {label: share + (i < extra) for i, label in enumerate(labels)}
+    largest = max(len(ix) for ix in by_class.values())
+    return {label: largest - len(ix) for label, ix in by_class.items()}
+
+
+def allocate(by_class: dict[str, list[int]], targets: dict[str, int], n_gaps: int, weights: list[float]) -> list[Slot]:
+    """The slots of every class: job ``j`` of a class takes source ``j % n``, sample ``j // n``."""
+    slots = []
+    turn = 0  # counts on across classes, so that the gaps share the whole budget evenly
+    for label, sources in by_class.items():
+        n = len(sources)
+        for j in range(targets.get(label, 0)):
+            weight = weights[(turn // n_gaps) % len(weights)]
+            slots.append(Slot(label, sources[j % n], j // n, turn % n_gaps, weight))
+            turn += 1
+    return slots
+
+
+def parse_weights(text) -> list[float]:
+    """``--weights 1.0,1.5,2.0`` (or a list) → the edit weights to spread."""
+    if isinstance(text, (list, tuple)):
+        return [float(w) for w in text]
+    try:
+        values = [float(w) for w in str(text).split(",") if w.strip()]
+    except ValueError:
+        raise DogeError(f"--weights {text!r}: write numbers separated by commas, e.g. 1.0,1.5,2.0") from None
+    if not values or any(not math.isfinite(w) for w in values):
+        raise DogeError(f"--weights {text!r}: write numbers separated by commas, e.g. 1.0,1.5,2.0")
+    return values

@@ -1,0 +1,108 @@
+"""The dataset card, ``OUT/README.md``, in the Hugging Face format: a YAML header, then prose."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import doge
+from doge.atomic import write_atomic
+
+TASKS = {"imagefolder": "image-classification", "webdataset": "image-classification", "coco": "object-detection"}
+
+
+def _size_category(n: int) -> str:
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if n < limit:
+            return name
+    return "n>1M"
+
+
+def _q(text) -> str:
+    return json.dumps(str(text))  # a JSON string is a valid YAML scalar, whatever it holds
+
+
+def write_card(out: Path, summary: dict) -> Path:
+    classes = summary["class_names"]
+    total = summary["images"]
+    task = "image-segmentation" if summary.get("masks") else TASKS[summary["format"]]
+    header = [
+        "---",
+        f"pretty_name: {_q('doge augment: ' + Path(summary['out']).name)}",
+        "task_categories:",
+        f"- {task}",
+        "size_categories:",
+        f"- {_size_category(total)}",
+        "tags:",
+        "- synthetic",
+        "- doge",
+        "- domain-gap-embeddings",
+        # The dataset's own facts under doge's key: a `dataset_info` block would have to describe
+        # every metadata column exactly, or `datasets` ignores it with a warning.
+        "doge:",
+        f"  format: {summary['format']}",
+        f"  label_column: {_q(summary['label_column'])}",
+        "  classes:",
+        *[f"  - {_q(name)}" for name in classes],
+        f"  images: {total}",
+        f"  generated: {summary['generated']}",
+        "  gaps:",
+        *[
+            f"  - ref: {_q(g['ref'])}\n    sha256: {g['sha256']}\n    weight: {g['weight']:g}"
+            for g in summary["gap_details"]
+        ],
+        "---",
+        "",
+    ]
+    rows = [
+        f"| {name or '(none)'} | {c['sources']} | {c['asked']} | {c['made']} | {c['rejected']} | {c['short']} |"
+        for name, c in summary["classes"].items()
+    ]
+    gaps = [
+        f"- `{g['ref']}` (sha256 `{g['sha256']}`), weight {g['weight']:g}"
+        + (f", from {g['provenance']}" if g.get("provenance") else "")
+        for g in summary["gap_details"]
+    ]
+    settings = json.dumps(summary["render"], indent=2, sort_keys=True)
+    body = [
+        f"# {Path(summary['out']).name}",
+        "",
+        f"A training set made by `doge augment` (doge {doge.__version__}) from {summary['src']}: "
+        f"{summary['generated']} new images in the target domain"
+        + (
+            f" and {summary['images'] - summary['generated']} source images"
+            if summary["with_sources"] != "none"
+            else ""
+        )
+        + f", format `{summary['format']}`. Each new image is a source image whose CLIP embedding was moved "
+        "along the gap(s) below and rendered with Stable unCLIP and a ControlNet that keeps its layout, "
+        "so it carries its source's label (and any boxes or masks, mapped through its geometry).",
+        "",
+        "## Gaps",
+        "",
+        *gaps,
+        "",
+        "## Counts per class",
+        "",
+        "| class | sources | asked | made | rejected by the filter | short |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *rows,
+        "",
+        f"Filter: {summary['filter'] or 'off'}. Rejected images were replaced by the next sample of the same "
+        "source until the budget was met or the tries ran out ('short').",
+        "",
+        "## Render settings",
+        "",
+        "```json",
+        settings,
+        "```",
+        "",
+    ]
+    if summary.get("tiny_model"):
+        body += [
+            "**These images come from a tiny random test model: they are noise, not training data.**",
+            "",
+        ]
+    path = out / "README.md"
+    write_atomic(path, "\n".join(header + body).encode("utf-8"))
+    return path

@@ -1,0 +1,313 @@
+"""``doge augment``: read a labelled set, plan a budget, render it with the render engine, filter and
+refill, then lay the result out as a training set with its card.
+
+The images are made by :mod:`doge.rendering` in a work area (one render folder per gap, with its
+``manifest.jsonl``), so a rerun of the same command makes only what is missing, exactly like
+``doge render``. The work area lies beside OUT (``.<OUT name>.doge-work``), not inside it: OUT holds
+nothing but the dataset, so every loader (``ImageFolder`` included) sees only its classes.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from doge.augmentation.budget import Slot, allocate, class_targets, parse_weights
+from doge.augmentation.card import write_card
+from doge.augmentation.inputs import Dataset, read_dataset
+from doge.augmentation.outputs import (
+    DEFAULT_SHARD_SIZE,
+    FORMATS,
+    WITH_SOURCES,
+    Item,
+    source_stem,
+    write_coco,
+    write_imagefolder,
+    write_webdataset,
+)
+from doge.errors import DogeError
+from doge.names import parse_weighted_ref
+from doge.rendering import manifest
+from doge.rendering.plan import Job, output_stem
+
+log = logging.getLogger("doge")
+
+DEFAULT_MAX_TRIES = 3
+
+
+@dataclass
+class Chain:
+    """A slot of the budget and its tries: the first sample, then a replacement for each rejected one."""
+
+    slot: Slot
+    ks: list[int] = field(default_factory=list)
+
+
+def default_work(out: Path) -> Path:
+    return out.parent / f".{out.name}.doge-work"
+
+
+def gap_groups(gaps) -> list[list[str]]:
+    """``--gap A --gap B+C:0.5`` → [[A], [B, C:0.5]]: the budget is split between groups, a group's gaps add up."""
+    if isinstance(gaps, str):
+        gaps = [gaps]
+    groups = [[part.strip() for part in str(g).split("+") if part.strip()] for g in gaps or []]
+    if not groups or not all(groups):
+        raise DogeError("augment needs a gap: --gap 'real->painting' (see doge gap list)")
+    return groups
+
+
+def _slug(group: list[str]) -> str:
+    return re.sub(r"[^a-z0-9._@=-]+", "_", "+".join(group).replace("->", "=")).strip("_")[:120]
+
+
+def _work_name(dataset: Dataset, slot_source: int, k: int) -> str:
+    return f"images/{output_stem(dataset.sources[slot_source].rel)}_{k}.png"
+
+
+def augment(
+    src,
+    gaps,
+    out,
+    *,
+    annotations=None,
+    masks=None,
+    label_column: str = "label",
+    input_format: str | None = None,
+    output_format: str = "imagefolder",
+    per_class: int | None = None,
+    ratio: float | None = None,
+    balance: bool = False,
+    count: int | None = None,
+    weights=None,
+    edit_weight: float = 1.5,
+    filter: bool = False,
+    min_target_score: float | None = 0.5,
+    min_source_similarity: float | None = None,
+    filter_src=None,
+    filter_tgt=None,
+    max_tries: int = DEFAULT_MAX_TRIES,
+    with_sources: str = "none",
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    annotations_name: str = "annotations.json",
+    work=None,
+    dry_run: bool = False,
+    ray: str | None = None,
+    progress: bool = True,
+    registry=None,
+    home=None,
+    url=None,
+    **render_options,
+) -> dict:
+    """Augment the labelled set in ``src`` with images shifted by ``gaps``; returns the summary ``--json`` prints.
+
+    ``render_options`` are :func:`doge.rendering.plan.plan`'s (model, steps, size, controls, seed, ...).
+    """
+    from doge.gaps.store import load_gap, registry_for
+
+    if output_format not in FORMATS:
+        raise DogeError(f"--format {output_format!r}: use one of {', '.join(FORMATS)}")
+    if with_sources not in WITH_SOURCES:
+        raise DogeError(f"--with-sources {with_sources!r}: use one of {', '.join(WITH_SOURCES)}")
+    if max_tries < 1:
+        raise DogeError("--max-tries must be at least 1")
+    out = Path(out)
+    groups = gap_groups(gaps)
+    spread = parse_weights(weights) if weights is not None else [float(edit_weight)]
+    dataset = read_dataset(
+        src, annotations=annotations, masks=masks, label_column=label_column, input_format=input_format
+    )
+    by_class = dataset.by_class()
+    targets = class_targets(by_class, per_class=per_class, ratio=ratio, balance=balance, count=count)
+    slots = allocate(by_class, targets, len(groups), spread)
+    reg = registry_for(registry, home, url)
+    details = []
+    for group in groups:
+        for text in group:
+            ref, weight = parse_weighted_ref(text)
+            gap = load_gap(str(ref), registry=reg)
+            details.append({"group": "+".join(group), "ref": gap.ref, "sha256": gap.sha256, "weight": weight})
+    base = {
+        "out": str(out),
+        "src": str(src),
+        "input": dataset.kind,
+        "format": output_format,
+        "gaps": ["+".join(g) for g in groups],
+        "weights": spread,
+        "planned": len(slots),
+        "per_gap": {"+".join(g): sum(s.gap == i for s in slots) for i, g in enumerate(groups)},
+        "per_class": {label: {"sources": len(ix), "asked": targets[label]} for label, ix in by_class.items()},
+    }
+    if dry_run:
+        base["per_class_and_gap"] = {
+            label: {"+".join(g): sum(s.label == label and s.gap == i for s in slots) for i, g in enumerate(groups)}
+            for label in by_class
+        }
+        return {**base, "dry_run": True}
+
+    work = Path(work) if work else default_work(out)
+    if (
+        "controls" in render_options
+        and render_options["controls"] == ["seg"]
+        and dataset.masks is not None
+        and not render_options.get("control_dir")
+    ):
+        render_options["control_dir"] = dataset.masks  # the label images are the seg control's maps
+    chains = [Chain(slot, [slot.k]) for slot in slots]
+    next_k: dict[int, int] = {}
+    for slot in slots:
+        next_k[slot.source] = max(next_k.get(slot.source, 0), slot.k + 1)
+    written, skipped, engine = 0, 0, None
+    filter_options = {
+        "min_target_score": min_target_score,
+        "min_source_similarity": min_source_similarity,
+        "src": filter_src,
+        "tgt": filter_tgt,
+        "progress": progress,
+        "registry": reg,
+    }
+    image_set = dataset.image_set()
+    last_plans: dict[int, object] = {}
+    while True:
+        for i, group in enumerate(groups):
+            jobs = sorted(
+                {
+                    Job(c.slot.source, k, c.slot.weight, _work_name(dataset, c.slot.source, k))
+                    for c in chains
+                    if c.slot.gap == i
+                    for k in c.ks
+                },
+                key=lambda j: (j.source, j.k),
+            )
+            if not jobs:
+                continue
+            p, engine, made, done = _render(
+                group, work / _slug(group), image_set, jobs, engine, ray, progress, reg, edit_weight, render_options
+            )
+            last_plans[i] = p
+            written, skipped = written + made, skipped + done
+        if not filter:
+            break
+        verdicts = _filter(groups, work, filter_options)
+        grown = False
+        for chain in chains:
+            entry = verdicts[chain.slot.gap].get(_work_name(dataset, chain.slot.source, chain.ks[-1]))
+            if entry and (entry.get("filter") or {}).get("rejected") and len(chain.ks) < max_tries:
+                chain.ks.append(next_k[chain.slot.source])
+                next_k[chain.slot.source] += 1
+                grown = True
+        if not grown:
+            break
+
+    entries = {i: manifest.read(work / _slug(g) / "manifest.jsonl") for i, g in enumerate(groups)}
+    items, counts = _collect(dataset, chains, entries, work, groups, targets, with_sources, filter)
+    out.mkdir(parents=True, exist_ok=True)
+    link = with_sources == "link"
+    if output_format == "imagefolder":
+        write_imagefolder(out, dataset, items, link, label_column)
+    elif output_format == "coco":
+        write_coco(out, dataset, items, link, annotations_name)
+    else:
+        write_webdataset(out, dataset, items, shard_size)
+    generated = [it for it in items if it.generated]
+    any_plan = next(iter(last_plans.values()), None)
+    summary = {
+        **base,
+        "work": str(work),
+        "classes": counts,
+        "class_names": dataset.classes,
+        "label_column": label_column,
+        "masks": dataset.masks is not None,
+        "images": len(items),
+        "generated": len(generated),
+        "written": written,
+        "skipped": skipped,
+        "with_sources": with_sources,
+        "filter": (
+            {
+                "min_target_score": min_target_score,
+                "min_source_similarity": min_source_similarity,
+                "max_tries": max_tries,
+            }
+            if filter
+            else None
+        ),
+        "gap_details": details,
+        "render": _settings(any_plan),
+        "tiny_model": any(bool(it.entry.get("tiny_model")) for it in generated),
+    }
+    summary["card"] = str(write_card(out, summary))
+    return summary
+
+
+def _render(group, folder, image_set, jobs, engine, ray, progress, reg, edit_weight, options):
+    from doge.rendering.batch import load_engine
+    from doge.rendering.plan import plan
+    from doge.rendering.run import run_plan
+
+    p = plan(group, None, folder, sources=image_set, jobs=jobs, edit_weight=edit_weight, registry=reg, **options)
+    if not p.pending:
+        return p, engine, 0, len(p.jobs)
+    if not ray and engine is None:
+        engine = load_engine(p)
+    result = run_plan(p, progress=progress, ray=ray, engine=None if ray else engine)
+    return p, engine, len(result.written), result.skipped
+
+
+def _filter(groups, work: Path, options: dict) -> dict[int, dict[str, dict]]:
+    """Score every group's images as ``doge filter`` does; the verdicts land in its manifest."""
+    from doge.quality.filtering import filter_outputs
+
+    verdicts: dict[int, dict[str, dict]] = {}
+    for i, group in enumerate(groups):
+        folder = work / _slug(group)
+        if not (folder / "manifest.jsonl").is_file():
+            verdicts[i] = {}
+            continue
+        filter_outputs(folder, str(parse_weighted_ref(group[0])[0]), **options)
+        verdicts[i] = manifest.read(folder / "manifest.jsonl")
+    return verdicts
+
+
+def _collect(dataset, chains, entries, work, groups, targets, with_sources, filtered):
+    """The dataset's items (accepted new images, then sources if asked) and the counts per class."""
+    counts = {
+        label: {"sources": len(ix), "asked": targets[label], "made": 0, "rejected": 0, "short": 0}
+        for label, ix in dataset.by_class().items()
+    }
+    items = []
+    for chain in chains:
+        slot, c = chain.slot, counts[chain.slot.label]
+        accepted = None
+        for k in chain.ks:
+            name = _work_name(dataset, slot.source, k)
+            entry = entries[slot.gap].get(name)
+            path = work / _slug(groups[slot.gap]) / name
+            if entry is None or not path.is_file():
+                continue
+            if filtered and (entry.get("filter") or {}).get("rejected"):  # an earlier --filter's verdict
+                c["rejected"] += 1
+                continue
+            accepted = Item(
+                dataset.sources[slot.source], f"{source_stem(dataset, dataset.sources[slot.source])}_{k}", path, entry
+            )
+        if accepted is None:
+            c["short"] += 1
+        else:
+            c["made"] += 1
+            items.append(accepted)
+    if with_sources != "none":
+        items += [Item(s, source_stem(dataset, s), None, None) for s in dataset.sources]
+    items.sort(key=lambda it: (it.source.label, it.stem))
+    return items, counts
+
+
+def _settings(p) -> dict:
+    if p is None:
+        return {}
+    s = asdict(p.settings)
+    s["controls"] = [c.describe() for c in p.controls]
+    s["controlnets"] = p.controlnets
+    return s

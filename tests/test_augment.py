@@ -1,0 +1,361 @@
+"""`doge augment` on the tiny model: every input layout and output format, read back by the loaders
+a trainer uses (datasets, pycocotools, webdataset), budgets, resume after a kill, filter refill, dry run."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from doge.cli.main import get_cli
+
+FAST = {"steps": 2, "size": 64, "controls": ["none"], "progress": False}
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, tiny_model, domains):
+    """A registry with real->painting@v1 (mean) and @v2 (median), made with the tiny model."""
+    from doge.api import create_gap
+
+    home = tmp_path_factory.mktemp("home")
+    for estimator in ("mean", "median"):
+        create_gap(
+            "real->painting",
+            domains["real"],
+            domains["painting"],
+            model=str(tiny_model),
+            estimator=estimator,
+            home=home,
+            progress=False,
+            workers=0,
+        )
+    return home
+
+
+@pytest.fixture(scope="module")
+def class_folders(tmp_path_factory, domains):
+    """Two classes of unequal size: cat (2 images), dog (4 images)."""
+    root = tmp_path_factory.mktemp("set") / "train"
+    for i, f in enumerate(sorted(domains["real"].iterdir())):
+        cls = "cat" if i < 2 else "dog"
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, root / cls / f.name)
+    return root
+
+
+@pytest.fixture
+def run(home, tiny_model):
+    import doge
+
+    def invoke(src, out, gaps=("real->painting",), **options):
+        return doge.augment(src, list(gaps), out, model=str(tiny_model), home=home, **{**FAST, **options})
+
+    return invoke
+
+
+def rows(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metadata.jsonl").read_text().splitlines()]
+
+
+def test_class_folders_to_imagefolder_loaded_by_datasets(run, class_folders, tmp_path):
+    import datasets
+
+    out = tmp_path / "aug"
+    summary = run(class_folders, out, gaps=["real->painting@v1", "real->painting@v2"], per_class=3, weights="1.0,2.0")
+    ds = datasets.load_dataset("imagefolder", data_dir=str(out), split="train")
+    assert len(ds) == 6
+    by_label = {}
+    for row in ds:
+        # The label is the source's class: the source sits in that class's folder.
+        assert Path(row["doge_source"]).parent.name == row["label"]
+        assert row["image"].size == (64, 64)
+        by_label[row["label"]] = by_label.get(row["label"], 0) + 1
+    assert by_label == {"cat": 3, "dog": 3}
+    # The cat class has 2 sources: the third image cycles back to the first source with k = 1.
+    cat = sorted(r["file_name"] for r in rows(out) if r["label"] == "cat")
+    assert cat == ["cat/astronaut_0000_0.png", "cat/astronaut_0000_1.png", "cat/chelsea_0002_0.png"]
+    # The budget is split between the gaps and spread over the weights; each image records its own.
+    assert summary["per_gap"] == {"real->painting@v1": 3, "real->painting@v2": 3}
+    assert sorted({(r["doge_gaps"], r["doge_edit_weight"]) for r in rows(out)}) == [
+        ("real->painting@v1:1", 1.0),
+        ("real->painting@v1:1", 2.0),
+        ("real->painting@v2:1", 1.0),
+        ("real->painting@v2:1", 2.0),
+    ]
+    for r in rows(out):
+        assert len(r["doge_source_sha256"]) == 64 and len(r["doge_gap_sha256"]) == 64 and r["doge_seed"] >= 0
+    # OUT holds only the dataset (class folders, metadata, card): the render work area is beside it.
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "cat", "dog", "metadata.jsonl"]
+    card = (out / "README.md").read_text()
+    import yaml
+
+    header = yaml.safe_load(card.split("---")[1])
+    assert header["doge"]["classes"] == ["cat", "dog"] and header["task_categories"] == ["image-classification"]
+    assert "tiny random test model" in card and header["doge"]["gaps"][0]["sha256"] in card
+    assert "| cat | 2 | 3 | 3 | 0 | 0 |" in card
+
+
+def test_dry_run_plans_without_a_model(home, class_folders, tmp_path):
+    out = tmp_path / "aug"
+    argv = ["--home", str(home), "augment", str(class_folders), "--gap", "real->painting", "--out", str(out)]
+    result = CliRunner().invoke(get_cli(), [*argv, "--balance", "--dry-run", "--json", "--model", "no/such-model"])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output)
+    # --balance fills every class up to the largest one (dog has 4, cat 2).
+    assert plan["per_class"] == {"cat": {"sources": 2, "asked": 2}, "dog": {"sources": 4, "asked": 0}}
+    assert plan["planned"] == 2 and not out.exists()
+    result = CliRunner().invoke(get_cli(), [*argv, "--ratio", "1.5", "--gap", "real->painting@v1", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "9 images planned" in result.output  # round(1.5 * 2) + round(1.5 * 4)
+    assert "gap real->painting: 5 images" in result.output and "gap real->painting@v1: 4 images" in result.output
+    result = CliRunner().invoke(get_cli(), [*argv, "--per-class", "2", "--count", "3", "--dry-run"])
+    assert result.exit_code != 0 and "exactly one budget" in result.output and "Traceback" not in result.output
+
+
+def test_rerun_after_a_kill_makes_only_what_is_missing(run, class_folders, tmp_path, monkeypatch):
+    from doge.rendering import batch
+
+    clean = tmp_path / "clean"
+    run(class_folders, clean, count=4, batch_size=1)
+    calls = {"n": 0}
+    real_write = batch.OutputWriter.write
+
+    def dying_write(self, outputs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # the process is killed mid-run
+        real_write(self, outputs)
+
+    out = tmp_path / "aug"
+    monkeypatch.setattr(batch.OutputWriter, "write", dying_write)
+    with pytest.raises(KeyboardInterrupt):
+        run(class_folders, out, count=4, batch_size=1)
+    monkeypatch.setattr(batch.OutputWriter, "write", real_write)
+    summary = run(class_folders, out, count=4, batch_size=1)
+    assert 0 < summary["skipped"] < 4 and summary["written"] + summary["skipped"] == 4
+    # Same images as an uninterrupted run, byte for byte: seeds are per image.
+    assert [r["file_name"] for r in rows(out)] == [r["file_name"] for r in rows(clean)]
+    for r in rows(out):
+        assert (out / r["file_name"]).read_bytes() == (clean / r["file_name"]).read_bytes()
+    again = run(class_folders, out, count=4, batch_size=1)
+    assert again["written"] == 0 and again["skipped"] == 4
+
+
+def test_imagefolder_metadata_csv_input_with_label_column_and_sources(run, domains, tmp_path):
+    src = tmp_path / "hf"
+    src.mkdir()
+    files = sorted(domains["real"].iterdir())[:3]
+    lines = ["file_name,species"]
+    for i, f in enumerate(files):
+        shutil.copy(f, src / f.name)
+        lines.append(f"{f.name},{'ab'[i % 2]}")
+    (src / "metadata.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "aug"
+    summary = run(src, out, ratio=1, label_column="species", with_sources="copy")
+    assert summary["input"] == "imagefolder"
+    got = rows(out)
+    assert len(got) == 6 and sum(r["doge_generated"] for r in got) == 3
+    labels = {f.name: "ab"[i % 2] for i, f in enumerate(files)}
+    for r in got:
+        assert r["species"] == labels[Path(r["doge_source"]).name]
+        assert r["file_name"].startswith(r["species"] + "/") and (out / r["file_name"]).is_file()
+
+
+def _rle(mask: np.ndarray) -> dict:
+    from pycocotools import mask as mu
+
+    rle = mu.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": list(rle["size"]), "counts": rle["counts"].decode()}
+
+
+@pytest.fixture
+def coco_set(domains, tmp_path):
+    """Two 96 x 64 images with a box, a polygon and an RLE mask each (output 64 x 64: x scales by 2/3)."""
+    root = tmp_path / "coco"
+    root.mkdir()
+    images, anns = [], []
+    for i, f in enumerate(sorted(domains["real"].iterdir())[:2]):
+        Image.open(f).convert("RGB").resize((96, 64)).save(root / f"{i:06d}.jpg")
+        images.append({"id": 10 + i, "file_name": f"{i:06d}.jpg", "width": 96, "height": 64})
+        mask = np.zeros((64, 96), bool)
+        mask[8:40, 30:90] = True
+        anns += [
+            {"id": 3 * i + 1, "image_id": 10 + i, "category_id": 1, "bbox": [12, 6, 30, 20], "area": 600, "iscrowd": 0},
+            {
+                "id": 3 * i + 2,
+                "image_id": 10 + i,
+                "category_id": 2,
+                "bbox": [0, 30, 48, 30],
+                "segmentation": [[0, 30, 48, 30, 48, 60, 0, 60]],
+                "area": 1440,
+                "iscrowd": 0,
+            },
+            {
+                "id": 3 * i + 3,
+                "image_id": 10 + i,
+                "category_id": 2,
+                "bbox": [30, 8, 60, 32],
+                "segmentation": _rle(mask),
+                "area": int(mask.sum()),
+                "iscrowd": 1,
+            },
+        ]
+    doc = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "car"}, {"id": 2, "name": "road"}]}
+    (root / "instances.json").write_text(json.dumps(doc))
+    return root, mask
+
+
+# A 96 x 64 source at --size 64: keep scales x by 2/3 (64 x 64 output); crop cuts x 16..80 at scale 1.
+EXPECTED = {
+    "keep": {"box": [8, 6, 20, 20], "poly": [0, 30, 32, 30, 32, 60, 0, 60], "cols": None},
+    "crop": {"box": [0, 6, 26, 20], "poly": [0, 30, 32, 30, 32, 60, 0, 60], "cols": (16, 80)},
+}
+
+
+@pytest.mark.parametrize("fit", ["keep", "crop"])
+def test_coco_boxes_polygons_and_rle_follow_the_geometry(run, coco_set, tmp_path, fit):
+    from pycocotools import mask as mu
+    from pycocotools.coco import COCO
+
+    root, source_mask = coco_set
+    out = tmp_path / "aug"
+    summary = run(root, out, annotations=root / "instances.json", output_format="coco", ratio=1, fit=fit)
+    assert summary["input"] == "coco" and summary["generated"] == 2
+    coco = COCO(str(out / "annotations.json"))
+    assert len(coco.getImgIds()) == 2 and len(coco.getAnnIds()) == 6
+    assert {c["name"] for c in coco.loadCats(coco.getCatIds())} == {"car", "road"}
+    expected = EXPECTED[fit]
+    if expected["cols"]:
+        want = source_mask[:, slice(*expected["cols"])].astype(np.uint8)
+    else:
+        want = np.asarray(Image.fromarray(source_mask.astype(np.uint8)).resize((64, 64), Image.Resampling.NEAREST))
+    for image in coco.loadImgs(coco.getImgIds()):
+        assert (image["width"], image["height"]) == Image.open(out / image["file_name"]).size == (64, 64)
+        anns = {
+            a["category_id"] if a["category_id"] == 1 else a["iscrowd"] + 2: a
+            for a in coco.loadAnns(coco.getAnnIds(imgIds=image["id"]))
+        }
+        box = anns[1]
+        assert box["bbox"] == pytest.approx(expected["box"])
+        assert box["area"] == pytest.approx(expected["box"][2] * expected["box"][3])
+        poly = anns[2]
+        assert poly["segmentation"] == [pytest.approx(expected["poly"])]
+        assert poly["area"] == pytest.approx(32 * 30, rel=0.1)
+        rle = anns[3]
+        got = coco.annToMask(rle)
+        assert np.array_equal(got, want) and rle["area"] == pytest.approx(float(want.sum()))
+        assert mu.area(coco.annToRLE(rle)) == want.sum()
+
+
+def test_masks_resized_nearest_and_webdataset_read_back(run, domains, tmp_path):
+    import webdataset as wds
+
+    src, masks = tmp_path / "seg" / "images", tmp_path / "seg" / "labels"
+    src.mkdir(parents=True)
+    masks.mkdir()
+    rng = np.random.default_rng(0)
+    for f in sorted(domains["real"].iterdir())[:2]:
+        Image.open(f).convert("RGB").resize((80, 48)).save(src / f.name)
+        Image.fromarray(rng.choice([0, 7, 19], size=(48, 80)).astype(np.uint8)).save(masks / f.name)
+    out = tmp_path / "aug"
+    run(src, out, masks=masks, per_class=3)
+    for r in rows(out):
+        got = np.asarray(Image.open(out / "masks" / r["file_name"]))
+        source = Image.open(masks / Path(r["doge_source"]).name)
+        assert got.shape == (64, 64) and set(np.unique(got)) <= {0, 7, 19}
+        assert np.array_equal(got, np.asarray(source.resize((64, 64), Image.Resampling.NEAREST)))
+
+    shards = tmp_path / "shards"
+    run(src, shards, masks=masks, per_class=3, output_format="webdataset", shard_size=1, with_sources="link")
+    samples = list(wds.WebDataset(sorted(str(p) for p in shards.glob("shard-*.tar")), shardshuffle=False))
+    assert len(samples) == 5 and len(list(shards.glob("shard-*.tar"))) == 5
+    assert all(int(s["cls"]) == 0 and json.loads(s["json"])["label"] == "" for s in samples)
+    assert sum(json.loads(s["json"])["doge_generated"] for s in samples) == 3
+
+
+def test_filter_replaces_rejected_images_with_the_next_k(run, class_folders, tmp_path):
+    work = tmp_path / "work"  # one render work area: the runs differ only in the filter's verdicts
+    out = tmp_path / "keep-all"
+    run(class_folders, out, per_class=2, filter=True, min_target_score=0.0, work=work)
+    scores = sorted(r["doge_target_score"] for r in rows(out))
+    assert len(scores) == 4 and all(s is not None for s in scores)
+    threshold = (scores[1] + scores[2]) / 2  # two of the four first samples miss it
+
+    out = tmp_path / "strict"
+    summary = run(class_folders, out, per_class=2, filter=True, min_target_score=threshold, max_tries=3, work=work)
+    got = rows(out)
+    assert all(r["doge_target_score"] >= threshold for r in got)
+    rejected = sum(c["rejected"] for c in summary["classes"].values())
+    assert rejected >= 2 and any(r["doge_k"] >= 1 and r["label"] == "dog" for r in got)
+    for label, c in summary["classes"].items():
+        assert c["made"] + c["short"] == 2 and sum(r["label"] == label for r in got) == c["made"]
+
+    out = tmp_path / "none"
+    summary = run(class_folders, out, per_class=1, filter=True, min_target_score=1.01, max_tries=2, work=work)
+    assert {c["short"] for c in summary["classes"].values()} == {1} and not rows(out)
+    assert {c["rejected"] for c in summary["classes"].values()} == {2}  # two tries each, both rejected
+
+
+def test_a_users_mistakes_get_one_line(home, class_folders, domains, tmp_path):
+    def fails(*args):
+        argv = ["--home", str(home), "augment", *map(str, args), "--gap", "real->painting", "--dry-run"]
+        result = CliRunner().invoke(get_cli(), [*argv, "--out", str(tmp_path / "out")])
+        assert result.exit_code != 0 and "Traceback" not in result.output
+        return result.output
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "no images found" in fails(empty, "--count", "2")
+    hf = tmp_path / "hf"
+    hf.mkdir()
+    shutil.copy(sorted(domains["real"].iterdir())[0], hf / "a.png")
+    (hf / "metadata.jsonl").write_text(json.dumps({"file_name": "a.png", "species": "cat"}) + "\n")
+    assert "--label-column" in fails(hf, "--count", "2")
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    assert "no label image" in fails(class_folders, "--masks", masks, "--count", "2")
+    assert "COCO JSON" in fails(hf, "--annotations", hf / "metadata.jsonl", "--count", "2")
+    assert "--weights" in fails(class_folders, "--count", "2", "--weights", "1,x")
+
+
+def test_cli_json_is_what_python_returns_and_masks_feed_the_seg_control(home, tiny_model, domains, tmp_path):
+    import doge
+
+    src, masks = tmp_path / "seg" / "images", tmp_path / "seg" / "labels"
+    src.mkdir(parents=True)
+    masks.mkdir()
+    for i, f in enumerate(sorted(domains["real"].iterdir())[:2]):
+        shutil.copy(f, src / f.name)
+        Image.fromarray(np.full((64, 64), 5 * (i + 1), np.uint8)).save(masks / f.name)
+    out = tmp_path / "aug"
+    options = ["--steps", "2", "--size", "64", "--control", "seg", "--controlnet", str(tiny_model / "controlnet")]
+    argv = ["--home", str(home), "--quiet", "augment", str(src), "--gap", "real->painting", "--out", str(out)]
+    result = CliRunner().invoke(
+        get_cli(), [*argv, "--masks", str(masks), "--count", "2", "--model", str(tiny_model), *options, "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    from_cli = json.loads(result.output)
+    assert from_cli["written"] == 2 and from_cli["masks"] is True
+    # The label images are the seg control's maps (one per source, matched by stem).
+    assert from_cli["render"]["controls"][0]["control_dir"] == str(masks)
+    again = doge.augment(
+        src,
+        ["real->painting"],
+        out,
+        masks=masks,
+        count=2,
+        model=str(tiny_model),
+        home=home,
+        steps=2,
+        size=64,
+        controls=["seg"],
+        controlnets=[str(tiny_model / "controlnet")],
+        progress=False,
+    )
+    assert again["written"] == 0 and again["skipped"] == 2
+    assert {k: v for k, v in again.items() if k not in ("written", "skipped")} == {
+        k: v for k, v in from_cli.items() if k not in ("written", "skipped")
+    }
