@@ -71,11 +71,16 @@ def register_controls(register):
 
     - ``name``: the registered name; ``uses_controlnet`` (bool) and ``default_controlnet`` (a
       ControlNet id or folder for Stable Diffusion 2.1, or None).
-    - ``make(image, size, source_path) → PIL RGB image | None``: the conditioning map for one PIL
-      RGB source at ``size = (width, height)``, the output size (None: no map for this source).
+    - ``make(image, size, source_path, geometry) → PIL RGB image | None``: the conditioning map
+      for one PIL RGB source at ``size = (width, height)``, the output size (None: no map for this
+      source). ``geometry`` (:class:`doge.rendering.geometry.Geometry`) says how the output lies
+      over the source (``--fit``): lay the map out with ``geometry.apply(image)`` so that it shows
+      what the output shows, nothing cut or stretched that the output keeps.
     - ``resolve_controlnet(override) → str | None``: the ControlNet to load (``--controlnet``
       wins over the default); None for a control that uses none.
     - ``describe() → dict``: what went into the maps (name, options), for the render manifest.
+    - optional: ``is_empty(map) → bool`` (the map holds too little to control the layout: render
+      warns once and marks the manifest) and ``empty_advice() → str`` (what to change then).
 
     Options: a ``defaults`` dict on the class (``{"low": 100, "high": 800}``), else the
     constructor's keyword arguments with defaults. ``doge render --control-option canny.low=50``

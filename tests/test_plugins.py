@@ -74,6 +74,27 @@ class ControlPlugin:
         register("invert", self.Invert)
 
 
+class LetterCountText:
+    """A text tower in mean-colour's 3-wide space: counts of the letters r, g and b."""
+
+    @classmethod
+    def for_image_encoder(cls, encoder_provenance, text_model=None, device=None):
+        assert encoder_provenance["plugin"] == "mean-colour"
+        return cls()
+
+    def encode(self, texts):
+        return torch.tensor([[float(text.count(c)) for c in "rgb"] for text in texts])
+
+    def describe(self):
+        return {"plugin": "mean-colour", "model": "letter-count", "dim": 3}
+
+
+class TextEncoderPlugin:
+    @hookimpl
+    def register_text_encoders(self, register):
+        register("mean-colour", LetterCountText)
+
+
 class CommandPlugin:
     @hookimpl
     def register_commands(self, cli):
@@ -226,7 +247,11 @@ def test_every_hookspec_has_a_test_plugin_implementing_it():
 def test_plugin_options_come_from_the_plugin(fresh_plugins):
     assert pluginmanager.options("estimators", "trimmed-mean")["trim"].default == 0.1
     assert pluginmanager.options("estimators", "mean") == {}
-    assert {k: o.default for k, o in pluginmanager.options("controls", "canny").items()} == {"low": 100, "high": 800}
+    assert {k: o.default for k, o in pluginmanager.options("controls", "canny").items()} == {
+        "low": 100,
+        "high": 800,
+        "maps": "auto",
+    }
     assert pluginmanager.parse_options("estimators", "lda", [("shrinkage", "0.3")]) == {"shrinkage": 0.3}
     assert pluginmanager.parse_options("estimators", "lda", [("shrinkage", "auto")]) == {"shrinkage": "auto"}
     assert pluginmanager.parse_options("controls", "canny", [("low", "50")]) == {"low": 50}
@@ -274,10 +299,10 @@ class ThresholdControl:
     def __init__(self, control_dir=None, device="cpu", level: int = 128):
         self.level = level
 
-    def make(self, image, size, source_path):
+    def make(self, image, size, source_path, geometry):
         from PIL import Image
 
-        grey = image.resize(size, Image.Resampling.BICUBIC).convert("L")
+        grey = geometry.apply(image, Image.Resampling.BICUBIC).convert("L")
         return grey.point(lambda v: 255 if v >= self.level else 0).convert("RGB")
 
     def resolve_controlnet(self, override=None):
@@ -328,3 +353,25 @@ def test_a_third_party_control_renders_end_to_end_with_its_own_controlnet(
     assert unknown.exit_code != 0 and unknown.output.strip().splitlines()[-1].endswith("its options: level=128")
     unused = render(tmp_path / "y", "--control-option", "canny.low=50")
     assert unused.exit_code != 0 and "does not use" in unused.output
+
+
+def test_a_text_encoder_plugin_drives_a_text_gap(fresh_plugins, tmp_path):
+    pluginmanager.register_plugin(EncoderPlugin(), name="enc")
+    pluginmanager.register_plugin(TextEncoderPlugin(), name="txt")
+    (tmp_path / "src").mkdir()
+    solid(tmp_path / "src/a.png", (255, 0, 0))
+    from doge.api import create_text_gap
+
+    gap = create_text_gap(
+        "red->text",
+        src=tmp_path / "src",
+        tgt_text="a {} of g",
+        classes="bb,rr",
+        encoder="mean-colour",
+        home=tmp_path / "home",
+        progress=False,
+        workers=0,
+    )
+    # target texts "a bb of g", "a rr of g": mean letter counts (1, 1, 1); the red image is (1, 0, 0)
+    assert torch.allclose(gap.vector, torch.tensor([0.0, 1.0, 1.0]))
+    assert gap.provenance["text_encoder"]["model"] == "letter-count"

@@ -155,13 +155,16 @@ def load_source(p: Plan, index: int, data: bytes | None = None) -> Source | None
         made = control.make(image, geometry.output_size, path, geometry=geometry)
         if made is not None:
             controls.append((control.name, made))
-            if control.is_empty(made):
+            # is_empty / empty_advice are optional for a third-party control (see doge.hooks)
+            is_empty = getattr(control, "is_empty", None)
+            if is_empty is not None and is_empty(made):
                 empty.append(control.name)
+                advice = getattr(control, "empty_advice", lambda: f"check the {control.name} control's options")
                 log.warning(
                     "%s: its %s map is (almost) empty, so the ControlNet keeps none of its layout; %s",
                     path,
                     control.name,
-                    control.empty_advice(),
+                    advice(),
                 )
     return Source(path, source_stem(p, path), hashlib.sha256(data).hexdigest(), image, controls, geometry, empty)
 
