@@ -11,9 +11,10 @@ from doge.gaps.extract import create_gap
 from doge.gaps.gap import Gap
 from doge.gaps.store import load_gap, registry_for
 from doge.rendering.plan import RenderResult, plan
+from doge.rendering.preview import make_preview as preview
 from doge.rendering.run import run_plan
 
-__all__ = ["Gap", "RenderResult", "build_encoder", "create_gap", "load_gap", "registry_for", "render"]
+__all__ = ["Gap", "RenderResult", "build_encoder", "create_gap", "load_gap", "preview", "registry_for", "render"]
 
 
 def render(gaps, src, out, *, progress: bool = True, ray: str | None = None, **options) -> RenderResult:

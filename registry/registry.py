@@ -21,6 +21,7 @@ from doge.names import Ref, parse_ref, validate_alias, validate_name
 from doge.provenance import who
 
 from . import audit, gapfile, labels, schema
+from .attachments import Attachments
 from .blobs import sha256_hex
 from .blobstores import open_blob_store
 from .copying import ADDED, PRESENT, Placement, VersionConflict, place
@@ -68,7 +69,7 @@ class GapVersion:
         }
 
 
-class Registry:
+class Registry(Attachments):
     """Gaps by name and version. ``url`` is any SQLAlchemy URL; default: SQLite in the home.
 
     ``blob_store`` is where the vectors go: a folder or an fsspec URL (``s3://bucket/gaps``);
@@ -288,11 +289,13 @@ class Registry:
             s.execute(delete(AliasRow).where(AliasRow.version_id == row.id))
             s.execute(delete(LabelRow).where(LabelRow.version_id == row.id))
             s.execute(delete(EvaluationRow).where(EvaluationRow.version_id == row.id))
+            attached = self._drop_attachments(s, row.id)
             s.delete(row)
             before = {"version": gv.version, "sha256": gv.sha256, "aliases": list(gv.aliases), "labels": gv.labels}
             audit.record(s, gv.name, gv.version, audit.VERSION_REMOVED, before, None)
         # only after the commit: a failed removal must leave the blob in place
         self._collect_blob(gv.sha256)
+        self._collect_attachment_blobs(attached)
         return gv
 
     def export(self, ref, path) -> GapVersion:
@@ -440,8 +443,17 @@ class Registry:
     @contextmanager
     def _tx(self, write: bool = False):
         engine = self._write_engine if write else self._engine
-        with db_errors(self.url), Session(engine, expire_on_commit=False) as s, s.begin():
-            yield s
+        with db_errors(self.url), Session(engine, expire_on_commit=False) as s:
+            with s.begin():
+                yield s
+            changes = [audit.entry(r) for r in s.info.pop(audit.PENDING, [])]
+        if changes:  # committed: tell the plugins (gap_event), outside the transaction
+            from doge.pluginmanager import fire_gap_events
+
+            fire_gap_events(changes, hide_password(self.url))
+
+    def _ref(self, ref) -> Ref:
+        return _as_ref(ref)
 
     def _ensure_schema(self) -> None:
         with db_errors(self.url, opening=True):
