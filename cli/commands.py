@@ -5,7 +5,7 @@ from doge.hooks import hookimpl
 
 @hookimpl
 def register_commands(cli):
-    from doge.cli import gap, models, plugins_cmd, quality, registry_cmd, remote, render
+    from doge.cli import gap, models, plugins_cmd, quality, registry_cmd, remote, render, serve
 
     cli.add_command(gap.gap)
     cli.add_command(models.models)
@@ -13,4 +13,5 @@ def register_commands(cli):
     cli.add_command(registry_cmd.registry)
     cli.add_command(remote.remote)
     cli.add_command(render.render)
+    cli.add_command(serve.serve)
     quality.register(cli, gap.gap)  # doge gap eval, doge gap compare, doge filter
