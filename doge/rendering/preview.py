@@ -62,7 +62,7 @@ def make_preview(ref: str, src, *, n: int = 4, registry=None, progress: bool = T
     with tempfile.TemporaryDirectory(prefix="doge-preview-") as tmp:
         p = plan([gv.ref], src, Path(tmp) / "out", limit=n, registry=reg, **options)
         run_plan(p, progress=progress)
-        png = preview_png(p)
+        png = preview_png(p, cell=min(PREVIEW_CELL, p.settings.size))
     settings = {
         "gap": gv.ref,
         "src": str(Path(src).resolve()),
