@@ -194,26 +194,10 @@ class Registry(Attachments):
         with its ``evaluation_id``."""
         if not isinstance(record, dict):
             raise DogeError(f"an evaluation record must be a dict, got {type(record).__name__}")
-        metrics = gapfile.provenance_json(record)  # canonical JSON; refuses what JSON cannot hold
-        source, target = record.get("source") or {}, record.get("target") or {}
+        gapfile.provenance_json(record)  # refuses what JSON cannot hold, before anything is written
         with self._tx(write=True) as s:
             row = self._resolve_row(s, _as_ref(ref))
-            evaluation = EvaluationRow(
-                version_id=row.id,
-                name=row.name,
-                version=row.version,
-                gap_sha256=row.sha256,
-                created_at=_now(),
-                created_by=str(record.get("created_by") or _creator({})),
-                source_folder=str(source.get("folder", "")),
-                source_digest=str(source.get("digest", "")),
-                source_images=int(source.get("images", 0)),
-                target_folder=str(target.get("folder", "")),
-                target_digest=str(target.get("digest", "")),
-                target_images=int(target.get("images", 0)),
-                encoder=gapfile.provenance_json(record.get("encoder") or {}),
-                metrics=metrics,
-            )
+            evaluation = _evaluation_row(row, record, _now())
             s.add(evaluation)
             s.flush()
             return evaluation_record(evaluation)
@@ -368,6 +352,7 @@ class Registry(Attachments):
                 for alias in item.aliases:
                     self._set_alias(s, row, alias)
                 s.flush()
+                self._copy_extras(s, row, item)
                 placed.append(Placement(item, self._gv(s, row), PRESENT if present else ADDED))
         return placed
 
@@ -425,6 +410,51 @@ class Registry(Attachments):
             s.add(LabelRow(version_id=row.id, key=key, value=value))
             audit.record(s, row.name, row.version, audit.LABEL_SET, None, {"key": key, "value": value})
         return row
+
+    def _copy_extras(self, s: Session, row: GapRow, item) -> None:
+        """Store ``item``'s evaluations and attached images on ``row`` unless already there (a copy
+        made twice adds nothing); a plot keeps pointing at its evaluation."""
+        from .attachments import PNG_SUFFIX, check_png
+        from .models import AttachmentRow
+
+        have = {e.metrics: e.id for e in s.scalars(select(EvaluationRow).where(EvaluationRow.version_id == row.id))}
+        ids: dict[int, int] = {}  # the evaluation's id where it came from -> its id here
+        for record in item.evaluations:
+            metrics = {k: v for k, v in record.items() if k not in ("evaluation_id", "stored_at")}
+            text = gapfile.provenance_json(metrics)
+            if text not in have:
+                stored = _parse_time(record.get("stored_at")) or _now()
+                evaluation = _evaluation_row(row, metrics, stored)
+                s.add(evaluation)
+                s.flush()
+                have[text] = evaluation.id
+            if isinstance(record.get("evaluation_id"), int):
+                ids[record["evaluation_id"]] = have[text]
+        attached = set(
+            s.execute(select(AttachmentRow.kind, AttachmentRow.sha256).where(AttachmentRow.version_id == row.id))
+        )
+        for a in item.attachments:
+            if (a["kind"], a["sha256"]) in attached:
+                continue
+            data = check_png(a["data"], f"{a['kind']} of {item.ref}")
+            if sha256_hex(data) != a["sha256"]:
+                raise IntegrityError(f"{item.ref}: a {a['kind']}'s bytes do not match its sha256; nothing was stored")
+            self._lock_blob(s, a["sha256"])
+            self.blobs.put(data, PNG_SUFFIX)
+            s.add(
+                AttachmentRow(
+                    version_id=row.id,
+                    kind=a["kind"],
+                    sha256=a["sha256"],
+                    size=len(data),
+                    evaluation_id=ids.get(a.get("evaluation_id")) if a.get("evaluation_id") is not None else None,
+                    created_at=_parse_time(a.get("created_at")) or _now(),
+                    created_by=str(a.get("created_by") or ""),
+                    settings=gapfile.provenance_json(a.get("settings") or {}),
+                )
+            )
+            attached.add((a["kind"], a["sha256"]))
+        s.flush()
 
     def _set_alias(self, s: Session, row: GapRow, alias: str) -> None:
         """Point ``alias`` of ``row``'s name at it (moving it if it pointed elsewhere), with history."""
@@ -675,6 +705,36 @@ def evaluation_record(row: EvaluationRow) -> dict:
         "evaluation_id": row.id,
         "stored_at": _utc(row.created_at).isoformat(timespec="seconds").replace("+00:00", "Z"),
     }
+
+
+def _evaluation_row(row: GapRow, record: dict, created_at: datetime) -> EvaluationRow:
+    source, target = record.get("source") or {}, record.get("target") or {}
+    return EvaluationRow(
+        version_id=row.id,
+        name=row.name,
+        version=row.version,
+        gap_sha256=row.sha256,
+        created_at=created_at,
+        created_by=str(record.get("created_by") or _creator({})),
+        source_folder=str(source.get("folder", "")),
+        source_digest=str(source.get("digest", "")),
+        source_images=int(source.get("images", 0)),
+        target_folder=str(target.get("folder", "")),
+        target_digest=str(target.get("digest", "")),
+        target_images=int(target.get("images", 0)),
+        encoder=gapfile.provenance_json(record.get("encoder") or {}),
+        metrics=gapfile.provenance_json(record),  # canonical JSON
+    )
+
+
+def _parse_time(text) -> datetime | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
 def _now() -> datetime:

@@ -276,3 +276,50 @@ def test_tokens_are_parsed_with_their_users():
     assert parse_tokens("abcdefghij") == {"abcdefghij": "token"}
     with pytest.raises(DogeError, match="at least 8"):
         parse_tokens("bob:short")
+
+
+def test_previews_and_evaluations_travel_with_the_version(library, tmp_path):
+    """Push, pull and bundles carry a version's evaluations, its previews and its plots (the plot
+    still pointing at its evaluation), sha-checked; copying twice adds nothing."""
+    from doge.registry import Registry
+    from doge.registry.bundles import import_bundle, write_bundle
+    from doge.registry.transfer import pull, push
+
+    src = library["registry"]
+    team = Registry(home=tmp_path / "team")
+    push(src, ["real->painting@v2"], team, "team")
+    push(src, ["real->painting@v2"], team, "team")
+    mine = Registry(home=tmp_path / "mine")
+    pull(team, ["real->painting@v2"], mine, "team")
+    write_bundle(mine, ["real->painting@v2"], tmp_path / "lib.doge")
+    other = Registry(home=tmp_path / "other")
+    import_bundle(other, tmp_path / "lib.doge")
+    import_bundle(other, tmp_path / "lib.doge")
+    for reg in (team, mine, other):
+        evaluations = reg.evaluations("real->painting@v2")
+        assert [e["transfer"]["accuracy_at_best"] for e in evaluations] == [0.83]
+        attached = {a["kind"]: a for a in reg.attachments("real->painting@v2")}
+        assert sorted(attached) == ["plot", "preview"] and len(reg.attachments("real->painting@v2")) == 2
+        assert attached["plot"]["evaluation_id"] == evaluations[0]["evaluation_id"]
+        assert attached["preview"]["settings"] == {"n": 2, "seed": 42, "steps": 2}
+        for kind, original in (("preview", library["preview"]), ("plot", library["plot"])):
+            _, data = reg.read_attachment("real->painting@v2", attached[kind]["id"])
+            assert hashlib.sha256(data).hexdigest() == original["sha256"]
+
+
+def test_a_bundle_with_a_changed_preview_is_refused(library, tmp_path):
+    import zipfile
+
+    from doge.errors import DogeError
+    from doge.registry import Registry
+    from doge.registry.bundles import import_bundle, write_bundle
+
+    write_bundle(library["registry"], ["real->painting@v2"], tmp_path / "lib.doge")
+    member = f"attachments/{library['preview']['sha256']}.png"
+    with zipfile.ZipFile(tmp_path / "lib.doge") as zin, zipfile.ZipFile(tmp_path / "bad.doge", "w") as zout:
+        for info in zin.infolist():
+            zout.writestr(info, png("green") if info.filename == member else zin.read(info))
+    other = Registry(home=tmp_path / "other")
+    with pytest.raises(DogeError, match="does not have the sha256"):
+        import_bundle(other, tmp_path / "bad.doge")
+    assert other.list() == []

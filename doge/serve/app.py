@@ -93,6 +93,8 @@ def create_app(
         raise DogeError(f"--allow-writes needs a token: set {TOKEN_ENV}=USER:TOKEN (at least 8 characters)")
     env = Environment(loader=PackageLoader("doge.serve", "templates"), autoescape=select_autoescape(default=True))
     env.filters["refurl"] = ref_url
+    for name in env.list_templates(filter_func=lambda n: n.endswith(".html")):
+        env.get_template(name)  # compiled now, not on a user's first request
     env.globals.update(
         version=doge.__version__,
         registry_url=hide_password(registry.url),
