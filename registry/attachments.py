@@ -6,6 +6,7 @@ plots. Each is a PNG stored content-addressed in the blob store beside the vecto
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, select
 
@@ -50,6 +51,13 @@ def check_png(data: bytes, what: str) -> bytes:
 
 class Attachments:
     """The registry's attachment methods (mixed into :class:`doge.registry.Registry`)."""
+
+    if TYPE_CHECKING:  # what the Registry provides
+        blobs: Any
+        _tx: Any
+        _resolve_row: Any
+        _ref: Any
+        _lock_blob: Any
 
     def add_attachment(
         self, ref, data: bytes, kind: str = PREVIEW, settings: dict | None = None, evaluation_id: int | None = None

@@ -204,7 +204,7 @@ def read_bundle(path) -> Bundle:
             }
             images = {
                 sha: _checked_image(zf, infos[attachment_member(sha)], sha, where)
-                for sha in sorted({a["sha256"] for e in entries for a in e.attachments})
+                for sha in sorted({a["sha256"] for entry in entries for a in entry.attachments})
             }
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:
         raise DogeError(f"{where} is damaged or not a doge bundle (a zip file): {e}") from None

@@ -28,7 +28,7 @@ def library_page(
     its versions and the id and ref of its newest preview."""
     per_page = max(1, min(int(per_page), MAX_PER_PAGE))
     page = max(1, int(page))
-    conditions = [GapRow.id.in_(_with_label(k, v)) for k, v in labels.checked_labels(where).items()]
+    conditions = [GapRow.id.in_(_with_label(k, v)) for k, v in labels.checked_labels(where or {}).items()]
     if search:
         conditions.append(_matching(search))
     grouped = (
@@ -63,16 +63,16 @@ def library_page(
                 select(LabelRow.version_id, LabelRow.key, LabelRow.value).where(LabelRow.version_id.in_(ids))
             ):
                 labels_of[version_id][key] = value
-            q = select(EvaluationRow).where(EvaluationRow.name.in_(names)).order_by(EvaluationRow.id)
-            for e in s.scalars(q):
+            evaluated = select(EvaluationRow).where(EvaluationRow.name.in_(names)).order_by(EvaluationRow.id)
+            for e in s.scalars(evaluated):
                 evaluations[e.name].append(evaluation_record(e))
-            q = (
+            newest = (
                 select(AttachmentRow.id, GapRow.name, GapRow.version)
                 .join(GapRow, GapRow.id == AttachmentRow.version_id)
                 .where(AttachmentRow.kind == PREVIEW, GapRow.name.in_(names))
                 .order_by(GapRow.version.desc(), AttachmentRow.id.desc())
             )
-            for attachment_id, name, version in s.execute(q):
+            for attachment_id, name, version in s.execute(newest):
                 previews.setdefault(name, {"id": attachment_id, "ref": f"{name}@v{version}"})
     entries = []
     for r in found:

@@ -430,9 +430,8 @@ class Registry(Attachments):
                 have[text] = evaluation.id
             if isinstance(record.get("evaluation_id"), int):
                 ids[record["evaluation_id"]] = have[text]
-        attached = set(
-            s.execute(select(AttachmentRow.kind, AttachmentRow.sha256).where(AttachmentRow.version_id == row.id))
-        )
+        q = select(AttachmentRow.kind, AttachmentRow.sha256).where(AttachmentRow.version_id == row.id)
+        attached = {(kind, sha) for kind, sha in s.execute(q)}
         for a in item.attachments:
             if (a["kind"], a["sha256"]) in attached:
                 continue

@@ -323,3 +323,55 @@ def test_a_bundle_with_a_changed_preview_is_refused(library, tmp_path):
     with pytest.raises(DogeError, match="does not have the sha256"):
         import_bundle(other, tmp_path / "bad.doge")
     assert other.list() == []
+
+
+@pytest.fixture
+def live(library):
+    """The app on a loopback port (uvicorn in a thread)."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from doge.serve.app import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(library["registry"]), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_a_doge_serve_is_a_read_only_remote(live, library, tmp_path):
+    home = tmp_path / "mine"
+
+    def run(*args, ok=True):
+        result = CliRunner().invoke(get_cli(), ["--home", str(home), "--quiet", *args])
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    run("remote", "add", "team", live)
+    listed = json.loads(run("gap", "list", "--remote", "team", "--where", "team=vision", "--json").output)
+    assert [v["ref"] for v in listed] == ["day->night@v1"]
+    run("gap", "pull", "team:real->painting@prod", "--aliases")
+    shown = json.loads(run("gap", "show", "real->painting@prod", "--json").output)
+    assert shown["sha256"] == library["registry"].resolve("real->painting@v2").sha256
+    assert [e["transfer"]["accuracy_at_best"] for e in shown["evaluations"]] == [0.83]
+    assert [p["sha256"] for p in shown["previews"]] == [library["preview"]["sha256"]]
+    assert shown["provenance"]["origin"]["remote"] == "team"
+    refused = run("gap", "push", "real->painting@v2", "team", ok=False)
+    assert refused.exit_code == 1 and "only reads: pull from it" in refused.output and "Traceback" not in refused.output
+    missing = run("gap", "pull", "team:real->painting@v9", ok=False)
+    assert missing.exit_code == 1 and "has versions v1, v2, v3" in missing.output

@@ -11,6 +11,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from PIL import Image
 
@@ -20,6 +21,9 @@ from doge.provenance import now_iso
 from doge.rendering.grid import grid_row, stack_rows
 from doge.rendering.plan import plan
 from doge.rendering.run import run_plan
+
+if TYPE_CHECKING:
+    from doge.data.images import ImageSet
 
 PREVIEW_CELL = 192  # pixels per image in the grid: a thumbnail, not the render itself
 
@@ -33,7 +37,7 @@ def preview_png(p, cell: int = PREVIEW_CELL) -> bytes:
         jobs = [j for j in p.jobs if j.source == source and (p.out / j.image).exists()]
         if not jobs:
             continue
-        with Image.open(p.sources.files[source]) as src_image:
+        with Image.open(cast("ImageSet", p.sources).files[source]) as src_image:
             cells = [src_image.convert("RGB")]
         labels = ["source"]
         for job in jobs:
@@ -63,11 +67,12 @@ def make_preview(ref: str, src, *, n: int = 4, registry=None, progress: bool = T
         p = plan([gv.ref], src, Path(tmp) / "out", limit=n, registry=reg, **options)
         run_plan(p, progress=progress)
         png = preview_png(p, cell=min(PREVIEW_CELL, p.settings.size))
+    sources = cast("ImageSet", p.sources)
     settings = {
         "gap": gv.ref,
         "src": str(Path(src).resolve()),
-        "sources": [p.sources.relative(f) for f in p.sources.files],
-        "n": len(p.sources),
+        "sources": [sources.relative(f) for f in sources.files],
+        "n": len(sources),
         **asdict(p.settings),
         "controls": [c.name for c in p.controls],
         "controlnets": list(p.controlnets),

@@ -21,6 +21,7 @@ URLs (a ref in a URL is percent-encoded: ``real-%3Epainting@v2``):
 ``/api/compare?ref=A&ref=B``            ``doge gap compare --json``
 ``/api/gaps/REF/safetensors``           the version's file (``doge gap export``), sha-checked
 ``/api/gaps/REF/bundle``                a ``.doge`` bundle of the version (``doge gap export --bundle``)
+``/api/gaps/REF/attachments``           the version's previews and plots (records)
 ``/api/gaps/REF/attachments/ID``        a preview or plot PNG, sha-checked
 ``POST /api/gaps/REF/tag``              ``{"alias": "prod"}`` (writes: see above)
 ``POST /api/gaps/NAME/untag``           ``{"alias": "prod"}``
@@ -259,6 +260,12 @@ def create_app(
             return api_error(exc)
         return _download(data, f"{gv.name.replace('->', '_to_')}_v{gv.version}.doge", "application/zip")
 
+    def api_attachments(request: Request):
+        try:
+            return api_json(registry.attachments(request.path_params["ref"]))
+        except DogeError as exc:
+            return api_error(exc)
+
     def api_attachment(request: Request):
         try:
             record, data = registry.read_attachment(request.path_params["ref"], request.path_params["id"])
@@ -323,6 +330,7 @@ def create_app(
         Route("/api/gaps/{name}/history", api_history),
         Route("/api/gaps/{ref}/safetensors", api_safetensors),
         Route("/api/gaps/{ref}/bundle", api_bundle),
+        Route("/api/gaps/{ref}/attachments", api_attachments),
         Route("/api/gaps/{ref}/attachments/{id:int}", api_attachment),
         Route("/api/gaps/{ref}/tag", api_tag, methods=["POST"]),
         Route("/api/gaps/{ref}/untag", api_untag, methods=["POST"]),
