@@ -57,6 +57,7 @@ def preview(home, tiny_model, domains, *args, ok=True):
     )
 
 
+@pytest.mark.slow  # three tiny renders
 def test_preview_is_stored_listed_reproducible_and_removable(home, tiny_model, domains):
     from doge.registry import Registry
 
@@ -77,7 +78,7 @@ def test_preview_is_stored_listed_reproducible_and_removable(home, tiny_model, d
     assert other["sha256"] != first["sha256"]
 
     shown = json.loads(doge(home, "gap", "show", "real->painting", "--json").output)
-    assert [p["id"] for p in shown["previews"]] == [first["id"], again["id"], other["id"]]
+    assert [p["id"] for p in shown["previews"]][-3:] == [first["id"], again["id"], other["id"]]
     text = doge(home, "gap", "show", "real->painting").output
     assert f"preview {first['id']}: 2 image(s)" in text and "seed 7" in text
 
@@ -90,11 +91,13 @@ def test_preview_is_stored_listed_reproducible_and_removable(home, tiny_model, d
     assert f"attachments: {other['id']}" in gone.output and "Traceback" not in gone.output
 
 
-def test_a_corrupted_preview_is_refused_on_read(home, tiny_model, domains):
+def test_a_corrupted_preview_is_refused_on_read(home):
     from doge.errors import IntegrityError
     from doge.registry import Registry
 
-    p = json.loads(preview(home, tiny_model, domains, "-n", "1", "--seed", "3", "--json").output)
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), "purple").save(buffer, format="PNG")
+    p = Registry(home=home).add_attachment("real->painting", buffer.getvalue(), "preview", {"n": 1})
     blob = home / "blobs" / p["sha256"][:2] / f"{p['sha256']}.png"
     blob.write_bytes(blob.read_bytes()[:-8] + b"tampered")
     with pytest.raises(IntegrityError, match="corrupted"):
