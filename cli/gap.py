@@ -217,7 +217,7 @@ def preview(
     if remove is not None:
         if src:
             raise click.UsageError("--rm removes a preview; it takes no --src")
-        p = reg.remove_attachment(ref, remove)
+        p = reg.remove_attachment(ref, remove, kind="preview")
         click.echo(f"removed preview {p['id']} of {p['ref']}")
         return
     if not src:

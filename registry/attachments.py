@@ -104,13 +104,19 @@ class Attachments:
         what = f"{record['kind']} {attachment_id} of gap {record['ref']}"
         return record, self.blobs.get(record["sha256"], what, PNG_SUFFIX)
 
-    def remove_attachment(self, ref, attachment_id: int) -> dict:
-        """Remove one attachment of ``ref``'s version; its blob goes when nothing else uses it."""
+    def remove_attachment(self, ref, attachment_id: int, kind: str | None = None) -> dict:
+        """Remove one attachment of ``ref``'s version (only if it is of ``kind``, when given); its
+        blob goes when nothing else uses it."""
         with self._tx(write=True) as s:
             row = self._resolve_row(s, self._ref(ref))
             att = s.get(AttachmentRow, attachment_id)
             if att is None or att.version_id != row.id:
                 raise NotFound(self._no_attachment(s, row, attachment_id))
+            if kind is not None and att.kind != kind:
+                raise DogeError(
+                    f"{att.kind} {attachment_id} of gap {row.name}@v{row.version} is not a {kind}; "
+                    "it goes with its evaluation or its version"
+                )
             record = attachment_record(att, f"{row.name}@v{row.version}")
             s.delete(att)
         self._collect_attachment_blobs([record["sha256"]])

@@ -200,6 +200,17 @@ def test_mistakes_are_one_line_with_the_fix(client):
     assert client.get("/api/compare").status_code == 400
 
 
+def test_preview_rm_leaves_plots_alone(library):
+    registry, plot = library["registry"], library["plot"]
+    result = CliRunner().invoke(
+        get_cli(),
+        ["--home", str(registry.home), *([] if registry.url.startswith("sqlite") else ["--registry", registry.url]),
+         "gap", "preview", "real->painting@v2", "--rm", str(plot["id"])],
+    )  # fmt: skip
+    assert result.exit_code == 1 and f"plot {plot['id']} of gap real->painting@v2 is not a preview" in result.output
+    assert [a["id"] for a in registry.attachments("real->painting@v2", "plot")] == [plot["id"]]
+
+
 def test_a_corrupted_preview_is_refused_not_served(client, library):
     registry, preview = library["registry"], library["preview"]
     path = registry.blobs.path(preview["sha256"], ".png")
