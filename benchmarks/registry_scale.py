@@ -6,6 +6,10 @@ as `doge gap create` does.
 
     .venv/bin/python benchmarks/registry_scale.py                       # SQLite, and PostgreSQL if configured
     .venv/bin/python benchmarks/registry_scale.py --postgres postgresql+psycopg://postgres@127.0.0.1:5432/test
+    .venv/bin/python benchmarks/registry_scale.py --listing-only      # rows inserted in bulk, then `doge gap list`
+
+``--listing-only`` skips the creates: it inserts the rows (no blobs) in one transaction and times
+what `doge gap list` does in-process (query, rows, output), as the CLI runs it.
 
 PostgreSQL: the URL comes from --postgres, DOGE_BENCH_POSTGRES_URL or DOGE_TEST_POSTGRES_URL.
 The benchmark makes its own database on that server (``doge_bench``, dropped and made afresh),
@@ -15,6 +19,7 @@ so the database named in the URL, which tests may be using, is left alone.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -49,9 +54,13 @@ def main() -> None:
     for label, url in backends:
         home = Path(tempfile.mkdtemp(prefix="doge-bench-registry-"))
         try:
-            rows += _bench(label, home, url, args, vectors, rng)
+            if not args.listing_only:
+                rows += _bench(label, home, url, args, vectors, rng)
+            rows += _bench_listing(label, home / "listing", url, args)
         finally:
             shutil.rmtree(home, ignore_errors=True)
+    if not rows:
+        return
     print_table(
         f"Registry with {args.versions} versions",
         ["backend", "operation", "count", "seconds", "per second", "median ms", "p99 ms"],
@@ -66,6 +75,12 @@ def _parse():
     parser.add_argument("--resolves", type=int, default=2_000)
     parser.add_argument("--postgres", help="SQLAlchemy URL of a PostgreSQL server to benchmark on.")
     parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument(
+        "--listing-only", action="store_true", help="Only time `doge gap list` over bulk-inserted rows."
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=10, help="Runs of each listing (the best and the median are shown)."
+    )
     return parser.parse_args()
 
 
@@ -163,6 +178,88 @@ def _bench(label: str, home: Path, url: str | None, args, vectors, rng) -> list[
             _p99(list_one_ms),
         ],
     ]
+
+
+def _bench_listing(label: str, home: Path, url: str | None, args) -> list[list]:
+    """`doge gap list` (table, --all, --json) and Registry.list() over ``args.versions`` rows."""
+    from click.testing import CliRunner
+    from sqlalchemy import text
+
+    from doge.cli.main import get_cli
+    from doge.registry import Registry
+    from doge.registry.models import GapName, GapRow
+    from doge.registry.registry import _now
+
+    registry = Registry(home=home, url=url)
+    with registry._write_engine.begin() as conn:  # a fresh schema for the listing rows
+        for table in ("gap_audit", "gap_labels", "gap_aliases", "gap_evaluations", "gap_versions", "gap_names"):
+            conn.execute(text(f"DELETE FROM {table}"))
+        provenance = json.dumps(_PROVENANCE, sort_keys=True)
+        per_name = args.versions // args.names
+        conn.execute(
+            GapName.__table__.insert(),
+            [{"name": f"gap-{n:03d}", "next_version": per_name + 1} for n in range(args.names)],
+        )
+        now = _now()
+        conn.execute(
+            GapRow.__table__.insert(),
+            [
+                {
+                    "name": f"gap-{i % args.names:03d}",
+                    "version": i // args.names + 1,
+                    "sha256": f"{i:064x}",
+                    "dim": DIM,
+                    "description": "",
+                    "created_at": now,
+                    "created_by": "bench",
+                    "source": "created",
+                    "provenance": provenance,
+                }
+                for i in range(args.versions)
+            ],
+        )
+    cli, runner = get_cli(), CliRunner()
+    options = ["--home", str(home)] + (["--registry", url] if url else [])
+    rows = []
+    for what, argv in [
+        ("doge gap list (table, first 100)", ["gap", "list"]),
+        (f"doge gap list --all (table, {args.versions})", ["gap", "list", "--all"]),
+        (f"doge gap list --json ({args.versions})", ["gap", "list", "--json"]),
+    ]:
+
+        def run(argv=argv):
+            result = runner.invoke(cli, [*options, *argv])
+            assert result.exit_code == 0, result.output
+
+        rows.append([label, what, *_wall_and_cpu(run, args.repeats)])
+    rows.append([label, f"Registry.list() ({args.versions} GapVersions)", *_wall_and_cpu(registry.list, args.repeats)])
+    registry.close()
+    # CPU time is what the listing itself costs; wall time also holds waiting for a busy machine's cores
+    print_table(
+        f"Listing {args.versions} versions ({label})",
+        ["backend", "operation", "runs", "best wall ms", "median wall ms", "best CPU ms", "median CPU ms"],
+        rows,
+    )
+    return []
+
+
+def _wall_and_cpu(call, repeats: int) -> list:
+    wall, cpu = [], []
+    for _ in range(repeats):
+        began, began_cpu = time.perf_counter(), time.process_time()
+        call()
+        wall.append((time.perf_counter() - began) * 1000)
+        cpu.append((time.process_time() - began_cpu) * 1000)
+    return [repeats, min(wall), _median(wall), min(cpu), _median(cpu)]
+
+
+_PROVENANCE = {  # what a created gap's provenance holds
+    "encoder": {"plugin": "clip", "model": "stabilityai/stable-diffusion-2-1-unclip", "dim": DIM},
+    "estimator": {"name": "mean", "params": {}},
+    "source": {"folder": "data/real", "images": 24, "digest": "ab" * 32},
+    "target": {"folder": "data/painting", "images": 24, "digest": "cd" * 32},
+    "doge_version": "0.1.0",
+}
 
 
 def _timed(call, repeats: int) -> list[float]:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import click
+
+from doge.errors import DogeError
 
 
 @dataclass
@@ -28,7 +31,62 @@ def echo_json(data) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
-def echo_table(rows: list[list[str]], headers: list[str]) -> None:
+def key_values(texts, flag: str, example: str) -> list[tuple[str, str]]:
+    """``KEY=VALUE`` texts of a repeatable ``flag`` as (key, value) pairs; one line for a malformed one."""
+    pairs = []
+    for text in texts:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip():
+            raise DogeError(f"{flag} {text!r}: write KEY=VALUE, e.g. {flag} {example}")
+        pairs.append((key.strip(), value))
+    return pairs
+
+
+def table_lines(rows: list[list[str]], headers: list[str]) -> list[str]:
+    """``rows`` under ``headers``, each column as wide as its widest cell, two spaces apart."""
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
-    for row in [headers, *rows]:
-        click.echo("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip())
+    return ["  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [headers, *rows]]
+
+
+def echo_table(rows: list[list[str]], headers: list[str]) -> None:
+    for line in table_lines(rows, headers):
+        click.echo(line)
+
+
+# The options `doge` itself takes (cli/main.py), which every command also accepts after its own
+# name: `doge gap list --home X` is `doge --home X gap list`.
+GLOBAL_OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "home": (("--home",), {"type": click.Path(file_okay=False), "help": "Same as 'doge --home'."}),
+    "registry_url": (("--registry",), {"help": "Same as 'doge --registry'."}),
+    "blob_store": (("--blobs",), {"help": "Same as 'doge --blobs'."}),
+    "quiet": (("-q", "--quiet"), {"is_flag": True, "help": "Same as 'doge --quiet'."}),
+}
+
+
+def accept_global_options(command: click.Command) -> None:
+    """Let ``command`` and every command under it take the global options after their names
+    too; a command that has an option of the same spelling (``remote add --blobs``) keeps its own."""
+    taken = {opt for param in command.params for opt in getattr(param, "opts", ())}
+    for attr, (decls, extra) in GLOBAL_OPTIONS.items():
+        if taken.isdisjoint(decls) and not any(p.name == f"global_{attr}" for p in command.params):
+            command.params.append(
+                click.Option(
+                    [f"global_{attr}", *decls],
+                    expose_value=False,
+                    is_eager=True,  # set before the command's own callbacks read the settings
+                    callback=_set_global(attr),
+                    **extra,
+                )
+            )
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            accept_global_options(sub)
+
+
+def _set_global(attr: str):
+    def callback(ctx: click.Context, _param, value):
+        settings = ctx.find_object(Settings)
+        if settings is not None and value not in (None, False):
+            setattr(settings, attr, value)
+
+    return callback

@@ -1,10 +1,12 @@
-"""``doge gap ...``: create, list, show, preview, tag, untag, label, history, rm, export, import and diff gaps."""
+"""``doge gap ...``: create, explain, list, show, preview, tag, untag, label, history, rm, export, import and diff gaps."""
 
 from __future__ import annotations
 
 import click
 
-from doge.cli.context import echo_json, echo_table, pass_settings
+from doge.cli.context import echo_json, echo_table, key_values, pass_settings
+
+LIST_LIMIT = 100  # what a person reads in `doge gap list`; --all or --limit for more
 
 
 @click.group()
@@ -14,11 +16,32 @@ def gap():
 
 @gap.command()
 @click.argument("name")
-@click.option("--src", required=True, type=click.Path(), help="Folder of source-domain images (or of class folders).")
-@click.option("--tgt", required=True, type=click.Path(), help="Folder of target-domain images (or of class folders).")
+@click.option("--src", type=click.Path(), help="Folder of source-domain images (or of class folders).")
+@click.option("--tgt", type=click.Path(), help="Folder of target-domain images (or of class folders).")
+@click.option(
+    "--src-text",
+    metavar="TEMPLATE",
+    help="The source as text instead of images, e.g. 'a photo of a {}' ({} takes each class name).",
+)
+@click.option("--tgt-text", metavar="TEMPLATE", help="The target as text, e.g. 'a pencil sketch of a {}'.")
+@click.option("--classes", metavar="A,B,...", help="Class names for the text templates' {}.")
+@click.option(
+    "--classes-from", type=click.Path(file_okay=False), help="Take the class names from this folder's sub-folders."
+)
+@click.option(
+    "--text-model",
+    help="CLIP text tower for --src-text/--tgt-text (default: the one aligned with --model's image encoder).",
+)
 @click.option("--model", envvar="DOGE_MODEL", help="HF id or local folder of the encoder's model.")
 @click.option("--encoder", default="clip", show_default=True, help="Encoder plugin.")
 @click.option("--estimator", default="mean", show_default=True, help="Gap estimator plugin.")
+@click.option(
+    "--estimator-option",
+    "estimator_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An option of the estimator (repeatable), e.g. --estimator trimmed-mean --estimator-option trim=0.2.",
+)
 @click.option(
     "--src-limit", type=click.IntRange(min=1), help="At most this many source images (drawn evenly across classes)."
 )
@@ -35,9 +58,15 @@ def create(
     name,
     src,
     tgt,
+    src_text,
+    tgt_text,
+    classes,
+    classes_from,
+    text_model,
     model,
     encoder,
     estimator,
+    estimator_options,
     src_limit,
     tgt_limit,
     seed,
@@ -47,34 +76,147 @@ def create(
     description,
     as_json,
 ):
-    """Encode --src and --tgt and store their gap as the next version of NAME."""
-    from doge.api import create_gap
+    """Encode --src and --tgt and store their gap as the next version of NAME.
 
-    g = create_gap(
-        name,
-        src,
-        tgt,
-        model=model,
-        encoder=encoder,
-        estimator=estimator,
-        src_limit=src_limit,
-        tgt_limit=tgt_limit,
-        seed=seed,
-        batch_size=batch_size,
-        workers=workers,
-        device=device,
-        description=description,
-        progress=not settings.quiet,
-        registry=settings.registry(),
-    )
+    Either side may be text instead (--src-text / --tgt-text with --classes): the gap between
+    mean CLIP text embeddings, as LADS and StyleGAN-NADA use them; text and image sides mix.
+    """
+    from doge import pluginmanager
+    from doge.api import create_gap, create_text_gap
+
+    if src_text is not None or tgt_text is not None:
+        if estimator != "mean" or estimator_options:
+            raise click.UsageError(
+                "a gap with a text side is a difference of means: drop --estimator/--estimator-option"
+            )
+        g = create_text_gap(
+            name,
+            src=src,
+            tgt=tgt,
+            src_text=src_text,
+            tgt_text=tgt_text,
+            classes=classes,
+            classes_from=classes_from,
+            model=model,
+            text_model=text_model,
+            encoder=encoder,
+            src_limit=src_limit,
+            tgt_limit=tgt_limit,
+            seed=seed,
+            batch_size=batch_size,
+            workers=workers,
+            device=device,
+            description=description,
+            progress=not settings.quiet,
+            registry=settings.registry(),
+        )
+    else:
+        if src is None or tgt is None:
+            raise click.UsageError("give --src DIR and --tgt DIR (or --src-text / --tgt-text for text sides)")
+        if classes or classes_from or text_model:
+            raise click.UsageError("--classes, --classes-from and --text-model go with --src-text / --tgt-text")
+        pairs = key_values(estimator_options, "--estimator-option", "trim=0.2")
+        g = create_gap(
+            name,
+            src,
+            tgt,
+            model=model,
+            encoder=encoder,
+            estimator=estimator,
+            estimator_params=pluginmanager.parse_options("estimators", estimator, pairs),
+            src_limit=src_limit,
+            tgt_limit=tgt_limit,
+            seed=seed,
+            batch_size=batch_size,
+            workers=workers,
+            device=device,
+            description=description,
+            progress=not settings.quiet,
+            registry=settings.registry(),
+        )
     if as_json:
         echo_json(settings.registry().resolve(g.ref).to_json())
         return
     src_side, tgt_side = g.provenance["source"], g.provenance["target"]
     click.echo(
-        f"created {g.ref}: {g.provenance['estimator']['name']} gap of {src_side['images']} source and "
-        f"{tgt_side['images']} target images, dim {g.dim}, |gap| {float(g.vector.norm()):.4f}, sha256 {g.sha256[:12]}"
+        f"created {g.ref}: {g.provenance['estimator']['name']} gap of {_side_words(src_side, 'source')} and "
+        f"{_side_words(tgt_side, 'target')}, dim {g.dim}, |gap| {float(g.vector.norm()):.4f}, sha256 {g.sha256[:12]}"
     )
+
+
+def _side_words(side: dict, which: str) -> str:
+    if "text" in side:
+        return f"{side['texts']} {which} text(s) {side['text']!r}"
+    return f"{side['images']} {which} images"
+
+
+@gap.command()
+@click.argument("ref")
+@click.option(
+    "--text-model", help="CLIP text tower (default: the one aligned with the gap's image encoder; see README)."
+)
+@click.option("--template", default="a photo of {}", show_default=True, help="Prompt each word is embedded in.")
+@click.option(
+    "--words",
+    default=10000,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="How many of the most frequent English words to rank (beside doge's style/domain phrases).",
+)
+@click.option("--no-phrases", is_flag=True, help="Leave out doge's list of style, domain and condition phrases.")
+@click.option(
+    "--word", "extra_words", multiple=True, metavar="TEXT", help="Also rank this word or phrase (repeatable)."
+)
+@click.option("--top", default=15, show_default=True, type=click.IntRange(min=1), help="Words shown per direction.")
+@click.option(
+    "--no-center",
+    is_flag=True,
+    help="Rank by the raw cosine (the paper's way) instead of after taking away the vocabulary's common direction.",
+)
+@click.option("--store", is_flag=True, help="Keep the top words on the version as explain.* labels (gap show).")
+@click.option("--device", default="auto", show_default=True, help="cuda, mps, cpu or auto.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_settings
+def explain(
+    settings, ref, text_model, template, words, no_phrases, extra_words, top, no_center, store, device, as_json
+):
+    """What REF means in words: words toward its target and toward its source, by cosine."""
+    from doge.api import load_gap
+    from doge.gaps.explain import explain_gap, explanation_labels
+
+    reg = settings.registry()
+    g = load_gap(ref, registry=reg)
+    result = explain_gap(
+        g,
+        text_model=text_model,
+        template=template,
+        words=words,
+        phrases=not no_phrases,
+        extra_words=list(extra_words),
+        top=top,
+        center=not no_center,
+        device=device,
+        home=settings.home,
+        progress=not settings.quiet,
+    )
+    if store:
+        reg.label(g.ref, explanation_labels(result))
+        result["stored"] = True
+    if as_json:
+        echo_json(result)
+        return
+    click.echo(
+        f"{g.ref} in words ({result['vocabulary']} words and phrases in {template!r}, "
+        f"text model {result['text_model']['model']})"
+    )
+    for key, title in (("toward_target", "toward the target"), ("toward_source", "toward the source")):
+        click.echo(f"{title}:")
+        if not result[key]:
+            click.echo("  (no word points this way)")
+        for item in result[key]:
+            click.echo(f"  {item['cosine']:+.3f}  {item['word']}")
+    if store:
+        click.echo(f"stored as explain.* labels on {g.ref} (doge gap show {g.ref})")
 
 
 @gap.command("list")
@@ -90,24 +232,36 @@ def create(
     "--search", metavar="TEXT", help="Only versions whose name, description or labels contain TEXT (any case)."
 )
 @click.option("--remote", "remote_name", help="List the gaps of this remote instead (see 'doge remote list').")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    help=f"At most this many versions (default: {LIST_LIMIT} in the table, all with --json).",
+)
+@click.option("--all", "show_all", is_flag=True, help="Every version, however many.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (one version a line).")
 @pass_settings
-def list_(settings, name, where, search, remote_name, as_json):
+def list_(settings, name, where, search, remote_name, limit, show_all, as_json):
     """List gap versions (all, or the versions of NAME)."""
     from doge.cli.remote import open_remote
     from doge.registry.labels import parse_labels
 
+    if limit and show_all:
+        raise click.UsageError("--limit and --all contradict each other: give one")
+    if limit is None and not show_all and not as_json:
+        limit = LIST_LIMIT
     registry = open_remote(settings, remote_name) if remote_name else settings.registry()
-    versions = registry.list(name, where=parse_labels(where), search=search)
+    found, total = registry.list_rows(name, where=parse_labels(where), search=search, limit=limit)
     if as_json:
-        echo_json([v.to_json() for v in versions])
+        # one version a line, its provenance text spliced in as stored: fast for 10,000 versions
+        click.echo("[\n" + ",\n".join(row.to_json_text() for row in found) + "\n]" if found else "[]")
         return
-    if not versions:
+    if not found:
         if where or search:
             click.echo("no gap versions match; drop --where/--search to see them all")
         else:
             click.echo("no gaps yet: doge gap create 'real->painting' --src DIR --tgt DIR")
         return
+    versions = [row.version_object() for row in found]
     rows = [
         [
             v.ref,
@@ -121,6 +275,8 @@ def list_(settings, name, where, search, remote_name, as_json):
         for v in versions
     ]
     echo_table(rows, ["REF", "ALIASES", "DIM", "MODEL", "ESTIMATOR", "CREATED", "LABELS"])
+    if total > len(found):
+        click.echo(f"... {total - len(found)} more of {total}: narrow with NAME, --where or --search, or show --all")
 
 
 @gap.command()
@@ -131,11 +287,16 @@ def show(settings, ref, as_json):
     """Show one gap version and its provenance."""
     import json
 
+    from doge.registry.fsck import check_version
+
     reg = settings.registry()
     v = reg.resolve(ref)
     evaluations, previews = reg.evaluations(v), reg.previews(v)
+    damage = check_version(reg, v, deep=False)  # the sha256 only: show stays fast
     if as_json:
-        echo_json({**v.to_json(), "evaluations": evaluations, "previews": previews})
+        echo_json({**v.to_json(), "evaluations": evaluations, "previews": previews, "blob_problems": damage})
+        if damage:
+            raise SystemExit(1)
         return
     click.echo(f"{v.ref}  aliases: {', '.join(v.aliases) or '-'}")
     click.echo(f"sha256: {v.sha256}")
@@ -152,6 +313,9 @@ def show(settings, ref, as_json):
         click.echo(f"evaluations: {len(evaluations)}; latest: {evaluation_summary_line(evaluations[-1])}")
     for p in previews:
         click.echo(f"preview {p['id']}: {preview_summary(p)}")
+
+    if damage:  # shown whole, then the damage as the error line
+        raise click.ClickException(damage[0]["message"])
 
 
 def preview_summary(p: dict) -> str:

@@ -8,8 +8,8 @@ import sys
 import click
 
 import doge
-from doge.cli.context import Settings
-from doge.errors import DogeError
+from doge.cli.context import Settings, accept_global_options
+from doge.errors import DogeError, first_line
 
 
 class DogeGroup(click.Group):
@@ -20,6 +20,13 @@ class DogeGroup(click.Group):
             return super().invoke(ctx)
         except DogeError as exc:
             raise click.ClickException(str(exc)) from None
+        except BrokenPipeError:  # `doge gap list | head`: click ends quietly
+            raise
+        except OSError as exc:  # a fault no command foresaw still gets one line, not a traceback
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(
+                f"{where}{exc.strerror or first_line(exc)}; check the path and the disk"
+            ) from None
 
 
 @click.group(cls=DogeGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -71,6 +78,7 @@ def get_cli() -> click.Group:
     if pm.get_plugin(BUILTIN_COMMANDS) is None:
         pm.register(commands, name=BUILTIN_COMMANDS)
         pluginmanager.register_commands(cli)
+        accept_global_options(cli)  # `doge gap list --home X`, plugin commands included
     return cli
 
 

@@ -16,10 +16,15 @@ def models():
 def tiny(directory, seed):
     """Write a tiny random Stable unCLIP pipeline (+ ControlNet) in diffusers layout.
 
+    Beside it: DIR/clip-text, a CLIP text tower in the image encoder's space (for doge gap
+    explain and text gaps), and DIR/hed/ControlNetHED.safetensors (for --control hed).
     For tests and offline demos: it loads with from_pretrained like a real model, but it is
     random, so its embeddings and images are noise.
     """
     from doge.tiny import build_tiny_unclip
 
     path = build_tiny_unclip(directory, seed=seed)
-    click.echo(f"wrote a random tiny unCLIP model to {path} (its images are noise: for tests only)")
+    click.echo(
+        f"wrote a random tiny unCLIP model to {path}, with {path / 'clip-text'} (its aligned text tower) and "
+        f"{path / 'hed' / 'ControlNetHED.safetensors'} (its images are noise: for tests only)"
+    )

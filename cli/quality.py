@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from doge.cli.context import echo_json, echo_table, pass_settings
+from doge.cli.context import echo_json, echo_table, pass_settings, table_lines
 
 
 def _weights(spec: str) -> list[float]:
@@ -147,7 +147,7 @@ def report_lines(record: dict) -> list[str]:
             ]
             for r in e["results"]
         ]
-        lines += ["  " + row for row in _table(rows, ["ESTIMATOR", "BEST_W", "ACC", "CENTROID", "ACC@1", ""])]
+        lines += ["  " + row for row in table_lines(rows, ["ESTIMATOR", "BEST_W", "ACC", "CENTROID", "ACC@1", ""])]
     else:
         lines.append(f"estimators: not compared ({e.get('skipped')})")
     if record.get("plot"):
@@ -169,11 +169,6 @@ def evaluation_summary_line(record: dict) -> str:
         f"{r['centroid_ratio_at_best']:.2f}, stability cosine {stability}, best estimator "
         f"{r['best_estimator'] or '-'}"
     )
-
-
-def _table(rows: list[list[str]], headers: list[str]) -> list[str]:
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
-    return ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [headers, *rows]]
 
 
 @click.command()

@@ -9,7 +9,7 @@ from doge.cli.context import echo_json, pass_settings
 
 @click.group()
 def registry():
-    """The registry itself: info, upgrade."""
+    """The registry itself: info, upgrade, check, gc."""
 
 
 @registry.command()
@@ -45,3 +45,62 @@ def upgrade(settings):
         click.echo(f"created a new registry at {result['url']} (schema revision {result['after']})")
     else:
         click.echo(f"upgraded {result['url']} from schema revision {result['before']} to {result['after']}")
+
+
+@registry.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_settings
+def check(settings, as_json):
+    """Check every version's blob (present, sha256, readable, width) and every alias; list the
+    blobs nothing refers to. Exits 1 if anything is damaged. Changes nothing."""
+    from doge.registry.fsck import check as check_registry
+
+    report = check_registry(settings.registry())
+    if as_json:
+        echo_json(report.to_json())
+    else:
+        for problem in report.problems:
+            click.echo(f"DAMAGED {problem['ref']}: {problem['message']}")
+        click.echo(
+            f"checked {report.versions} versions, {report.blobs} blobs in {report.blob_store}: "
+            + ("no damage" if report.ok else f"{len(report.problems)} problems")
+        )
+        if report.unreferenced or report.leftovers:
+            click.echo(
+                f"{len(report.unreferenced)} blobs nothing refers to and {len(report.leftovers)} temp files of "
+                "interrupted writes: 'doge registry gc --dry-run' shows what it would remove"
+            )
+    if not report.ok:
+        raise SystemExit(1)
+
+
+@registry.command()
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+@click.option(
+    "--grace",
+    "grace_minutes",
+    type=click.FloatRange(min=0),
+    default=60,
+    show_default=True,
+    help="Keep unreferenced blobs younger than this many minutes (a create may be about to commit its row).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_settings
+def gc(settings, dry_run, grace_minutes, as_json):
+    """Remove blobs no version refers to (after 'gap rm', an interrupted push or import), and
+    temp files of interrupted writes; safe beside a create running at the same time."""
+    from doge.registry.fsck import gc as collect
+
+    result = collect(settings.registry(), dry_run=dry_run, grace_s=grace_minutes * 60)
+    if as_json:
+        echo_json(result)
+        return
+    verb = "would remove" if dry_run else "removed"
+    for blob in result["removed"]:
+        click.echo(f"{verb} {blob['where']}")
+    for leftover in result["leftovers_removed"]:
+        click.echo(f"{verb} {leftover['where']}")
+    click.echo(
+        f"{verb} {len(result['removed'])} unreferenced blobs and {len(result['leftovers_removed'])} temp files; "
+        f"kept {len(result['kept_young'])} younger than {grace_minutes:g} minutes"
+    )

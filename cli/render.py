@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import click
+from click.core import ParameterSource
 
-from doge.cli.context import echo_json, pass_settings
+from doge.cli.context import echo_json, key_values, pass_settings
+from doge.errors import DogeError
+from doge.rendering.geometry import FITS
+from doge.rendering.recipes import RECIPES
+
+# The settings a --recipe fills in when their flags are not given.
+_RECIPE_SETTINGS = ("edit_weight", "steps", "guidance", "negative_prompt", "size", "fit", "seed")
 
 
 @click.command()
@@ -41,7 +48,7 @@ from doge.cli.context import echo_json, pass_settings
     "controls",
     multiple=True,
     metavar="NAME",
-    help="Control mode (canny, depth, seg, none; repeatable). Default: canny.",
+    help="Control mode (canny, depth, hed, seg, none; repeatable). Default: canny.",
 )
 @click.option(
     "--controlnet",
@@ -63,10 +70,54 @@ from doge.cli.context import echo_json, pass_settings
 @click.option("--control-start", default=0.0, show_default=True, help="Fraction of steps before ControlNets act.")
 @click.option("--control-end", default=1.0, show_default=True, help="Fraction of steps after which ControlNets stop.")
 @click.option("--guess-mode", is_flag=True, help="ControlNet guess mode.")
-@click.option("--canny-low", type=int, help="Canny low threshold (default 100).")
-@click.option("--canny-high", type=int, help="Canny high threshold (default 800).")
+@click.option(
+    "--control-option",
+    "control_option_texts",
+    multiple=True,
+    metavar="NAME.KEY=VALUE",
+    help="An option of a control (repeatable), e.g. canny.low=50; 'doge plugins' lists the controls.",
+)
+@click.option("--canny-low", type=int, help="Canny low threshold at the 224-px CLIP scale (default 100, the paper's).")
+@click.option(
+    "--canny-high", type=int, help="Canny high threshold at the 224-px CLIP scale (default 800, the paper's)."
+)
+@click.option(
+    "--canny-maps",
+    type=click.Choice(["auto", "paper"]),
+    help="auto (default): edges found at the output resolution with about the paper's density; "
+    "paper: the paper's construction (224-px CLIP crop, Canny, Lanczos up; use with --fit crop).",
+)
 @click.option("--depth-model", help="Depth estimator for --control depth (default Intel/dpt-hybrid-midas).")
-@click.option("--size", default=768, show_default=True, help="Output width and height in pixels.")
+@click.option(
+    "--depth-invert",
+    is_flag=True,
+    default=None,
+    help="Depth maps in --control-dir store distance (near = dark): flip them to near = bright, as the ControlNet expects.",
+)
+@click.option(
+    "--seg-labels",
+    metavar="cityscapes|gta5|synthia|ade20k|FILE.json",
+    help="Seg maps in --control-dir hold this dataset's label IDs: draw them in ADE20K colours.",
+)
+@click.option(
+    "--hed-weights",
+    type=click.Path(dir_okay=False),
+    help="ControlNetHED.pth or .safetensors for --control hed (default: lllyasviel/Annotators' file).",
+)
+@click.option(
+    "--size",
+    default=768,
+    show_default=True,
+    help="Output side in pixels (with --fit keep: about size x size pixels, each side a multiple of 64).",
+)
+@click.option(
+    "--fit",
+    type=click.Choice(FITS),
+    default="keep",
+    show_default=True,
+    help="keep: the source's aspect ratio, nothing cut (detection/segmentation labels carry over); "
+    "crop: centre square, the paper's recipe; pad: letterboxed square.",
+)
 @click.option(
     "--seed", default=42, show_default=True, help="Run seed; each image's seed derives from it, the source and k."
 )
@@ -89,6 +140,12 @@ from doge.cli.context import echo_json, pass_settings
     default=None,
     metavar="[ADDRESS]",
     help="Render on Ray (pip install 'doge[ray]'): bare, a local Ray; 'auto' or ray://HOST:PORT joins a cluster.",
+)
+@click.option(
+    "--recipe",
+    type=click.Choice(sorted(RECIPES)),
+    help="Named settings in one flag; flags given explicitly win. paper: the DoGE paper's "
+    "(edit weight 1.5, 20 steps, guidance 5, canny with --canny-maps paper, --fit crop, seed 42, its negative prompt).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @pass_settings
@@ -114,10 +171,16 @@ def render(
     control_start,
     control_end,
     guess_mode,
+    control_option_texts,
     canny_low,
     canny_high,
+    canny_maps,
     depth_model,
+    depth_invert,
+    seg_labels,
+    hed_weights,
     size,
+    fit,
     seed,
     batch_size,
     limit,
@@ -127,6 +190,7 @@ def render(
     device,
     dtype,
     ray_address,
+    recipe,
     as_json,
 ):
     """Shift each source image's CLIP embedding by the gap(s) and generate with Stable unCLIP + ControlNet.
@@ -137,6 +201,15 @@ def render(
     """
     from doge.api import render as run_render
 
+    # A flag left at its default leaves the setting to --recipe (None: the recipe's, else the default).
+    ctx = click.get_current_context()
+    unset = {name for name in _RECIPE_SETTINGS if ctx.get_parameter_source(name) is ParameterSource.DEFAULT}
+    edit_weight, steps, guidance, negative_prompt, size, fit, seed = (
+        None if name in unset else value
+        for name, value in zip(
+            _RECIPE_SETTINGS, (edit_weight, steps, guidance, negative_prompt, size, fit, seed), strict=True
+        )
+    )
     result = run_render(
         list(gaps),
         src,
@@ -155,11 +228,20 @@ def render(
         controlnets=list(controlnets) or None,
         controlnet_scale=list(controlnet_scales) or 1.0,
         control_dir=control_dir,
-        control_options={"canny": {"low": canny_low, "high": canny_high}, "depth": {"model": depth_model}},
+        control_options=_control_options(
+            control_option_texts,
+            {
+                "canny": {"low": canny_low, "high": canny_high, "maps": canny_maps},
+                "depth": {"model": depth_model, "invert": depth_invert},
+                "seg": {"labels": seg_labels},
+                "hed": {"weights": hed_weights},
+            },
+        ),
         control_start=control_start,
         control_end=control_end,
         guess_mode=guess_mode,
         size=size,
+        fit=fit,
         seed=seed,
         batch_size=batch_size,
         limit=limit,
@@ -169,6 +251,7 @@ def render(
         device=device,
         dtype=dtype,
         ray=ray_address,
+        recipe=recipe,
         registry=settings.registry(),
         progress=not settings.quiet,
     )
@@ -190,3 +273,22 @@ def render(
     click.echo(f"manifest: {result.manifest}")
     for sheet in result.grids:
         click.echo(f"grid: {sheet}")
+
+
+def _control_options(texts, aliases: dict[str, dict]) -> dict[str, dict]:
+    """``--control-option NAME.KEY=VALUE`` values, parsed against each control's own options, merged
+    with the alias flags (``--canny-low`` is ``canny.low``); a flag left out is not passed."""
+    from doge import pluginmanager
+
+    merged = {name: {k: v for k, v in given.items() if v is not None} for name, given in aliases.items()}
+    for key, value in key_values(texts, "--control-option", "canny.low=50"):
+        name, dot, option = key.partition(".")
+        if not dot or not name or not option:
+            raise DogeError(f"--control-option {key}={value}: name the control too, as NAME.KEY=VALUE (canny.low=50)")
+        parsed = pluginmanager.parse_options("controls", name, [(option, value)])
+        if option in merged.get(name, {}) and merged[name][option] != parsed[option]:
+            raise DogeError(
+                f"{name}.{option} is given twice with different values (an alias flag and --control-option)"
+            )
+        merged.setdefault(name, {}).update(parsed)
+    return {name: given for name, given in merged.items() if given}

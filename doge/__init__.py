@@ -15,6 +15,7 @@ _LAZY = {
     "Gap": "doge.gaps.gap",
     "load_gap": "doge.api",
     "create_gap": "doge.api",
+    "create_text_gap": "doge.api",
     "render": "doge.api",
     "DogeError": "doge.errors",
 }

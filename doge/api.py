@@ -7,21 +7,50 @@ this module.
 from __future__ import annotations
 
 from doge.data.encoder import build_encoder
-from doge.gaps.extract import create_gap
+from doge.errors import DogeError
+from doge.gaps.extract import create_gap, create_text_gap
 from doge.gaps.gap import Gap
 from doge.gaps.store import load_gap, registry_for
+from doge.rendering.batch import engine_for_pipeline
+from doge.rendering.loading import loaded_model_name
 from doge.rendering.plan import RenderResult, plan
 from doge.rendering.preview import make_preview as preview
 from doge.rendering.run import run_plan
 
-__all__ = ["Gap", "RenderResult", "build_encoder", "create_gap", "load_gap", "preview", "registry_for", "render"]
+__all__ = [
+    "Gap",
+    "RenderResult",
+    "build_encoder",
+    "create_gap",
+    "create_text_gap",
+    "load_gap",
+    "preview",
+    "registry_for",
+    "render",
+]
 
 
-def render(gaps, src, out, *, progress: bool = True, ray: str | None = None, **options) -> RenderResult:
+def render(gaps, src, out, *, progress: bool = True, ray: str | None = None, pipeline=None, **options) -> RenderResult:
     """Render ``src`` images shifted by ``gaps`` into ``out``; see ``doge render --help``.
 
     ``gaps`` is a list of refs, each optionally weighted (``"day->night:0.5"``). ``ray`` runs the
     batches on Ray: ``"local"`` starts a local Ray, ``"auto"`` or ``"ray://host:port"`` joins a cluster.
-    Every other option is :func:`doge.rendering.plan.plan`'s.
+    ``pipeline``, an already loaded ``StableUnCLIPImg2ImgPipeline`` (diffusers' or doge's), is
+    rendered with as it is (its modules, device and dtype; ``model`` defaults to the one it was
+    loaded from); only the plan's ControlNets load. Every other option is
+    :func:`doge.rendering.plan.plan`'s.
     """
-    return run_plan(plan(gaps, src, out, **options), progress=progress, ray=ray)
+    if pipeline is None:
+        return run_plan(plan(gaps, src, out, **options), progress=progress, ray=ray)
+    if ray:
+        raise DogeError("pipeline= renders in this process; leave out ray= (Ray's actors load the model themselves)")
+    if options.get("lora") or options.get("device") or options.get("dtype"):
+        raise DogeError(
+            "pipeline= renders with the pipeline as it is: leave out lora=, device= and dtype= "
+            "(use pipe.load_lora_weights(...) and pipe.to(...) instead)"
+        )
+    if not options.get("model"):
+        options["model"] = loaded_model_name(pipeline)
+    options["device"] = str(pipeline.device)  # where controls that run a model (depth) run
+    p = plan(gaps, src, out, **options)
+    return run_plan(p, progress=progress, engine=engine_for_pipeline(p, pipeline))

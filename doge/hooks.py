@@ -1,4 +1,11 @@
-"""The plugin hook specifications. Each hook receives a ``register`` callback (or the CLI group)."""
+"""The plugin hook specifications: the whole contract between doge and a plugin.
+
+Each ``register_*`` hook receives a ``register(name, obj)`` callback; a plugin calls it once per
+thing it offers. Two plugins that register one name are an error naming both. Built-ins
+(``doge.plugins.*``) register through these very hooks; third parties are found through the
+``doge`` entry-point group, or registered at run time with ``doge.pluginmanager.register_plugin``.
+Every hook here has a test that exercises a plugin implementing it (tests/test_plugins.py).
+"""
 
 import pluggy
 
@@ -10,8 +17,14 @@ hookimpl = pluggy.HookimplMarker("doge")
 def register_encoders(register):
     """Register image encoders: ``register("clip", ClipEncoder)``.
 
-    An encoder is a class built as ``cls(model=..., device=..., dtype=...)`` that follows
-    :class:`doge.data.encoder.Encoder`.
+    An encoder is a class built as ``cls(model=..., device=..., dtype=...)`` (each may be None:
+    the encoder picks its default model, the best device, and a dtype for it) whose instances
+    follow :class:`doge.data.encoder.Encoder`: attributes ``plugin`` (the registered name),
+    ``model_id``, ``dim`` (embedding width), ``device``, ``dtype``; ``describe()`` → the provenance
+    dict ``{"plugin", "model", "revision", "dim", "dtype"}`` stored with every gap;
+    ``preprocessor`` → a picklable, weight-free callable PIL RGB image → CHW float32 tensor (it
+    runs in worker processes); ``encode(pixels [B, C, H, W]) → [B, dim]`` float32 on the CPU.
+    A gap is only ever applied with the encoder (plugin and model) it was made with.
     """
 
 
@@ -19,18 +32,64 @@ def register_encoders(register):
 def register_estimators(register):
     """Register gap estimators: ``register("mean", mean_gap)``.
 
-    An estimator is ``fn(src: Embeddings, tgt: Embeddings, **params) -> (vector, params)``.
+    An estimator is a function ``fn(src: Embeddings, tgt: Embeddings, **options)`` returning
+    ``(vector, params)`` or ``(vector, params, extras)``:
+
+    - ``vector``: a float ``[dim]`` tensor, the gap (added to a source embedding, scaled by the
+      edit weight); it must be finite.
+    - ``params``: a JSON-able dict stored in the gap's provenance (the options used, and anything
+      the estimator measured).
+    - ``extras`` (optional): named tensors stored beside the vector in the gap's file, e.g. the
+      ``coral`` estimator's transform (see ``doge.gaps.shifting``).
+
+    Options are the function's keyword arguments with defaults (``trim: float = 0.1``): doge takes
+    them from the signature, so ``doge gap create --estimator-option trim=0.2`` is parsed to the
+    default's type and an unknown key is refused listing the known ones. Evaluation passes back
+    only the recorded params that the signature accepts.
+
+    An estimator whose vector a cheaper one computes equally (``coral`` → ``mean``) may name it in
+    a ``vector_estimator`` attribute; stability resampling then calls that one instead.
+    """
+
+
+@hookspec
+def register_text_encoders(register):
+    """Register text towers aligned with an image encoder: ``register("clip", ClipTextEncoder)``.
+
+    The name is the image encoder's (a gap's ``encoder.plugin``); the class offers
+    ``for_image_encoder(encoder_provenance, text_model=None, device=None)`` and ``encode(texts)``.
     """
 
 
 @hookspec
 def register_controls(register):
-    """Register control modes for render: ``register("canny", CannyControl)``."""
+    """Register control modes for render: ``register("canny", CannyControl)``.
+
+    A control is a class built as ``cls(control_dir=..., device=..., **options)``. Subclassing
+    :class:`doge.plugins.controls.base.Control` gives all of the contract but ``compute``; a
+    class that does not must provide:
+
+    - ``name``: the registered name; ``uses_controlnet`` (bool) and ``default_controlnet`` (a
+      ControlNet id or folder for Stable Diffusion 2.1, or None).
+    - ``make(image, size, source_path) → PIL RGB image | None``: the conditioning map for one PIL
+      RGB source at ``size = (width, height)``, the output size (None: no map for this source).
+    - ``resolve_controlnet(override) → str | None``: the ControlNet to load (``--controlnet``
+      wins over the default); None for a control that uses none.
+    - ``describe() → dict``: what went into the maps (name, options), for the render manifest.
+
+    Options: a ``defaults`` dict on the class (``{"low": 100, "high": 800}``), else the
+    constructor's keyword arguments with defaults. ``doge render --control-option canny.low=50``
+    is parsed to the default's type; unknown keys are refused listing the known ones.
+    """
 
 
 @hookspec
 def register_commands(cli):
-    """Add click commands or groups to the ``doge`` CLI group."""
+    """Add click commands or groups to the ``doge`` CLI group: ``@cli.command() def hello(): ...``.
+
+    A command should be thin: parse, call ``doge`` (the Python API), print; a user's mistake is a
+    ``doge.errors.DogeError``, which the group prints as one line.
+    """
 
 
 @hookspec

@@ -102,17 +102,17 @@ def resolve_source(model: str, revision: str | None = None) -> ModelSource:
     return _hub_source(model, revision)
 
 
-def component_config(model: str, subfolder: str) -> dict:
-    """``config.json`` of one component of a diffusers model (e.g. its image encoder)."""
+def component_config(model: str, subfolder: str, filename: str = "config.json") -> dict:
+    """``config.json`` (or ``filename``, e.g. a scheduler's) of one component of a diffusers model."""
     source = resolve_source(model)
     if not source.on_hub:
-        path = Path(source.location) / subfolder / "config.json"
+        path = Path(source.location) / subfolder / filename
         if not path.is_file():
-            raise NotFound(f"model {model!r} has no {subfolder}/config.json: is it a Stable unCLIP model? {_FIX}")
+            raise NotFound(f"model {model!r} has no {subfolder}/{filename}: is it a Stable unCLIP model? {_FIX}")
     else:
-        found = _cached_or_fetched(model, f"{subfolder}/config.json", None)
+        found = _cached_or_fetched(model, f"{subfolder}/{filename}", None)
         if found is None:
-            raise NotFound(f"model {model!r} has no {subfolder}/config.json in the cache or on the hub: {_FIX}")
+            raise NotFound(f"model {model!r} has no {subfolder}/{filename} in the cache or on the hub: {_FIX}")
         path = Path(found)
     return json.loads(path.read_text())
 

@@ -14,29 +14,44 @@ _VERSION_RE = re.compile(r"^v(\d+)$")
 
 NAME_RULE = "lowercase letters, digits, '.', '_', '-', and at most one '->' between two parts (e.g. 'real->painting')"
 LATEST = "latest"
+MAX_NAME = 200
+MAX_ALIAS = 100
+MAX_VERSION = 2**31 - 1  # the registry's integer column, on SQLite and PostgreSQL alike
 
 
 def validate_name(name: str) -> str:
     """Return ``name`` if it is a valid gap name, else raise a DogeError naming the rule."""
-    if name.endswith("-") and "->" not in name:
+    if not isinstance(name, str) or not name:
+        raise DogeError(f"a gap name is needed: use {NAME_RULE}")
+    if len(name) > MAX_NAME:
+        raise DogeError(f"gap name {_short(name)} is {len(name)} characters long; the limit is {MAX_NAME}")
+    if name.endswith("-") and not name.endswith("--") and _NAME_RE.match(name + ">x"):
+        # 'real->painting' unquoted: the shell sends 'real-' and redirects to 'painting'
         raise DogeError(
             f"gap name {name!r} ends in '-': the shell probably read '>...' as a redirect; "
             f"quote the name, e.g. '{name}>painting'"
         )
-    if not _NAME_RE.match(name) or len(name) > 200:
-        raise DogeError(f"invalid gap name {name!r}: use {NAME_RULE}")
+    if not _NAME_RE.match(name) or name.endswith("-"):
+        raise DogeError(f"invalid gap name {_short(name)}: use {NAME_RULE}, not ending in '-'")
     return name
 
 
 def validate_alias(alias: str) -> str:
     if alias == LATEST:
         raise DogeError("'latest' is implied (it always names the newest version); pick another alias")
-    if _VERSION_RE.match(alias) or not _ALIAS_RE.match(alias) or len(alias) > 100:
+    if len(alias) > MAX_ALIAS:
+        raise DogeError(f"alias {_short(alias)} is {len(alias)} characters long; the limit is {MAX_ALIAS}")
+    if _VERSION_RE.match(alias) or not _ALIAS_RE.match(alias):
         raise DogeError(
             f"invalid alias {alias!r}: start with a letter, then lowercase letters, digits, "
             "'.', '_', '-'; 'v' followed by digits is reserved for versions"
         )
     return alias
+
+
+def _short(text: str) -> str:
+    """``text`` quoted for a message, cut to a readable length."""
+    return repr(text) if len(text) <= 60 else repr(text[:40] + "...")
 
 
 @dataclass(frozen=True)
@@ -65,7 +80,12 @@ def parse_ref(text: str) -> Ref:
         raise DogeError(f"ref {text!r} ends in '@': add a version (@v2) or an alias (@prod)")
     m = _VERSION_RE.match(tail)
     if m:
-        return Ref(name, version=int(m.group(1)))
+        digits = m.group(1).lstrip("0")
+        if not digits:
+            raise DogeError(f"ref {text!r}: versions start at v1")
+        if len(digits) > len(str(MAX_VERSION)) or int(digits) > MAX_VERSION:
+            raise DogeError(f"ref {_short(text)}: no version is that high (the most is v{MAX_VERSION})")
+        return Ref(name, version=int(digits))
     if tail == LATEST:
         return Ref(name)
     return Ref(name, alias=validate_alias(tail))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,12 +19,13 @@ ENTRY_POINT_GROUP = "doge"
 # Built-ins register through the same hooks as third-party plugins.
 BUILTIN_PLUGINS = (
     "doge.plugins.clip_encoder",
+    "doge.plugins.clip_text",
     "doge.plugins.efficientnet_encoder",
     "doge.plugins.estimators",
     "doge.plugins.controls",
 )
 
-KINDS = ("encoders", "estimators", "controls")
+KINDS = ("encoders", "text_encoders", "estimators", "controls")
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,92 @@ def get(kind: str, name: str) -> Any:
         known = ", ".join(sorted(entries)) or "none"
         raise DogeError(f"unknown {kind[:-1]} {name!r}; known: {known} (see 'doge plugins')")
     return entries[name].obj
+
+
+# -- a plugin's options ---------------------------------------------------------------------
+
+# Arguments that doge itself passes, so never options: an estimator's embeddings, a control's
+# map folder and device.
+_NOT_OPTIONS = {"estimators": ("src", "tgt"), "controls": ("self", "control_dir", "device")}
+
+
+@dataclass(frozen=True)
+class Option:
+    default: Any
+    annotation: str = ""  # as written in the signature ("float | str"), "" when not declared
+
+
+def options(kind: str, name: str) -> dict[str, Option]:
+    """The options plugin ``name`` takes, with their defaults.
+
+    A control that declares a ``defaults`` table (see :class:`doge.plugins.controls.base.Control`)
+    takes those; otherwise the options are the keyword arguments with a default of the estimator
+    function or of the control's constructor.
+    """
+    obj = get(kind, name)
+    declared = getattr(obj, "defaults", None)
+    if kind == "controls" and isinstance(declared, dict):
+        return {key: Option(value) for key, value in declared.items()}
+    try:
+        signature = inspect.signature(obj)  # a class: its constructor's, without self
+    except (TypeError, ValueError):  # a builtin or C callable: no options to offer
+        return {}
+    return {
+        p.name: Option(
+            p.default, p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", "")
+        )
+        for p in signature.parameters.values()
+        if p.name not in _NOT_OPTIONS.get(kind, ())
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        and p.default is not p.empty
+    }
+
+
+def check_options(kind: str, name: str, given: dict | None) -> dict[str, Any]:
+    """``given`` (a Python caller's values), refused in one line if it names an option the plugin lacks."""
+    known = options(kind, name)
+    unknown = sorted(set(given or {}) - set(known))
+    if unknown:
+        listed = ", ".join(f"{k}={v.default!r}" for k, v in sorted(known.items())) or "none"
+        raise DogeError(f"the {name} {kind[:-1]} has no option {', '.join(unknown)}; its options: {listed}")
+    return dict(given or {})
+
+
+def parse_options(kind: str, name: str, pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """Options given as text (``trim``, ``"0.2"``), checked against plugin ``name``'s and each parsed
+    to the type of its default: bool, int, float, else text (a number where the signature
+    allows one, as ``shrinkage: float | str = "auto"``)."""
+    known = options(kind, name)
+    parsed = {}
+    for key, text in pairs:
+        check_options(kind, name, {key: None})
+        parsed[key] = _parse_value(text, known[key], f"{name}.{key}")
+    return parsed
+
+
+def _parse_value(text: str, option: Option, what: str) -> Any:
+    default = option.default
+    try:
+        if isinstance(default, bool):
+            lowered = text.strip().lower()
+            if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return lowered in ("true", "1", "yes")
+        if isinstance(default, int):
+            return int(text)
+        if isinstance(default, float):
+            return float(text)
+    except ValueError:
+        raise DogeError(
+            f"option {what}={text!r}: give a {type(default).__name__}, like its default {default!r}"
+        ) from None
+    for number in (int, float):
+        if number.__name__ in option.annotation:
+            try:
+                return number(text)
+            except ValueError:
+                pass
+    return text
 
 
 def register_commands(cli) -> None:

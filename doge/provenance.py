@@ -40,7 +40,13 @@ def who() -> str:
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return iso_utc(datetime.now(timezone.utc))
+
+
+def iso_utc(dt: datetime) -> str:
+    """``2024-05-01T12:00:00Z``: the one timestamp format; a naive ``dt`` (SQLite's) is taken as UTC."""
+    dt = dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    return dt.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def side(emb: Embeddings, limit: int | None) -> dict:

@@ -1,7 +1,9 @@
 """Tiny random models in the real models' layouts, for tests and offline trials.
 
 ``build_tiny_unclip`` writes a Stable unCLIP img2img pipeline (diffusers layout, nine components)
-plus a ``controlnet/`` folder that fits its UNet; ``build_tiny_clip`` writes a plain CLIP vision
+plus a ``controlnet/`` folder that fits its UNet, a ``clip-text/`` CLIP model whose vision half is
+the pipeline's image encoder (the text tower ``doge gap explain`` and text gaps use) and
+``hed/ControlNetHED.safetensors`` (random HED edge-detector weights of the real architecture); ``build_tiny_clip`` writes a plain CLIP vision
 model folder. Both are random: their images are noise, but every code path a real model takes
 (``from_pretrained``, encode, render) runs on them in well under a second on a CPU.
 """
@@ -136,6 +138,18 @@ def _text_model(vocab_size: int):
     return CLIPTextModel(config).eval()
 
 
+def _aligned_clip(image_encoder, vocab_size: int):
+    """A full ``CLIPModel`` whose vision half is ``image_encoder``: its text tower shares that space."""
+    from transformers import CLIPConfig, CLIPModel
+
+    text = _text_model(vocab_size).config.to_dict()
+    config = CLIPConfig(text_config=text, vision_config=image_encoder.config.to_dict(), projection_dim=EMBED_DIM)
+    model = CLIPModel(config).eval()
+    model.vision_model.load_state_dict(image_encoder.vision_model.state_dict())
+    model.visual_projection.load_state_dict(image_encoder.visual_projection.state_dict())
+    return model
+
+
 def _unet_config() -> dict:
     return dict(
         sample_size=8,
@@ -256,12 +270,24 @@ def build_tiny_unclip(path: str | os.PathLike, seed: int = 0) -> Path:
             scheduler=scheduler,
             vae=vae,
         )
-        pipe.save_pretrained(path, safe_serialization=True)
+        # diffusers' __init__ also binds the name to a dummy class, which mypy sees instead
+        pipe.save_pretrained(path, safe_serialization=True)  # type: ignore[attr-defined]
         controlnet.save_pretrained(path / "controlnet", safe_serialization=True)
+        # Built after the pipeline, so adding them left the pipeline's weights as they were.
+        _aligned_clip(image_encoder, len(tokenizer)).save_pretrained(path / "clip-text", safe_serialization=True)
+        tokenizer.save_pretrained(path / "clip-text")
+        _write_hed(path / "hed", seed)
     _name_processor_portably(path)
     write_tokenizer_files(path / "tokenizer")
+    write_tokenizer_files(path / "clip-text")
     _write_marker(path)
     return path
+
+
+def _write_hed(folder: Path, seed: int) -> None:
+    from doge.pluginmanager import get
+
+    get("controls", "hed").write_random_weights(folder / "ControlNetHED.safetensors", seed=seed)
 
 
 def build_tiny_clip(path: str | os.PathLike, seed: int = 0) -> Path:
@@ -275,6 +301,37 @@ def build_tiny_clip(path: str | os.PathLike, seed: int = 0) -> Path:
         model.save_pretrained(path, safe_serialization=True)
         _image_processor().save_pretrained(path)
     _write_marker(path)
+    return path
+
+
+def build_tiny_depth(path: str | os.PathLike, seed: int = 0) -> Path:
+    """Write a tiny random DPT depth model and its processor to ``path``, for the depth control.
+
+    It loads through ``AutoModelForDepthEstimation.from_pretrained(path)`` exactly like a real one.
+    The same seed gives the same weights; the caller's torch RNG is left untouched.
+    """
+    import torch
+    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
+
+    path = Path(path)
+    config = DPTConfig(
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=64,
+        image_size=32,
+        patch_size=8,
+        backbone_out_indices=[0, 1, 2, 3],
+        neck_hidden_sizes=[8, 16, 32, 32],
+        reassemble_factors=[4, 2, 1, 0.5],
+        fusion_hidden_size=16,
+        # Larger than the default 0.02 so the random head's output is not vanishingly small.
+        initializer_range=0.1,
+    )
+    with quiet_transformers(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        DPTForDepthEstimation(config).eval().save_pretrained(path)
+    DPTImageProcessor(size={"height": 32, "width": 32}, keep_aspect_ratio=False).save_pretrained(path)
     return path
 
 

@@ -10,18 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from doge.data.clip_pixels import clip_pixels, load_processor
 from doge.data.encoder import describe as describe_encoder
 from doge.errors import DogeError, first_line
 from doge.hooks import hookimpl
 from doge.hub import ModelSource, default_model, quiet_loading, resolve_source
 from doge.tiny import warn_if_tiny
-
-
-def _processor_class():
-    import transformers
-
-    # Without torchvision, CLIPImageProcessor falls back to this one with a warning; same output.
-    return getattr(transformers, "CLIPImageProcessorPil", None) or transformers.CLIPImageProcessor
 
 
 def _resolve_dtype(device: str, dtype: Any):
@@ -41,10 +35,7 @@ class ClipPreprocessor:
         self.processor = processor
 
     def __call__(self, image):
-        if image.mode != "RGB":
-            image = image.convert("RGB")
-        pixels = self.processor(images=image, return_tensors="pt")["pixel_values"][0]
-        return pixels.float()
+        return clip_pixels(self.processor, [image])[0]
 
 
 class ClipEncoder:
@@ -75,17 +66,16 @@ class ClipEncoder:
         quiet_loading()
         try:
             model = CLIPVisionModelWithProjection.from_pretrained(
-                source.location, subfolder=source.encoder_subfolder, revision=revision, dtype=self.dtype
+                source.location, subfolder=source.encoder_subfolder, revision=revision or "main", dtype=self.dtype
             )
         except OSError as exc:
             raise DogeError(f"cannot load the CLIP image encoder of {self.model_id!r}: {first_line(exc)}") from exc
-        return model.to(self.device).eval()
+        # transformers types PreTrainedModel.to as an unbound functools.wraps wrapper
+        return model.to(self.device).eval()  # type: ignore[arg-type]
 
     def _load_processor(self, source: ModelSource, revision: str | None):
         try:
-            return _processor_class().from_pretrained(
-                source.location, subfolder=source.processor_subfolder, revision=revision
-            )
+            return load_processor(source.location, source.processor_subfolder, revision)
         except OSError as exc:
             raise DogeError(f"cannot load the CLIP image processor of {self.model_id!r}: {first_line(exc)}") from exc
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from doge.data.encoder import describe as describe_encoder
-from doge.errors import DogeError
+from doge.errors import DogeError, first_line
 from doge.hooks import hookimpl
 
 NAME = "efficientnet-lite0"
@@ -193,8 +193,7 @@ class EfficientNetEncoder:
         try:
             network.load_state_dict(_load_state_dict(path))
         except (RuntimeError, OSError, ValueError) as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise DogeError(f"cannot load {NAME} weights from {path}: {first}") from None
+            raise DogeError(f"cannot load {NAME} weights from {path}: {first_line(exc)}") from None
         self._network = network.to(self.device, self.dtype).eval()
         self._preprocessor = EfficientNetPreprocessor()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from doge.provenance import who
+from doge.provenance import iso_utc, who
 
 from .models import AuditRow
 
@@ -36,7 +36,6 @@ def record(session, name: str, version: int | None, action: str, before=None, af
 
 def entry(row: AuditRow) -> dict:
     """One log entry as a JSON-able dict (the keys of ``doge gap history --json``)."""
-    at = row.at if row.at.tzinfo else row.at.replace(tzinfo=timezone.utc)  # SQLite: naive UTC
     return {
         "id": row.id,
         "name": row.name,
@@ -45,7 +44,7 @@ def entry(row: AuditRow) -> dict:
         "before": _load(row.before),
         "after": _load(row.after),
         "who": row.who,
-        "at": at.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "at": iso_utc(row.at),
     }
 
 

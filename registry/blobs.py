@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from doge.atomic import write_atomic
 from doge.errors import IntegrityError
 
 from .gapfile import SUFFIX
+
+BLOB_NAME = re.compile(rf"^([0-9a-f]{{64}}){re.escape(SUFFIX)}$")
 
 
 def sha256_hex(data: bytes) -> str:
@@ -71,3 +76,27 @@ class BlobStore:
 
     def delete(self, sha: str, suffix: str = SUFFIX) -> None:
         self.path(sha, suffix).unlink(missing_ok=True)
+
+    def stored(self) -> Iterator[tuple[str, float | None]]:
+        """Every blob file in the store, as (sha256, age in seconds)."""
+        if not self.root.is_dir():
+            return
+        now = time.time()
+        for path in self.root.glob(f"??/*{SUFFIX}"):
+            m = BLOB_NAME.match(path.name)
+            if m and path.parent.name == m.group(1)[:2]:
+                try:
+                    yield m.group(1), now - path.stat().st_mtime
+                except FileNotFoundError:  # removed meanwhile
+                    continue
+
+    def leftovers(self) -> Iterator[tuple[Path, float]]:
+        """Temp files that interrupted writes left (``.<blob>.*.part``), with their age in seconds."""
+        if not self.root.is_dir():
+            return
+        now = time.time()
+        for path in self.root.glob("??/.*.part"):
+            try:
+                yield path, now - path.stat().st_mtime
+            except FileNotFoundError:
+                continue

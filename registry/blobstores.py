@@ -9,12 +9,14 @@ S3 credentials and endpoint come from the usual AWS settings (``AWS_ACCESS_KEY_I
 from __future__ import annotations
 
 import os
+import time
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 from doge.errors import DogeError, first_line
 
-from .blobs import BlobStore, checked, missing_blob, sha256_hex
+from .blobs import BLOB_NAME, BlobStore, checked, missing_blob, sha256_hex
 from .gapfile import SUFFIX
 
 ENV = "DOGE_BLOB_STORE"
@@ -72,6 +74,19 @@ class FsspecBlobStore:
         with self._errors("delete"), suppress(FileNotFoundError):
             self._fs.rm_file(self._key(sha, suffix))
 
+    def stored(self):
+        """Every blob object in the store, as (sha256, age in seconds, None where the store gives no time)."""
+        with self._errors("list"):
+            found = self._fs.find(self._root, detail=True) if self._fs.exists(self._root) else {}
+        now = time.time()
+        for key, info in found.items():
+            m = BLOB_NAME.match(key.rsplit("/", 1)[-1])
+            if m and key.rsplit("/", 2)[-2] == m.group(1)[:2]:
+                yield m.group(1), _age(info, now)
+
+    def leftovers(self):
+        return iter(())  # an object store writes each object whole: no temp files
+
     def _key(self, sha: str, suffix: str = SUFFIX) -> str:
         return f"{self._root}/{sha[:2]}/{sha}{suffix}"
 
@@ -99,3 +114,14 @@ class FsspecBlobStore:
                 f"cannot {doing} blob store {self.url}: {type(e).__name__}: {first_line(e)}; "
                 f"check the URL (--blobs / {ENV}) and its credentials"
             ) from None
+
+
+def _age(info: dict, now: float) -> float | None:
+    """Seconds since an fsspec entry was written, from whichever time field its backend gives."""
+    when: Any = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or info.get("created")
+    if hasattr(when, "timestamp"):
+        when = when.timestamp()
+    try:
+        return now - float(when) if when is not None else None
+    except (TypeError, ValueError):
+        return None

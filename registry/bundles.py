@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from doge.atomic import write_atomic
-from doge.errors import DogeError, NotFound
-from doge.names import validate_alias, validate_name
+from doge.errors import DogeError, NotFound, first_line
+from doge.names import MAX_VERSION, validate_alias, validate_name
 from doge.provenance import now_iso
 
 from . import gapfile
@@ -207,11 +207,15 @@ def read_bundle(path) -> Bundle:
                 for sha in sorted({a["sha256"] for entry in entries for a in entry.attachments})
             }
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:
-        raise DogeError(f"{where} is damaged or not a doge bundle (a zip file): {e}") from None
-    for e in entries:
-        dim = blobs[e.sha256][1]
-        if dim != e.dim:
-            raise DogeError(f"{where}: {e.ref} says dim {e.dim} but its blob holds {dim} values; the bundle is damaged")
+        reason = first_line(e)  # zipfile's own words may quote raw bytes: one short line of them
+        reason = reason if len(reason) <= 160 else reason[:160] + "..."
+        raise DogeError(f"{where} is damaged or not a doge bundle (a zip file): {reason}") from None
+    for entry in entries:
+        dim = blobs[entry.sha256][1]
+        if dim != entry.dim:
+            raise DogeError(
+                f"{where}: {entry.ref} says dim {entry.dim} but its blob holds {dim} values; the bundle is damaged"
+            )
     return Bundle(
         src, str(manifest.get("created_at", "")), entries, {sha: data for sha, (data, _) in blobs.items()}, images
     )
@@ -272,7 +276,7 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> byte
 def _parse_manifest(data: bytes, where: str) -> dict:
     try:
         manifest = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested too deep
         raise DogeError(f"{where}: {MANIFEST} is not valid JSON; the bundle is damaged") from None
     if not isinstance(manifest, dict):
         raise DogeError(f"{where}: {MANIFEST} is not a JSON object; the bundle is damaged")
@@ -289,7 +293,8 @@ def _entries(manifest: dict, where: str) -> tuple[BundleEntry, ...]:
     if not isinstance(raw, list) or not raw:
         raise DogeError(f"{where}: {MANIFEST} lists no entries")
     entries = tuple(_entry(e, i, where) for i, e in enumerate(raw))
-    refs, alias_owner = set(), {}
+    refs: set[str] = set()
+    alias_owner: dict[tuple[str, str], str] = {}
     for e in entries:
         if e.ref in refs:
             raise DogeError(f"{where}: {e.ref} is listed twice; the bundle is damaged")
@@ -313,8 +318,8 @@ def _entry_fields(raw) -> BundleEntry:
         raise DogeError("not a JSON object")
     name = validate_name(_typed(raw, "name", str))
     version, dim, sha = _typed(raw, "version", int), _typed(raw, "dim", int), _typed(raw, "sha256", str)
-    if version < 1 or dim < 1:
-        raise DogeError("version and dim must be positive integers")
+    if not (1 <= version <= MAX_VERSION and 1 <= dim <= MAX_VERSION):
+        raise DogeError(f"version and dim must be integers from 1 to {MAX_VERSION}")
     if not _SHA_RE.match(sha):
         raise DogeError(f"sha256 {sha!r} is not 64 lowercase hex digits")
     if raw.get("member", member_name(sha)) != member_name(sha):

@@ -9,6 +9,7 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
+from doge.atomic import make_dirs
 from doge.errors import DogeError, first_line
 
 from .urls import hide_password
@@ -28,7 +29,7 @@ def make_engine(url: str):
         if u.get_backend_name() != "sqlite":
             return create_engine(u, pool_pre_ping=True)
         if u.database and u.database != ":memory:" and not u.database.startswith("file:"):
-            Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(Path(u.database).expanduser().parent)
         engine = create_engine(u, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
     except (ArgumentError, ValueError):
         raise DogeError(
@@ -74,12 +75,39 @@ def db_errors(url: str, opening: bool = False):
                 f"the registry at {hide_password(url)} is read-only for this user: ask its owner for write "
                 "access, or point --registry (DOGE_REGISTRY_URL) at a registry you can write to"
             ) from None
+        if is_dropped_connection(e):
+            doing = "cannot open the registry" if opening else "registry"
+            raise DogeError(
+                f"{doing} {hide_password(url)}: the database server closed the connection ({first_line(e.orig or e)}); "
+                "a server restarting or a killed connection does this: run the command again"
+            ) from None
         if opening:
             raise DogeError(
-                f"cannot open the registry {hide_password(url)}: {first_line(e.orig)}; "
+                f"cannot open the registry {hide_password(url)}: {first_line(e.orig or e)}; "
                 "check the registry URL (--registry / DOGE_REGISTRY_URL)"
             ) from None
-        raise DogeError(f"registry {hide_password(url)}: {first_line(e.orig)}") from e
+        raise DogeError(f"registry {hide_password(url)}: {first_line(e.orig or e)}") from e
+
+
+# What PostgreSQL drivers say when an open connection goes away (a killed backend, a restart).
+_DROPPED_STATES = {"57P01", "57P02", "57P03"}  # admin_shutdown, crash_shutdown, cannot_connect_now
+_DROPPED_WORDS = (
+    "server closed the connection",
+    "terminating connection",
+    "connection is closed",
+    "connection was closed",
+    "consuming input failed",
+    "connection to server was lost",
+    "ssl syscall error: eof",
+)
+
+
+def is_dropped_connection(e: DBAPIError) -> bool:
+    """The server was reached and then closed the connection: retrying is the fix, not the URL."""
+    if e.connection_invalidated or getattr(e.orig, "sqlstate", None) in _DROPPED_STATES:
+        return True
+    text = str(e.orig).lower()
+    return any(words in text for words in _DROPPED_WORDS)
 
 
 def is_read_only(e: DBAPIError) -> bool:

@@ -14,7 +14,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from doge.errors import DogeError
+from doge.errors import DogeError, first_line
 from doge.extras import extra_shapes
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ def decode(data: bytes, where: str) -> GapFile:
     try:
         tensors = load(data)
     except Exception as e:
-        raise DogeError(f"{where}: not a readable safetensors file ({e})") from None
+        raise DogeError(f"{where}: not a readable safetensors file ({first_line(e)[:160]})") from None
     vector = as_gap_vector(tensors.pop(TENSOR), what=f"{where}: tensor {TENSOR!r}")
     extras = checked_extras(tensors, vector.shape[0], where)
     if KEY_PROVENANCE in metadata:
@@ -161,12 +161,24 @@ def refuse_pickle_suffix(suffix: str, where: str) -> None:
 
 def _check_provenance(text: str, where: str) -> dict:
     try:
-        value = json.loads(text)
-    except ValueError:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except _NotFinite as e:
+        raise DogeError(
+            f"{where}: metadata {KEY_PROVENANCE!r} holds {e}, which JSON cannot carry; nothing was stored"
+        ) from None
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to be a provenance
         value = None
     if not isinstance(value, dict):
         raise DogeError(f"{where}: metadata {KEY_PROVENANCE!r} is not a JSON object")
     return value
+
+
+class _NotFinite(ValueError):
+    pass
+
+
+def _refuse_constant(name: str):
+    raise _NotFinite(name)
 
 
 def _read_header(data: bytes, where: str) -> dict:
@@ -182,7 +194,7 @@ def _read_header(data: bytes, where: str) -> dict:
         raise DogeError(not_st)
     try:
         header = json.loads(data[8 : 8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise DogeError(not_st) from None
     if not isinstance(header, dict):
         raise DogeError(not_st)

@@ -52,6 +52,11 @@ class HttpRegistry:
             query.append(("search", search))
         return [_gv(d) for d in self._json("/api/gaps", query)]
 
+    def list_rows(self, name=None, where=None, search=None, limit: int | None = None) -> tuple[builtins.list, int]:
+        """``Registry.list_rows``' answer (rows, how many match) from the server's listing."""
+        found = [_Row(gv) for gv in self.list(name, where=where, search=search)]
+        return (found[:limit] if limit else found), len(found)
+
     def resolve(self, ref):
         return _gv(self._json(f"/api/gaps/{_seg(ref)}"))
 
@@ -140,3 +145,16 @@ def _gv(d: dict):
         provenance=d.get("provenance", {}),
         labels=d.get("labels", {}),
     )
+
+
+class _Row:
+    """A listed version in the shape of ``registry.VersionRow`` (what ``doge gap list`` prints)."""
+
+    def __init__(self, gv):
+        self.gv = gv
+
+    def version_object(self):
+        return self.gv
+
+    def to_json_text(self) -> str:
+        return json.dumps(self.gv.to_json(), sort_keys=True)

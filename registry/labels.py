@@ -49,6 +49,6 @@ def parse_labels(texts) -> dict[str, str]:
     return labels
 
 
-def checked_labels(labels: dict) -> dict[str, str]:
+def checked_labels(labels: dict | None) -> dict[str, str]:
     """A Python caller's dict, checked like parsed text."""
     return {validate_key(k): validate_value(k, v) for k, v in dict(labels or {}).items()}

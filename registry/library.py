@@ -13,8 +13,9 @@ from sqlalchemy import func, select, tuple_
 
 from . import labels
 from .attachments import PREVIEW
+from .evaluations import as_record as evaluation_record
 from .models import AliasRow, AttachmentRow, EvaluationRow, GapRow, LabelRow
-from .registry import Registry, _gv, _matching, _with_label, evaluation_record
+from .registry import Registry, _gv, _matching, _with_label
 
 MAX_PER_PAGE = 200
 

@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
+import builtins
 import difflib
+import json
+import logging
 import os
 from collections import defaultdict
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, overload
 
-from sqlalchemy import delete, distinct, func, inspect, or_, select
+from sqlalchemy import delete, distinct, func, insert, inspect, or_, select
 from sqlalchemy.orm import Session
 
-from doge.atomic import write_atomic
-from doge.errors import DogeError, IntegrityError, NotFound
+from doge.atomic import make_dirs, write_atomic
+from doge.errors import DogeError, IntegrityError, NotFound, first_line
 from doge.home import doge_home
-from doge.names import Ref, parse_ref, validate_alias, validate_name
+from doge.names import MAX_VERSION, Ref, parse_ref, validate_alias, validate_name
 from doge.provenance import who
 
 from . import audit, gapfile, labels, schema
+from . import evaluations as evaluation_records
 from .attachments import Attachments
 from .blobs import sha256_hex
 from .blobstores import open_blob_store
@@ -34,6 +39,8 @@ if TYPE_CHECKING:
     import numpy as np
 
 MAX_IMPORT_BYTES = 64 * 1024 * 1024
+
+log = logging.getLogger("doge")
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,83 @@ class GapVersion:
         }
 
 
+class VersionRow(NamedTuple):
+    """One version as listed: plain values, provenance still its stored JSON text."""
+
+    name: str
+    version: int
+    sha256: str
+    dim: int
+    description: str
+    created_at: datetime
+    created_by: str
+    provenance_text: str
+    aliases: tuple[str, ...]
+    labels: dict
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@v{self.version}"
+
+    @property
+    def provenance(self) -> dict:
+        return gapfile.provenance_from_text(self.provenance_text)
+
+    def version_object(self) -> GapVersion:
+        return GapVersion(
+            self.name,
+            self.version,
+            self.sha256,
+            self.dim,
+            self.description,
+            _utc(self.created_at),
+            self.created_by,
+            self.aliases,
+            self.provenance,
+            self.labels,
+        )
+
+    def to_json_text(self) -> str:
+        """``GapVersion.to_json()`` as one line of JSON, built by hand with the stored provenance
+        text spliced in unparsed (it is canonical JSON, checked when stored): what makes listing
+        10,000 versions fast. The keys come in sorted order, as ``json.dumps(sort_keys=True)``."""
+        at = self.created_at
+        when = at.isoformat(timespec="seconds") + "Z" if at.tzinfo is None else _iso_utc(at)
+        labels_ = _JSON_LINE.encode(self.labels) if self.labels else "{}"
+        provenance = self.provenance_text if (self.provenance_text or "").startswith("{") else "{}"
+        return "".join(
+            (
+                '{"aliases": [',
+                ", ".join(map(_quote, self.aliases)),
+                '], "created_at": "',
+                when,
+                '", "created_by": ',
+                _quote(self.created_by),
+                ', "description": ',
+                _quote(self.description),
+                f', "dim": {int(self.dim)}, "labels": ',
+                labels_,
+                ', "name": ',
+                _quote(self.name),
+                ', "provenance": ',
+                provenance,
+                ', "ref": ',
+                _quote(f"{self.name}@v{self.version}"),
+                ', "sha256": ',
+                _quote(self.sha256),
+                f', "version": {int(self.version)}}}',
+            )
+        )
+
+
+_JSON_LINE = json.JSONEncoder(sort_keys=True)  # one encoder for every line: no set-up per call
+_quote = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]  # a JSON string, in C
+
+
+def _iso_utc(at: datetime) -> str:
+    return _utc(at).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 class Registry(Attachments):
     """Gaps by name and version. ``url`` is any SQLAlchemy URL; default: SQLite in the home.
 
@@ -98,59 +182,81 @@ class Registry(Attachments):
             return self._gv(s, row)
 
     def load_vector(self, gv_or_ref) -> np.ndarray:
-        """The float32 [dim] vector, read from its blob and checked against its sha256."""
-        gv = gv_or_ref if isinstance(gv_or_ref, GapVersion) else self.resolve(gv_or_ref)
-        data = self.blobs.get(gv.sha256, f"gap {gv.ref}")
-        vector = gapfile.decode(data, f"gap {gv.ref} ({self.blobs.where(gv.sha256)})").vector
-        if vector.shape[0] != gv.dim:
-            raise IntegrityError(
-                f"gap {gv.ref}: blob holds {vector.shape[0]} values but the registry says {gv.dim}; "
-                "remove the version and import it again"
-            )
-        return vector
+        """The float32 [dim] vector, read from its blob and checked against its sha256 and width."""
+        return self.load_tensors(gv_or_ref)[gapfile.TENSOR]
 
     def load_tensors(self, gv_or_ref) -> dict[str, np.ndarray]:
-        """``{"gap": vector}`` plus the optional tensors the blob carries (``coral.transform``, ...)."""
+        """``{"gap": vector}`` plus the optional tensors the blob carries (``coral.transform``, ...),
+        checked against the blob's sha256 and the registry's width."""
         gv = gv_or_ref if isinstance(gv_or_ref, GapVersion) else self.resolve(gv_or_ref)
         gf = gapfile.decode(self.read_blob(gv), f"gap {gv.ref} ({self.blobs.where(gv.sha256)})")
+        if gf.vector.shape[0] != gv.dim:
+            raise IntegrityError(
+                f"gap {gv.ref}: blob holds {gf.vector.shape[0]} values but the registry says {gv.dim}; "
+                "remove the version and import it again"
+            )
         return {gapfile.TENSOR: gf.vector, **gf.extras}
 
     def evaluations(self, ref) -> list[dict]:
         """The evaluations stored on ``ref``'s version (``doge gap eval``), oldest first."""
         with self._tx() as s:
             row = self._resolve_row(s, _as_ref(ref))
-            q = select(EvaluationRow).where(EvaluationRow.version_id == row.id).order_by(EvaluationRow.id)
-            return [evaluation_record(e) for e in s.scalars(q)]
+            return evaluation_records.of_version(s, row.id)
 
     def list(self, name: str | None = None, where: dict | None = None, search: str | None = None) -> list[GapVersion]:
         """Live versions, sorted by name then version: all, or those of ``name``, carrying every
         label in ``where`` and matching ``search`` (a case-insensitive substring of the name, the
         description, or a label's key or value)."""
-        rows_q = select(GapRow)
-        alias_q = select(AliasRow.version_id, AliasRow.alias)
-        label_q = select(LabelRow.version_id, LabelRow.key, LabelRow.value)
-        if name is not None:
-            rows_q = rows_q.where(GapRow.name == name)
-            alias_q = alias_q.where(AliasRow.name == name)
-            label_q = label_q.join(GapRow, GapRow.id == LabelRow.version_id).where(GapRow.name == name)
-        for key, value in labels.checked_labels(where).items():
-            rows_q = rows_q.where(GapRow.id.in_(_with_label(key, value)))
-        if search:
-            rows_q = rows_q.where(_matching(search))
-        with self._tx() as s:
-            aliases, labels_of = defaultdict(list), defaultdict(dict)
-            for version_id, alias in s.execute(alias_q):
-                aliases[version_id].append(alias)
-            for version_id, key, value in s.execute(label_q):
-                labels_of[version_id][key] = value
-            rows = sorted(s.scalars(rows_q), key=lambda r: (r.name, r.version))
-            return [_gv(r, tuple(sorted(aliases[r.id])), labels_of[r.id]) for r in rows]
+        rows, _ = self.list_rows(name, where=where, search=search)
+        return [row.version_object() for row in rows]
 
-    def names(self) -> list[str]:
+    def list_rows(
+        self,
+        name: str | None = None,
+        where: dict | None = None,
+        search: str | None = None,
+        limit: int | None = None,
+    ) -> tuple[builtins.list[VersionRow], int]:
+        """What ``list`` lists, as plain rows (no ORM objects, provenance left as its JSON text:
+        10,000 versions list in a blink), at most ``limit`` of them; and how many match in all."""
+        filters = []
+        if name is not None:
+            filters.append(GapRow.name == name)
+        for key, value in labels.checked_labels(where).items():
+            filters.append(GapRow.id.in_(_with_label(key, value)))
+        if search:
+            filters.append(_matching(search))
+        rows_q = select(*_ROW_COLUMNS).where(*filters).order_by(GapRow.name, GapRow.version)
+        if limit is not None:
+            rows_q = rows_q.limit(limit)
+        with self._tx() as s:
+            rows = s.connection().execute(rows_q).all()  # Core rows: no ORM objects
+            total = len(rows)
+            if limit is not None and total == limit:
+                total = s.execute(select(func.count()).select_from(GapRow).where(*filters)).scalar_one()
+            aliases: defaultdict[int, list[str]] = defaultdict(list)
+            labels_of: defaultdict[int, dict[str, str]] = defaultdict(dict)
+            if rows:
+                ids = select(GapRow.id).where(*filters)
+                alias_q = select(AliasRow.version_id, AliasRow.alias).where(AliasRow.version_id.in_(ids))
+                for version_id, alias in s.connection().execute(alias_q):
+                    aliases[version_id].append(alias)
+                label_q = select(LabelRow.version_id, LabelRow.key, LabelRow.value).where(LabelRow.version_id.in_(ids))
+                for version_id, key, value in s.connection().execute(label_q):
+                    labels_of[version_id][key] = value
+        alias_t = {k: tuple(sorted(v)) for k, v in aliases.items()}
+        label_d = {k: dict(sorted(v.items())) for k, v in labels_of.items()}
+        out = [
+            VersionRow(name, v, sha, dim, text, at, by, prov, alias_t.get(i, ()), label_d.get(i) or {})
+            for i, name, v, sha, dim, text, at, by, prov in rows
+        ]
+        return out, total
+
+    def names(self) -> builtins.list[str]:
         with self._tx() as s:
             return self._live_names(s)
 
-    def history(self, name: str) -> list[dict]:
+    def history(self, name: str) -> builtins.list[dict]:
         """Every change to ``name``, oldest first: versions created and removed, alias moves,
         label changes; each with who, when (UTC), and what it pointed to before and after.
         Removing versions keeps the log."""
@@ -192,15 +298,8 @@ class Registry(Attachments):
     def add_evaluation(self, ref, record: dict) -> dict:
         """Store an evaluation record (``doge.quality.evaluate``) on ``ref``'s version; returns it
         with its ``evaluation_id``."""
-        if not isinstance(record, dict):
-            raise DogeError(f"an evaluation record must be a dict, got {type(record).__name__}")
-        gapfile.provenance_json(record)  # refuses what JSON cannot hold, before anything is written
         with self._tx(write=True) as s:
-            row = self._resolve_row(s, _as_ref(ref))
-            evaluation = _evaluation_row(row, record, _now())
-            s.add(evaluation)
-            s.flush()
-            return evaluation_record(evaluation)
+            return evaluation_records.add(s, self._resolve_row(s, _as_ref(ref)), record)
 
     def tag(self, ref, alias: str) -> GapVersion:
         """Point ``alias`` at ``ref``'s version, moving it if it pointed elsewhere."""
@@ -247,7 +346,7 @@ class Registry(Attachments):
                     have = ", ".join(sorted(self._labels_of(s, row.id))) or "none"
                     raise NotFound(f"gap {r.name}@v{row.version} has no label {key!r} (its labels: {have})")
                 s.delete(found)
-                before = {"key": key, "value": found.value}
+                before: dict[str, Any] | None = {"key": key, "value": found.value}
                 audit.record(s, r.name, row.version, audit.LABEL_REMOVED, before, None)
             for key, value in new.items():
                 found = s.get(LabelRow, (row.id, key))
@@ -270,16 +369,30 @@ class Registry(Attachments):
             self._lock_name(s, r.name, create=False)
             row = self._resolve_row(s, r)
             gv = self._gv(s, row)
+            for alias in gv.aliases:  # each its own entry, so history shows the alias gone with the version
+                audit.record(s, gv.name, gv.version, audit.ALIAS_REMOVED, {"alias": alias, "version": gv.version}, None)
             s.execute(delete(AliasRow).where(AliasRow.version_id == row.id))
             s.execute(delete(LabelRow).where(LabelRow.version_id == row.id))
-            s.execute(delete(EvaluationRow).where(EvaluationRow.version_id == row.id))
+            evaluation_records.remove_all(s, row.id)
             attached = self._drop_attachments(s, row.id)
             s.delete(row)
             before = {"version": gv.version, "sha256": gv.sha256, "aliases": list(gv.aliases), "labels": gv.labels}
             audit.record(s, gv.name, gv.version, audit.VERSION_REMOVED, before, None)
-        # only after the commit: a failed removal must leave the blob in place
-        self._collect_blob(gv.sha256)
-        self._collect_attachment_blobs(attached)
+        # only after the commit: a failed removal must leave the blob in place. The removal has
+        # happened once the transaction commits; a blob left behind is garbage, not a failure.
+        try:
+            self._collect_blob(gv.sha256)
+        except (DogeError, OSError) as e:
+            log.warning(
+                "removed %s, but its blob %s stays in the blob store (%s); `doge registry gc` deletes it later",
+                gv.ref,
+                gv.sha256[:12],
+                first_line(e),
+            )
+        try:
+            self._collect_attachment_blobs(attached)
+        except (DogeError, OSError) as e:
+            log.warning("removed %s, but a preview or plot stays in the blob store (%s)", gv.ref, first_line(e))
         return gv
 
     def export(self, ref, path) -> GapVersion:
@@ -298,11 +411,14 @@ class Registry(Attachments):
         src = Path(path)
         data = _read_import(src)
         gf = gapfile.decode(data, str(src))
+        if as_name is not None and not as_name.strip():
+            raise DogeError("--as needs a name: give the gap's new name, or leave --as out to keep the file's own")
         name = as_name or gf.name
         if not name:
             raise DogeError(f"{src} does not name its gap (no 'doge.name' metadata): give a name to import it as")
         validate_name(name)
         provenance = {**gapfile.provenance_of(gf, str(src)), "imported_from": str(src.resolve())}
+        prov_text = gapfile.provenance_json(provenance)  # refused before any blob is written
         sha = sha256_hex(data)
         with self._tx(write=True) as s:
             counter = self._lock_name(s, name)
@@ -318,7 +434,7 @@ class Registry(Attachments):
                 created_at=_now(),
                 created_by=_creator(provenance),
                 source=f"imported from {src}",
-                provenance=gapfile.provenance_json(provenance),
+                provenance=prov_text,
             )
             return self._insert(s, counter, row)
 
@@ -328,7 +444,7 @@ class Registry(Attachments):
         """The bytes of ``gv``'s blob, checked against its sha256."""
         return self.blobs.get(gv.sha256, f"gap {gv.ref}")
 
-    def add_versions(self, items, new_version: bool = False, where: str = "this registry") -> list:
+    def add_versions(self, items, new_version: bool = False, where: str = "this registry") -> builtins.list:
         """Store copies of versions made elsewhere (``copying.IncomingVersion``s), all or nothing.
 
         Each keeps its bytes (so its sha256) and, where free, its number (``copying.place``);
@@ -340,6 +456,10 @@ class Registry(Attachments):
         for item in items:
             validate_name(item.name)
             labels.checked_labels(item.labels)
+            try:  # refused before any blob is written
+                gapfile.provenance_json(item.provenance)
+            except DogeError as e:
+                raise DogeError(f"{item.ref}: {e}; nothing was stored") from None
             for alias in item.aliases:
                 validate_alias(alias)
         with self._tx(write=True) as s:
@@ -356,7 +476,7 @@ class Registry(Attachments):
                 placed.append(Placement(item, self._gv(s, row), PRESENT if present else ADDED))
         return placed
 
-    def _place_copies(self, s: Session, items, new_version: bool, where: str) -> list[tuple]:
+    def _place_copies(self, s: Session, items, new_version: bool, where: str) -> builtins.list[tuple]:
         """(item, its name's locked counter, version, already there) for each item, in order.
 
         Items that keep their numbers are placed first, so that with ``new_version`` only the
@@ -463,7 +583,7 @@ class Registry(Attachments):
             s.add(AliasRow(name=row.name, alias=alias, version_id=row.id))
             audit.record(s, row.name, row.version, audit.ALIAS_SET, None, after)
         elif existing.version_id != row.id:
-            before = {"alias": alias, "version": s.get(GapRow, existing.version_id).version}
+            before = {"alias": alias, "version": s.get_one(GapRow, existing.version_id).version}
             existing.version_id = row.id
             audit.record(s, row.name, row.version, audit.ALIAS_MOVED, before, after)
 
@@ -488,6 +608,10 @@ class Registry(Attachments):
         with db_errors(self.url, opening=True):
             schema.check(self._engine, self._write_engine, self.url)
 
+    @overload
+    def _lock_name(self, s: Session, name: str) -> GapName: ...
+    @overload
+    def _lock_name(self, s: Session, name: str, create: Literal[False]) -> GapName | None: ...
     def _lock_name(self, s: Session, name: str, create: bool = True) -> GapName | None:
         """The name's counter row, locked for this transaction (created if missing and asked to)."""
         q = select(GapName).where(GapName.name == name).with_for_update().execution_options(populate_existing=True)
@@ -516,18 +640,22 @@ class Registry(Attachments):
         self.blobs.put(data)
         return sha
 
-    def _collect_blob(self, sha: str) -> None:
+    def _collect_blob(self, sha: str) -> bool:
+        """Delete blob ``sha`` if no row uses it (checked under the blob's lock); True if deleted."""
         with self._tx(write=True) as s:
             self._lock_blob(s, sha)
             users = s.scalar(select(func.count()).select_from(GapRow).where(GapRow.sha256 == sha))
             if not users:
                 self.blobs.delete(sha)
+            return not users
 
     def _latest_row(self, s: Session, name: str) -> GapRow | None:
         q = select(GapRow).where(GapRow.name == name).order_by(GapRow.version.desc()).limit(1)
         return s.scalars(q).first()
 
     def _resolve_row(self, s: Session, ref: Ref) -> GapRow:
+        if ref.version is not None and not 1 <= ref.version <= MAX_VERSION:  # a Ref made in Python
+            raise NotFound(f"gap {ref.name}@v{ref.version} not found: versions run from v1 to v{MAX_VERSION}")
         if ref.version is not None:
             q = select(GapRow).where(GapRow.name == ref.name, GapRow.version == ref.version)
             row = s.scalars(q).first()
@@ -554,7 +682,11 @@ class Registry(Attachments):
         if ref.alias is not None:
             return NotFound(f"no alias {ref.alias!r} on gap {ref.name!r}: {have}; tag one first")
         counter = s.get(GapName, ref.name)
-        gone = " (it was removed)" if counter and ref.version < counter.next_version else ""
+        gone = (
+            " (it was removed)"
+            if counter and ref.version is not None and 0 < ref.version < counter.next_version
+            else ""
+        )
         return NotFound(f"gap {str(ref)!r} not found{gone}: {have}")
 
     def _unknown_name(self, s: Session, name: str) -> str:
@@ -568,7 +700,7 @@ class Registry(Attachments):
             return f"no gap named {name!r}; did you mean {', '.join(map(repr, close))}?"
         return f"no gap named {name!r}; list the gaps with 'doge gap list'"
 
-    def _live_names(self, s: Session) -> list[str]:
+    def _live_names(self, s: Session) -> builtins.list[str]:
         return sorted(s.scalars(select(GapRow.name).distinct()))
 
     def _aliases_of(self, s: Session, version_id: int) -> tuple[str, ...]:
@@ -621,6 +753,18 @@ def upgrade_registry(home=None, url: str | None = None) -> dict:
     return {"url": hide_password(url), "before": before, "after": after, "changed": before != after}
 
 
+_ROW_COLUMNS = (  # a VersionRow's columns, after the row id
+    GapRow.id,
+    GapRow.name,
+    GapRow.version,
+    GapRow.sha256,
+    GapRow.dim,
+    GapRow.description,
+    GapRow.created_at,
+    GapRow.created_by,
+    GapRow.provenance,
+)
+
 _COUNTS = {  # what `doge registry info` counts, and the table each needs
     "names": ("gap_versions", select(func.count(distinct(GapRow.name)))),
     "versions": ("gap_versions", select(func.count()).select_from(GapRow)),
@@ -634,7 +778,7 @@ _COUNTS = {  # what `doge registry info` counts, and the table each needs
 def _registry_url(home: Path, url: str | None) -> str:
     url = url or os.environ.get("DOGE_REGISTRY_URL") or None
     if url is None:
-        home.mkdir(parents=True, exist_ok=True)
+        make_dirs(home)
         url = f"sqlite:///{home / 'registry.db'}"
     return str(url)
 
@@ -657,14 +801,15 @@ def _matching(text: str):
 def _insert_ignore(s: Session, model, values: dict):
     dialect = s.get_bind().dialect.name
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        from sqlalchemy import insert  # other databases: the unique key still refuses a duplicate
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        return insert(model).values(**values)
-    return insert(model).values(**values).on_conflict_do_nothing()
+        return pg_insert(model).values(**values).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(model).values(**values).on_conflict_do_nothing()
+    # other databases: the unique key still refuses a duplicate
+    return insert(model).values(**values)
 
 
 def _read_import(src: Path) -> bytes:
@@ -695,15 +840,6 @@ def _gv(row: GapRow, aliases: tuple[str, ...], labels_: dict | None = None) -> G
         provenance=gapfile.provenance_from_text(row.provenance),
         labels=dict(labels_ or {}),
     )
-
-
-def evaluation_record(row: EvaluationRow) -> dict:
-    """A stored evaluation as its record, with the row's id and the time it was stored."""
-    return {
-        **gapfile.provenance_from_text(row.metrics),
-        "evaluation_id": row.id,
-        "stored_at": _utc(row.created_at).isoformat(timespec="seconds").replace("+00:00", "Z"),
-    }
 
 
 def _evaluation_row(row: GapRow, record: dict, created_at: datetime) -> EvaluationRow:
@@ -753,6 +889,6 @@ def _file_name(gv: GapVersion) -> str:
     return f"{gv.name.replace('->', '_to_')}_v{gv.version}{gapfile.SUFFIX}"
 
 
-def _fmt_versions(versions: list[int]) -> str:
+def _fmt_versions(versions: Sequence[int]) -> str:
     vs = [f"v{v}" for v in versions]
     return ", ".join(vs if len(vs) <= 8 else [*vs[:3], "...", *vs[-3:]])

@@ -108,7 +108,7 @@ def normalise_target(url: str, blobs: str | None) -> tuple[str, str]:
         ) from None
     if backend == "sqlite":
         if not u.database or u.database == ":memory:" or u.database.startswith("file:"):
-            raise DogeError(f"remote URL {url!r} names no database file: use sqlite:///path/registry.db")
+            raise DogeError(f"remote URL {hide_password(url)!r} names no database file: use sqlite:///path/registry.db")
         db = Path(u.database).expanduser().resolve()
         return f"sqlite:///{db}", _abs_store(blobs) if blobs else str(db.parent / "blobs")
     if not blobs:
@@ -127,7 +127,7 @@ def open_registry(remote: Remote, home=None, *, must_exist: bool = True):
     if is_http(remote.url):
         return HttpRegistry(remote.url, remote.name)
     u = make_url(remote.url)
-    if must_exist and u.get_backend_name() == "sqlite" and not Path(u.database).is_file():
+    if must_exist and u.get_backend_name() == "sqlite" and not (u.database and Path(u.database).is_file()):
         raise NotFound(
             f"remote {remote.name!r}: no registry at {u.database}; check the path (doge remote list), "
             "or push to it first"
@@ -148,8 +148,8 @@ def _save(home, remotes: dict[str, Remote]) -> None:
         "version": _FILE_VERSION,
         "remotes": {r.name: {"url": r.url, "blobs": r.blobs} for r in sorted(remotes.values(), key=lambda r: r.name)},
     }
-    # write_atomic's temp file is created 0600, so passwords in URLs stay the owner's
-    write_atomic(_remotes_path(home), (json.dumps(data, indent=2) + "\n").encode("utf-8"))
+    # private (0600): passwords in URLs stay the owner's
+    write_atomic(_remotes_path(home), (json.dumps(data, indent=2) + "\n").encode("utf-8"), private=True)
 
 
 def split_remote_ref(text: str) -> tuple[str, str]:

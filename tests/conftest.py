@@ -1,50 +1,14 @@
 """Shared fixtures."""
 
 import logging
-import multiprocessing as mp
 import os
 import uuid
-from contextlib import contextmanager
 
 import pytest
+from helpers import make_gap_home, postgres_schema, postgres_url
 
 # Tests never reach a model hub, however pytest is started (huggingface_hub reads this on import).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-POSTGRES_ENV = "DOGE_TEST_POSTGRES_URL"
-
-
-def postgres_url() -> str:
-    """The test PostgreSQL's URL; skips the test without one (fails it on CI, where it must run)."""
-    url = os.environ.get(POSTGRES_ENV)
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set but {POSTGRES_ENV} is not: point it at the test PostgreSQL")
-        pytest.skip(f"set {POSTGRES_ENV} to run the registry tests on PostgreSQL")
-    return url
-
-
-@contextmanager
-def postgres_schema(url: str):
-    """A fresh, empty PostgreSQL schema for one test, as the URL that makes it the search path.
-
-    Each test gets its own, so tests on the shared database (other runs at the same time
-    included) never see each other's tables; the schema is dropped afterwards.
-    """
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    schema = f"doge_t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
-        scoped = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield scoped.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -77,6 +41,22 @@ def tiny_model(tmp_path_factory):
     from doge.tiny import build_tiny_unclip
 
     return build_tiny_unclip(tmp_path_factory.mktemp("models") / "tiny-unclip", seed=0)
+
+
+@pytest.fixture(scope="session")
+def net(tiny_model, tmp_path_factory):
+    """The tiny ControlNet with non-zero output layers, so that controls change images."""
+    from doge.tiny import build_active_controlnet
+
+    return build_active_controlnet(tiny_model, tmp_path_factory.mktemp("nets") / "active", seed=1)
+
+
+@pytest.fixture(scope="module")
+def gap_home(request, tmp_path_factory, tiny_model, domains):
+    """A registry holding real->painting@v1 made with the tiny model (and @v2 with the median
+    estimator, in a module that sets ``GAP_ESTIMATORS = ("mean", "median")``), one per module."""
+    estimators = getattr(request.module, "GAP_ESTIMATORS", ("mean",))
+    return make_gap_home(tmp_path_factory.mktemp("home"), tiny_model, domains, estimators)
 
 
 @pytest.fixture(scope="session")
@@ -167,35 +147,3 @@ def reader(pg):
             conn.execute(text(f"DROP OWNED BY {role}"))  # its grants
             conn.execute(text(f"DROP ROLE {role}"))
         admin.dispose()
-
-
-# -- several processes at once -------------------------------------------------------------
-
-
-def _racer(target, i, args, barrier, results):
-    try:
-        results.put((i, target(*args, barrier), None))
-    except BaseException as e:  # reported to the parent, which fails the test with it
-        results.put((i, None, f"{type(e).__name__}: {e}"))
-
-
-def race(target, args_per_process: list[tuple]) -> list[tuple]:
-    """Run ``target(*args, barrier)`` in one spawned process per args tuple, all at once.
-
-    ``target`` waits on ``barrier`` where the processes should collide. Returns ``(i, result,
-    error)`` per process, in the order they finished; an error is ``"Type: message"`` or None.
-    """
-    ctx = mp.get_context("spawn")
-    barrier, results = ctx.Barrier(len(args_per_process)), ctx.Queue()
-    procs = [
-        ctx.Process(target=_racer, args=(target, i, args, barrier, results)) for i, args in enumerate(args_per_process)
-    ]
-    try:
-        for p in procs:
-            p.start()
-        return [results.get(timeout=120) for _ in procs]
-    finally:
-        for p in procs:
-            p.join(timeout=30)
-            if p.is_alive():
-                p.terminate()

@@ -145,3 +145,6 @@ def test_models_tiny_writes_a_loadable_model_and_says_it_is_noise(tmp_path):
 
     assert (tmp_path / "tiny" / "controlnet" / "config.json").is_file()
     assert image_encoder_width(str(tmp_path / "tiny")) == 32
+    # What gap explain, text gaps and --control hed need, for tests and offline trials.
+    assert (tmp_path / "tiny" / "clip-text" / "model.safetensors").is_file()
+    assert (tmp_path / "tiny" / "hed" / "ControlNetHED.safetensors").is_file()

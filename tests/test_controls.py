@@ -12,7 +12,7 @@ from PIL import Image
 
 from doge.errors import DogeError
 from doge.plugins.controls import CannyControl, DepthControl, NoControl, SegControl
-from doge.plugins.controls.depth import build_tiny_depth
+from doge.tiny import build_tiny_depth
 
 OUT_W, OUT_H = 128, 96  # not square, so a swapped (w, h) shows
 
@@ -53,17 +53,29 @@ def test_canny_edges_lie_on_the_square_border_at_the_output_size():
 
 
 def test_canny_thresholds_change_the_result():
-    faint = square_image(inside=70, outside=40)  # a low-contrast square
-    default = pixels(CannyControl().make(faint, (OUT_W, OUT_H), Path("a.jpg")))
-    sensitive = pixels(CannyControl(low=10, high=40).make(faint, (OUT_W, OUT_H), Path("a.jpg")))
-    assert not default.any(), "the paper's defaults (100, 800) should ignore a faint square"
-    assert (sensitive > 0).sum() > 100
+    # A bright square and, beside it, a faint one: the image's range is set by the bright one.
+    a = np.zeros((64, 64, 3), dtype=np.uint8)
+    a[8:24, 8:24] = 255
+    a[36:56, 36:56] = 20
+    both = Image.fromarray(a)
+    default = pixels(CannyControl().make(both, (OUT_W, OUT_H), Path("a.jpg")))[..., 0] > 0
+    sensitive = pixels(CannyControl(low=10, high=40).make(both, (OUT_W, OUT_H), Path("a.jpg")))[..., 0] > 0
+    assert default[:56].any(), "the bright square's edges"
+    assert not default[64:].any(), "the paper's thresholds (100, 800) should ignore the faint square"
+    assert sensitive[64:].sum() > 50
+
+
+def test_a_low_contrast_photo_is_stretched_as_the_paper_does():
+    faint = square_image(inside=70, outside=40, size=256, lo=64, hi=192)  # stretched before Canny
+    for maps in ("auto", "paper"):
+        edges = pixels(CannyControl(maps=maps).make(faint, (448, 448), Path("a.jpg")))[..., 0] > 127
+        assert edges.sum() > 1000, maps
 
 
 def test_canny_options_default_and_none_means_default():
     control = CannyControl(low=None, high=None)
-    assert control.options == {"low": 100, "high": 800}
-    assert control.describe()["options"] == {"low": 100, "high": 800}
+    assert control.options == {"low": 100, "high": 800, "maps": "auto"}
+    assert control.describe()["options"] == {"low": 100, "high": 800, "maps": "auto"}
     assert control.describe()["name"] == "canny"
 
 
@@ -201,10 +213,9 @@ def test_seg_without_control_dir_is_an_error():
         SegControl()
 
 
-def test_seg_has_no_default_controlnet(tmp_path):
+def test_seg_defaults_to_the_sd21_ade20k_controlnet(tmp_path):
     control = SegControl(control_dir=tmp_path)
-    with pytest.raises(DogeError, match="--controlnet"):
-        control.resolve_controlnet(None)
+    assert control.resolve_controlnet(None) == "thibaud/controlnet-sd21-ade20k-diffusers"
     assert control.resolve_controlnet("my/seg-controlnet") == "my/seg-controlnet"
     assert CannyControl().resolve_controlnet() == "thibaud/controlnet-sd21-canny-diffusers"
     assert DepthControl().resolve_controlnet() == "thibaud/controlnet-sd21-depth-diffusers"
@@ -242,3 +253,59 @@ def test_importing_the_controls_plugin_stays_light():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
+
+
+# --- canny maps against the paper's construction ------------------------------------------------
+
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle", "immunohistochemistry")
+
+
+def skimage_photo(name: str) -> Image.Image:
+    import skimage.data
+
+    image = getattr(skimage.data, name)()
+    return Image.fromarray(image[0] if isinstance(image, tuple) else image).convert("RGB")
+
+
+def test_paper_maps_are_the_papers_construction():
+    """--canny-maps paper with --fit crop: CLIP's own 224-px crop, stretched, colour Canny, Lanczos up."""
+    import cv2
+    import transformers
+
+    from doge.plugins.controls.base import to_uint8
+    from doge.rendering.geometry import fit_geometry
+
+    image = skimage_photo("rocket")  # 640x427: the crop's offset and rounding matter
+    processor = getattr(transformers, "CLIPImageProcessorPil", None) or transformers.CLIPImageProcessor
+    crop = processor()(images=image, do_rescale=False, do_normalize=False, return_tensors="np")["pixel_values"][0]
+    edges = cv2.Canny(to_uint8(crop.transpose(1, 2, 0).astype(np.float64)), 100, 800)
+    expected = np.asarray(Image.fromarray(edges).resize((768, 768), Image.Resampling.LANCZOS))
+    g = fit_geometry(*image.size, 768, "crop")
+    made = CannyControl(maps="paper").make(image, g.output_size, Path("rocket.png"), geometry=g)
+    assert np.array_equal(np.asarray(made)[..., 0], expected)
+
+
+def test_default_maps_have_about_the_papers_edge_density():
+    from doge.rendering.geometry import fit_geometry
+
+    ratios = {}
+    for name in PHOTOS:
+        image = skimage_photo(name)
+        g = fit_geometry(*image.size, 768, "crop")
+        paper = np.asarray(CannyControl(maps="paper").make(image, g.output_size, Path(name), geometry=g))
+        auto = np.asarray(CannyControl().make(image, g.output_size, Path(name), geometry=g))
+        ratios[name] = (auto[..., 0] > 127).sum() / (paper[..., 0] > 127).sum()
+    assert all(0.5 <= r <= 2 for r in ratios.values()), ratios
+
+
+def test_computed_maps_leave_letterbox_bars_black(tiny_depth):
+    from doge.rendering.geometry import fit_geometry
+
+    image = square_image(size=64).resize((96, 48))
+    g = fit_geometry(96, 48, 96, "pad")
+    assert g.pad == (0, 24, 0, 24)
+    for control in (CannyControl(), DepthControl(model=str(tiny_depth))):
+        made = pixels(control.make(image, g.output_size, Path("a.jpg"), geometry=g))
+        assert made.shape[:2] == (96, 96)
+        assert not made[:24].any() and not made[72:].any(), control.name
+        assert made[24:72].any(), control.name

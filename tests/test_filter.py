@@ -11,20 +11,9 @@ from doge.cli.main import get_cli
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory, tiny_model, domains):
-    from doge.api import create_gap
-
-    home = tmp_path_factory.mktemp("home")
-    create_gap(
-        "real->painting",
-        domains["real"],
-        domains["painting"],
-        model=str(tiny_model),
-        home=home,
-        progress=False,
-        workers=0,
-    )
-    return home
+def home(gap_home):
+    """This module's registry (conftest's gap_home) in place of conftest's empty home."""
+    return gap_home
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +141,22 @@ def test_mistakes_get_one_line(home, rendered, tmp_path):
     assert half.exit_code != 0 and "give both --src and --tgt" in half.output
     unknown = run(home, "filter", rendered, "--gap", "nope")
     assert unknown.exit_code != 0 and "no gap named 'nope'" in unknown.output
+
+
+def test_filter_refuses_a_folder_another_command_is_writing(home, rendered):
+    import subprocess
+    import sys
+
+    from helpers import write_lock
+
+    before = (rendered / "manifest.jsonl").read_bytes()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        write_lock(rendered, pid=holder.pid)
+        result = run(home, "filter", rendered)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
+    assert f"in use by doge render (pid {holder.pid} on this host" in result.output
+    assert (rendered / "manifest.jsonl").read_bytes() == before

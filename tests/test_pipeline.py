@@ -258,3 +258,189 @@ def test_lora_scale_zero_equals_no_lora(tiny_path, net_a, lora_dir):
     on = render(pipe, embeds(1), control_image=control_image(0), cross_attention_kwargs={"scale": 1.0})
     np.testing.assert_allclose(off, without, atol=1e-6)
     assert np.abs(on - without).max() > 1e-3
+
+
+# ----- diffusers' rules: from_pipe, components, save/load, callbacks, outputs -----------------
+
+COMPONENTS = [
+    "feature_extractor",
+    "image_encoder",
+    "image_normalizer",
+    "image_noising_scheduler",
+    "tokenizer",
+    "text_encoder",
+    "unet",
+    "scheduler",
+    "vae",
+]
+
+
+def test_from_pipe_stock_to_doge_shares_the_modules(base, net_a, caplog):
+    pipe = StableUnCLIPControlNetImg2ImgPipeline.from_pipe(base, controlnet=net_a)
+    pipe.set_progress_bar_config(disable=True)
+    assert type(pipe) is StableUnCLIPControlNetImg2ImgPipeline
+    assert "not switched over" not in caplog.text
+    for name in COMPONENTS:
+        assert getattr(pipe, name) is getattr(base, name), name
+    assert pipe.controlnet is net_a
+    built = render(with_control(base, net_a), embeds(1), control_image=control_image(0))
+    np.testing.assert_array_equal(render(pipe, embeds(1), control_image=control_image(0)), built)
+
+
+def test_from_pipe_doge_to_stock_shares_the_modules_and_drops_the_controlnet(base, net_a, plain_images):
+    doge_pipe = with_control(base, net_a)
+    stock = StableUnCLIPImg2ImgPipeline.from_pipe(doge_pipe)
+    stock.set_progress_bar_config(disable=True)
+    assert type(stock) is StableUnCLIPImg2ImgPipeline
+    for name in COMPONENTS:
+        assert getattr(stock, name) is getattr(base, name), name
+    assert "controlnet" not in stock.components
+    np.testing.assert_array_equal(render(stock, embeds(1)), plain_images)
+
+
+@pytest.mark.parametrize("nets", [1, 2])
+def test_components_rebuild_the_pipeline(base, net_a, net_b, nets):
+    pipe = with_control(base, net_a if nets == 1 else [net_a, net_b])
+    again = type(pipe)(**pipe.components)
+    assert set(again.components) == set(COMPONENTS) | {"controlnet"}
+    for name, module in pipe.components.items():
+        assert getattr(again, name) is module, name
+    # the stock class has no controlnet parameter: from_pipe is the way back (see above)
+    with pytest.raises(TypeError, match="controlnet"):
+        StableUnCLIPImg2ImgPipeline(**pipe.components)
+
+
+@pytest.mark.parametrize("nets", [1, 2])
+def test_diffusion_pipeline_from_pretrained_restores_class_and_controlnets(base, net_a, net_b, nets, tmp_path):
+    from diffusers import DiffusionPipeline
+
+    given = [net_a, net_b][:nets]
+    pipe = with_control(base, given[0] if nets == 1 else given)
+    pipe.save_pretrained(tmp_path / "pipe")
+    loaded = DiffusionPipeline.from_pretrained(tmp_path / "pipe")
+    loaded.set_progress_bar_config(disable=True)
+    assert type(loaded) is StableUnCLIPControlNetImg2ImgPipeline
+    assert loaded.control_nets() is not given and len(loaded.control_nets()) == nets
+    for saved, original in zip(loaded.control_nets(), given):
+        assert saved is not original
+        torch.testing.assert_close(saved.controlnet_mid_block.weight, original.controlnet_mid_block.weight)
+    images = [control_image(0), control_image(1)][:nets]
+    control = images[0] if nets == 1 else images
+    np.testing.assert_array_equal(
+        render(loaded, embeds(1), control_image=control), render(pipe, embeds(1), control_image=control)
+    )
+
+
+def test_callback_on_step_end_sees_and_replaces_the_tensors_it_asks_for(base, net_a):
+    pipe = with_control(base, net_a)
+    seen = []
+
+    def look(p, i, t, tensors):
+        seen.append((i, {k: tuple(v.shape) for k, v in tensors.items()}, p.num_timesteps))
+        return {}
+
+    inputs = ["latents", "prompt_embeds", "image_embeds"]
+    plain = render(
+        pipe,
+        embeds(1),
+        control_image=control_image(0),
+        callback_on_step_end=look,
+        callback_on_step_end_tensor_inputs=inputs,
+    )
+    assert [i for i, _, _ in seen] == list(range(STEPS))
+    shapes = seen[0][1]
+    assert set(shapes) == set(inputs)
+    latent = SIZE // pipe.vae_scale_factor
+    assert shapes["latents"] == (1, pipe.unet.config.in_channels, latent, latent)
+    assert shapes["prompt_embeds"][0] == shapes["image_embeds"][0] == 2  # guidance: unconditional half first
+    assert all(steps == STEPS for _, _, steps in seen)
+    # asking for nothing gives the latents, as diffusers' default does
+    seen.clear()
+    render(pipe, embeds(1), control_image=control_image(0), callback_on_step_end=look)
+    assert set(seen[0][1]) == {"latents"}
+
+    # what the callback returns replaces the latents
+    def zero_last(p, i, t, tensors):
+        return {"latents": torch.zeros_like(tensors["latents"])} if i == STEPS - 1 else {}
+
+    zeroed = render(pipe, embeds(1), control_image=control_image(0), callback_on_step_end=zero_last)
+    assert np.abs(zeroed - plain).max() > 1e-3
+    with torch.no_grad():
+        decoded = pipe.vae.decode(torch.zeros(1, pipe.unet.config.in_channels, latent, latent), return_dict=False)[0]
+    expected = pipe.image_processor.postprocess(decoded, output_type="np")
+    np.testing.assert_allclose(zeroed, expected, atol=1e-6)
+
+    with pytest.raises(ValueError, match="choose from"):
+        render(
+            pipe,
+            embeds(1),
+            control_image=control_image(0),
+            callback_on_step_end=look,
+            callback_on_step_end_tensor_inputs=["noise_pred"],
+        )
+
+
+def test_interrupt_skips_the_remaining_steps(base, net_a):
+    pipe = with_control(base, net_a)
+    calls = []
+    hook = pipe.unet.register_forward_pre_hook(lambda module, args: calls.append(1))
+
+    def stop(p, i, t, tensors):
+        p._interrupt = True
+        return {}
+
+    try:
+        render(pipe, embeds(1), control_image=control_image(0), callback_on_step_end=stop)
+    finally:
+        hook.remove()
+    assert len(calls) == 1 and pipe.interrupt
+
+
+def test_output_types_and_return_dict(base, net_a):
+    pipe = with_control(base, net_a)
+
+    def call(**kwargs):
+        return pipe(
+            image_embeds=embeds(1),
+            generator=torch.Generator().manual_seed(0),
+            num_inference_steps=STEPS,
+            height=SIZE,
+            width=SIZE,
+            control_image=control_image(0),
+            **kwargs,
+        )
+
+    (as_np,) = call(output_type="np", return_dict=False)  # a tuple holding the images
+    as_pt = call(output_type="pt").images
+    as_pil = call(output_type="pil").images
+    latents = call(output_type="latent").images
+    assert as_np.shape == (1, SIZE, SIZE, 3) and as_np.dtype == np.float32
+    assert isinstance(as_pt, torch.Tensor) and as_pt.shape == (1, 3, SIZE, SIZE)
+    np.testing.assert_array_equal(as_pt.permute(0, 2, 3, 1).numpy(), as_np)
+    assert len(as_pil) == 1 and as_pil[0].size == (SIZE, SIZE)
+    np.testing.assert_array_equal(np.asarray(as_pil[0]), (as_np[0] * 255).round().astype(np.uint8))
+    latent = SIZE // pipe.vae_scale_factor
+    assert latents.shape == (1, pipe.unet.config.in_channels, latent, latent)
+    with torch.no_grad():
+        decoded = pipe.vae.decode(latents / pipe.vae.config.scaling_factor, return_dict=False)[0]
+    np.testing.assert_allclose(pipe.image_processor.postprocess(decoded, output_type="np"), as_np, atol=1e-6)
+
+
+def test_num_images_per_prompt_with_several_controlnets(base, net_a, net_b):
+    multi = with_control(base, [net_a, net_b])
+    sources = embeds(2, seed=4)
+    controls = [[control_image(0), control_image(1)], [control_image(2), control_image(3)]]  # per net, per source
+    seeds = [30, 31, 40, 41]
+    batch = render(multi, sources, generator=generators(seeds), control_image=controls, num_images_per_prompt=2)
+    assert batch.shape == (4, SIZE, SIZE, 3)
+    for b in range(2):
+        alone = render(
+            multi,
+            sources[b : b + 1],
+            generator=generators(seeds[2 * b : 2 * b + 2]),
+            control_image=[controls[0][b], controls[1][b]],
+            num_images_per_prompt=2,
+        )
+        np.testing.assert_allclose(batch[2 * b : 2 * b + 2], alone, atol=1e-5)
+    assert np.abs(batch[0] - batch[1]).max() > 1e-3
+    assert np.abs(batch[0] - batch[2]).max() > 1e-3

@@ -203,3 +203,128 @@ def test_doge_plugins_json_lists_everything_with_its_plugin(installed_plugin):
     assert {e["name"] for e in listing["encoders"]} >= {"clip"}
     commands = {c["name"]: c["plugin"] for c in listing["commands"]}
     assert commands["gap"] == commands["plugins"] == "doge.cli.commands"
+
+
+# -- the whole contract: every hookspec implemented by a test plugin, and plugins' options ---------
+
+
+def test_every_hookspec_has_a_test_plugin_implementing_it():
+    """As datasette's: a new hookspec fails this until a test exercises a plugin implementing it."""
+    import re
+    from pathlib import Path
+
+    from doge import hooks
+
+    specs = {name for name in dir(hooks) if hasattr(getattr(hooks, name), "doge_spec")}
+    assert {"register_encoders", "register_estimators", "register_controls", "register_commands"} <= specs
+    implemented = set()
+    for path in Path(__file__).parent.glob("test_*.py"):
+        implemented |= set(re.findall(r"@hookimpl\s+def (\w+)\(", path.read_text()))
+    assert not specs - implemented, f"hookspecs no test plugin implements: {sorted(specs - implemented)}"
+
+
+def test_plugin_options_come_from_the_plugin(fresh_plugins):
+    assert pluginmanager.options("estimators", "trimmed-mean")["trim"].default == 0.1
+    assert pluginmanager.options("estimators", "mean") == {}
+    assert {k: o.default for k, o in pluginmanager.options("controls", "canny").items()} == {"low": 100, "high": 800}
+    assert pluginmanager.parse_options("estimators", "lda", [("shrinkage", "0.3")]) == {"shrinkage": 0.3}
+    assert pluginmanager.parse_options("estimators", "lda", [("shrinkage", "auto")]) == {"shrinkage": "auto"}
+    assert pluginmanager.parse_options("controls", "canny", [("low", "50")]) == {"low": 50}
+    with pytest.raises(DogeError, match=r"the trimmed-mean estimator has no option trimm; its options: trim=0.1"):
+        pluginmanager.parse_options("estimators", "trimmed-mean", [("trimm", "0.2")])
+    with pytest.raises(DogeError, match=r"option canny.low='lots': give a int, like its default 100"):
+        pluginmanager.parse_options("controls", "canny", [("low", "lots")])
+
+
+def test_estimator_options_reach_the_estimator_from_the_command_line(fresh_plugins, tmp_path):
+    import numpy as np
+    from scipy.stats import trim_mean
+
+    from doge.cli.main import get_cli
+
+    pluginmanager.register_plugin(EncoderPlugin(), name="enc")
+    colours = {"src": [(255, 0, 0), (200, 0, 0), (0, 0, 250), (10, 10, 10)], "tgt": [(0, 255, 0), (0, 90, 0)] * 2}
+    for side, cs in colours.items():
+        (tmp_path / side).mkdir()
+        for i, c in enumerate(cs):
+            solid(tmp_path / side / f"{i}.png", c)
+    base = ["--home", tmp_path / "home", "--quiet", "gap", "create", "g", "--src", tmp_path / "src"]
+    argv = [*base, "--tgt", tmp_path / "tgt", "--encoder", "mean-colour", "--workers", "0", "--json"]
+    argv += ["--estimator", "trimmed-mean", "--estimator-option", "trim=0.25"]
+    result = CliRunner().invoke(get_cli(), list(map(str, argv)))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["provenance"]["estimator"] == {"name": "trimmed-mean", "params": {"trim": 0.25}}
+    from doge.api import load_gap
+
+    vector = load_gap("g", home=tmp_path / "home").vector.numpy()
+    # trim_mean cuts int(0.25 * 4) = 1 value off each end of each coordinate, as the estimator does
+    expected = trim_mean(np.array(colours["tgt"]) / 255, 0.25) - trim_mean(np.array(colours["src"]) / 255, 0.25)
+    assert vector == pytest.approx(expected, abs=1e-6)
+    bad = CliRunner().invoke(get_cli(), list(map(str, [*argv[:-2], "--estimator-option", "cut=0.2"])))
+    assert bad.exit_code != 0 and bad.output.strip().splitlines()[-1].endswith("its options: trim=0.1")
+
+
+class ThresholdControl:
+    """A third-party control that does not subclass doge's Control: black and white at ``level``."""
+
+    name = "threshold"
+    uses_controlnet = True
+    default_controlnet: str | None = None  # set to the test's own ControlNet
+
+    def __init__(self, control_dir=None, device="cpu", level: int = 128):
+        self.level = level
+
+    def make(self, image, size, source_path):
+        from PIL import Image
+
+        grey = image.resize(size, Image.Resampling.BICUBIC).convert("L")
+        return grey.point(lambda v: 255 if v >= self.level else 0).convert("RGB")
+
+    def resolve_controlnet(self, override=None):
+        return override or self.default_controlnet
+
+    def describe(self):
+        return {"name": self.name, "options": {"level": self.level}}
+
+
+class ThresholdPlugin:
+    @hookimpl
+    def register_controls(self, register):
+        register("threshold", ThresholdControl)
+
+
+def test_a_third_party_control_renders_end_to_end_with_its_own_controlnet(
+    fresh_plugins, gap_home, tiny_model, net, domains, tmp_path, monkeypatch
+):
+    import numpy as np
+    from PIL import Image
+
+    from doge.cli.main import get_cli
+
+    monkeypatch.setattr(ThresholdControl, "default_controlnet", str(net))
+    pluginmanager.register_plugin(ThresholdPlugin(), name="threshold-plugin")
+
+    def render(out, *args):
+        argv = ["--home", gap_home, "--quiet", "render", "--gap", "real->painting", "--src", domains["real"]]
+        argv += ["--out", out, "--model", tiny_model, "--size", "64", "--steps", "2", "--limit", "1"]
+        return CliRunner().invoke(get_cli(), list(map(str, [*argv, "--control", "threshold", *args])))
+
+    made = {}
+    for level in (60, 200):
+        result = render(tmp_path / str(level), "--control-option", f"threshold.level={level}")
+        assert result.exit_code == 0, result.output
+        (line,) = [json.loads(x) for x in (tmp_path / str(level) / "manifest.jsonl").read_text().splitlines()]
+        assert line["controls"] == [
+            {"name": "threshold", "options": {"level": level}, "controlnet": str(net), "scale": 1.0}
+        ]
+        source = Image.open(line["source"]).convert("RGB").resize((64, 64), Image.Resampling.BICUBIC).convert("L")
+        (control_map,) = (tmp_path / str(level) / "controls").iterdir()
+        expected = np.where(np.asarray(source) >= level, 255, 0)
+        assert (np.asarray(Image.open(control_map))[..., 0] == expected).all()
+        made[level] = np.asarray(Image.open(tmp_path / str(level) / line["image"]), dtype=int)
+    assert np.abs(made[60] - made[200]).max() > 0  # the option reached the ControlNet's input
+
+    unknown = render(tmp_path / "x", "--control-option", "threshold.lvl=3")
+    assert unknown.exit_code != 0 and unknown.output.strip().splitlines()[-1].endswith("its options: level=128")
+    unused = render(tmp_path / "y", "--control-option", "canny.low=50")
+    assert unused.exit_code != 0 and "does not use" in unused.output

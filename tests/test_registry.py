@@ -249,6 +249,47 @@ def test_unreachable_database_is_one_line_that_hides_the_password(tmp_path):
     assert "s3cret" not in str(err.value) and "***" in str(err.value) and "--registry" in str(err.value)
 
 
+@pytest.fixture
+def closing_server():
+    """A TCP port whose server reads the first bytes of each connection, then closes it: what a
+    client sees from a killed backend or a server that restarts while it connects."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:  # closed at teardown
+                return
+            with conn:
+                conn.recv(1024)
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield server.getsockname()[1]
+    server.close()
+
+
+def test_a_connection_the_server_closes_while_opening_says_so_and_to_retry(tmp_path, closing_server):
+    from click.testing import CliRunner
+
+    from doge.cli.main import get_cli
+
+    url = f"postgresql+psycopg://doge:s3cret@127.0.0.1:{closing_server}/gaps"
+    result = CliRunner().invoke(get_cli(), ["--home", str(tmp_path), "--registry", url, "gap", "list"])
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: cannot open the registry"), result.output
+    assert "closed the connection" in lines[0] and "run the command again" in lines[0]
+    assert "check the registry URL" not in lines[0] and "s3cret" not in lines[0]
+    # a server that is not there at all is still a question of the URL
+    with pytest.raises(DogeError, match="check the registry URL") as err:
+        Registry(home=tmp_path, url="postgresql+psycopg://doge@127.0.0.1:1/none")
+    assert "closed the connection" not in str(err.value)
+
+
 def test_repr_hides_the_password(tmp_path, monkeypatch):
     monkeypatch.setattr(Registry, "_ensure_schema", lambda self: None)  # no server needed
     reg = Registry(home=tmp_path, url="postgresql+psycopg://doge:s3cret@db.example/gaps")

@@ -1,7 +1,7 @@
 """Eight processes creating versions of one gap at once get eight distinct versions."""
 
 import numpy as np
-from conftest import race
+from helpers import race
 
 from doge.registry import Registry
 

@@ -5,12 +5,13 @@ tests talk to moto's S3 server on loopback through s3fs.
 """
 
 import json
+import logging
 import uuid
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import postgres_schema, postgres_url, race
+from helpers import postgres_schema, postgres_url, race
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
@@ -251,6 +252,7 @@ def test_history_records_who_changed_what_and_outlives_removal(registry):
         ("label-set", 2, {"key": "team", "value": "vision"}, {"key": "team", "value": "nlp"}),
         ("alias-removed", 2, {"alias": "prod", "version": 2}, None),
         ("alias-set", 2, None, {"alias": "prod", "version": 2}),
+        ("alias-removed", 2, {"alias": "prod", "version": 2}, None),
         (
             "version-removed",
             2,
@@ -265,6 +267,60 @@ def test_history_records_who_changed_what_and_outlives_removal(registry):
     assert len(registry.history(NAME)) == len(log) + 1
     with pytest.raises(NotFound, match="did you mean 'real->painting'"):
         registry.history("real->paintng")
+
+
+def test_removing_a_version_logs_each_of_its_aliases_removed(home, registry_url):
+    reg = Registry(home=home, url=registry_url)
+    v1, v2 = reg.create(NAME, vec(0), {}), reg.create(NAME, vec(1), {})
+    reg.tag(v1.ref, "prod")
+    reg.tag(v1.ref, "stable")
+    reg.tag(v2.ref, "latest-good")
+    ok(cli(home, registry_url, "gap", "rm", v1.ref))
+    log = reg.history(NAME)
+    removed = [(e["action"], e["before"]) for e in log[-3:]]
+    assert removed[:2] == [
+        ("alias-removed", {"alias": "prod", "version": 1}),
+        ("alias-removed", {"alias": "stable", "version": 1}),
+    ]
+    assert removed[2][0] == "version-removed"
+    # the aliases a reader of `gap history` would still believe in: those set and not removed
+    live: dict[str, int] = {}
+    for e in log:
+        if e["action"] in ("alias-set", "alias-moved"):
+            live[e["after"]["alias"]] = e["after"]["version"]
+        elif e["action"] == "alias-removed":
+            live.pop(e["before"]["alias"])
+    assert live == {"latest-good": 2} == {a: reg.resolve(f"{NAME}@{a}").version for a in live}
+    table = ok(cli(home, registry_url, "gap", "history", NAME))
+    assert table.count("alias-removed") == 2
+
+
+def test_gap_rm_succeeds_with_a_warning_when_the_blob_store_cannot_delete(home, registry_url, monkeypatch, caplog):
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    blobs = f"memory://doge-{uuid.uuid4().hex[:8]}"
+    reg = Registry(home=home, url=registry_url, blob_store=blobs)
+    gv = reg.create(NAME, vec(0), {})
+    keep = reg.create("day->night", vec(1), {})
+
+    def down(self, path):
+        raise ConnectionError("blob store unreachable")
+
+    monkeypatch.setattr(MemoryFileSystem, "rm_file", down)
+    out = ok(cli(home, registry_url, "gap", "rm", gv.ref, blobs=blobs))
+    assert out.splitlines()[0] == f"removed {gv.ref}"
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1 and gv.ref in warned[0] and "doge registry gc" in warned[0], warned
+    assert "blob store unreachable" in warned[0]
+    assert [e["action"] for e in reg.history(NAME)][-1] == "version-removed"
+    assert "removed" in one_line_error(cli(home, registry_url, "gap", "rm", gv.ref, blobs=blobs))  # gone, as said
+    with pytest.raises(NotFound):
+        reg.resolve(gv.ref)
+    assert reg.blobs.exists(gv.sha256)  # left for gc, and nothing else lost
+    np.testing.assert_array_equal(reg.load_vector(keep), vec(1))
+    monkeypatch.undo()
+    ok(cli(home, registry_url, "gap", "rm", keep.ref, blobs=blobs))
+    assert not reg.blobs.exists(keep.sha256)
 
 
 def test_a_failed_change_leaves_no_history(registry):

@@ -1,12 +1,12 @@
 """`doge render` end to end on the tiny model: outputs, manifest, seeds, resume, controls, errors."""
 
-import contextlib
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import lines, lines_tolerant, pixels
 from PIL import Image
 
 from doge.cli.main import get_cli
@@ -14,32 +14,14 @@ from doge.cli.main import get_cli
 FAST = ["--size", "64", "--steps", "2"]
 
 
-@pytest.fixture(scope="module")
-def home(tmp_path_factory, tiny_model, domains):
-    """A registry holding real->painting@v1 (and @v2, another estimator) made with the tiny model."""
-    from doge.api import create_gap
-
-    home = tmp_path_factory.mktemp("home")
-    for estimator in ("mean", "median"):
-        create_gap(
-            "real->painting",
-            domains["real"],
-            domains["painting"],
-            model=str(tiny_model),
-            estimator=estimator,
-            home=home,
-            progress=False,
-            workers=0,
-        )
-    return home
+# real->painting@v1 (mean) and @v2 (median)
+GAP_ESTIMATORS = ("mean", "median")
 
 
 @pytest.fixture(scope="module")
-def net(tiny_model, tmp_path_factory):
-    """The tiny ControlNet with non-zero output layers, so that controls change images."""
-    from doge.tiny import build_active_controlnet
-
-    return build_active_controlnet(tiny_model, tmp_path_factory.mktemp("nets") / "active", seed=1)
+def home(gap_home):
+    """This module's registry (conftest's gap_home) in place of conftest's empty home."""
+    return gap_home
 
 
 @pytest.fixture
@@ -65,14 +47,6 @@ def render(home, tiny_model, domains):
         return result
 
     return invoke
-
-
-def pixels(folder: Path) -> dict[str, np.ndarray]:
-    return {p.name: np.asarray(Image.open(p)) for p in sorted((folder / "images").iterdir())}
-
-
-def lines(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
 
 
 def test_outputs_and_a_complete_manifest(render, tmp_path, net, domains):
@@ -151,14 +125,6 @@ def test_resume_generates_nothing_new_and_finishes_a_half_done_run(render, tmp_p
     assert len({e["image"] for e in lines_tolerant(out)}) == 4
 
 
-def lines_tolerant(out: Path) -> list[dict]:
-    entries = []
-    for line in (out / "manifest.jsonl").read_text().splitlines():
-        with contextlib.suppress(json.JSONDecodeError):
-            entries.append(json.loads(line))
-    return entries
-
-
 def test_other_settings_into_the_same_folder_are_refused(render, tmp_path, net):
     out = tmp_path / "out"
     render(out, "--gap", "real->painting", "--controlnet", net, "--limit", "1")
@@ -190,7 +156,7 @@ def test_the_control_image_matters(render, tmp_path, net):
 
 
 def test_depth_seg_and_several_controlnets(render, tmp_path, net, domains):
-    from doge.plugins.controls.depth import build_tiny_depth
+    from doge.tiny import build_tiny_depth
 
     depth_model = build_tiny_depth(tmp_path / "depth-model")
     out = tmp_path / "multi"
@@ -379,3 +345,150 @@ def test_every_validation_error_is_one_line_before_any_model_loads(render, home,
     for src, out, expected in folder_cases:
         result = render(out, "--gap", "real->painting", ok=False, src=src)
         assert result.exit_code != 0 and expected in result.output, result.output
+
+
+def test_render_on_a_loaded_stock_pipeline_reuses_its_modules(home, tiny_model, domains, tmp_path, net, monkeypatch):
+    from diffusers import StableUnCLIPImg2ImgPipeline
+
+    import doge
+    import doge.rendering.loading
+
+    options = dict(size=64, steps=2, controlnets=[str(net)], limit=1, home=home, progress=False)
+    expected = doge.render(["real->painting"], domains["real"], tmp_path / "loaded", model=str(tiny_model), **options)
+
+    stock = StableUnCLIPImg2ImgPipeline.from_pretrained(tiny_model)
+    monkeypatch.setattr(doge.rendering.loading, "load_pipeline", lambda *a, **k: pytest.fail("the model was loaded"))
+    seen = []
+    hook = stock.unet.register_forward_pre_hook(lambda module, args: seen.append(1))
+    try:
+        result = doge.render(["real->painting"], domains["real"], tmp_path / "given", pipeline=stock, **options)
+    finally:
+        hook.remove()
+    assert seen, "the stock pipeline's UNet did not render"
+    assert result.written == expected.written
+    given, loaded = pixels(tmp_path / "given"), pixels(tmp_path / "loaded")
+    for name in loaded:
+        np.testing.assert_array_equal(given[name], loaded[name])
+    assert lines(tmp_path / "given")[0]["model"] == str(tiny_model)
+    assert not hasattr(stock, "controlnet")  # the user's pipeline is left as it was
+
+
+def test_render_refuses_a_pipeline_of_another_width(home, tiny_model, domains, tmp_path):
+    from diffusers import StableUnCLIPImg2ImgPipeline
+
+    import doge
+
+    make_gap(home, "wide->pipe", 64)
+    # a model whose config says width 64 passes the plan's check; the pipeline's own encoder (32) does not
+    wide = tmp_path / "wide-model" / "image_encoder"
+    wide.mkdir(parents=True)
+    (wide / "config.json").write_text(json.dumps({"projection_dim": 64}))
+    stock = StableUnCLIPImg2ImgPipeline.from_pretrained(tiny_model)
+    common = dict(size=64, steps=2, controls=["none"], home=home, progress=False)
+    with pytest.raises(doge.DogeError) as caught:
+        doge.render(["wide->pipe"], domains["real"], tmp_path / "out", pipeline=stock, model=str(wide.parent), **common)
+    assert str(caught.value) == (
+        "the pipeline's image encoder has width 32 but the gap has width 64; "
+        "pass the pipeline of the unCLIP model the gap was made with, or recreate the gap with --model"
+    )
+    assert not (tmp_path / "out" / "images").exists()
+    with pytest.raises(doge.DogeError, match="StableUnCLIPImg2ImgPipeline"):
+        doge.render(["real->painting"], domains["real"], tmp_path / "out", pipeline=object(), home=home)
+    with pytest.raises(doge.DogeError, match="ray="):
+        doge.render(["real->painting"], domains["real"], tmp_path / "out", pipeline=stock, ray="local", home=home)
+
+
+# -- one writer at a time in an output folder ----------------------------------------------
+
+
+def _render_at_once(home, tiny_model, domains, out, seeds) -> list:
+    """One thread per seed: each plans a render into ``out``, then all start it together."""
+    import threading
+
+    from doge.rendering.batch import load_engine
+    from doge.rendering.plan import plan
+    from doge.rendering.run import run_plan
+
+    plans = [
+        plan(
+            ["real->painting"],
+            domains["real"],
+            out,
+            model=str(tiny_model),
+            size=64,
+            steps=2,
+            controls=["none"],
+            limit=2,
+            per_source=2,
+            seed=seed,
+            home=home,
+        )
+        for seed in seeds
+    ]
+    assert all(len(p.pending) == 4 for p in plans)  # each saw an empty folder
+    engines = [load_engine(p) for p in plans]  # loaded one after the other: loading is not thread-safe
+    barrier, outcomes = threading.Barrier(len(plans)), [None] * len(plans)
+
+    def go(i):
+        barrier.wait()
+        try:
+            outcomes[i] = run_plan(plans[i], progress=False, engine=engines[i])
+        except Exception as e:  # the refusal, kept for the test to read
+            outcomes[i] = e
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(len(plans))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return outcomes
+
+
+@pytest.mark.parametrize("seeds", [(42, 42), (1, 2)], ids=["same-settings", "other-seed"])
+def test_two_renders_into_one_folder_at_once_leave_one_manifest_and_a_refusal(
+    home, tiny_model, domains, tmp_path, render, seeds
+):
+    from doge.errors import DogeError
+    from doge.locks import LOCK_NAME
+
+    out = tmp_path / "out"
+    outcomes = _render_at_once(home, tiny_model, domains, out, seeds)
+    won = [o for o in outcomes if not isinstance(o, Exception)]
+    refused = [o for o in outcomes if isinstance(o, Exception)]
+    assert len(won) == 1 and len(refused) == 1, outcomes
+    assert isinstance(refused[0], DogeError) and "in use by doge render" in str(refused[0])
+    entries = lines(out)
+    assert len(entries) == 4 == len({e["image"] for e in entries})  # one line an image
+    assert {e["run"] for e in entries} == {entries[0]["run"]}
+    assert sorted(f"images/{name}" for name in pixels(out)) == sorted(e["image"] for e in entries)
+    assert not (out / LOCK_NAME).exists()
+    # the folder can still be resumed by the render that made it
+    winner = entries[0]["run_seed"]
+    again = render(out, "--gap", "real->painting", "--control", "none", "--limit", "2", "-n", "2", "--seed", winner)
+    assert "wrote 0 images" in again.output and "(4 already there)" in again.output
+
+
+def test_a_render_into_a_locked_folder_is_one_line_and_a_stale_lock_is_taken_over(render, tmp_path):
+    import subprocess
+    import sys
+
+    from helpers import dead_pid, write_lock
+
+    out = tmp_path / "out"
+    args = ["--gap", "real->painting", "--control", "none", "--limit", "1"]
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock = write_lock(out, pid=holder.pid)
+        refused = render(out, *args, ok=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert refused.exit_code == 1
+    assert refused.output.strip().splitlines() == [refused.output.strip()]
+    assert f"in use by doge render (pid {holder.pid} on this host" in refused.output
+    assert not (out / "manifest.jsonl").exists() and not (out / "images").exists()
+
+    lock.unlink()
+    write_lock(out, pid=dead_pid())  # a render killed with kill -9 left this
+    render(out, *args)
+    assert len(lines(out)) == 1 and not lock.exists()

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from doge.cli.main import get_cli
 from doge.errors import DogeError
-from doge.rendering.ray_runner import FAIL_ONCE_ENV, actor_layout
+from doge.rendering import ray_runner
+from doge.rendering.ray_runner import actor_layout
 
 try:
     import ray
@@ -20,7 +21,7 @@ except ImportError:
         raise
     pytest.skip("Ray is not installed: pip install 'doge[ray]'", allow_module_level=True)
 
-from test_render import lines, lines_tolerant, pixels
+from helpers import lines, lines_tolerant, pixels
 
 FAST = ["--size", "64", "--steps", "2"]
 # Three sources, two images each, batches of four: a batch spans sources.
@@ -36,27 +37,9 @@ def ray_session():
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory, tiny_model, domains):
-    from doge.api import create_gap
-
-    home = tmp_path_factory.mktemp("home")
-    create_gap(
-        "real->painting",
-        domains["real"],
-        domains["painting"],
-        model=str(tiny_model),
-        home=home,
-        progress=False,
-        workers=0,
-    )
-    return home
-
-
-@pytest.fixture(scope="module")
-def net(tiny_model, tmp_path_factory):
-    from doge.tiny import build_active_controlnet
-
-    return build_active_controlnet(tiny_model, tmp_path_factory.mktemp("nets") / "active", seed=1)
+def home(gap_home):
+    """This module's registry (conftest's gap_home) in place of conftest's empty home."""
+    return gap_home
 
 
 @pytest.fixture(scope="module")
@@ -92,12 +75,28 @@ def runs(ray_session, render, tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     render(root / "local")
     marker = root / "actor-died"
-    os.environ[FAIL_ONCE_ENV] = str(marker)
+    shipped = ray_runner._RenderActor
+    ray_runner._RenderActor = _dies_on_its_first_batch(shipped, str(marker))
     try:
         render(root / "ray", "--ray")
     finally:
-        del os.environ[FAIL_ONCE_ENV]
+        ray_runner._RenderActor = shipped
     return root / "local", root / "ray", marker
+
+
+def _dies_on_its_first_batch(actor: type, marker: str) -> type:
+    """The render actor, except that the first one to find ``marker`` missing creates it and dies
+    as a killed actor does: no exception, no cleanup. A local class, so Ray ships it by value."""
+
+    class DiesOnce(actor):
+        def __call__(self, batch: dict) -> dict:
+            try:
+                os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                return super().__call__(batch)
+            os._exit(1)
+
+    return DiesOnce
 
 
 def test_two_cpu_actors_on_two_cpus_leave_one_for_reading(ray_session):

@@ -139,3 +139,20 @@ def test_marker_says_tiny_and_is_found(unclip_dir, tmp_path):
     assert is_tiny_model(str(unclip_dir / "controlnet"))
     assert not is_tiny_model(tmp_path)
     assert not is_tiny_model("stabilityai/stable-diffusion-2-1-unclip")
+
+
+def test_the_tiny_depth_model_is_seeded_without_touching_the_callers_rng(tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    from doge.tiny import build_tiny_depth
+
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    a = build_tiny_depth(tmp_path / "a", seed=0)
+    assert torch.equal(torch.rand(3), expected)  # the caller's RNG goes on where it was
+    b, c = build_tiny_depth(tmp_path / "b", seed=0), build_tiny_depth(tmp_path / "c", seed=1)
+    wa, wb, wc = (load_file(p / "model.safetensors") for p in (a, b, c))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert any(not torch.equal(wa[k], wc[k]) for k in wa)

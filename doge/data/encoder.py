@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from doge import pluginmanager
+from doge.errors import DogeError
 
 if TYPE_CHECKING:  # keep ``import doge.data.encoder`` free of torch and PIL
     import torch
@@ -62,3 +63,23 @@ def build_encoder(encoder: str = "clip", model: str | None = None, device: str |
     """An instance of the encoder plugin registered as ``encoder``."""
     cls = pluginmanager.get("encoders", encoder)
     return cls(model=model, device=device, dtype=dtype)
+
+
+def encoder_for_gap(gap, model: str | None = None, device: str | None = None):
+    """The encoder whose space ``gap`` (a ``doge.gaps.Gap``) lives in: its recorded plugin and model
+    (``model`` overrides the model), checked against the gap's width before anything is encoded.
+
+    A gap that records no encoder plugin uses the default ``clip`` one only when ``model`` names
+    the model it was made with; a wrong guess would shift images along a meaningless direction.
+    """
+    recorded = gap.encoder or {}
+    plugin = recorded.get("plugin")
+    if not plugin and model is None:
+        raise DogeError(f"gap {gap.ref} does not record its encoder: pass --model with the model it was made with")
+    enc = build_encoder(plugin or "clip", model=model or recorded.get("model"), device=device)
+    if enc.dim != gap.dim:
+        raise DogeError(
+            f"gap {gap.ref} has width {gap.dim} but the {plugin or 'clip'} encoder of {enc.model_id} gives "
+            f"{enc.dim}: pass the gap's own model with --model {recorded.get('model') or 'MODEL'}"
+        )
+    return enc

@@ -105,7 +105,7 @@ def _scan(root: Path) -> dict[str, list[Path]]:
 
 
 def _images_below(folder: Path) -> list[Path]:
-    found = []
+    found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         found.extend(Path(dirpath) / name for name in filenames if is_image_file(Path(name)))

@@ -30,6 +30,16 @@ def provenance_differences(a: dict, b: dict) -> dict:
     }
 
 
+def cosine(a, b) -> float:
+    """The cosine of two vectors (numpy arrays or CPU tensors), in float64.
+
+    NaN when either is the zero vector: it has no direction, and 0.0 would read as "orthogonal".
+    """
+    a64, b64 = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
+    na, nb = float(np.linalg.norm(a64)), float(np.linalg.norm(b64))
+    return float(a64 @ b64 / (na * nb)) if na > 0 and nb > 0 else float("nan")
+
+
 def gap_diff(a_ref: str, a_vec: np.ndarray, a_prov: dict, b_ref: str, b_vec: np.ndarray, b_prov: dict) -> dict:
     if a_vec.shape != b_vec.shape:
         raise DogeError(
@@ -38,11 +48,10 @@ def gap_diff(a_ref: str, a_vec: np.ndarray, a_prov: dict, b_ref: str, b_vec: np.
         )
     a64, b64 = a_vec.astype(np.float64), b_vec.astype(np.float64)
     na, nb = float(np.linalg.norm(a64)), float(np.linalg.norm(b64))
-    cosine = float(a64 @ b64 / (na * nb)) if na > 0 and nb > 0 else float("nan")
     return {
         "a": a_ref,
         "b": b_ref,
-        "cosine": cosine,
+        "cosine": cosine(a64, b64),
         "norm_a": na,
         "norm_b": nb,
         "norm_ratio": nb / na if na > 0 else float("nan"),

@@ -60,7 +60,7 @@ def _reference(gap: Gap, enc, options) -> tuple[Side, Side] | None:
 
 def _overlap(gap: Gap, held: tuple[Side, Side], ref: tuple[Side, Side] | None) -> dict:
     """How many held-out images are also reference images (by content), per side."""
-    out = {}
+    out: dict[str, int | str] = {}
     for i, key in enumerate(("source", "target")):
         if ref is not None:
             out[key] = len(held[i].hashes & ref[i].hashes)
@@ -145,7 +145,7 @@ def evaluate_gap(
     url=None,
 ) -> dict:
     """Judge gap ``ref`` on held-out images ``src`` and ``tgt``; store and return the record."""
-    from doge.data.encoder import build_encoder
+    from doge.data.encoder import encoder_for_gap
     from doge.data.images import discover
     from doge.gaps.store import load_gap, registry_for
     from doge.provenance import now_iso, who
@@ -158,15 +158,7 @@ def evaluate_gap(
     reg = registry_for(registry, home, url)
     gap = load_gap(ref, registry=reg)
     discover(src), discover(tgt)  # a wrong folder is reported before a model loads
-    encoder = gap.encoder
-    if not encoder.get("plugin"):
-        raise DogeError(f"gap {gap.ref} does not record its encoder; it cannot be evaluated")
-    enc = build_encoder(encoder["plugin"], model=model or encoder.get("model"), device=device)
-    if enc.dim != gap.dim:
-        raise DogeError(
-            f"gap {gap.ref} has width {gap.dim} but the {encoder['plugin']} encoder of {enc.model_id} gives "
-            f"{enc.dim}: pass the gap's own model with --model {encoder.get('model')}"
-        )
+    enc = encoder_for_gap(gap, model, device)
     options = {"batch_size": batch_size, "workers": workers, "progress": progress}
     held = (
         _encode_side(enc, src, None, seed, options, "held-out source"),

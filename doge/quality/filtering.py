@@ -15,11 +15,14 @@ deleted unless asked.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 
 from doge.errors import DogeError, NotFound
+from doge.gaps.compare import cosine
+from doge.locks import output_lock
 from doge.rendering import manifest
 
 DEFAULT_MIN_TARGET_SCORE = 0.5
@@ -77,31 +80,30 @@ def _embed_files(enc, files: list[Path], options: dict, desc: str) -> dict[str, 
     return {by_name[name]: vector for name, vector in zip(emb.files, emb.vectors.numpy().astype(np.float64))}
 
 
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    denom = float(np.linalg.norm(a) * np.linalg.norm(b))
-    return float(a @ b / denom) if denom > 0 else 0.0
-
-
 def verdict(
     target_score: float,
     source_similarity: float | None,
     min_target_score: float | None,
     min_source_similarity: float | None,
 ) -> dict:
-    """The ``filter`` record of one image: its scores, and why it is rejected (if it is)."""
+    """The ``filter`` record of one image: its scores, and why it is rejected (if it is).
+
+    A NaN ``source_similarity`` (a zero embedding has no direction) fails any minimum and is
+    recorded as null, which JSON can hold.
+    """
     reasons = []
     if min_target_score is not None and target_score < min_target_score:
         reasons.append(f"target score {target_score:.3f} < {min_target_score:g}")
-    if (
-        min_source_similarity is not None
-        and source_similarity is not None
-        and source_similarity < min_source_similarity
-    ):
-        reasons.append(f"source similarity {source_similarity:.3f} < {min_source_similarity:g}")
+    undefined = source_similarity is not None and math.isnan(source_similarity)
+    if min_source_similarity is not None and source_similarity is not None:
+        if undefined:
+            reasons.append("source similarity undefined (a zero embedding)")
+        elif source_similarity < min_source_similarity:
+            reasons.append(f"source similarity {source_similarity:.3f} < {min_source_similarity:g}")
     return {
         "rejected": bool(reasons),
         "target_score": round(target_score, 4),
-        "source_similarity": None if source_similarity is None else round(source_similarity, 4),
+        "source_similarity": None if source_similarity is None or undefined else round(source_similarity, 4),
         "reasons": reasons,
     }
 
@@ -125,50 +127,48 @@ def filter_outputs(
     url=None,
 ) -> dict:
     """Score every image listed in ``out/manifest.jsonl``, mark the rejected ones, return a summary."""
-    from doge.data.encoder import build_encoder
+    from doge.data.encoder import encoder_for_gap
     from doge.data.images import discover
     from doge.gaps.store import load_gap, registry_for
     from doge.quality.transfer import check_sizes, domain_classifier
 
     out = Path(out)
-    entries = _manifest_entries(out)
-    reg = registry_for(registry, home, url)
-    g = load_gap(_gap_of(entries, gap), registry=reg)
-    ref_src, ref_tgt = _references(g, src, tgt)
-    ref_sets = discover(ref_src), discover(ref_tgt)
-    enc = build_encoder(g.encoder.get("plugin", "clip"), model=model or g.encoder.get("model"), device=device)
-    if enc.dim != g.dim:
-        raise DogeError(
-            f"gap {g.ref} has width {g.dim} but {enc.model_id} gives {enc.dim}: use --model {g.encoder.get('model')}"
-        )
-    options = {"batch_size": batch_size, "workers": workers, "progress": progress}
+    _manifest_entries(out)  # nothing to filter is one line, before the folder is locked
+    with output_lock(out, "filter"):  # no render or other filter writes there meanwhile
+        entries = _manifest_entries(out)
+        reg = registry_for(registry, home, url)
+        g = load_gap(_gap_of(entries, gap), registry=reg)
+        ref_src, ref_tgt = _references(g, src, tgt)
+        ref_sets = discover(ref_src), discover(ref_tgt)
+        enc = encoder_for_gap(g, model, device)
+        options = {"batch_size": batch_size, "workers": workers, "progress": progress}
 
-    refs = [
-        np.stack(list(_embed_files(enc, s.files, options, d).values()))
-        for s, d in zip(ref_sets, ("reference source", "reference target"))
-    ]
-    check_sizes(*refs)
-    classifier = domain_classifier(*refs)
-    present = [image for image in entries if (out / image).is_file()]
-    generated = _embed_files(enc, [out / image for image in present], options, "generated")
-    generated = {image: generated[str(out / image)] for image in present if str(out / image) in generated}
-    sources = sorted({entries[i].get("source") for i in present} - {None})
-    source_emb = _embed_files(enc, [Path(s) for s in sources if Path(s).is_file()], options, "sources")
+        refs = [
+            np.stack(list(_embed_files(enc, s.files, options, d).values()))
+            for s, d in zip(ref_sets, ("reference source", "reference target"))
+        ]
+        check_sizes(*refs)
+        classifier = domain_classifier(*refs)
+        present = [image for image in entries if (out / image).is_file()]
+        generated = _embed_files(enc, [out / image for image in present], options, "generated")
+        generated = {image: generated[str(out / image)] for image in present if str(out / image) in generated}
+        sources = sorted(s for s in {entries[i].get("source") for i in present} if s is not None)
+        source_emb = _embed_files(enc, [Path(s) for s in sources if Path(s).is_file()], options, "sources")
 
-    scored = [image for image in present if image in generated]
-    scores = classifier.predict_proba(np.stack([generated[i] for i in scored]))[:, 1] if scored else []
-    deleted = 0
-    for image, score in zip(scored, scores):
-        entry = entries[image]
-        src_vec = source_emb.get(str(Path(entry["source"]))) if entry.get("source") else None
-        similarity = None if src_vec is None else _cosine(generated[image], src_vec)
-        record = {**verdict(float(score), similarity, min_target_score, min_source_similarity), "gap": g.ref}
-        if record["rejected"] and delete:
-            (out / image).unlink(missing_ok=True)
-            record["deleted"] = True
-            deleted += 1
-        entry["filter"] = record
-    manifest.rewrite(out / MANIFEST, list(entries.values()))
+        scored = [image for image in present if image in generated]
+        scores = classifier.predict_proba(np.stack([generated[i] for i in scored]))[:, 1] if scored else []
+        deleted = 0
+        for image, score in zip(scored, scores):
+            entry = entries[image]
+            src_vec = source_emb.get(str(Path(entry["source"]))) if entry.get("source") else None
+            similarity = None if src_vec is None else cosine(generated[image], src_vec)
+            record = {**verdict(float(score), similarity, min_target_score, min_source_similarity), "gap": g.ref}
+            if record["rejected"] and delete:
+                (out / image).unlink(missing_ok=True)
+                record["deleted"] = True
+                deleted += 1
+            entry["filter"] = record
+        manifest.rewrite(out / MANIFEST, list(entries.values()))
     rejected = [i for i in scored if entries[i]["filter"]["rejected"]]
     return {
         "out": str(out),

@@ -16,6 +16,7 @@ import torch
 
 from doge.data.embeddings import Embeddings
 from doge.errors import DogeError
+from doge.gaps.compare import cosine
 
 DEFAULT_DRAWS = 20
 ENOUGH_COSINE = 0.9  # "enough images": the smallest size whose mean cosine reaches this
@@ -32,12 +33,6 @@ def vector_estimator(estimator):
     return getattr(estimator, "vector_estimator", estimator)
 
 
-def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
-    a, b = a.double(), b.double()
-    denom = float(a.norm() * b.norm())
-    return float(a @ b) / denom if denom > 0 else float("nan")
-
-
 def _draw(emb: Embeddings, n: int, rng: np.random.Generator) -> Embeddings:
     rows = rng.integers(0, len(emb), size=n)
     return Embeddings(vectors=emb.vectors[torch.from_numpy(rows)], labels=[emb.labels[i] for i in rows])
@@ -50,7 +45,7 @@ def _cosines(estimator, params, src, tgt, gap, n_src, n_tgt, draws, rng) -> list
             vector = estimator(_draw(src, n_src, rng), _draw(tgt, n_tgt, rng), **params)[0]
         except DogeError:  # e.g. class-mean on a draw that missed a class
             continue
-        out.append(_cosine(vector, gap))
+        out.append(cosine(vector.cpu(), gap.cpu()))
     return out
 
 

@@ -11,15 +11,23 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from doge.atomic import write_atomic
 from doge.errors import DogeError
 from doge.gaps.shifting import shift
 from doge.rendering import manifest
+from doge.rendering.geometry import Geometry, fit_geometry
 from doge.rendering.plan import Job, Plan, manifest_entry, output_stem
 from doge.rendering.seeds import image_seed
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from doge.rendering.pipeline import StableUnCLIPControlNetImg2ImgPipeline
 
 log = logging.getLogger("doge")
 
@@ -29,15 +37,17 @@ class Source:
     path: Path
     stem: str
     sha256: str
-    image: object  # PIL RGB
+    image: Image.Image  # RGB
     controls: list  # (control name, PIL conditioning image), one per ControlNet
+    geometry: Geometry  # how the outputs lie over this source (every control map has its output_size)
+    empty: list[str] = field(default_factory=list)  # controls whose map came out (almost) empty
 
 
 @dataclass
 class Engine:
     """A loaded pipeline and what the manifest says about where it ran."""
 
-    pipe: object
+    pipe: StableUnCLIPControlNetImg2ImgPipeline
     device: str
     dtype: str  # "float32", "float16", ...
     tiny: bool
@@ -65,6 +75,16 @@ def load_engine(p: Plan, device: str | None = None) -> Engine:
     return Engine(pipe, device, str(dtype).removeprefix("torch."), is_tiny_model(p.settings.model))
 
 
+def engine_for_pipeline(p: Plan, pipe) -> Engine:
+    """An engine on ``pipe``, a user's loaded unCLIP pipeline: its modules, device and dtype, the plan's ControlNets."""
+    from doge.rendering.loading import pipeline_from_loaded
+    from doge.tiny import is_tiny_model
+
+    width = p.gap_vector.shape[-1]
+    built = pipeline_from_loaded(pipe, p.controlnets, int(width))
+    return Engine(built, str(built.device), str(built.dtype).removeprefix("torch."), is_tiny_model(p.settings.model))
+
+
 class OutputWriter:
     """The one writer of an output folder: each image atomically, then its manifest line.
 
@@ -79,21 +99,37 @@ class OutputWriter:
         self.written: list[str] = []
         self._seen: set[str] = set()
         self._bar = tqdm(total=total, unit="img", desc="render", disable=not progress)
+        self._advanced = 0.0  # images' worth of steps shown but not yet written
 
     def write(self, outputs: list[Output]) -> None:
-        entries = []
-        for output in outputs:
-            target = self.out / output.path
-            if output.entry is None:
-                if not target.exists():  # a control map is made once per source
+        """Write a batch's images, then their manifest lines; if a write fails (a full disk), the
+        batch's images that have no line yet are removed again, so no image is left unlisted."""
+        entries, fresh = [], []
+        try:
+            for output in outputs:
+                target = self.out / output.path
+                if output.entry is None:
+                    if not target.exists():  # a control map is made once per source
+                        write_atomic(target, output.png)
+                elif output.path not in self._seen and output.path not in fresh:
                     write_atomic(target, output.png)
-            elif output.path not in self._seen:
-                write_atomic(target, output.png)
-                entries.append(output.entry)
-                self._seen.add(output.path)
-                self.written.append(output.path)
-        manifest.append(self.out / "manifest.jsonl", entries)
-        self._bar.update(len(entries))
+                    entries.append(output.entry)
+                    fresh.append(output.path)
+            manifest.append(self.out / "manifest.jsonl", entries)
+        except BaseException:
+            for path in fresh:
+                (self.out / path).unlink(missing_ok=True)
+            raise
+        self._seen.update(fresh)
+        self.written.extend(fresh)
+        if entries:  # steps already shown by advance() count towards these images
+            self._bar.update(max(0.0, len(entries) - self._advanced))
+            self._advanced = 0.0
+
+    def advance(self, images: float) -> None:
+        """Move the bar by a share of an image (a denoising step of a batch) before it is written."""
+        self._advanced += images
+        self._bar.update(images)
 
     def close(self) -> list[str]:
         self._bar.close()
@@ -113,13 +149,21 @@ def load_source(p: Plan, index: int, data: bytes | None = None) -> Source | None
     if image is None:
         log.warning("skipping %s: %s", path, reason)
         return None
-    size = (p.settings.size, p.settings.size)
-    controls = []
+    geometry = fit_geometry(image.width, image.height, p.settings.size, p.settings.fit)
+    controls, empty = [], []
     for control in p.controls:
-        made = control.make(image, size, path)
+        made = control.make(image, geometry.output_size, path, geometry=geometry)
         if made is not None:
             controls.append((control.name, made))
-    return Source(path, source_stem(p, path), hashlib.sha256(data).hexdigest(), image, controls)
+            if control.is_empty(made):
+                empty.append(control.name)
+                log.warning(
+                    "%s: its %s map is (almost) empty, so the ControlNet keeps none of its layout; %s",
+                    path,
+                    control.name,
+                    control.empty_advice(),
+                )
+    return Source(path, source_stem(p, path), hashlib.sha256(data).hexdigest(), image, controls, geometry, empty)
 
 
 def source_stem(p: Plan, path: Path) -> str:
@@ -130,17 +174,33 @@ def control_outputs(p: Plan, source: Source) -> list[Output]:
     return [Output(f"controls/{source.stem}_{name}.png", png_bytes(made), None) for name, made in source.controls]
 
 
-def render_batch(p: Plan, engine: Engine, jobs: list[Job], sources: dict[int, Source | None]) -> list[Output]:
-    """Generate ``jobs`` (their sources already loaded) and return the images with their manifest lines."""
-    ready = [job for job in jobs if sources[job.source] is not None]
-    images = _generate_batch(p, engine.pipe, ready, sources) if ready else []
+def render_batch(
+    p: Plan, engine: Engine, jobs: list[Job], sources: dict[int, Source | None], on_step: Callable | None = None
+) -> list[Output]:
+    """Generate ``jobs`` (their sources already loaded) and return the images with their manifest lines.
+
+    ``on_step(images)``, if given, is called after each denoising step with the share of an image
+    it made (the batch's images / steps), so a progress bar moves while a batch runs.
+    """
+    loaded = {i: source for i, source in sources.items() if source is not None}
+    ready = [job for job in jobs if job.source in loaded]
+    # One pipeline call makes images of one shape: with --fit keep, sources of other aspects go apart.
+    shapes: dict[tuple[int, int], list[Job]] = {}
+    for job in ready:
+        shapes.setdefault(loaded[job.source].geometry.output_size, []).append(job)
+    made: dict[str, object] = {}
+    for shape, group in shapes.items():
+        made.update(zip((job.image for job in group), _generate_batch(p, engine.pipe, group, loaded, shape, on_step)))
     outputs = []
-    for job, image in zip(ready, images):
-        source = sources[job.source]
+    for job in ready:
+        source = loaded[job.source]
         seed = image_seed(p.settings.seed, source.sha256, job.k)
-        entry = manifest_entry(p, job, source.path, source.sha256, seed, engine.device, engine.dtype)
+        entry = manifest_entry(p, job, source.path, source.sha256, seed, engine.device, engine.dtype, source.geometry)
         entry["tiny_model"] = engine.tiny
-        outputs.append(Output(job.image, png_bytes(image), entry))
+        for control in entry["controls"]:
+            if control["name"] in source.empty:
+                control["empty"] = True  # see the warning load_source gave
+        outputs.append(Output(job.image, png_bytes(made[job.image]), entry))
     return outputs
 
 
@@ -150,7 +210,9 @@ def png_bytes(image) -> bytes:
     return buffer.getvalue()
 
 
-def _generate_batch(p: Plan, pipe, jobs: list[Job], cache: dict[int, Source]) -> list:
+def _generate_batch(
+    p: Plan, pipe, jobs: list[Job], cache: dict[int, Source], shape: tuple[int, int], on_step: Callable | None = None
+) -> list:
     import torch
 
     from doge.rendering.loading import embed_images
@@ -168,8 +230,8 @@ def _generate_batch(p: Plan, pipe, jobs: list[Job], cache: dict[int, Source]) ->
         image_embeds=shifted,
         prompt=[s.prompt] * len(jobs),
         negative_prompt=[s.negative_prompt] * len(jobs),
-        height=s.size,
-        width=s.size,
+        height=shape[1],
+        width=shape[0],
         num_inference_steps=s.steps,
         guidance_scale=s.guidance,
         noise_level=s.noise_level,
@@ -186,6 +248,14 @@ def _generate_batch(p: Plan, pipe, jobs: list[Job], cache: dict[int, Source]) ->
         )
     if s.lora:
         kwargs["cross_attention_kwargs"] = {"scale": s.lora_scale}
+    if on_step is not None:
+        share = len(jobs) / s.steps
+
+        def step_done(pipe, i, t, tensors):
+            on_step(share)
+            return {}
+
+        kwargs["callback_on_step_end"] = step_done
     try:
         return pipe(**kwargs).images
     except torch.cuda.OutOfMemoryError:

@@ -1,4 +1,8 @@
-"""Contact sheets: one row per source, ``source | controls | outputs``."""
+"""Contact sheets: one row per source, ``source | controls | outputs``.
+
+The source is shown laid out as its outputs are (``--fit``), and every cell is scaled to the
+cell size, so that a source, its maps and its images line up.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from PIL import Image, ImageDraw
 
 from doge.atomic import save_image_atomic
 from doge.rendering import manifest
+from doge.rendering.geometry import Geometry
 from doge.rendering.plan import Plan, output_stem
 
 GRID_ROWS = 8  # sources per grid sheet
@@ -22,13 +27,31 @@ def grid_row(images: list[Image.Image], cell: int, labels: list[str] | None = No
     row = Image.new("RGB", (len(images) * (cell + _PAD) + _PAD, cell + 2 * _PAD + caption), "white")
     draw = ImageDraw.Draw(row)
     for i, image in enumerate(images):
-        fitted = image.convert("RGB").copy()
-        fitted.thumbnail((cell, cell))
+        fitted = fit_to_cell(image.convert("RGB"), cell)
         x = _PAD + i * (cell + _PAD)
         row.paste(fitted, (x + (cell - fitted.width) // 2, _PAD + (cell - fitted.height) // 2))
         if labels:
             draw.text((x, cell + _PAD + 1), labels[i][: max(4, cell // 6)], fill="black")
     return row
+
+
+def fit_to_cell(image: Image.Image, cell: int) -> Image.Image:
+    """``image`` scaled, up or down, so that its longer side is ``cell``."""
+    factor = cell / max(image.size)
+    size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
+    return image.resize(size, Image.Resampling.LANCZOS)
+
+
+def source_cell(path: Path, entry: dict) -> Image.Image:
+    """The source laid out as its outputs are (cropped, scaled or letterboxed: ``entry["geometry"]``)."""
+    from doge.data.images import decode_image
+
+    image, _ = decode_image(path)
+    if image is None:  # gone or damaged since the render: an empty cell
+        return Image.new("RGB", (64, 64), "white")
+    if "geometry" not in entry:  # a manifest line from before --fit
+        return image
+    return Geometry.from_json(entry["geometry"]).apply(image)
 
 
 def stack_rows(rows: list[Image.Image]) -> Image.Image:
@@ -46,10 +69,11 @@ def write_grids(p: Plan) -> list[Path]:
     cell = min(256, p.settings.size)
     rows = []
     finished = [j for j in p.jobs if j.image in done and (p.out / j.image).exists()]  # not those filtered away
-    for source, jobs in groupby(finished, key=lambda j: j.source):
+    for source, group in groupby(finished, key=lambda j: j.source):
         path = p.sources.files[source]
         stem = output_stem(p.sources.relative(path))
-        cells, labels = [Image.open(path)], ["source"]
+        jobs = list(group)
+        cells, labels = [source_cell(path, done[jobs[0].image])], ["source"]
         for control in p.controls:
             control_path = p.out / "controls" / f"{stem}_{control.name}.png"
             if control_path.exists():

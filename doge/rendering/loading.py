@@ -61,10 +61,68 @@ def load_pipeline(model: str, controlnets: list[str], device: str, dtype, lora: 
 
 
 def embed_images(pipe, images):
-    """CLIP ``image_embeds`` of PIL images with the pipeline's own image encoder, as gaps are made."""
+    """CLIP ``image_embeds`` of PIL images with the pipeline's own image encoder, as gaps are made:
+    through :func:`doge.data.clip_pixels.clip_pixels`, the one preprocessing ``gap create`` uses."""
     import torch
 
-    pixels = pipe.feature_extractor(images=images, return_tensors="pt").pixel_values
+    from doge.data.clip_pixels import clip_pixels
+
+    pixels = clip_pixels(pipe.feature_extractor, images)
     encoder = pipe.image_encoder
     with torch.no_grad():
         return encoder(pixels.to(device=encoder.device, dtype=encoder.dtype)).image_embeds
+
+
+def loaded_model_name(pipe) -> str:
+    """The model (folder or hub id) a user's loaded unCLIP pipeline came from, as ``from_pretrained`` recorded it.
+
+    One clear line for anything that is not a Stable unCLIP img2img pipeline, or one built in memory.
+    """
+    # diffusers is imported here, not at the top, to keep it off the CLI's fast paths; from the defining
+    # module, as type checkers read `diffusers.StableUnCLIPImg2ImgPipeline` as a dummy placeholder
+    from diffusers.pipelines.stable_diffusion.pipeline_stable_unclip_img2img import StableUnCLIPImg2ImgPipeline
+
+    if not isinstance(pipe, StableUnCLIPImg2ImgPipeline):
+        raise DogeError(
+            f"pipeline= takes a loaded StableUnCLIPImg2ImgPipeline (diffusers' or doge's), not {type(pipe).__name__}"
+        )
+    name = pipe.config.get("_name_or_path")
+    if not name:
+        raise DogeError(
+            "pipeline= was not loaded with from_pretrained, so doge cannot tell its model: "
+            "pass model= naming the folder or hub id its weights came from"
+        )
+    return str(name)
+
+
+def pipeline_from_loaded(pipe, controlnets: list[str], width: int):
+    """doge's pipeline on the modules of ``pipe``, a loaded unCLIP pipeline (stock or doge's), plus ``controlnets``.
+
+    Nothing of ``pipe`` is copied, cast or loaded again: the new pipeline holds the same module
+    objects (as diffusers' ``from_pipe`` would, without its cast of every module to one dtype);
+    only the ControlNets load, on ``pipe``'s device and in its dtype. ``width`` is the gap's: a
+    pipeline whose image encoder has another width is refused in one line, before any ControlNet loads.
+    """
+    from doge.hub import quiet_transformers
+
+    with quiet_transformers():  # importing diffusers' pipelines prints transformers' torchvision notice
+        from diffusers import ControlNetModel
+
+        from doge.rendering.pipeline import StableUnCLIPControlNetImg2ImgPipeline
+    name = loaded_model_name(pipe)
+    encoder_width = pipe.image_encoder.config.projection_dim
+    if encoder_width != width:
+        raise DogeError(
+            f"the pipeline's image encoder has width {encoder_width} but the gap has width {width}; "
+            "pass the pipeline of the unCLIP model the gap was made with, or recreate the gap with --model"
+        )
+    nets = [
+        _from_pretrained(ControlNetModel, net, "ControlNet", dtype=pipe.dtype).to(pipe.device) for net in controlnets
+    ]
+    components = {k: v for k, v in pipe.components.items() if k != "controlnet"}
+    built = StableUnCLIPControlNetImg2ImgPipeline(
+        **components, controlnet=None if not nets else nets[0] if len(nets) == 1 else nets
+    )
+    built.register_to_config(_name_or_path=name)
+    built.set_progress_bar_config(disable=True)
+    return built

@@ -14,7 +14,7 @@ def run_local(p: Plan, progress: bool, engine: Engine) -> list[str]:
             # Only this batch's sources stay decoded: memory stays flat however many sources there are.
             wanted = sorted({job.source for job in batch})
             cache = {i: cache[i] if i in cache else _load_with_controls(p, i, writer) for i in wanted}
-            writer.write(render_batch(p, engine, batch, cache))
+            writer.write(render_batch(p, engine, batch, cache, on_step=writer.advance))
     finally:
         written = writer.close()
     return written

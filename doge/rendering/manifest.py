@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import suppress
 from pathlib import Path
 
-from doge.atomic import write_atomic
+from doge.atomic import write_atomic, write_error
 
 
 def read(path: Path) -> dict[str, dict]:
@@ -34,19 +35,30 @@ def _lines(entries) -> str:
 
 
 def append(path: Path, entries: list[dict]) -> None:
+    """Append ``entries`` as lines; a failed append (a full disk) is cut back off, so the file
+    ends where it did, and becomes one ``WriteError`` line."""
     if not entries:
         return
     data = _lines(entries)
-    with open(path, "a+b") as f:
-        # Start on a fresh line if an earlier run died mid-line.
-        f.seek(0, os.SEEK_END)
-        if f.tell() > 0:
-            f.seek(-1, os.SEEK_END)
-            if f.read(1) != b"\n":
-                data = "\n" + data
-        f.write(data.encode("utf-8"))
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(path, "a+b") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            try:
+                # Start on a fresh line if an earlier run died mid-line.
+                if size > 0:
+                    f.seek(-1, os.SEEK_END)
+                    if f.read(1) != b"\n":
+                        data = "\n" + data
+                f.write(data.encode("utf-8"))
+                f.flush()
+                os.fsync(f.fileno())
+            except OSError:
+                with suppress(OSError):
+                    f.truncate(size)
+                raise
+    except OSError as e:
+        raise write_error(path, e) from None
 
 
 def rewrite(path: Path, entries: list[dict]) -> None:

@@ -9,17 +9,34 @@ Batches: B sources (rows of `image_embeds`, or images) and N = `num_images_per_p
 images; image b*N + k is the k-th image of source b. With `generator` a list of B*N generators,
 every random draw of image b*N + k (its embedding noise and its latents) comes from generator
 b*N + k, so an image does not depend on what else is in its batch.
+
+Plays by diffusers' rules: `__init__` declares the parent's type hints, so ``from_pipe`` hands
+the modules over both ways (``StableUnCLIPControlNetImg2ImgPipeline.from_pipe(stock, controlnet=net)``
+and ``StableUnCLIPImg2ImgPipeline.from_pipe(doge_pipe)``, the same module objects); and the class
+is registered in the ``diffusers`` namespace on import, so ``DiffusionPipeline.from_pretrained`` of
+a saved doge pipeline (whose ``model_index.json`` names this class) restores it, ControlNets included.
+
+Code that follows diffusers 0.42.1 says where it came from (``# from diffusers 0.42.1: module.function``)
+so that it can be diffed against a newer diffusers.
 """
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
+import diffusers
 import PIL.Image
 import torch
-from diffusers import StableUnCLIPImg2ImgPipeline
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.image_processor import VaeImageProcessor
-from diffusers.models import ControlNetModel, MultiControlNetModel
+from diffusers.models import AutoencoderKL, ControlNetModel, MultiControlNetModel, UNet2DConditionModel
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
+
+# from the defining module, not `diffusers`: type checkers read diffusers' top-level import as its
+# dummy placeholder class, which has none of the pipeline's methods
+from diffusers.pipelines.stable_diffusion.pipeline_stable_unclip_img2img import StableUnCLIPImg2ImgPipeline
+from diffusers.pipelines.stable_diffusion.stable_unclip_image_normalizer import StableUnCLIPImageNormalizer
+from diffusers.schedulers import KarrasDiffusionSchedulers
+from transformers import CLIPImageProcessor, CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
 
 Residuals = tuple[list[torch.Tensor], torch.Tensor]
 
@@ -29,22 +46,37 @@ class StableUnCLIPControlNetImg2ImgPipeline(StableUnCLIPImg2ImgPipeline):
 
     Loads like any diffusers pipeline: ``from_pretrained(path, controlnet=ControlNetModel...)``;
     a list of ControlNets becomes a `MultiControlNetModel`. `save_pretrained` writes the
-    controlnet next to the other components. LoRA loading is inherited from the parent.
+    controlnet next to the other components (two or more as ``controlnet``, ``controlnet_1``, ...).
+    LoRA loading is inherited from the parent.
+
+    ``pipe.components`` rebuilds the pipeline: ``type(pipe)(**pipe.components)``. The stock
+    `StableUnCLIPImg2ImgPipeline` does not take ``controlnet``: to go back to it, use
+    ``StableUnCLIPImg2ImgPipeline.from_pipe(pipe)``, which leaves the ControlNet out.
     """
 
     _optional_components = ["controlnet"]
+    # what callback_on_step_end may ask for (callback_on_step_end_tensor_inputs) and replace
+    _callback_tensor_inputs = ["latents", "prompt_embeds", "image_embeds"]
+
+    # Set by register_modules. Declared for type checkers as diffusers uses them: any scheduler
+    # instance (the hint names an enum of scheduler kinds), configs read by attribute (typed dict).
+    scheduler: Any
+    unet: Any
+    vae: Any
+    controlnet: Any
 
     def __init__(
         self,
-        feature_extractor,
-        image_encoder,
-        image_normalizer,
-        image_noising_scheduler,
-        tokenizer,
-        text_encoder,
-        unet,
-        scheduler,
-        vae,
+        # the parent's type hints: diffusers' from_pipe hands a model over only when its type matches
+        feature_extractor: CLIPImageProcessor,
+        image_encoder: CLIPVisionModelWithProjection,
+        image_normalizer: StableUnCLIPImageNormalizer,
+        image_noising_scheduler: KarrasDiffusionSchedulers,
+        tokenizer: CLIPTokenizer,
+        text_encoder: CLIPTextModel,
+        unet: UNet2DConditionModel,
+        scheduler: KarrasDiffusionSchedulers,
+        vae: AutoencoderKL,
         controlnet: (
             ControlNetModel | list[ControlNetModel] | tuple[ControlNetModel] | MultiControlNetModel | None
         ) = None,
@@ -60,12 +92,25 @@ class StableUnCLIPControlNetImg2ImgPipeline(StableUnCLIPImg2ImgPipeline):
             scheduler=scheduler,
             vae=vae,
         )
+        # from diffusers 0.42.1: StableDiffusionControlNetPipeline.__init__ (a list becomes a MultiControlNetModel)
         if isinstance(controlnet, (list, tuple)):
             controlnet = MultiControlNetModel(list(controlnet))
         self.register_modules(controlnet=controlnet)
         self.control_image_processor = VaeImageProcessor(
             vae_scale_factor=self.vae_scale_factor, do_convert_rgb=True, do_normalize=False
         )
+        self._num_timesteps = 0
+        self._interrupt = False
+
+    @property
+    def num_timesteps(self) -> int:
+        """The number of denoising steps of the current (or last) call, as diffusers' pipelines have."""
+        return self._num_timesteps
+
+    @property
+    def interrupt(self) -> bool:
+        """True once a ``callback_on_step_end`` set ``pipe._interrupt = True``: the remaining steps are skipped."""
+        return self._interrupt
 
     # ----- control images -------------------------------------------------------------------
 
@@ -74,7 +119,7 @@ class StableUnCLIPControlNetImg2ImgPipeline(StableUnCLIPImg2ImgPipeline):
         if self.controlnet is None:
             return []
         if isinstance(self.controlnet, MultiControlNetModel):
-            return list(self.controlnet.nets)
+            return cast("list[ControlNetModel]", list(self.controlnet.nets))  # a ModuleList of ControlNets
         return [self.controlnet]
 
     def prepare_control_image(
@@ -95,6 +140,8 @@ class StableUnCLIPControlNetImg2ImgPipeline(StableUnCLIPImg2ImgPipeline):
         `image` is one image for every output, or one per source (`batch_size / num_images_per_prompt`
         of them), each repeated `num_images_per_prompt` times in place.
         """
+        # from diffusers 0.42.1: StableDiffusionControlNetPipeline.prepare_image (controlnet/pipeline_controlnet.py),
+        # with one control image per source allowed and repeated in place
         image = self.control_image_processor.preprocess(image, height=height, width=width)
         image = image.to(dtype=torch.float32)
         given = image.shape[0]
@@ -164,6 +211,8 @@ class StableUnCLIPControlNetImg2ImgPipeline(StableUnCLIPImg2ImgPipeline):
     ) -> torch.Tensor:
         """Noised CLIP image embeddings (with their noise-level embedding), `total` rows, repeated
         per source in place; under guidance the unconditional half (zeros) comes first."""
+        # from diffusers 0.42.1: StableUnCLIPImg2ImgPipeline._encode_image (pipeline_stable_unclip_img2img.py),
+        # with one generator per image allowed
         if image_embeds is None:
             if not isinstance(image, torch.Tensor):
                 image = self.feature_extractor(images=image, return_tensors="pt").pixel_values
@@ -176,7 +225,8 @@ class StableUnCLIPControlNetImg2ImgPipeline(StableUnCLIPImg2ImgPipeline):
         if isinstance(generator, list):
             # one generator per image: noise each image's copy with its own generator
             image_embeds = image_embeds.repeat_interleave(repeat, dim=0)
-            image_embeds = self.noise_image_embeddings(image_embeds, noise_level, generator=generator)
+            # diffusers' hint says one generator; randn_tensor, which it calls, takes one per row
+            image_embeds = self.noise_image_embeddings(image_embeds, noise_level, generator=generator)  # type: ignore[arg-type]
         else:
             # the parent's order: noise once per source, then repeat
             image_embeds = self.noise_image_embeddings(image_embeds, noise_level, generator=generator)
@@ -198,6 +248,8 @@ class StableUnCLIPControlNetImg2ImgPipeline(StableUnCLIPImg2ImgPipeline):
         do_classifier_free_guidance: bool,
     ) -> Residuals | None:
         """The summed residuals of the nets whose scale is non-zero this step; None if there are none."""
+        # from diffusers 0.42.1: StableDiffusionControlNetPipeline.__call__ (controlnet/pipeline_controlnet.py),
+        # "controlnet(s) inference", plus MultiControlNetModel.forward's sum; unCLIP's class labels added
         nets = self.control_nets()
         active = [(net, image, scale) for net, image, scale in zip(nets, controls, scales) if scale]
         if not active:
@@ -222,6 +274,7 @@ class StableUnCLIPControlNetImg2ImgPipeline(StableUnCLIPImg2ImgPipeline):
             )
             down = list(d) if down is None else [a + b for a, b in zip(down, d)]
             mid = m if mid is None else mid + m
+        assert down is not None and mid is not None  # `active` is not empty
         if conditional_only:
             down = [torch.cat([torch.zeros_like(d), d]) for d in down]
             mid = torch.cat([torch.zeros_like(mid), mid])
@@ -258,7 +311,10 @@ class StableUnCLIPControlNetImg2ImgPipeline(StableUnCLIPImg2ImgPipeline):
         control_guidance_start: float | list[float] = 0.0,
         control_guidance_end: float | list[float] = 1.0,
         guess_mode: bool = False,
-        callback_on_step_end: Callable[[Any, int, Any, dict], dict] | None = None,
+        callback_on_step_end: (
+            Callable[[Any, int, Any, dict], dict] | PipelineCallback | MultiPipelineCallbacks | None
+        ) = None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
     ) -> ImagePipelineOutput | tuple:
         """Generate from CLIP image embeddings (given, or encoded from `image`), optionally under
         ControlNet control. Arguments as `StableUnCLIPImg2ImgPipeline.__call__`, plus:
@@ -270,16 +326,28 @@ class StableUnCLIPControlNetImg2ImgPipeline(StableUnCLIPImg2ImgPipeline):
             each net acts (float or one per net); end 0 means the net never acts.
         guess_mode: run the nets on the conditional half only and scale their residuals from
             0.1 (shallow) to 1 (deep), as diffusers' ControlNet pipelines do.
-        callback_on_step_end: called as ``f(pipe, i, t, {"latents": latents})``; may return
-            ``{"latents": ...}`` to replace them.
+        callback_on_step_end: called after each step as ``f(pipe, i, t, tensors)`` with the tensors
+            named in `callback_on_step_end_tensor_inputs` (default ``["latents"]``; any of
+            `_callback_tensor_inputs`: ``latents``, ``prompt_embeds``, ``image_embeds``, the last two
+            with the unconditional half first under guidance); returns a dict that may replace
+            them. A diffusers `PipelineCallback` brings its own tensor inputs. Setting
+            ``pipe._interrupt = True`` in it skips the remaining steps, as in diffusers.
         """
+        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
+            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
+        tensor_inputs = list(callback_on_step_end_tensor_inputs or ["latents"])
+        unknown = [k for k in tensor_inputs if k not in self._callback_tensor_inputs]
+        if unknown:
+            raise ValueError(
+                f"callback_on_step_end_tensor_inputs has {unknown}; choose from {self._callback_tensor_inputs}"
+            )
         nets = self.control_nets()
         self._check_control(control_image, nets)
         scales = _per_net(controlnet_conditioning_scale, len(nets), "controlnet_conditioning_scale")
         starts = _per_net(control_guidance_start, len(nets), "control_guidance_start")
         ends = _per_net(control_guidance_end, len(nets), "control_guidance_end")
         _check_windows(starts, ends)
-        guess_mode = guess_mode or any(net.config.global_pool_conditions for net in nets)
+        guess_mode = guess_mode or any(net.config["global_pool_conditions"] for net in nets)
 
         if prompt is None and prompt_embeds is None:
             prompt = ""
@@ -335,6 +403,8 @@ class StableUnCLIPControlNetImg2ImgPipeline(StableUnCLIPImg2ImgPipeline):
 
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = self.scheduler.timesteps
+        self._num_timesteps = len(timesteps)
+        self._interrupt = False
         if latents is None:
             latents = self.prepare_latents(
                 batch_size=total,
@@ -347,7 +417,12 @@ class StableUnCLIPControlNetImg2ImgPipeline(StableUnCLIPImg2ImgPipeline):
             )
         extra_step_kwargs = self.prepare_extra_step_kwargs(generator, eta)
 
+        # from diffusers 0.42.1: StableUnCLIPImg2ImgPipeline.__call__ (pipeline_stable_unclip_img2img.py),
+        # the denoising loop, with the ControlNet step of StableDiffusionControlNetPipeline.__call__
+        # (controlnet/pipeline_controlnet.py) and its callback_on_step_end handling
         for i, t in enumerate(self.progress_bar(timesteps)):
+            if self.interrupt:
+                continue
             latent_model_input = torch.cat([latents] * 2) if do_cfg else latents
             latent_model_input = self.scheduler.scale_model_input(latent_model_input, t)
 
@@ -377,9 +452,13 @@ class StableUnCLIPControlNetImg2ImgPipeline(StableUnCLIPImg2ImgPipeline):
             if callback is not None and i % callback_steps == 0:
                 callback(i // getattr(self.scheduler, "order", 1), t, latents)
             if callback_on_step_end is not None:
-                returned = callback_on_step_end(self, i, t, {"latents": latents}) or {}
+                tensors = {"latents": latents, "prompt_embeds": prompt_embeds, "image_embeds": image_embeds}
+                returned = callback_on_step_end(self, i, t, {k: tensors[k] for k in tensor_inputs}) or {}
                 latents = returned.get("latents", latents)
+                prompt_embeds = returned.get("prompt_embeds", prompt_embeds)
+                image_embeds = returned.get("image_embeds", image_embeds)
 
+        # from diffusers 0.42.1: StableUnCLIPImg2ImgPipeline.__call__, "9. Post-processing"
         if output_type == "latent":
             images = latents
         else:
@@ -434,6 +513,7 @@ def _check_windows(starts: list[float], ends: list[float]) -> None:
 
 def _acts(i: int, steps: int, start: float, end: float) -> float:
     """1.0 when step i of `steps` lies wholly inside the net's window [start, end], else 0.0."""
+    # from diffusers 0.42.1: StableDiffusionControlNetPipeline.__call__'s controlnet_keep
     return 0.0 if i / steps < start or (i + 1) / steps > end else 1.0
 
 
@@ -461,3 +541,9 @@ def _batch_size(n_sources: int, n_prompts: int) -> int:
     if n_sources not in (1, size) or n_prompts not in (1, size):
         raise ValueError(f"got {n_sources} source images but {n_prompts} prompts; pass one prompt or one per source")
     return size
+
+
+# diffusers' DiffusionPipeline.from_pretrained looks the class named in model_index.json up in the
+# diffusers namespace: naming doge's class there lets it restore a saved doge pipeline.
+if getattr(diffusers, StableUnCLIPControlNetImg2ImgPipeline.__name__, None) is None:
+    setattr(diffusers, StableUnCLIPControlNetImg2ImgPipeline.__name__, StableUnCLIPControlNetImg2ImgPipeline)

@@ -11,13 +11,22 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import doge
 from doge import pluginmanager
+from doge.atomic import make_dirs, write_error
 from doge.errors import DogeError
 from doge.gaps.store import registry_for
 from doge.names import parse_weighted_ref
 from doge.rendering import manifest
+from doge.rendering.geometry import FITS, Geometry
+from doge.rendering.recipes import resolve_recipe
+
+if TYPE_CHECKING:
+    import torch
+
+    from doge.data.images import ImageSet
 
 log = logging.getLogger("doge")
 
@@ -55,13 +64,15 @@ class Settings:
     lora: str | None
     lora_scale: float
     sweep: bool
+    fit: str = "keep"  # how outputs lie over their sources: see doge.rendering.geometry
+    recipe: str | None = None  # --recipe: the named settings the others were filled from
 
 
 @dataclass
 class Plan:
     gaps: list[dict]  # ref, sha256, weight
-    gap_vector: object  # torch tensor [dim]: the weighted sum of the gaps
-    sources: object  # doge.data.images.ImageSet
+    gap_vector: torch.Tensor  # [dim]: the weighted sum of the gaps
+    sources: ImageSet
     out: Path
     controls: list  # Control instances
     controlnets: list[str]  # one id per control that uses a ControlNet
@@ -88,8 +99,8 @@ class RenderResult:
 def sweep_weights(spec: str) -> list[float]:
     """``START:STOP:COUNT`` → COUNT evenly spaced edit weights (the paper's interpolation)."""
     try:
-        start, stop, count = spec.split(":")
-        start, stop, n = float(start), float(stop), int(count)
+        start_text, stop_text, count = spec.split(":")
+        start, stop, n = float(start_text), float(stop_text), int(count)
     except ValueError:
         raise DogeError(f"--sweep {spec!r}: write START:STOP:COUNT, e.g. 0:2:5") from None
     if n < 2:
@@ -97,7 +108,7 @@ def sweep_weights(spec: str) -> list[float]:
     return [round(start + (stop - start) * i / (n - 1), 6) for i in range(n)]
 
 
-def _load_gaps(gap_refs, registry) -> tuple[list[dict], object, dict, dict]:
+def _load_gaps(gap_refs, registry) -> tuple[list[dict], torch.Tensor, dict, dict]:
     """(described gaps, weighted sum of their vectors, their encoder, a coral gap's extras)."""
     import torch
 
@@ -106,7 +117,10 @@ def _load_gaps(gap_refs, registry) -> tuple[list[dict], object, dict, dict]:
 
     if not gap_refs:
         raise DogeError("render needs a gap: --gap 'real->painting' (see doge gap list)")
-    total, described, encoder, extras = None, [], None, {}
+    total: torch.Tensor | None = None
+    encoder: dict | None = None
+    described: list[dict] = []
+    extras: dict = {}
     for text in gap_refs:
         ref, weight = text if isinstance(text, tuple) else parse_weighted_ref(text)
         gap = load_gap(ref, registry=registry)
@@ -132,6 +146,7 @@ def _load_gaps(gap_refs, registry) -> tuple[list[dict], object, dict, dict]:
             f"gap {coral} is a coral gap (it maps the covariance too), which cannot be added to other gaps: "
             "render it alone, or use a mean gap in gap arithmetic"
         )
+    assert total is not None and encoder is not None  # gap_refs is not empty
     return described, total.to(torch.float32), encoder, extras
 
 
@@ -162,14 +177,35 @@ def _check_encoder(gap_encoder: dict, gaps: list[dict], model: str) -> None:
         )
 
 
-def _check_writable(out: Path) -> None:
+def _check_noise_level(noise_level: int, model: str) -> None:
+    """unCLIP noises the image embedding with its image_noising_scheduler: levels 0 .. timesteps - 1."""
+    from doge.hub import component_config
+
+    if noise_level < 0:
+        raise DogeError(f"--noise-level {noise_level}: use 0 (no noise, the paper's) or more")
+    if noise_level == 0:
+        return
+    config = component_config(model, "image_noising_scheduler", "scheduler_config.json")
+    top = int(config.get("num_train_timesteps", 1000)) - 1
+    if noise_level > top:
+        raise DogeError(f"--noise-level {noise_level}: the model {model} takes 0 to {top} (0 is the paper's)")
+
+
+def _check_writable(out: Path, grid: bool = False) -> None:
+    """Every folder and file the run writes can be written, before any model loads."""
+    for blocker in (out / "manifest.jsonl",):
+        if blocker.is_dir():
+            raise DogeError(f"cannot write {blocker}: a folder stands where the manifest file goes; move it away")
+    for folder in (out / "images", out / "controls", *([out / "grid"] if grid else [])):
+        if folder.exists() and not folder.is_dir():
+            raise DogeError(f"cannot write to {folder}: it is a file, not a folder; move it away or pick another --out")
+    make_dirs(out)  # images/ and controls/ are made as the first image lands
     try:
-        out.mkdir(parents=True, exist_ok=True)
         probe = out / ".doge-write-test"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise DogeError(f"cannot write to --out {out}: {exc.strerror}; pick a folder you can write") from None
+        raise write_error(out, exc) from None
 
 
 def _build_controls(controls, control_dir, control_options, controlnets, device) -> tuple[list, list[str]]:
@@ -178,11 +214,21 @@ def _build_controls(controls, control_dir, control_options, controlnets, device)
     names = list(controls or DEFAULT_CONTROLS)
     if "none" in names and len(names) > 1:
         raise DogeError("--control none cannot be combined with other controls")
+    unused = sorted(
+        name
+        for name, given in (control_options or {}).items()
+        if name not in names and any(v is not None for v in given.values())
+    )
+    if unused:
+        raise DogeError(
+            f"options given for the {', '.join(unused)} control, which this render does not use "
+            f"(its controls: {', '.join(names)}): add --control {unused[0]}, or drop the options"
+        )
     overrides = _controlnet_overrides(names, controlnets)
     built, nets = [], []
     for name in names:
         cls = pluginmanager.get("controls", name)
-        options = (control_options or {}).get(name, {})
+        options = pluginmanager.check_options("controls", name, (control_options or {}).get(name))
         control = cls(control_dir=control_dir, device=device or "cpu", **options)
         net = control.resolve_controlnet(overrides.get(name))
         built.append(control)
@@ -254,12 +300,12 @@ def plan(
     model: str | None = None,
     per_source: int = 1,
     count: int | None = None,
-    edit_weight: float = 1.5,
+    edit_weight: float | None = None,
     sweep: str | None = None,
-    steps: int = 20,
-    guidance: float = 5.0,
+    steps: int | None = None,
+    guidance: float | None = None,
     prompt: str = "",
-    negative_prompt: str = "",
+    negative_prompt: str | None = None,
     noise_level: int = 0,
     controls=None,
     controlnets=None,
@@ -269,8 +315,10 @@ def plan(
     control_start: float = 0.0,
     control_end: float = 1.0,
     guess_mode: bool = False,
-    size: int = 768,
-    seed: int = 42,
+    size: int | None = None,
+    fit: str | None = None,
+    seed: int | None = None,
+    recipe: str | None = None,
     batch_size: int = 4,
     limit: int | None = None,
     grid: bool = False,
@@ -282,26 +330,44 @@ def plan(
     home=None,
     url=None,
 ) -> Plan:
-    """Validate everything and list the images to make; loads no model."""
+    """Validate everything and list the images to make; loads no model.
+
+    A setting left None comes from ``recipe`` (see :data:`RECIPES`), else from :data:`DEFAULTS`.
+    """
     from doge.data.images import discover
     from doge.hub import default_model
 
+    given = dict(
+        edit_weight=edit_weight,
+        steps=steps,
+        guidance=guidance,
+        negative_prompt=negative_prompt,
+        size=size,
+        fit=fit,
+        seed=seed,
+    )
+    chosen, control_options = resolve_recipe(recipe, given, control_options)
+    edit_weight, steps, guidance = chosen["edit_weight"], chosen["steps"], chosen["guidance"]
+    negative_prompt, size, fit, seed = chosen["negative_prompt"], chosen["size"], chosen["fit"], chosen["seed"]
     model = str(model or default_model())
     weights = sweep_weights(sweep) if sweep else [float(edit_weight)]
     if per_source < 1 or (count is not None and count < 1):
         raise DogeError("-n/--per-source and --count must be at least 1")
     if size < 64 or size % 8:
         raise DogeError(f"--size {size}: use a multiple of 8, at least 64 (768 for SD 2.1 unCLIP)")
+    if fit not in FITS:
+        raise DogeError(f"--fit {fit!r}: use one of {', '.join(FITS)} (keep: labels carry over; crop: the paper)")
     if not 0 <= control_start < control_end <= 1:
         raise DogeError("--control-start/--control-end: need 0 <= start < end <= 1")
     if lora is not None and not Path(lora).exists() and "/" not in lora:
         raise DogeError(f"--lora {lora}: no such file or folder")
+    _check_noise_level(noise_level, model)
     reg = registry_for(registry, home, url)
     described, vector, encoder, extras = _load_gaps(gaps, reg)
     _check_encoder(encoder, described, model)
     sources = discover(src, limit=limit, seed=seed)
     out = Path(out)
-    _check_writable(out)
+    _check_writable(out, grid)
     built, nets = _build_controls(controls, control_dir, control_options, controlnets, device)
     settings = Settings(
         model=model,
@@ -321,6 +387,8 @@ def plan(
         lora=lora,
         lora_scale=lora_scale,
         sweep=bool(sweep),
+        fit=fit,
+        recipe=recipe,
     )
     result = Plan(
         gaps=[{k: g[k] for k in ("ref", "sha256", "weight", "shift") if k in g} for g in described],
@@ -338,7 +406,7 @@ def plan(
         grid=grid,
     )
     result.fingerprint = _fingerprint(result)
-    result.pending = _pending(result)
+    result.pending = pending_jobs(result)
     return result
 
 
@@ -350,7 +418,12 @@ def _fingerprint(p: Plan) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def _pending(p: Plan) -> list[Job]:
+def pending_jobs(p: Plan) -> list[Job]:
+    """The jobs whose images the output folder does not hold yet, from its manifest.
+
+    A run reads this again under the folder's lock (:func:`doge.rendering.run.run_plan`): what
+    :func:`plan` saw may have been written by another run since.
+    """
     done = manifest.read(p.out / "manifest.jsonl")
     pending = []
     for job in p.jobs:
@@ -367,7 +440,9 @@ def _pending(p: Plan) -> list[Job]:
     return pending
 
 
-def manifest_entry(p: Plan, job: Job, source_path: Path, source_sha: str, seed: int, device: str, dtype: str) -> dict:
+def manifest_entry(
+    p: Plan, job: Job, source_path: Path, source_sha: str, seed: int, device: str, dtype: str, geometry: Geometry
+) -> dict:
     s = p.settings
     return {
         "image": job.image,
@@ -384,11 +459,16 @@ def manifest_entry(p: Plan, job: Job, source_path: Path, source_sha: str, seed: 
         "negative_prompt": s.negative_prompt,
         "noise_level": s.noise_level,
         "size": s.size,
+        "fit": s.fit,
+        "recipe": s.recipe,
+        "geometry": geometry.to_json(),
         "run_seed": s.seed,
         "controls": [
             {**c.describe(), "controlnet": net, "scale": scale}
             for c, net, scale in zip(
-                p.controls, p.controlnets or [None] * len(p.controls), s.controlnet_scale or [0.0] * len(p.controls)
+                p.controls,
+                p.controlnets if p.controlnets else [None] * len(p.controls),
+                s.controlnet_scale or [0.0] * len(p.controls),
             )
         ],
         "control_start": s.control_start,

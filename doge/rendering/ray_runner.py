@@ -12,9 +12,9 @@ the same path on every node (a shared filesystem), and doge must be installed th
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
-import os
 import warnings
 from collections import defaultdict
 
@@ -24,8 +24,6 @@ from doge.rendering.plan import Job, Plan
 
 log = logging.getLogger("doge")
 
-# Test hook: the path of a marker file; the first actor to find it missing creates it and dies.
-FAIL_ONCE_ENV = "DOGE_TEST_FAIL_ONCE"
 # How often Ray restarts an actor that died and redoes its batch before the run fails.
 MAX_RESTARTS = 3
 
@@ -50,7 +48,7 @@ def run_on_ray(p: Plan, address: str, progress: bool = True) -> list[str]:
             warnings.simplefilter("ignore", DeprecationWarning)
             results = jobs.map_batches(
                 _RenderActor,
-                fn_constructor_args=(p, os.environ.get(FAIL_ONCE_ENV)),
+                fn_constructor_args=(p,),
                 batch_size=p.batch_size,
                 compute=ray.data.ActorPoolStrategy(size=count),
                 max_restarts=MAX_RESTARTS,
@@ -62,9 +60,8 @@ def run_on_ray(p: Plan, address: str, progress: bool = True) -> list[str]:
     except DogeError:
         raise
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
         raise DogeError(
-            f"the Ray render failed ({type(exc).__name__}: {first}); the images finished so far are kept: "
+            f"the Ray render failed ({type(exc).__name__}: {first_line(exc)[:200]}); the images finished so far are kept: "
             "fix the cause (see Ray's logs) and rerun the same command to resume"
         ) from exc
     finally:
@@ -108,7 +105,7 @@ def _connect(ray, address: str, progress: bool) -> bool:
     quiet = {} if progress else {"logging_level": logging.ERROR, "log_to_driver": False}
     try:
         if address in (None, "", "local"):
-            ray.init(include_dashboard=False, **quiet)
+            _start_on_loopback(ray, quiet)
         else:
             ray.init(address=address, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -118,6 +115,52 @@ def _connect(ray, address: str, progress: bool) -> bool:
         ) from None
     ray.data.DataContext.get_current().enable_progress_bars = progress
     return True
+
+
+def _start_on_loopback(ray, quiet: dict) -> None:
+    """Start a local Ray whose processes listen on 127.0.0.1 only.
+
+    Ray gives a node it starts the machine's network address, so that other machines could join,
+    and its GCS, raylet and workers then accept unauthenticated connections (which run whatever
+    they are sent) from the network. Ray uses the loopback address instead when clusters are
+    off (``ray_constants.ENABLE_RAY_CLUSTER``, read from RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER when
+    Ray is imported); it is held off while this node starts, and the started node is checked.
+    Joining a cluster (``--ray auto``, ``ray://``) is the user's choice and does not come here.
+    """
+    constants = _ray_constants()
+    saved = getattr(constants, "ENABLE_RAY_CLUSTER", None)
+    if saved is not None:
+        constants.ENABLE_RAY_CLUSTER = False
+    try:
+        ray.init(include_dashboard=False, **quiet)
+    finally:
+        if saved is not None:
+            constants.ENABLE_RAY_CLUSTER = saved
+    addresses = sorted({str(node.get("NodeManagerAddress")) for node in ray.nodes()})
+    if not all(_is_loopback(a) for a in addresses):
+        ray.shutdown()
+        raise DogeError(
+            f"the local Ray started on {', '.join(addresses)}, not on 127.0.0.1, so it would take connections "
+            "from the network (this Ray version does not let doge keep it on loopback); render without --ray, "
+            "or start a Ray cluster you have secured and join it with --ray auto"
+        )
+
+
+def _ray_constants():
+    try:
+        from ray._private import ray_constants  # Ray 2.60 has no public switch for this
+    except ImportError:  # a Ray that moved it: the check after the start still holds
+        return None
+    return ray_constants
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address == "localhost"
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return (mapped or ip).is_loopback
 
 
 def _read_sources(ray, p: Plan):
@@ -141,16 +184,15 @@ def _read_sources(ray, p: Plan):
 class _RenderActor:
     """Holds a loaded pipeline; turns a batch of job rows into output rows (PNG bytes, manifest lines)."""
 
-    def __init__(self, plan: Plan, fail_once: str | None = None):
+    def __init__(self, plan: Plan):
         import ray
 
-        self.plan, self.fail_once = plan, fail_once
+        self.plan = plan
         # Ray shows an actor only the GPU it was given, as cuda:0.
         device = "cuda" if ray.get_gpu_ids() else "mps" if plan.device == "mps" else "cpu"
         self.engine = load_engine(plan, device=device)
 
     def __call__(self, batch: dict) -> dict:
-        _maybe_fail_once(self.fail_once)
         try:
             outputs = self._render(batch)
         except DogeError as exc:
@@ -185,13 +227,3 @@ def _outputs(batch: dict) -> list:
         Output(str(path), bytes(png), json.loads(entry) if entry else None)
         for path, png, entry in zip(batch["path"], batch["png"], batch["entry"])
     ]
-
-
-def _maybe_fail_once(marker: str | None) -> None:
-    if not marker:
-        return
-    try:
-        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:
-        return
-    os._exit(1)  # die as a killed actor does: no exception, no cleanup

@@ -53,6 +53,7 @@ from doge.names import parse_ref, validate_name
 from doge.provenance import acting_as
 from doge.quality.summary import best, compare_rows, summary
 from doge.registry import Registry
+from doge.registry.fsck import check_version
 from doge.registry.labels import parse_labels
 from doge.registry.library import library_page
 from doge.registry.urls import hide_password, hide_passwords_in
@@ -216,9 +217,8 @@ def create_app(
     def api_gap(request: Request):
         try:
             gv = registry.resolve(request.path_params["ref"])
-            return api_json(
-                {**gv.to_json(), "evaluations": registry.evaluations(gv), "previews": registry.previews(gv)}
-            )
+            shown = {**gv.to_json(), "evaluations": registry.evaluations(gv), "previews": registry.previews(gv)}
+            return api_json({**shown, "blob_problems": check_version(registry, gv, deep=False)})
         except DogeError as exc:
             return api_error(exc)
 

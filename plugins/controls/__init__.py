@@ -8,10 +8,11 @@ from doge.hooks import hookimpl
 from doge.plugins.controls.base import Control
 from doge.plugins.controls.canny import CannyControl
 from doge.plugins.controls.depth import DepthControl
+from doge.plugins.controls.hed import HedControl
 from doge.plugins.controls.none import NoControl
 from doge.plugins.controls.seg import SegControl
 
-__all__ = ["CannyControl", "Control", "DepthControl", "NoControl", "SegControl", "register_controls"]
+__all__ = ["CannyControl", "Control", "DepthControl", "HedControl", "NoControl", "SegControl", "register_controls"]
 
 
 @hookimpl
@@ -19,4 +20,5 @@ def register_controls(register):
     register("canny", CannyControl)
     register("depth", DepthControl)
     register("seg", SegControl)
+    register("hed", HedControl)
     register("none", NoControl)

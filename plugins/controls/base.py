@@ -2,7 +2,8 @@
 
 A control either computes its map from the source image (edges, depth) or reads a
 precomputed one from ``control_dir``, matched to the source by file stem. Maps are made at
-the output resolution, never at the encoder's crop size.
+the output resolution, laid out over the source as the output is (``--fit``, see
+:mod:`doge.rendering.geometry`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from PIL import Image, ImageOps
 
 from doge.errors import DogeError
+from doge.rendering.geometry import Geometry
 
 # Lossless formats first: when a folder holds both a.png and a.jpg, a.png is the map.
 MAP_SUFFIXES = (".png", ".tif", ".tiff", ".bmp", ".webp", ".jpg", ".jpeg")
@@ -52,14 +54,50 @@ class Control:
         # None means "not given" so a CLI can pass every flag through unchanged.
         return {key: options[key] if options.get(key) is not None else value for key, value in self.defaults.items()}
 
-    def make(self, image: Image.Image, size: tuple[int, int], source_path: str | Path) -> Image.Image | None:
-        """The conditioning image for ``image`` (RGB), ``size`` = (width, height) of the output."""
+    def make(
+        self, image: Image.Image, size: tuple[int, int], source_path: str | Path, geometry: Geometry | None = None
+    ) -> Image.Image | None:
+        """The conditioning image for ``image`` (RGB), ``size`` = (width, height) of the output.
+
+        With ``geometry`` (how the output lies over the source: ``--fit``), the map is laid out
+        exactly as the output: the source, or a map from ``control_dir``, is cropped, scaled or
+        letterboxed the same way, so a pixel of the map and of the output show the same place.
+        Without it the source is stretched to ``size``.
+        """
         if self.control_dir is not None:
-            return self.read_map(source_path, size)
-        return self.compute(image.convert("RGB"), size)
+            return self.read_map(source_path, size, geometry)
+        image = image.convert("RGB")
+        if geometry is None:
+            return self.compute(image, size)
+        if geometry.pad is None:
+            return self.compute(geometry.apply(image, Image.Resampling.LANCZOS), geometry.output_size)
+        # Letterboxed: the map is made from the picture alone (bars are no scene), then padded black.
+        left, top, right, bottom = geometry.pad
+        out_w, out_h = geometry.output_size
+        picture = (out_w - left - right, out_h - top - bottom)
+        made = self.compute(image.resize(picture, Image.Resampling.LANCZOS), picture)
+        if made is None:
+            return None
+        canvas = Image.new(made.mode, geometry.output_size, 0)
+        canvas.paste(made, (left, top))
+        return canvas
 
     def compute(self, image: Image.Image, size: tuple[int, int]) -> Image.Image | None:
         raise NotImplementedError
+
+    # What to change when a computed map comes out (almost) empty; see is_empty.
+    empty_hint: str = "check the source image"
+
+    def is_empty(self, made: Image.Image) -> bool:
+        """The map holds (almost) nothing for a ControlNet to follow; here: a single flat value."""
+        extrema = made.getextrema()  # (low, high) for one band, one such pair per band for several
+        pairs = extrema if isinstance(extrema[0], tuple) else (extrema,)
+        return all(pair[0] == pair[1] for pair in pairs)  # type: ignore[index]
+
+    def empty_advice(self) -> str:
+        if self.control_dir is not None:
+            return f"check its map in {self.control_dir}"
+        return self.empty_hint
 
     def describe(self) -> dict[str, Any]:
         """What went into the maps, for the render manifest."""
@@ -87,6 +125,8 @@ class Control:
         return self.default_controlnet
 
     def find_map(self, source_path: str | Path) -> Path:
+        if self.control_dir is None:
+            raise DogeError(f"the {self.name} control was given no --control-dir to find maps in")
         stem = Path(source_path).stem
         candidates = {
             p.suffix.lower(): p
@@ -101,7 +141,11 @@ class Control:
             f"add {stem}.png (or .jpg) there, or drop --control-dir to compute maps"
         )
 
-    def read_map(self, source_path: str | Path, size: tuple[int, int]) -> Image.Image:
+    def read_map(self, source_path: str | Path, size: tuple[int, int], geometry: Geometry | None = None) -> Image.Image:
+        """The map for ``source_path`` from ``control_dir``, laid out as the output (see :meth:`make`).
+
+        A map is taken to cover the whole source: one of another size is first stretched over it.
+        """
         path = self.find_map(source_path)
         try:
             with Image.open(path) as opened:
@@ -109,7 +153,9 @@ class Control:
                 img = ImageOps.exif_transpose(opened)
         except (OSError, ValueError) as exc:
             raise DogeError(f"control map {path} could not be read ({exc}); replace or remove it") from exc
-        return self._to_rgb(img).resize(tuple(size), self.map_resample)
+        if geometry is not None:
+            return geometry.apply(self._to_rgb(img), self.map_resample)
+        return self._to_rgb(img).resize((size[0], size[1]), self.map_resample)
 
     def _to_rgb(self, img: Image.Image) -> Image.Image:
         if img.mode in _WIDE_MODES and self.stretch_wide_maps:

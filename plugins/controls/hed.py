@@ -1,0 +1,159 @@
+"""HED soft edges of the source image, as the SD 2.1 HED ControlNet was trained on.
+
+The network is ControlNet 1.1's Apache-2.0 HED (``ControlNetHED_Apache2`` in lllyasviel's
+``annotator/hed/__init__.py``, also in ``controlnet_aux/hed``), written out here because
+``controlnet_aux`` imports torchvision on import. Its weights, ``ControlNetHED.pth`` of
+``lllyasviel/Annotators``, are a plain state dict: loaded with ``weights_only=True`` (or from a
+``.safetensors`` file), never unpickled.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from doge.errors import DogeError, first_line
+from doge.plugins.controls.base import Control, gray_to_rgb
+
+HED_REPO = "lllyasviel/Annotators"
+HED_FILE = "ControlNetHED.pth"
+# (in, out, convolutions) of the five VGG-like blocks; the real checkpoint's shapes.
+_BLOCKS = ((3, 64, 2), (64, 128, 2), (128, 256, 3), (256, 512, 3), (512, 512, 3))
+
+
+def _network():
+    """``ControlNetHED_Apache2``, with the same parameter names as the checkpoint."""
+    import torch
+    from torch import nn
+
+    class DoubleConvBlock(nn.Module):
+        def __init__(self, input_channel: int, output_channel: int, layer_number: int):
+            super().__init__()
+            self.convs = nn.Sequential()
+            self.convs.append(nn.Conv2d(input_channel, output_channel, kernel_size=3, padding=1))
+            for _ in range(1, layer_number):
+                self.convs.append(nn.Conv2d(output_channel, output_channel, kernel_size=3, padding=1))
+            self.projection = nn.Conv2d(output_channel, 1, kernel_size=1)
+
+        def forward(self, x, down_sampling: bool = False):
+            h = torch.nn.functional.max_pool2d(x, kernel_size=2, stride=2) if down_sampling else x
+            for conv in self.convs:
+                h = torch.nn.functional.relu(conv(h))
+            return h, self.projection(h)
+
+    class ControlNetHED(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm = nn.Parameter(torch.zeros(size=(1, 3, 1, 1)))
+            for i, (cin, cout, n) in enumerate(_BLOCKS, start=1):
+                setattr(self, f"block{i}", DoubleConvBlock(cin, cout, n))
+
+        def forward(self, x):
+            h = x - self.norm
+            projections = []
+            for i in range(1, len(_BLOCKS) + 1):
+                h, projection = getattr(self, f"block{i}")(h, down_sampling=i > 1)
+                projections.append(projection)
+            return projections
+
+    return ControlNetHED()
+
+
+def load_hed_state(path: str | Path) -> dict:
+    """A HED state dict from ``.safetensors`` or a ``.pth`` holding tensors only (``weights_only=True``)."""
+    import torch
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DogeError(f"HED weights {path} do not exist; pass --hed-weights with ControlNetHED.pth or .safetensors")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle refusals, truncated files: one line naming the file
+        raise DogeError(
+            f"HED weights {path} could not be read as plain tensors ({first_line(exc)[:200]}); "
+            "pass ControlNetHED.pth of lllyasviel/Annotators or a .safetensors file"
+        ) from exc
+
+
+def _default_weights() -> str:
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return hf_hub_download(HED_REPO, HED_FILE)
+    except Exception as exc:  # offline and not cached, no network, gated: all "not usable here"
+        raise DogeError(
+            f"HED weights {HED_REPO}/{HED_FILE} not found locally and no hub access ({first_line(exc)[:120]}); "
+            "pass --hed-weights FILE, or --control-dir with precomputed HED maps"
+        ) from None
+
+
+class HedControl(Control):
+    name = "hed"
+    default_controlnet = "thibaud/controlnet-sd21-hed-diffusers"
+    # weights: a local ControlNetHED.pth / .safetensors; None fetches lllyasviel/Annotators' file.
+    defaults = {"weights": None}
+
+    def __init__(self, control_dir=None, device="cpu", **options):
+        super().__init__(control_dir=control_dir, device=device, **options)
+        self._net = None
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        if self.control_dir is None:
+            info["weights"] = str(self.options["weights"] or f"{HED_REPO}/{HED_FILE}")
+        return info
+
+    def compute(self, image: Image.Image, size: tuple[int, int]) -> Image.Image:
+        import cv2
+        import numpy as np
+        import torch
+
+        net = self._load()
+        width, height = size
+        rgb = np.asarray(image.resize((width, height), Image.Resampling.BICUBIC), dtype=np.float32)
+        x = torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].to(next(net.parameters()).device)
+        with torch.inference_mode():
+            projections = net(x)
+        # As the reference detector: each side output up to full size, averaged, then a sigmoid.
+        edges = [
+            cv2.resize(p[0, 0].float().cpu().numpy(), (width, height), interpolation=cv2.INTER_LINEAR)
+            for p in projections
+        ]
+        edge = 1.0 / (1.0 + np.exp(-np.mean(np.stack(edges, axis=2), axis=2).astype(np.float64)))
+        return gray_to_rgb((edge * 255.0).clip(0, 255).astype(np.uint8))
+
+    def _load(self):
+        if self._net is None:
+            from doge.devices import pick_device
+
+            path = self.options["weights"] or _default_weights()
+            net = _network()
+            try:
+                net.load_state_dict(load_hed_state(path))
+            except RuntimeError as exc:  # wrong keys or shapes: not a ControlNetHED checkpoint
+                raise DogeError(
+                    f"{path} is not a ControlNetHED checkpoint ({first_line(exc)[:160]}); pass {HED_FILE} of {HED_REPO}"
+                ) from exc
+            self._net = net.to(pick_device(self.device)).eval()
+        return self._net
+
+    @staticmethod
+    def write_random_weights(path: str | Path, seed: int = 0) -> Path:
+        """Random weights of the real HED architecture as safetensors (for tests and the tiny model)."""
+        import torch
+        from safetensors.torch import save
+
+        from doge.atomic import write_atomic
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = _network()
+        state = {k: v.detach().to(torch.float16).contiguous() for k, v in net.state_dict().items()}
+        write_atomic(path, save(state))
+        return Path(path)

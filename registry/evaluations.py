@@ -1,0 +1,61 @@
+"""Evaluation records (``doge gap eval``): stored on a version, read back oldest first.
+
+The record itself is the evaluator's (``doge.quality.evaluate``); what the registry indexes
+(who, when, which images of which folders, the gap's sha256) goes into columns beside it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from doge.errors import DogeError
+from doge.provenance import iso_utc, who
+
+from . import gapfile
+from .models import EvaluationRow, GapRow
+
+
+def add(s: Session, version: GapRow, record: dict) -> dict:
+    """Store ``record`` on ``version`` in the caller's transaction; returns it with its ``evaluation_id``."""
+    if not isinstance(record, dict):
+        raise DogeError(f"an evaluation record must be a dict, got {type(record).__name__}")
+    metrics = gapfile.provenance_json(record)  # canonical JSON; refuses what JSON cannot hold
+    source, target = record.get("source") or {}, record.get("target") or {}
+    row = EvaluationRow(
+        version_id=version.id,
+        name=version.name,
+        version=version.version,
+        gap_sha256=version.sha256,
+        created_at=datetime.now(timezone.utc),
+        created_by=str(record.get("created_by") or who()),
+        source_folder=str(source.get("folder", "")),
+        source_digest=str(source.get("digest", "")),
+        source_images=int(source.get("images", 0)),
+        target_folder=str(target.get("folder", "")),
+        target_digest=str(target.get("digest", "")),
+        target_images=int(target.get("images", 0)),
+        encoder=gapfile.provenance_json(record.get("encoder") or {}),
+        metrics=metrics,
+    )
+    s.add(row)
+    s.flush()
+    return as_record(row)
+
+
+def of_version(s: Session, version_id: int) -> list[dict]:
+    """The records stored on a version, oldest first."""
+    q = select(EvaluationRow).where(EvaluationRow.version_id == version_id).order_by(EvaluationRow.id)
+    return [as_record(e) for e in s.scalars(q)]
+
+
+def remove_all(s: Session, version_id: int) -> None:
+    """Drop a version's records (the version is being removed)."""
+    s.execute(delete(EvaluationRow).where(EvaluationRow.version_id == version_id))
+
+
+def as_record(row: EvaluationRow) -> dict:
+    """A stored evaluation as its record, with the row's id and the time it was stored."""
+    return {**gapfile.provenance_from_text(row.metrics), "evaluation_id": row.id, "stored_at": iso_utc(row.created_at)}
