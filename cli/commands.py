@@ -5,7 +5,7 @@ from doge.hooks import hookimpl
 
 @hookimpl
 def register_commands(cli):
-    from doge.cli import augment, gap, models, plugins_cmd, quality, registry_cmd, remote, render
+    from doge.cli import augment, gap, models, plugins_cmd, quality, registry_cmd, remote, render, serve
 
     cli.add_command(augment.augment)
     cli.add_command(gap.gap)
@@ -14,4 +14,5 @@ def register_commands(cli):
     cli.add_command(registry_cmd.registry)
     cli.add_command(remote.remote)
     cli.add_command(render.render)
+    cli.add_command(serve.serve)
     quality.register(cli, gap.gap)  # doge gap eval, doge gap compare, doge filter

@@ -1,4 +1,4 @@
-"""``doge gap ...``: create, explain, list, show, tag, untag, label, history, rm, export, import and diff gaps."""
+"""``doge gap ...``: create, explain, list, show, preview, tag, untag, label, history, rm, export, import and diff gaps."""
 
 from __future__ import annotations
 
@@ -291,10 +291,10 @@ def show(settings, ref, as_json):
 
     reg = settings.registry()
     v = reg.resolve(ref)
-    evaluations = reg.evaluations(v)
+    evaluations, previews = reg.evaluations(v), reg.previews(v)
     damage = check_version(reg, v, deep=False)  # the sha256 only: show stays fast
     if as_json:
-        echo_json({**v.to_json(), "evaluations": evaluations, "blob_problems": damage})
+        echo_json({**v.to_json(), "evaluations": evaluations, "previews": previews, "blob_problems": damage})
         if damage:
             raise SystemExit(1)
         return
@@ -311,8 +311,106 @@ def show(settings, ref, as_json):
         from doge.cli.quality import evaluation_summary_line
 
         click.echo(f"evaluations: {len(evaluations)}; latest: {evaluation_summary_line(evaluations[-1])}")
+    for p in previews:
+        click.echo(f"preview {p['id']}: {preview_summary(p)}")
+
     if damage:  # shown whole, then the damage as the error line
         raise click.ClickException(damage[0]["message"])
+
+
+def preview_summary(p: dict) -> str:
+    """A stored preview in a line: what made it, when, by whom."""
+    st = p["settings"]
+    made = (
+        f"{st.get('n', '?')} image(s) of {st.get('src', '?')}, w={st.get('edit_weight', '?')}, "
+        f"{st.get('steps', '?')} steps, {st.get('size', '?')} px, seed {st.get('seed', '?')}, "
+        f"control {','.join(st.get('controls') or []) or '-'}, model {st.get('model', '?')}"
+    )
+    return f"{made}; {p['created_at']} by {p['created_by']} (sha256 {p['sha256'][:12]}, {p['size']} bytes)"
+
+
+@gap.command()
+@click.argument("ref")
+@click.option("--src", type=click.Path(), help="Folder of source images to preview the gap on.")
+@click.option(
+    "-n", "count", default=4, show_default=True, type=click.IntRange(min=1), help="Source images in the grid."
+)
+@click.option("--rm", "remove", type=int, metavar="ID", help="Remove preview ID (see 'doge gap show') instead.")
+@click.option("--model", envvar="DOGE_MODEL", help="Stable unCLIP model: HF id or local folder.")
+@click.option("--edit-weight", default=1.5, show_default=True, help="How far to move along the gap.")
+@click.option("--steps", default=20, show_default=True, type=click.IntRange(min=1))
+@click.option("--guidance", default=5.0, show_default=True, help="Classifier-free guidance scale.")
+@click.option("--prompt", default="", help="Optional text prompt.")
+@click.option("--control", "controls", multiple=True, metavar="NAME", help="Control mode (repeatable). Default: canny.")
+@click.option("--controlnet", "controlnets", multiple=True, metavar="[CONTROL=]ID_OR_DIR", help="ControlNet to use.")
+@click.option("--size", default=768, show_default=True, help="Render size in pixels (the grid shows thumbnails).")
+@click.option(
+    "--seed", default=42, show_default=True, help="Run seed; each image's seed derives from it and its source."
+)
+@click.option("--batch-size", default=4, show_default=True, type=click.IntRange(min=1))
+@click.option("--device", default="auto", show_default=True, help="cuda, mps, cpu or auto.")
+@click.option("--dtype", default="auto", show_default=True, help="fp16, bf16, fp32 or auto (fp16 on cuda).")
+@click.option("--json", "as_json", is_flag=True, help="Print the stored preview as JSON.")
+@pass_settings
+def preview(
+    settings,
+    ref,
+    src,
+    count,
+    remove,
+    model,
+    edit_weight,
+    steps,
+    guidance,
+    prompt,
+    controls,
+    controlnets,
+    size,
+    seed,
+    batch_size,
+    device,
+    dtype,
+    as_json,
+):
+    """Render a small grid of what gap REF does to -n images of --src and attach it to the version.
+
+    The grid (source | shifted, one row per image) is stored in the blob store beside the gap and
+    listed by 'doge gap show'; 'doge serve' shows it. Several previews per version; --rm ID removes one.
+    """
+    reg = settings.registry()
+    if remove is not None:
+        if src:
+            raise click.UsageError("--rm removes a preview; it takes no --src")
+        p = reg.remove_attachment(ref, remove, kind="preview")
+        click.echo(f"removed preview {p['id']} of {p['ref']}")
+        return
+    if not src:
+        raise click.UsageError("give --src DIR: the images to preview the gap on (or --rm ID)")
+    from doge.api import preview as make_preview
+
+    p = make_preview(
+        ref,
+        src,
+        n=count,
+        model=model,
+        edit_weight=edit_weight,
+        steps=steps,
+        guidance=guidance,
+        prompt=prompt,
+        controls=list(controls) or None,
+        controlnets=list(controlnets) or None,
+        size=size,
+        seed=seed,
+        batch_size=batch_size,
+        device=device,
+        dtype=dtype,
+        registry=reg,
+        progress=not settings.quiet,
+    )
+    if as_json:
+        echo_json(p)
+        return
+    click.echo(f"stored preview {p['id']} of {p['ref']}: {preview_summary(p)}")
 
 
 @gap.command()

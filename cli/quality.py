@@ -159,7 +159,7 @@ def report_lines(record: dict) -> list[str]:
 
 def evaluation_summary_line(record: dict) -> str:
     """One line of an evaluation's headline figures, for ``doge gap show``."""
-    from doge.quality.evaluate import summary
+    from doge.quality.summary import summary
 
     r = summary(record)
     stability = "-" if r["stability_cosine"] is None else f"{r['stability_cosine']:.2f}"
@@ -177,16 +177,9 @@ def evaluation_summary_line(record: dict) -> str:
 @pass_settings
 def compare(settings, refs, as_json):
     """Tabulate the latest evaluation of each gap REF (see doge gap eval)."""
-    from doge.quality.evaluate import summary
+    from doge.quality.summary import compare_rows
 
-    reg = settings.registry()
-    rows = []
-    for ref in refs:
-        version = reg.resolve(ref)
-        evaluations = reg.evaluations(version.ref)
-        rows.append(
-            {**summary(evaluations[-1]), "evaluated": True} if evaluations else {"gap": version.ref, "evaluated": False}
-        )
+    rows = compare_rows(settings.registry(), refs)
     if as_json:
         echo_json(rows)
         return

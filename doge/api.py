@@ -15,6 +15,7 @@ from doge.gaps.store import load_gap, registry_for
 from doge.rendering.batch import engine_for_pipeline
 from doge.rendering.loading import loaded_model_name
 from doge.rendering.plan import RenderResult, plan
+from doge.rendering.preview import make_preview as preview
 from doge.rendering.run import run_plan
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "create_gap",
     "create_text_gap",
     "load_gap",
+    "preview",
     "registry_for",
     "render",
 ]

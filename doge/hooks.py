@@ -95,3 +95,15 @@ def register_commands(cli):
     A command should be thin: parse, call ``doge`` (the Python API), print; a user's mistake is a
     ``doge.errors.DogeError``, which the group prints as one line.
     """
+
+
+@hookspec
+def gap_event(event, registry):
+    """A change to the registry was committed: called once per history record, in order.
+
+    ``event`` is the record as ``doge gap history --json`` shows it (``id``, ``name``,
+    ``version``, ``action`` such as ``version-created``, ``alias-moved`` or ``label-set``,
+    ``before``, ``after``, ``who``, ``at``); ``registry`` is the registry's URL with any password
+    hidden. Notify a chat, start CI: the change is already stored, so an error here is logged as
+    a warning and changes nothing.
+    """

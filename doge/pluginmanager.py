@@ -231,3 +231,23 @@ def describe() -> dict[str, list[dict[str, str]]]:
             {"name": r.name, "plugin": r.plugin, "origin": plugin_origin(r.plugin)} for r in table(kind).values()
         ]
     return out
+
+
+def fire_gap_events(events: list[dict], registry: str) -> None:
+    """Call every plugin's ``gap_event`` for each committed change; a plugin's failure is a warning.
+
+    The registry calls this after each commit that recorded history (doge serve's writes too).
+    """
+    import logging
+
+    hook = get_manager().hook.gap_event
+    if not hook.get_hookimpls():
+        return
+    for event in events:
+        for impl in hook.get_hookimpls():
+            try:
+                impl.function(event=event, registry=registry)
+            except Exception as exc:  # the change is committed; a broken notifier must not undo the command
+                logging.getLogger("doge").warning(
+                    "plugin %s: gap_event for %s %s failed: %s", impl.plugin_name, event["action"], event["name"], exc
+                )

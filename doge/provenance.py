@@ -5,6 +5,8 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -14,7 +16,22 @@ if TYPE_CHECKING:  # the registry imports who(); it must not import torch
     from doge.data.embeddings import Embeddings
 
 
+_acting_as: ContextVar[str | None] = ContextVar("doge_acting_as", default=None)
+
+
+@contextmanager
+def acting_as(user: str):
+    """Record ``user`` as who makes the changes inside the block (doge serve: the token's user)."""
+    token = _acting_as.set(user)
+    try:
+        yield
+    finally:
+        _acting_as.reset(token)
+
+
 def who() -> str:
+    if _acting_as.get() is not None:
+        return str(_acting_as.get())
     try:
         user = getpass.getuser()
     except Exception:  # no login name in some containers

@@ -16,21 +16,22 @@ ALIAS_MOVED = "alias-moved"
 ALIAS_REMOVED = "alias-removed"
 LABEL_SET = "label-set"
 LABEL_REMOVED = "label-removed"
+PENDING = "doge.audit.pending"  # Session.info key: this transaction's entries
 
 
 def record(session, name: str, version: int | None, action: str, before=None, after=None) -> None:
     """Add one entry to the log, in the caller's transaction (so it lands with the change or not at all)."""
-    session.add(
-        AuditRow(
-            name=name,
-            version=version,
-            action=action,
-            before=_dump(before),
-            after=_dump(after),
-            who=who(),
-            at=datetime.now(timezone.utc),
-        )
+    row = AuditRow(
+        name=name,
+        version=version,
+        action=action,
+        before=_dump(before),
+        after=_dump(after),
+        who=who(),
+        at=datetime.now(timezone.utc),
     )
+    session.add(row)
+    session.info.setdefault(PENDING, []).append(row)  # the registry fires gap_event once committed
 
 
 def entry(row: AuditRow) -> dict:

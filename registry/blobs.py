@@ -47,34 +47,35 @@ class BlobStore:
     def url(self) -> str:
         return str(self.root)
 
-    def path(self, sha: str) -> Path:
-        return self.root / sha[:2] / f"{sha}{SUFFIX}"
+    def path(self, sha: str, suffix: str = SUFFIX) -> Path:
+        return self.root / sha[:2] / f"{sha}{suffix}"
 
-    def where(self, sha: str) -> str:
+    def where(self, sha: str, suffix: str = SUFFIX) -> str:
         """Where blob ``sha`` lives, for messages."""
-        return str(self.path(sha))
+        return str(self.path(sha, suffix))
 
-    def exists(self, sha: str) -> bool:
-        return self.path(sha).is_file()
+    def exists(self, sha: str, suffix: str = SUFFIX) -> bool:
+        return self.path(sha, suffix).is_file()
 
-    def put(self, data: bytes) -> str:
-        """Store ``data`` (if not there already, intact) and return its sha256."""
+    def put(self, data: bytes, suffix: str = SUFFIX) -> str:
+        """Store ``data`` (if not there already, intact) and return its sha256. ``suffix``: the
+        file type (gap vectors are ``.safetensors``, previews and plots ``.png``)."""
         sha = sha256_hex(data)
-        path = self.path(sha)
+        path = self.path(sha, suffix)
         if not (path.is_file() and sha256_hex(path.read_bytes()) == sha):
             write_atomic(path, data)
         return sha
 
-    def get(self, sha: str, what: str) -> bytes:
+    def get(self, sha: str, what: str, suffix: str = SUFFIX) -> bytes:
         """The bytes of blob ``sha``, checked; ``what`` names the owner (a ref) in errors."""
         try:
-            data = self.path(sha).read_bytes()
+            data = self.path(sha, suffix).read_bytes()
         except FileNotFoundError:
-            raise missing_blob(what, self.where(sha)) from None
-        return checked(data, sha, what, self.where(sha))
+            raise missing_blob(what, self.where(sha, suffix)) from None
+        return checked(data, sha, what, self.where(sha, suffix))
 
-    def delete(self, sha: str) -> None:
-        self.path(sha).unlink(missing_ok=True)
+    def delete(self, sha: str, suffix: str = SUFFIX) -> None:
+        self.path(sha, suffix).unlink(missing_ok=True)
 
     def stored(self) -> Iterator[tuple[str, float | None]]:
         """Every blob file in the store, as (sha256, age in seconds)."""

@@ -47,32 +47,32 @@ class FsspecBlobStore:
     def __repr__(self) -> str:
         return f"FsspecBlobStore({self.url!r})"
 
-    def where(self, sha: str) -> str:
-        return f"{self.url}/{sha[:2]}/{sha}{SUFFIX}"
+    def where(self, sha: str, suffix: str = SUFFIX) -> str:
+        return f"{self.url}/{sha[:2]}/{sha}{suffix}"
 
-    def exists(self, sha: str) -> bool:
+    def exists(self, sha: str, suffix: str = SUFFIX) -> bool:
         with self._errors("read"):
-            return self._fs.exists(self._key(sha))
+            return self._fs.exists(self._key(sha, suffix))
 
-    def put(self, data: bytes) -> str:
+    def put(self, data: bytes, suffix: str = SUFFIX) -> str:
         """Store ``data`` (if not there already, intact) and return its sha256."""
         sha = sha256_hex(data)
         with self._errors("write"):
-            existing = self._read(sha)
+            existing = self._read(sha, suffix)
             if existing is None or sha256_hex(existing) != sha:
-                self._fs.pipe_file(self._key(sha), data)
+                self._fs.pipe_file(self._key(sha, suffix), data)
         return sha
 
-    def get(self, sha: str, what: str) -> bytes:
+    def get(self, sha: str, what: str, suffix: str = SUFFIX) -> bytes:
         with self._errors("read"):
-            data = self._read(sha)
+            data = self._read(sha, suffix)
         if data is None:
-            raise missing_blob(what, self.where(sha))
-        return checked(data, sha, what, self.where(sha))
+            raise missing_blob(what, self.where(sha, suffix))
+        return checked(data, sha, what, self.where(sha, suffix))
 
-    def delete(self, sha: str) -> None:
+    def delete(self, sha: str, suffix: str = SUFFIX) -> None:
         with self._errors("delete"), suppress(FileNotFoundError):
-            self._fs.rm_file(self._key(sha))
+            self._fs.rm_file(self._key(sha, suffix))
 
     def stored(self):
         """Every blob object in the store, as (sha256, age in seconds, None where the store gives no time)."""
@@ -87,13 +87,14 @@ class FsspecBlobStore:
     def leftovers(self):
         return iter(())  # an object store writes each object whole: no temp files
 
-    def _key(self, sha: str) -> str:
-        return f"{self._root}/{sha[:2]}/{sha}{SUFFIX}"
+    def _key(self, sha: str, suffix: str = SUFFIX) -> str:
+        return f"{self._root}/{sha[:2]}/{sha}{suffix}"
 
-    def _read(self, sha: str) -> bytes | None:
-        self._fs.invalidate_cache(self._key(sha))  # another process may have written it since
+    def _read(self, sha: str, suffix: str = SUFFIX) -> bytes | None:
+        key = self._key(sha, suffix)
+        self._fs.invalidate_cache(key)  # another process may have written it since
         try:
-            return self._fs.cat_file(self._key(sha))
+            return self._fs.cat_file(key)
         except FileNotFoundError:
             return None
 

@@ -30,9 +30,11 @@ from doge.names import MAX_VERSION, validate_alias, validate_name
 from doge.provenance import now_iso
 
 from . import gapfile
+from .attachments import KINDS, PNG_SUFFIX, check_png
 from .blobs import sha256_hex
 from .copying import IncomingVersion, Placement, with_origin
 from .labels import checked_labels
+from .transfer import attached_from
 
 if TYPE_CHECKING:
     from .registry import GapVersion, Registry
@@ -59,6 +61,8 @@ class BundleEntry:
     aliases: tuple[str, ...] = ()
     labels: dict = field(default_factory=dict, hash=False)
     provenance: dict = field(default_factory=dict, hash=False)
+    evaluations: tuple = field(default=(), hash=False)  # records, as Registry.evaluations gives them
+    attachments: tuple = field(default=(), hash=False)  # previews and plots: records without their bytes
 
     @property
     def ref(self) -> str:
@@ -82,6 +86,8 @@ class BundleEntry:
             "created_by": self.created_by,
             "provenance": self.provenance,
             "member": self.member,
+            "evaluations": list(self.evaluations),
+            "attachments": list(self.attachments),
         }
 
 
@@ -91,10 +97,15 @@ class Bundle:
     created_at: str
     entries: tuple[BundleEntry, ...]
     blobs: dict = field(hash=False)  # sha256 -> bytes, each checked
+    images: dict = field(default_factory=dict, hash=False)  # attachments: sha256 -> PNG bytes, each checked
 
 
 def member_name(sha: str) -> str:
     return f"blobs/{sha}{gapfile.SUFFIX}"
+
+
+def attachment_member(sha: str) -> str:
+    return f"attachments/{sha}{PNG_SUFFIX}"
 
 
 # -- writing ---------------------------------------------------------------------------------
@@ -113,21 +124,30 @@ def write_bundle(registry: Registry, refs: Iterable, path) -> list[GapVersion]:
         raise DogeError("the registry is empty: there is nothing to bundle")
     versions = sorted({gv.ref: gv for gv in found}.values(), key=lambda gv: (gv.name, gv.version))
     blobs = {gv.sha256: registry.read_blob(gv) for gv in versions}
-    manifest = {
-        "format": FORMAT,
-        "created_at": now_iso(),
-        "entries": [_entry_of(gv).to_json() for gv in versions],
-    }
+    entries, images = [], {}
+    for gv in versions:
+        attached = attached_from(registry, gv)
+        images.update({a["sha256"]: a["data"] for a in attached})
+        entry = _entry_of(gv, registry.evaluations(gv), [_attachment_entry(a) for a in attached])
+        entries.append(entry.to_json())
+    manifest = {"format": FORMAT, "created_at": now_iso(), "entries": entries}
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr(_zip_info(MANIFEST), json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False))
         for sha, data in blobs.items():
             zf.writestr(_zip_info(member_name(sha)), data)
+        for sha, data in sorted(images.items()):
+            zf.writestr(_zip_info(attachment_member(sha)), data)
     write_atomic(dest, buffer.getvalue())
     return versions
 
 
-def _entry_of(gv: GapVersion) -> BundleEntry:
+def _attachment_entry(a: dict) -> dict:
+    keep = ("kind", "sha256", "size", "evaluation_id", "created_at", "created_by", "settings")
+    return {**{k: a[k] for k in keep}, "member": attachment_member(a["sha256"])}
+
+
+def _entry_of(gv: GapVersion, evaluations=(), attachments=()) -> BundleEntry:
     return BundleEntry(
         name=gv.name,
         version=gv.version,
@@ -139,6 +159,8 @@ def _entry_of(gv: GapVersion) -> BundleEntry:
         aliases=tuple(gv.aliases),
         labels=dict(gv.labels),
         provenance=gv.provenance,
+        evaluations=tuple(evaluations),
+        attachments=tuple(attachments),
     )
 
 
@@ -180,6 +202,10 @@ def read_bundle(path) -> Bundle:
                 sha: _checked_blob(zf, infos[member_name(sha)], sha, where)
                 for sha in sorted({e.sha256 for e in entries})
             }
+            images = {
+                sha: _checked_image(zf, infos[attachment_member(sha)], sha, where)
+                for sha in sorted({a["sha256"] for entry in entries for a in entry.attachments})
+            }
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:
         reason = first_line(e)  # zipfile's own words may quote raw bytes: one short line of them
         reason = reason if len(reason) <= 160 else reason[:160] + "..."
@@ -190,7 +216,9 @@ def read_bundle(path) -> Bundle:
             raise DogeError(
                 f"{where}: {entry.ref} says dim {entry.dim} but its blob holds {dim} values; the bundle is damaged"
             )
-    return Bundle(src, str(manifest.get("created_at", "")), entries, {sha: data for sha, (data, _) in blobs.items()})
+    return Bundle(
+        src, str(manifest.get("created_at", "")), entries, {sha: data for sha, (data, _) in blobs.items()}, images
+    )
 
 
 def _checked_members(zf: zipfile.ZipFile, where: str) -> dict[str, zipfile.ZipInfo]:
@@ -310,7 +338,32 @@ def _entry_fields(raw) -> BundleEntry:
         ),
         labels=labels,
         provenance=_typed(raw, "provenance", dict, {}),
+        evaluations=tuple(_object("evaluations", e) for e in _typed(raw, "evaluations", list, [])),
+        attachments=tuple(_attachment_fields(a) for a in _typed(raw, "attachments", list, [])),
     )
+
+
+def _attachment_fields(raw) -> dict:
+    if not isinstance(raw, dict):
+        raise DogeError("an attachment is not a JSON object")
+    kind, sha = _typed(raw, "kind", str), _typed(raw, "sha256", str)
+    if kind not in KINDS:
+        raise DogeError(f"attachment kind {kind!r} is not one of {', '.join(KINDS)}")
+    if not _SHA_RE.match(sha):
+        raise DogeError(f"attachment sha256 {sha!r} is not 64 lowercase hex digits")
+    if raw.get("member", attachment_member(sha)) != attachment_member(sha):
+        raise DogeError(f"member {raw.get('member')!r} is not {attachment_member(sha)!r}")
+    evaluation_id = raw.get("evaluation_id")
+    if evaluation_id is not None and (not isinstance(evaluation_id, int) or isinstance(evaluation_id, bool)):
+        raise DogeError("an attachment's evaluation_id must be an integer or null")
+    return {
+        "kind": kind,
+        "sha256": sha,
+        "evaluation_id": evaluation_id,
+        "created_at": _typed(raw, "created_at", str, ""),
+        "created_by": _typed(raw, "created_by", str, ""),
+        "settings": _typed(raw, "settings", dict, {}),
+    }
 
 
 def _typed(raw: dict, key: str, kind: type, default=None):
@@ -322,12 +375,18 @@ def _typed(raw: dict, key: str, kind: type, default=None):
     return value
 
 
+def _object(key: str, value) -> dict:
+    if not isinstance(value, dict):
+        raise DogeError(f"{key!r} must hold JSON objects, got {type(value).__name__}")
+    return value
+
+
 def _bad(key: str, value):
     raise DogeError(f"{key!r} must hold strings, got {type(value).__name__}")
 
 
 def _check_member_set(infos: dict, entries: tuple[BundleEntry, ...], where: str) -> None:
-    listed = {e.member for e in entries}
+    listed = {e.member for e in entries} | {attachment_member(a["sha256"]) for e in entries for a in e.attachments}
     missing = sorted(listed - set(infos))
     if missing:
         raise DogeError(f"{where}: member {missing[0]!r} is listed in {MANIFEST} but missing; the bundle is damaged")
@@ -345,6 +404,16 @@ def _checked_blob(zf: zipfile.ZipFile, info: zipfile.ZipInfo, sha: str, where: s
             f"{MANIFEST} promise; the bundle was changed or damaged"
         )
     return data, int(gapfile.decode(data, f"{where}: {info.filename}").vector.shape[0])
+
+
+def _checked_image(zf: zipfile.ZipFile, info: zipfile.ZipInfo, sha: str, where: str) -> bytes:
+    data = _read_member(zf, info, where)
+    if sha256_hex(data) != sha:
+        raise DogeError(
+            f"{where}: member {info.filename!r} does not have the sha256 its name and {MANIFEST} promise; "
+            "the bundle was changed or damaged"
+        )
+    return check_png(data, f"{where}: {info.filename}")
 
 
 # -- importing -------------------------------------------------------------------------------
@@ -377,6 +446,8 @@ def _incoming(e: BundleEntry, bundle: Bundle, when: str) -> IncomingVersion:
         source=f"imported from bundle {bundle.path.name}",
         aliases=e.aliases,
         labels=e.labels,
+        evaluations=e.evaluations,
+        attachments=tuple({**a, "data": bundle.images[a["sha256"]]} for a in e.attachments),
     )
 
 

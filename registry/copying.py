@@ -43,6 +43,11 @@ class IncomingVersion:
     source: str = "copied"  # the row's free-text source, e.g. "pulled from team"
     aliases: tuple[str, ...] = ()  # set (moved) on the stored version
     labels: dict = field(default_factory=dict, hash=False)
+    # evaluation records (with the ``evaluation_id`` they had where they came from) and attached
+    # images (``kind``, ``data``, ``sha256``, ``settings``, ``created_at``, ``created_by``,
+    # ``evaluation_id``: the id of the evaluation a plot belongs to, among ``evaluations``)
+    evaluations: tuple = field(default=(), hash=False)
+    attachments: tuple = field(default=(), hash=False)
 
     @property
     def ref(self) -> str:

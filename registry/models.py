@@ -104,3 +104,23 @@ class EvaluationRow(Base):
     target_images: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     encoder: Mapped[str] = mapped_column(Text, nullable=False, default="{}")  # JSON
     metrics: Mapped[str] = mapped_column(Text, nullable=False, default="{}")  # JSON
+
+
+class AttachmentRow(Base):
+    """An image attached to a version: a ``preview`` (``doge gap preview``: what the gap does to a
+    few images) or an evaluation's ``plot``. The PNG is a content-addressed blob (``sha256``) in
+    the blob store beside the vectors; ``settings`` (JSON) says what made it. Removed with its version."""
+
+    __tablename__ = "gap_attachments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    version_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("gap_versions.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    kind: Mapped[str] = mapped_column(String(20), nullable=False)  # preview | plot
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    size: Mapped[int] = mapped_column(Integer, nullable=False)  # bytes
+    evaluation_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # a plot's evaluation
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    created_by: Mapped[str] = mapped_column(String(200), nullable=False)
+    settings: Mapped[str] = mapped_column(Text, nullable=False, default="{}")  # JSON

@@ -26,12 +26,13 @@ from doge.provenance import who
 
 from . import audit, gapfile, labels, schema
 from . import evaluations as evaluation_records
+from .attachments import Attachments
 from .blobs import sha256_hex
 from .blobstores import open_blob_store
 from .copying import ADDED, PRESENT, Placement, VersionConflict, place
 from .database import WRITE as _WRITE
 from .database import advisory_lock, db_errors, make_engine
-from .models import AliasRow, AuditRow, GapName, GapRow, LabelRow
+from .models import AliasRow, AuditRow, EvaluationRow, GapName, GapRow, LabelRow
 from .urls import hide_password
 
 if TYPE_CHECKING:
@@ -152,7 +153,7 @@ def _iso_utc(at: datetime) -> str:
     return _utc(at).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-class Registry:
+class Registry(Attachments):
     """Gaps by name and version. ``url`` is any SQLAlchemy URL; default: SQLite in the home.
 
     ``blob_store`` is where the vectors go: a folder or an fsspec URL (``s3://bucket/gaps``);
@@ -373,6 +374,7 @@ class Registry:
             s.execute(delete(AliasRow).where(AliasRow.version_id == row.id))
             s.execute(delete(LabelRow).where(LabelRow.version_id == row.id))
             evaluation_records.remove_all(s, row.id)
+            attached = self._drop_attachments(s, row.id)
             s.delete(row)
             before = {"version": gv.version, "sha256": gv.sha256, "aliases": list(gv.aliases), "labels": gv.labels}
             audit.record(s, gv.name, gv.version, audit.VERSION_REMOVED, before, None)
@@ -387,6 +389,10 @@ class Registry:
                 gv.sha256[:12],
                 first_line(e),
             )
+        try:
+            self._collect_attachment_blobs(attached)
+        except (DogeError, OSError) as e:
+            log.warning("removed %s, but a preview or plot stays in the blob store (%s)", gv.ref, first_line(e))
         return gv
 
     def export(self, ref, path) -> GapVersion:
@@ -466,6 +472,7 @@ class Registry:
                 for alias in item.aliases:
                     self._set_alias(s, row, alias)
                 s.flush()
+                self._copy_extras(s, row, item)
                 placed.append(Placement(item, self._gv(s, row), PRESENT if present else ADDED))
         return placed
 
@@ -524,6 +531,50 @@ class Registry:
             audit.record(s, row.name, row.version, audit.LABEL_SET, None, {"key": key, "value": value})
         return row
 
+    def _copy_extras(self, s: Session, row: GapRow, item) -> None:
+        """Store ``item``'s evaluations and attached images on ``row`` unless already there (a copy
+        made twice adds nothing); a plot keeps pointing at its evaluation."""
+        from .attachments import PNG_SUFFIX, check_png
+        from .models import AttachmentRow
+
+        have = {e.metrics: e.id for e in s.scalars(select(EvaluationRow).where(EvaluationRow.version_id == row.id))}
+        ids: dict[int, int] = {}  # the evaluation's id where it came from -> its id here
+        for record in item.evaluations:
+            metrics = {k: v for k, v in record.items() if k not in ("evaluation_id", "stored_at")}
+            text = gapfile.provenance_json(metrics)
+            if text not in have:
+                stored = _parse_time(record.get("stored_at")) or _now()
+                evaluation = _evaluation_row(row, metrics, stored)
+                s.add(evaluation)
+                s.flush()
+                have[text] = evaluation.id
+            if isinstance(record.get("evaluation_id"), int):
+                ids[record["evaluation_id"]] = have[text]
+        q = select(AttachmentRow.kind, AttachmentRow.sha256).where(AttachmentRow.version_id == row.id)
+        attached = {(kind, sha) for kind, sha in s.execute(q)}
+        for a in item.attachments:
+            if (a["kind"], a["sha256"]) in attached:
+                continue
+            data = check_png(a["data"], f"{a['kind']} of {item.ref}")
+            if sha256_hex(data) != a["sha256"]:
+                raise IntegrityError(f"{item.ref}: a {a['kind']}'s bytes do not match its sha256; nothing was stored")
+            self._lock_blob(s, a["sha256"])
+            self.blobs.put(data, PNG_SUFFIX)
+            s.add(
+                AttachmentRow(
+                    version_id=row.id,
+                    kind=a["kind"],
+                    sha256=a["sha256"],
+                    size=len(data),
+                    evaluation_id=ids.get(a.get("evaluation_id")) if a.get("evaluation_id") is not None else None,
+                    created_at=_parse_time(a.get("created_at")) or _now(),
+                    created_by=str(a.get("created_by") or ""),
+                    settings=gapfile.provenance_json(a.get("settings") or {}),
+                )
+            )
+            attached.add((a["kind"], a["sha256"]))
+        s.flush()
+
     def _set_alias(self, s: Session, row: GapRow, alias: str) -> None:
         """Point ``alias`` of ``row``'s name at it (moving it if it pointed elsewhere), with history."""
         existing = s.get(AliasRow, (row.name, alias))
@@ -541,8 +592,17 @@ class Registry:
     @contextmanager
     def _tx(self, write: bool = False):
         engine = self._write_engine if write else self._engine
-        with db_errors(self.url), Session(engine, expire_on_commit=False) as s, s.begin():
-            yield s
+        with db_errors(self.url), Session(engine, expire_on_commit=False) as s:
+            with s.begin():
+                yield s
+            changes = [audit.entry(r) for r in s.info.pop(audit.PENDING, [])]
+        if changes:  # committed: tell the plugins (gap_event), outside the transaction
+            from doge.pluginmanager import fire_gap_events
+
+            fire_gap_events(changes, hide_password(self.url))
+
+    def _ref(self, ref) -> Ref:
+        return _as_ref(ref)
 
     def _ensure_schema(self) -> None:
         with db_errors(self.url, opening=True):
@@ -780,6 +840,36 @@ def _gv(row: GapRow, aliases: tuple[str, ...], labels_: dict | None = None) -> G
         provenance=gapfile.provenance_from_text(row.provenance),
         labels=dict(labels_ or {}),
     )
+
+
+def _evaluation_row(row: GapRow, record: dict, created_at: datetime) -> EvaluationRow:
+    source, target = record.get("source") or {}, record.get("target") or {}
+    return EvaluationRow(
+        version_id=row.id,
+        name=row.name,
+        version=row.version,
+        gap_sha256=row.sha256,
+        created_at=created_at,
+        created_by=str(record.get("created_by") or _creator({})),
+        source_folder=str(source.get("folder", "")),
+        source_digest=str(source.get("digest", "")),
+        source_images=int(source.get("images", 0)),
+        target_folder=str(target.get("folder", "")),
+        target_digest=str(target.get("digest", "")),
+        target_images=int(target.get("images", 0)),
+        encoder=gapfile.provenance_json(record.get("encoder") or {}),
+        metrics=gapfile.provenance_json(record),  # canonical JSON
+    )
+
+
+def _parse_time(text) -> datetime | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
 def _now() -> datetime:

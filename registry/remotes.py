@@ -19,6 +19,7 @@ from doge.atomic import write_atomic
 from doge.errors import DogeError, NotFound
 from doge.home import doge_home
 
+from .http_remote import HttpRegistry, is_http
 from .urls import hide_password
 
 REMOTES_FILE = "remotes.json"
@@ -89,6 +90,8 @@ def remove_remote(name: str, home=None) -> Remote:
 
 def normalise_target(url: str, blobs: str | None) -> tuple[str, str]:
     """The (database URL, blob store URL) a remote is stored with: absolute paths, blobs filled in."""
+    if is_http(url):  # a doge serve: read-only, its blobs come through it
+        return url.rstrip("/"), url.rstrip("/")
     if "://" not in url:  # a folder: another doge home
         folder = Path(url).expanduser().resolve()
         return f"sqlite:///{folder / 'registry.db'}", _abs_store(blobs) if blobs else str(folder / "blobs")
@@ -121,6 +124,8 @@ def open_registry(remote: Remote, home=None, *, must_exist: bool = True):
     (a typo would otherwise create an empty registry there)."""
     from .registry import Registry
 
+    if is_http(remote.url):
+        return HttpRegistry(remote.url, remote.name)
     u = make_url(remote.url)
     if must_exist and u.get_backend_name() == "sqlite" and not (u.database and Path(u.database).is_file()):
         raise NotFound(

@@ -22,7 +22,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 FIRST = "0001_initial"  # what doge 0.1 made, before it recorded a revision
 # The newest revision in migrations/versions. Kept here so that opening a registry need not
 # import Alembic (a tenth of a second on every command); a test checks it against Alembic's head.
-HEAD = "0003_evaluations"
+HEAD = "0004_attachments"
 VERSION_TABLE = "alembic_version"
 _SCHEMA_LOCK = 0x646F6765  # PostgreSQL advisory lock key for creating or upgrading ("doge")
 

@@ -29,7 +29,18 @@ def incoming_from(registry: Registry, gv: GapVersion, *, origin: dict, source: s
         source=source,
         aliases=gv.aliases if aliases else (),
         labels=dict(gv.labels),
+        evaluations=tuple(registry.evaluations(gv)),
+        attachments=tuple(attached_from(registry, gv)),
     )
+
+
+def attached_from(registry: Registry, gv: GapVersion) -> list[dict]:
+    """``gv``'s previews and plots with their bytes (each checked), as ``IncomingVersion.attachments``."""
+    out = []
+    for record in registry.attachments(gv):
+        _, data = registry.read_attachment(gv, record["id"])
+        out.append({**record, "data": data})
+    return out
 
 
 def push(

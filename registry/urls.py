@@ -33,3 +33,18 @@ def hide_password(url: str) -> str:
 def _hide_pair(m: re.Match) -> str:
     key, value = m.group(1), m.group(2)
     return f"{key}={HIDDEN}" if _SECRET_KEY.search(key) and value else m.group(0)
+
+
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+")
+
+
+def hide_passwords_in(value):
+    """``value`` (text, or JSON-like lists and dicts of it) with the password of every URL in it
+    hidden: what doge serve puts on a page or in its API passes through this."""
+    if isinstance(value, str):
+        return _URL_IN_TEXT.sub(lambda m: hide_password(m.group(0)), value) if "://" in value else value
+    if isinstance(value, dict):
+        return {k: hide_passwords_in(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [hide_passwords_in(v) for v in value]
+    return value

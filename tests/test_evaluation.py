@@ -178,6 +178,18 @@ def test_the_plot_is_a_png_with_three_panels(evaluated):
 
 
 @pytest.mark.slow
+def test_a_stored_evaluation_keeps_its_plot_on_the_version(evaluated, lab):
+    from doge.registry import Registry
+
+    record, plot = evaluated
+    reg = Registry(home=lab["home"])
+    plots = reg.attachments("real->painting", "plot")
+    assert [p["evaluation_id"] for p in plots] == [record["evaluation_id"]]
+    _, png = reg.read_attachment("real->painting", plots[0]["id"])
+    assert png == plot.read_bytes()
+
+
+@pytest.mark.slow
 def test_without_its_reference_folders_a_gap_is_judged_on_held_out_images_and_overlap_by_digest(lab, domains, tmp_path):
     copies = {k: shutil.copytree(v, tmp_path / k) for k, v in domains.items()}
     made = run(

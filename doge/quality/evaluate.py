@@ -194,6 +194,12 @@ def evaluate_gap(
     record = json_safe(record)
     if store:
         record = reg.add_evaluation(gap.ref, record)
+        if plot is not None:  # the plot travels with the evaluation: doge serve shows it
+            from pathlib import Path
+
+            png = Path(plot).read_bytes()
+            settings = {"evaluation_id": record["evaluation_id"], "file": str(plot)}
+            reg.add_attachment(gap.ref, png, "plot", settings, evaluation_id=record["evaluation_id"])
     return record
 
 
@@ -227,22 +233,3 @@ def _estimators(reference: tuple[Side, Side] | None, judge: DomainJudge, weights
     if reference is None:
         return {"skipped": "the gap's reference folders are not here: each estimator needs them to make its gap"}
     return {"pool": "reference", **compare_estimators(reference[0].emb, reference[1].emb, judge, weights)}
-
-
-def summary(record: dict) -> dict:
-    """The headline figures of an evaluation record: what ``doge gap compare`` tabulates."""
-    transfer, stab = record.get("transfer", {}), record.get("stability", {})
-    return {
-        "gap": record.get("gap"),
-        "estimator": record.get("estimator"),
-        "best_weight": transfer.get("best_weight"),
-        "accuracy_at_best": transfer.get("accuracy_at_best"),
-        "centroid_ratio_at_best": transfer.get("centroid_ratio_at_best"),
-        "domain_accuracy": transfer.get("domain_accuracy"),
-        "stability_cosine": stab.get("cosine_mean"),
-        "images_needed": stab.get("images_needed"),
-        "source_images": record.get("source", {}).get("images"),
-        "target_images": record.get("target", {}).get("images"),
-        "best_estimator": record.get("estimators", {}).get("best"),
-        "evaluated_at": record.get("created_at"),
-    }

@@ -1,0 +1,45 @@
+"""``doge serve``: the gap library in a browser (pages and a JSON API) on the registry the CLI uses."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import click
+
+from doge.cli.context import pass_settings
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback unless you say so).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--allow-writes",
+    is_flag=True,
+    help="Let holders of a DOGE_SERVE_TOKEN (USER:TOKEN, comma-separated) tag, untag and label over the API.",
+)
+@pass_settings
+def serve(settings, host, port, allow_writes):
+    """Serve the gap library: pages (library, names, versions, compare) and a JSON API.
+
+    Needs the serve extra: pip install 'doge[serve]'. Read-only unless --allow-writes.
+    """
+    try:
+        import uvicorn
+
+        from doge.serve.app import create_app, tokens_from_env
+    except ImportError as exc:
+        raise click.ClickException(f"doge serve needs {exc.name}: pip install 'doge[serve]'") from None
+    app = create_app(settings.registry(), allow_writes=allow_writes, tokens=tokens_from_env() if allow_writes else None)
+    if not _loopback(host):
+        click.echo(f"warning: serving on {host}: anyone who can reach this address can read the library", err=True)
+    click.echo(f"doge serve: http://{host}:{port}/ ({'writes with a token' if allow_writes else 'read-only'})")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,1 @@
+"""``doge serve``: the gap library in a browser (``pip install 'doge[serve]'``); see :mod:`doge.serve.app`."""
