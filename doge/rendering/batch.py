@@ -159,12 +159,12 @@ def load_source(p: Plan, index: int, data: bytes | None = None) -> Source | None
             is_empty = getattr(control, "is_empty", None)
             if is_empty is not None and is_empty(made):
                 empty.append(control.name)
-                advice = getattr(control, "empty_advice", lambda: f"check the {control.name} control's options")
+                advice = getattr(control, "empty_advice", None)
                 log.warning(
                     "%s: its %s map is (almost) empty, so the ControlNet keeps none of its layout; %s",
                     path,
                     control.name,
-                    advice(),
+                    advice() if advice is not None else f"check the {control.name} control's options",
                 )
     return Source(path, source_stem(p, path), hashlib.sha256(data).hexdigest(), image, controls, geometry, empty)
 
