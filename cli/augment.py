@@ -6,7 +6,7 @@ import re
 
 import click
 
-from doge.cli.context import echo_json, echo_table, pass_settings
+from doge.cli.context import control_options, echo_json, echo_table, pass_settings
 
 _UNITS = {"": 1, "B": 1, "K": 10**3, "KB": 10**3, "M": 10**6, "MB": 10**6, "G": 10**9, "GB": 10**9}
 
@@ -63,6 +63,18 @@ def _bytes(ctx, param, value):
 @click.option("--shard-size", default="1GB", callback=_bytes, show_default=True, help="webdataset: bytes a shard.")
 @click.option("--model", envvar="DOGE_MODEL", help="Stable unCLIP model: HF id or local folder.")
 @click.option("--control", "controls", multiple=True, metavar="NAME", help="Control mode (canny, depth, seg, none).")
+@click.option(
+    "--control-option",
+    "control_option_texts",
+    multiple=True,
+    metavar="NAME.KEY=VALUE",
+    help="An option of a control (repeatable), e.g. canny.low=50; as doge render takes it.",
+)
+@click.option(
+    "--seg-labels",
+    metavar="cityscapes|gta5|synthia|ade20k|FILE.json",
+    help="--masks hold this dataset's label IDs: the seg control draws them in ADE20K colours.",
+)
 @click.option("--controlnet", "controlnets", multiple=True, metavar="[CONTROL=]ID_OR_DIR")
 @click.option("--steps", default=20, show_default=True, type=click.IntRange(min=1))
 @click.option("--guidance", default=5.0, show_default=True)
@@ -84,7 +96,22 @@ def _bytes(ctx, param, value):
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON summary.")
 @pass_settings
-def augment(settings, src, gaps, out, use_filter, ref_src, ref_tgt, controls, controlnets, ray_address, as_json, **kw):
+def augment(
+    settings,
+    src,
+    gaps,
+    out,
+    use_filter,
+    ref_src,
+    ref_tgt,
+    controls,
+    controlnets,
+    control_option_texts,
+    seg_labels,
+    ray_address,
+    as_json,
+    **kw,
+):
     """Augment the labelled training set SRC with images moved along the gap(s).
 
     SRC is class folders, an imagefolder (metadata.jsonl/csv) or, with --annotations, COCO.
@@ -101,6 +128,7 @@ def augment(settings, src, gaps, out, use_filter, ref_src, ref_tgt, controls, co
         filter_tgt=ref_tgt,
         controls=list(controls) or None,
         controlnets=list(controlnets) or None,
+        control_options=control_options(control_option_texts, {"seg": {"labels": seg_labels}}),
         ray=ray_address,
         registry=settings.registry(),
         progress=not settings.quiet,

@@ -90,3 +90,22 @@ def _set_global(attr: str):
             setattr(settings, attr, value)
 
     return callback
+
+
+def control_options(texts, aliases: dict[str, dict]) -> dict[str, dict]:
+    """``--control-option NAME.KEY=VALUE`` values, parsed against each control's own options, merged
+    with the alias flags (``--canny-low`` is ``canny.low``); a flag left out is not passed."""
+    from doge import pluginmanager
+
+    merged = {name: {k: v for k, v in given.items() if v is not None} for name, given in aliases.items()}
+    for key, value in key_values(texts, "--control-option", "canny.low=50"):
+        name, dot, option = key.partition(".")
+        if not dot or not name or not option:
+            raise DogeError(f"--control-option {key}={value}: name the control too, as NAME.KEY=VALUE (canny.low=50)")
+        parsed = pluginmanager.parse_options("controls", name, [(option, value)])
+        if option in merged.get(name, {}) and merged[name][option] != parsed[option]:
+            raise DogeError(
+                f"{name}.{option} is given twice with different values (an alias flag and --control-option)"
+            )
+        merged.setdefault(name, {}).update(parsed)
+    return {name: given for name, given in merged.items() if given}

@@ -5,8 +5,7 @@ from __future__ import annotations
 import click
 from click.core import ParameterSource
 
-from doge.cli.context import echo_json, key_values, pass_settings
-from doge.errors import DogeError
+from doge.cli.context import control_options, echo_json, pass_settings
 from doge.rendering.geometry import FITS
 from doge.rendering.recipes import RECIPES
 
@@ -228,7 +227,7 @@ def render(
         controlnets=list(controlnets) or None,
         controlnet_scale=list(controlnet_scales) or 1.0,
         control_dir=control_dir,
-        control_options=_control_options(
+        control_options=control_options(
             control_option_texts,
             {
                 "canny": {"low": canny_low, "high": canny_high, "maps": canny_maps},
@@ -273,22 +272,3 @@ def render(
     click.echo(f"manifest: {result.manifest}")
     for sheet in result.grids:
         click.echo(f"grid: {sheet}")
-
-
-def _control_options(texts, aliases: dict[str, dict]) -> dict[str, dict]:
-    """``--control-option NAME.KEY=VALUE`` values, parsed against each control's own options, merged
-    with the alias flags (``--canny-low`` is ``canny.low``); a flag left out is not passed."""
-    from doge import pluginmanager
-
-    merged = {name: {k: v for k, v in given.items() if v is not None} for name, given in aliases.items()}
-    for key, value in key_values(texts, "--control-option", "canny.low=50"):
-        name, dot, option = key.partition(".")
-        if not dot or not name or not option:
-            raise DogeError(f"--control-option {key}={value}: name the control too, as NAME.KEY=VALUE (canny.low=50)")
-        parsed = pluginmanager.parse_options("controls", name, [(option, value)])
-        if option in merged.get(name, {}) and merged[name][option] != parsed[option]:
-            raise DogeError(
-                f"{name}.{option} is given twice with different values (an alias flag and --control-option)"
-            )
-        merged.setdefault(name, {}).update(parsed)
-    return {name: given for name, given in merged.items() if given}

@@ -359,3 +359,37 @@ def test_cli_json_is_what_python_returns_and_masks_feed_the_seg_control(home, ti
     assert {k: v for k, v in again.items() if k not in ("written", "skipped")} == {
         k: v for k, v in from_cli.items() if k not in ("written", "skipped")
     }
+
+
+def test_an_augment_holds_its_output_folder_and_a_second_writer_is_refused(home, tiny_model, class_folders, tmp_path):
+    import os
+
+    from helpers import write_lock
+
+    out = tmp_path / "aug"
+    write_lock(out, pid=os.getppid(), command="augment")  # a live process on this host holds OUT
+    argv = ["--home", str(home), "--quiet", "augment", str(class_folders), "--gap", "real->painting"]
+    argv += ["--out", str(out), "--count", "2", "--model", str(tiny_model), "--steps", "2", "--size", "64"]
+    result = CliRunner().invoke(get_cli(), [*argv, "--control", "none"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.count("\n") == 1 and "in use by doge augment" in result.output, result.output
+    assert sorted(p.name for p in out.iterdir()) == [".doge.lock"]  # nothing was written
+
+
+def test_seg_labels_turn_cityscapes_masks_into_ade20k_colours(home, tiny_model, domains, tmp_path):
+    src, masks = tmp_path / "city" / "images", tmp_path / "city" / "labels"
+    src.mkdir(parents=True)
+    masks.mkdir()
+    image = sorted(domains["real"].iterdir())[0]
+    shutil.copy(image, src / image.name)
+    Image.fromarray(np.full((64, 64), 7, np.uint8)).save(masks / image.name)  # Cityscapes label ID 7: road
+    work = tmp_path / "work"
+    argv = ["--home", str(home), "--quiet", "augment", str(src), "--gap", "real->painting", "--out"]
+    argv += [str(tmp_path / "aug"), "--masks", str(masks), "--count", "1", "--model", str(tiny_model), "--json"]
+    argv += ["--steps", "2", "--size", "64", "--control", "seg", "--controlnet", str(tiny_model / "controlnet")]
+    result = CliRunner().invoke(get_cli(), [*argv, "--seg-labels", "cityscapes", "--work", str(work)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["render"]["controls"][0]["options"]["labels"] == "cityscapes"
+    (seg_map,) = work.glob("*/controls/*_seg.png")
+    # ADE20K's palette colour of "road" (class 7 of the SD 2.1 seg ControlNet's 150)
+    assert {tuple(c) for c in np.asarray(Image.open(seg_map).convert("RGB")).reshape(-1, 3)} == {(140, 140, 140)}

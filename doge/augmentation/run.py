@@ -28,6 +28,7 @@ from doge.augmentation.outputs import (
     write_webdataset,
 )
 from doge.errors import DogeError
+from doge.locks import output_lock
 from doge.names import parse_weighted_ref
 from doge.rendering import manifest
 from doge.rendering.plan import Job, output_stem
@@ -147,98 +148,100 @@ def augment(
         }
         return {**base, "dry_run": True}
 
-    work = Path(work) if work else default_work(out)
-    if (
-        "controls" in render_options
-        and render_options["controls"] == ["seg"]
-        and dataset.masks is not None
-        and not render_options.get("control_dir")
-    ):
-        render_options["control_dir"] = dataset.masks  # the label images are the seg control's maps
-    chains = [Chain(slot, [slot.k]) for slot in slots]
-    next_k: dict[int, int] = {}
-    for slot in slots:
-        next_k[slot.source] = max(next_k.get(slot.source, 0), slot.k + 1)
-    written, skipped, engine = 0, 0, None
-    filter_options = {
-        "min_target_score": min_target_score,
-        "min_source_similarity": min_source_similarity,
-        "src": filter_src,
-        "tgt": filter_tgt,
-        "progress": progress,
-        "registry": reg,
-    }
-    image_set = dataset.image_set()
-    last_plans: dict[int, object] = {}
-    while True:
-        for i, group in enumerate(groups):
-            jobs = sorted(
-                {
-                    Job(c.slot.source, k, c.slot.weight, _work_name(dataset, c.slot.source, k))
-                    for c in chains
-                    if c.slot.gap == i
-                    for k in c.ks
-                },
-                key=lambda j: (j.source, j.k),
-            )
-            if not jobs:
-                continue
-            p, engine, made, done = _render(
-                group, work / _slug(group), image_set, jobs, engine, ray, progress, reg, edit_weight, render_options
-            )
-            last_plans[i] = p
-            written, skipped = written + made, skipped + done
-        if not filter:
-            break
-        verdicts = _filter(groups, work, filter_options)
-        grown = False
-        for chain in chains:
-            entry = verdicts[chain.slot.gap].get(_work_name(dataset, chain.slot.source, chain.ks[-1]))
-            if entry and (entry.get("filter") or {}).get("rejected") and len(chain.ks) < max_tries:
-                chain.ks.append(next_k[chain.slot.source])
-                next_k[chain.slot.source] += 1
-                grown = True
-        if not grown:
-            break
+    # One writer at a time in OUT (see doge.locks); each render work area has its own lock.
+    with output_lock(out, "augment"):
+        work = Path(work) if work else default_work(out)
+        if (
+            "controls" in render_options
+            and render_options["controls"] == ["seg"]
+            and dataset.masks is not None
+            and not render_options.get("control_dir")
+        ):
+            render_options["control_dir"] = dataset.masks  # the label images are the seg control's maps
+        chains = [Chain(slot, [slot.k]) for slot in slots]
+        next_k: dict[int, int] = {}
+        for slot in slots:
+            next_k[slot.source] = max(next_k.get(slot.source, 0), slot.k + 1)
+        written, skipped, engine = 0, 0, None
+        filter_options = {
+            "min_target_score": min_target_score,
+            "min_source_similarity": min_source_similarity,
+            "src": filter_src,
+            "tgt": filter_tgt,
+            "progress": progress,
+            "registry": reg,
+        }
+        image_set = dataset.image_set()
+        last_plans: dict[int, object] = {}
+        while True:
+            for i, group in enumerate(groups):
+                jobs = sorted(
+                    {
+                        Job(c.slot.source, k, c.slot.weight, _work_name(dataset, c.slot.source, k))
+                        for c in chains
+                        if c.slot.gap == i
+                        for k in c.ks
+                    },
+                    key=lambda j: (j.source, j.k),
+                )
+                if not jobs:
+                    continue
+                p, engine, made, done = _render(
+                    group, work / _slug(group), image_set, jobs, engine, ray, progress, reg, edit_weight, render_options
+                )
+                last_plans[i] = p
+                written, skipped = written + made, skipped + done
+            if not filter:
+                break
+            verdicts = _filter(groups, work, filter_options)
+            grown = False
+            for chain in chains:
+                entry = verdicts[chain.slot.gap].get(_work_name(dataset, chain.slot.source, chain.ks[-1]))
+                if entry and (entry.get("filter") or {}).get("rejected") and len(chain.ks) < max_tries:
+                    chain.ks.append(next_k[chain.slot.source])
+                    next_k[chain.slot.source] += 1
+                    grown = True
+            if not grown:
+                break
 
-    entries = {i: manifest.read(work / _slug(g) / "manifest.jsonl") for i, g in enumerate(groups)}
-    items, counts = _collect(dataset, chains, entries, work, groups, targets, with_sources, filter)
-    out.mkdir(parents=True, exist_ok=True)
-    link = with_sources == "link"
-    if output_format == "imagefolder":
-        write_imagefolder(out, dataset, items, link, label_column)
-    elif output_format == "coco":
-        write_coco(out, dataset, items, link, annotations_name)
-    else:
-        write_webdataset(out, dataset, items, shard_size)
-    generated = [it for it in items if it.generated]
-    any_plan = next(iter(last_plans.values()), None)
-    summary = {
-        **base,
-        "work": str(work),
-        "classes": counts,
-        "class_names": dataset.classes,
-        "label_column": label_column,
-        "masks": dataset.masks is not None,
-        "images": len(items),
-        "generated": len(generated),
-        "written": written,
-        "skipped": skipped,
-        "with_sources": with_sources,
-        "filter": (
-            {
-                "min_target_score": min_target_score,
-                "min_source_similarity": min_source_similarity,
-                "max_tries": max_tries,
-            }
-            if filter
-            else None
-        ),
-        "gap_details": details,
-        "render": _settings(any_plan),
-        "tiny_model": any(bool(it.entry.get("tiny_model")) for it in generated),
-    }
-    summary["card"] = str(write_card(out, summary))
+        entries = {i: manifest.read(work / _slug(g) / "manifest.jsonl") for i, g in enumerate(groups)}
+        items, counts = _collect(dataset, chains, entries, work, groups, targets, with_sources, filter)
+        out.mkdir(parents=True, exist_ok=True)
+        link = with_sources == "link"
+        if output_format == "imagefolder":
+            write_imagefolder(out, dataset, items, link, label_column)
+        elif output_format == "coco":
+            write_coco(out, dataset, items, link, annotations_name)
+        else:
+            write_webdataset(out, dataset, items, shard_size)
+        generated = [it for it in items if it.generated]
+        any_plan = next(iter(last_plans.values()), None)
+        summary = {
+            **base,
+            "work": str(work),
+            "classes": counts,
+            "class_names": dataset.classes,
+            "label_column": label_column,
+            "masks": dataset.masks is not None,
+            "images": len(items),
+            "generated": len(generated),
+            "written": written,
+            "skipped": skipped,
+            "with_sources": with_sources,
+            "filter": (
+                {
+                    "min_target_score": min_target_score,
+                    "min_source_similarity": min_source_similarity,
+                    "max_tries": max_tries,
+                }
+                if filter
+                else None
+            ),
+            "gap_details": details,
+            "render": _settings(any_plan),
+            "tiny_model": any(bool(it.entry.get("tiny_model")) for it in generated),
+        }
+        summary["card"] = str(write_card(out, summary))
     return summary
 
 
