@@ -146,8 +146,13 @@ class Attachments:
     def _collect_attachment_blobs(self, shas) -> None:
         """After a commit: delete the PNG blobs that no attachment uses any more."""
         for sha in sorted(set(shas)):
-            with self._tx(write=True) as s:
-                self._lock_blob(s, sha)
-                users = s.scalar(select(func.count()).select_from(AttachmentRow).where(AttachmentRow.sha256 == sha))
-                if not users:
-                    self.blobs.delete(sha, PNG_SUFFIX)
+            self._collect_png(sha)
+
+    def _collect_png(self, sha: str) -> bool:
+        """Delete PNG blob ``sha`` if no attachment uses it (checked under the blob's lock); True if deleted."""
+        with self._tx(write=True) as s:
+            self._lock_blob(s, sha)
+            users = s.scalar(select(func.count()).select_from(AttachmentRow).where(AttachmentRow.sha256 == sha))
+            if not users:
+                self.blobs.delete(sha, PNG_SUFFIX)
+            return not users

@@ -15,7 +15,10 @@ from doge.errors import IntegrityError
 
 from .gapfile import SUFFIX
 
-BLOB_NAME = re.compile(rf"^([0-9a-f]{{64}}){re.escape(SUFFIX)}$")
+
+def blob_name(suffix: str = SUFFIX) -> re.Pattern[str]:
+    """How a blob file of this kind (``.safetensors`` vectors, ``.png`` attachments) is named."""
+    return re.compile(rf"^([0-9a-f]{{64}}){re.escape(suffix)}$")
 
 
 def sha256_hex(data: bytes) -> str:
@@ -77,13 +80,14 @@ class BlobStore:
     def delete(self, sha: str, suffix: str = SUFFIX) -> None:
         self.path(sha, suffix).unlink(missing_ok=True)
 
-    def stored(self) -> Iterator[tuple[str, float | None]]:
-        """Every blob file in the store, as (sha256, age in seconds)."""
+    def stored(self, suffix: str = SUFFIX) -> Iterator[tuple[str, float | None]]:
+        """Every blob file of this kind in the store, as (sha256, age in seconds)."""
+        pattern = blob_name(suffix)
         if not self.root.is_dir():
             return
         now = time.time()
-        for path in self.root.glob(f"??/*{SUFFIX}"):
-            m = BLOB_NAME.match(path.name)
+        for path in self.root.glob(f"??/*{suffix}"):
+            m = pattern.match(path.name)
             if m and path.parent.name == m.group(1)[:2]:
                 try:
                     yield m.group(1), now - path.stat().st_mtime

@@ -16,7 +16,7 @@ from typing import Any
 
 from doge.errors import DogeError, first_line
 
-from .blobs import BLOB_NAME, BlobStore, checked, missing_blob, sha256_hex
+from .blobs import BlobStore, blob_name, checked, missing_blob, sha256_hex
 from .gapfile import SUFFIX
 
 ENV = "DOGE_BLOB_STORE"
@@ -74,13 +74,14 @@ class FsspecBlobStore:
         with self._errors("delete"), suppress(FileNotFoundError):
             self._fs.rm_file(self._key(sha, suffix))
 
-    def stored(self):
-        """Every blob object in the store, as (sha256, age in seconds, None where the store gives no time)."""
+    def stored(self, suffix: str = SUFFIX):
+        """Every blob object of this kind in the store, as (sha256, age in seconds, None where the store gives no time)."""
+        pattern = blob_name(suffix)
         with self._errors("list"):
             found = self._fs.find(self._root, detail=True) if self._fs.exists(self._root) else {}
         now = time.time()
         for key, info in found.items():
-            m = BLOB_NAME.match(key.rsplit("/", 1)[-1])
+            m = pattern.match(key.rsplit("/", 1)[-1])
             if m and key.rsplit("/", 2)[-2] == m.group(1)[:2]:
                 yield m.group(1), _age(info, now)
 

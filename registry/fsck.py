@@ -1,9 +1,10 @@
 """Checking a registry and cleaning it: ``doge registry check`` and ``doge registry gc``.
 
 ``check`` reads every version's blob once: it must exist, match its sha256, be a readable gap
-file and hold as many values as the row says; every alias must point at a live version of its
-own name. Blobs that no row refers to (left by an interrupted push or import) are listed, and
-are not damage: ``gc`` removes them.
+file and hold as many values as the row says; every attachment's PNG (previews, plots) must
+exist and match its sha256; every alias must point at a live version of its own name. Blobs that
+no row refers to (left by an interrupted push or import) are listed, and are not damage: ``gc``
+removes them.
 
 ``gc`` is safe beside a create running at the same time: a create writes its blob first and its
 row after, in one transaction that holds the blob's lock (the write lock on SQLite, an advisory
@@ -20,7 +21,8 @@ from sqlalchemy import select
 from doge.errors import DogeError, IntegrityError, first_line
 
 from . import gapfile
-from .models import AliasRow, GapRow
+from .attachments import PNG_SUFFIX
+from .models import AliasRow, AttachmentRow, GapRow
 from .registry import Registry
 from .urls import hide_password
 
@@ -71,6 +73,11 @@ def check(registry: Registry) -> CheckReport:
             .select_from(AliasRow)
             .outerjoin(GapRow, GapRow.id == AliasRow.version_id)
         ).all()
+        attached = s.execute(
+            select(AttachmentRow.id, AttachmentRow.kind, AttachmentRow.sha256, GapRow.name, GapRow.version).join(
+                GapRow, GapRow.id == AttachmentRow.version_id
+            )
+        ).all()
     report.versions = len(rows)
     by_sha: dict[str, list] = {}
     for row in sorted(rows, key=lambda r: (r.name, r.version)):
@@ -90,9 +97,14 @@ def check(registry: Registry) -> CheckReport:
                     f"tag it again: doge gap tag {name}@vN {alias}",
                 )
             )
-    for sha, age in _stored(registry):
-        if sha not in by_sha:
-            report.unreferenced.append({"sha256": sha, "where": registry.blobs.where(sha), "age_s": _round(age)})
+    pngs = {a.sha256 for a in attached}
+    for a in attached:
+        report.problems += _check_png(registry, a)
+    for suffix, used in ((gapfile.SUFFIX, by_sha), (PNG_SUFFIX, pngs)):
+        for sha, age in _stored(registry, suffix):
+            if sha not in used:
+                where = registry.blobs.where(sha, suffix)
+                report.unreferenced.append({"sha256": sha, "where": where, "age_s": _round(age)})
     report.unreferenced.sort(key=lambda b: b["sha256"])
     report.leftovers = [{"where": str(path), "age_s": _round(age)} for path, age in registry.blobs.leftovers()]
     return report
@@ -106,15 +118,19 @@ def gc(registry: Registry, *, dry_run: bool = False, grace_s: float = GRACE_S) -
         raise DogeError("the grace age cannot be negative")
     with registry._tx() as s:
         used = set(s.scalars(select(GapRow.sha256).distinct()))
+        used_pngs = set(s.scalars(select(AttachmentRow.sha256).distinct()))
     removed, kept = [], []
-    for sha, age in sorted(_stored(registry)):
-        if sha in used:
-            continue
-        entry = {"sha256": sha, "where": registry.blobs.where(sha), "age_s": _round(age)}
-        if age is None or age < grace_s:
-            kept.append(entry)
-        elif dry_run or registry._collect_blob(sha):  # counts the rows again, under the blob's lock
-            removed.append(entry)
+    # each kind with its users, and the collector that counts them again under the blob's lock
+    kinds = ((gapfile.SUFFIX, used, registry._collect_blob), (PNG_SUFFIX, used_pngs, registry._collect_png))
+    for suffix, users, collect in kinds:
+        for sha, age in sorted(_stored(registry, suffix)):
+            if sha in users:
+                continue
+            entry = {"sha256": sha, "where": registry.blobs.where(sha, suffix), "age_s": _round(age)}
+            if age is None or age < grace_s:
+                kept.append(entry)
+            elif dry_run or collect(sha):
+                removed.append(entry)
     leftovers = []
     for path, age in registry.blobs.leftovers():
         if age >= grace_s:
@@ -165,14 +181,27 @@ def _check_blob(registry: Registry, sha: str, users: list, deep: bool = True) ->
     ]
 
 
+def _check_png(registry: Registry, a) -> list[dict]:
+    """An attachment's PNG must be in the store with its sha256."""
+    ref = f"{a.name}@v{a.version} {a.kind} {a.id}"
+    try:
+        registry.blobs.get(a.sha256, ref, PNG_SUFFIX)
+    except IntegrityError as e:
+        kind = CORRUPT if registry.blobs.exists(a.sha256, PNG_SUFFIX) else MISSING
+        return [_problem(kind, ref, a.sha256, first_line(e))]
+    except DogeError as e:
+        return [_problem(UNREADABLE, ref, a.sha256, first_line(e))]
+    return []
+
+
 def _problem(kind: str, row_or_ref, sha: str | None, message: str) -> dict:
     ref = row_or_ref if isinstance(row_or_ref, str) else f"{row_or_ref.name}@v{row_or_ref.version}"
     return {"kind": kind, "ref": ref, "sha256": sha, "message": message}
 
 
-def _stored(registry: Registry):
+def _stored(registry: Registry, suffix: str):
     try:
-        yield from registry.blobs.stored()
+        yield from registry.blobs.stored(suffix)
     except OSError as e:
         raise DogeError(f"cannot list the blob store {registry.blobs.url}: {e.strerror or first_line(e)}") from None
 

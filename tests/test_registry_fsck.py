@@ -163,3 +163,35 @@ def test_check_and_gc_on_an_s3_blob_store(home, s3):
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
     assert keys == [f"team/gaps/{kept.sha256[:2]}/{kept.sha256}.safetensors"]
     np.testing.assert_array_equal(registry.load_vector(kept), vec(0))
+
+
+def png(colour: tuple[int, int, int]) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4), colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_check_and_gc_cover_preview_and_plot_pngs(registry):
+    from doge.registry.attachments import PNG_SUFFIX
+
+    gv = registry.create(NAME, vec(0), {})
+    kept = registry.add_attachment(gv.ref, png((255, 0, 0)))
+    damaged = registry.add_attachment(gv.ref, png((0, 255, 0)))
+    path = registry.blobs.path(damaged["sha256"], PNG_SUFFIX)
+    path.write_bytes(path.read_bytes()[:-4] + b"\0\0\0\0")
+    orphan = registry.blobs.put(png((0, 0, 255)), PNG_SUFFIX)  # a preview whose row never came
+    age(registry.blobs.path(orphan, PNG_SUFFIX), 7200)
+
+    report = check(registry)
+    assert [(p["kind"], p["ref"]) for p in report.problems] == [(CORRUPT, f"{NAME}@v1 preview {damaged['id']}")]
+    assert [b["sha256"] for b in report.unreferenced] == [orphan]
+
+    result = gc(registry)
+    assert [b["sha256"] for b in result["removed"]] == [orphan]
+    assert not registry.blobs.exists(orphan, PNG_SUFFIX)
+    assert registry.blobs.exists(kept["sha256"], PNG_SUFFIX)  # in use: never collected
+    assert registry.read_attachment(gv.ref, kept["id"])[1] == png((255, 0, 0))
