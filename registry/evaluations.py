@@ -18,8 +18,9 @@ from . import gapfile
 from .models import EvaluationRow, GapRow
 
 
-def add(s: Session, version: GapRow, record: dict) -> dict:
-    """Store ``record`` on ``version`` in the caller's transaction; returns it with its ``evaluation_id``."""
+def add(s: Session, version: GapRow, record: dict, stored_at: datetime | None = None) -> dict:
+    """Store ``record`` on ``version`` in the caller's transaction (``stored_at``: when it was first
+    stored, for a copy; default now); returns it with its ``evaluation_id``."""
     if not isinstance(record, dict):
         raise DogeError(f"an evaluation record must be a dict, got {type(record).__name__}")
     metrics = gapfile.provenance_json(record)  # canonical JSON; refuses what JSON cannot hold
@@ -29,7 +30,7 @@ def add(s: Session, version: GapRow, record: dict) -> dict:
         name=version.name,
         version=version.version,
         gap_sha256=version.sha256,
-        created_at=datetime.now(timezone.utc),
+        created_at=stored_at or datetime.now(timezone.utc),
         created_by=str(record.get("created_by") or who()),
         source_folder=str(source.get("folder", "")),
         source_digest=str(source.get("digest", "")),

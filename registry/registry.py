@@ -543,11 +543,8 @@ class Registry(Attachments):
             metrics = {k: v for k, v in record.items() if k not in ("evaluation_id", "stored_at")}
             text = gapfile.provenance_json(metrics)
             if text not in have:
-                stored = _parse_time(record.get("stored_at")) or _now()
-                evaluation = _evaluation_row(row, metrics, stored)
-                s.add(evaluation)
-                s.flush()
-                have[text] = evaluation.id
+                stored = evaluation_records.add(s, row, metrics, _parse_time(record.get("stored_at")))
+                have[text] = stored["evaluation_id"]
             if isinstance(record.get("evaluation_id"), int):
                 ids[record["evaluation_id"]] = have[text]
         q = select(AttachmentRow.kind, AttachmentRow.sha256).where(AttachmentRow.version_id == row.id)
@@ -839,26 +836,6 @@ def _gv(row: GapRow, aliases: tuple[str, ...], labels_: dict | None = None) -> G
         aliases=aliases,
         provenance=gapfile.provenance_from_text(row.provenance),
         labels=dict(labels_ or {}),
-    )
-
-
-def _evaluation_row(row: GapRow, record: dict, created_at: datetime) -> EvaluationRow:
-    source, target = record.get("source") or {}, record.get("target") or {}
-    return EvaluationRow(
-        version_id=row.id,
-        name=row.name,
-        version=row.version,
-        gap_sha256=row.sha256,
-        created_at=created_at,
-        created_by=str(record.get("created_by") or _creator({})),
-        source_folder=str(source.get("folder", "")),
-        source_digest=str(source.get("digest", "")),
-        source_images=int(source.get("images", 0)),
-        target_folder=str(target.get("folder", "")),
-        target_digest=str(target.get("digest", "")),
-        target_images=int(target.get("images", 0)),
-        encoder=gapfile.provenance_json(record.get("encoder") or {}),
-        metrics=gapfile.provenance_json(record),  # canonical JSON
     )
 
 
