@@ -326,7 +326,8 @@ def preview_summary(p: dict) -> str:
         f"{st.get('steps', '?')} steps, {st.get('size', '?')} px, seed {st.get('seed', '?')}, "
         f"control {','.join(st.get('controls') or []) or '-'}, model {st.get('model', '?')}"
     )
-    return f"{made}; {p['created_at']} by {p['created_by']} (sha256 {p['sha256'][:12]}, {p['size']} bytes)"
+    noise = " [random tiny test model: its images are noise]" if st.get("tiny_model") else ""
+    return f"{made}{noise}; {p['created_at']} by {p['created_by']} (sha256 {p['sha256'][:12]}, {p['size']} bytes)"
 
 
 @gap.command()

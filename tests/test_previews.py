@@ -81,6 +81,7 @@ def test_preview_is_stored_listed_reproducible_and_removable(home, tiny_model, d
     assert [p["id"] for p in shown["previews"]][-3:] == [first["id"], again["id"], other["id"]]
     text = doge(home, "gap", "show", "real->painting").output
     assert f"preview {first['id']}: 2 image(s)" in text and "seed 7" in text
+    assert first["settings"]["tiny_model"] is True and "its images are noise" in text
 
     doge(home, "gap", "preview", "real->painting", "--rm", first["id"])
     assert blob.exists()  # the second preview has the same bytes

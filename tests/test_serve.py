@@ -200,6 +200,13 @@ def test_mistakes_are_one_line_with_the_fix(client):
     assert client.get("/api/compare").status_code == 400
 
 
+def test_a_preview_from_the_tiny_model_says_its_images_are_noise(client, library):
+    registry = library["registry"]
+    registry.add_attachment("real->painting@v1", png("green"), "preview", {"n": 1, "tiny_model": True})
+    assert "the images are noise" in client.get(f"/gaps/{u('real->painting@v1')}").text
+    assert "the images are noise" not in client.get(f"/gaps/{u('real->painting@v2')}").text
+
+
 def test_preview_rm_leaves_plots_alone(library):
     registry, plot = library["registry"], library["plot"]
     result = CliRunner().invoke(

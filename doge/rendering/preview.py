@@ -21,6 +21,7 @@ from doge.provenance import now_iso
 from doge.rendering.grid import grid_row, stack_rows
 from doge.rendering.plan import plan
 from doge.rendering.run import run_plan
+from doge.tiny import is_tiny_model
 
 if TYPE_CHECKING:
     from doge.data.images import ImageSet
@@ -78,5 +79,6 @@ def make_preview(ref: str, src, *, n: int = 4, registry=None, progress: bool = T
         "controlnets": list(p.controlnets),
         "fingerprint": p.fingerprint,
         "rendered_at": now_iso(),
+        "tiny_model": is_tiny_model(p.settings.model),  # a random test model: its images are noise
     }
     return reg.add_attachment(gv, png, "preview", settings)
