@@ -22,7 +22,7 @@ from doge.atomic import make_dirs, write_atomic
 from doge.errors import DogeError, IntegrityError, NotFound, first_line
 from doge.home import doge_home
 from doge.names import MAX_VERSION, Ref, parse_ref, validate_alias, validate_name
-from doge.provenance import who
+from doge.provenance import iso_utc, who
 
 from . import audit, gapfile, labels, schema
 from . import evaluations as evaluation_records
@@ -69,7 +69,7 @@ class GapVersion:
             "sha256": self.sha256,
             "dim": self.dim,
             "description": self.description,
-            "created_at": self.created_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "created_at": iso_utc(self.created_at),
             "created_by": self.created_by,
             "provenance": self.provenance,
             "labels": dict(sorted(self.labels.items())),
@@ -117,7 +117,7 @@ class VersionRow(NamedTuple):
         text spliced in unparsed (it is canonical JSON, checked when stored): what makes listing
         10,000 versions fast. The keys come in sorted order, as ``json.dumps(sort_keys=True)``."""
         at = self.created_at
-        when = at.isoformat(timespec="seconds") + "Z" if at.tzinfo is None else _iso_utc(at)
+        when = at.isoformat(timespec="seconds") + "Z" if at.tzinfo is None else iso_utc(at)
         labels_ = _JSON_LINE.encode(self.labels) if self.labels else "{}"
         provenance = self.provenance_text if (self.provenance_text or "").startswith("{") else "{}"
         return "".join(
@@ -147,10 +147,6 @@ class VersionRow(NamedTuple):
 
 _JSON_LINE = json.JSONEncoder(sort_keys=True)  # one encoder for every line: no set-up per call
 _quote = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]  # a JSON string, in C
-
-
-def _iso_utc(at: datetime) -> str:
-    return _utc(at).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class Registry(Attachments):
