@@ -195,8 +195,6 @@ def evaluate_gap(
     if store:
         record = reg.add_evaluation(gap.ref, record)
         if plot is not None:  # the plot travels with the evaluation: doge serve shows it
-            from pathlib import Path
-
             png = Path(plot).read_bytes()
             settings = {"evaluation_id": record["evaluation_id"], "file": str(plot)}
             reg.add_attachment(gap.ref, png, "plot", settings, evaluation_id=record["evaluation_id"])
