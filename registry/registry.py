@@ -60,6 +60,10 @@ class GapVersion:
     def ref(self) -> str:
         return f"{self.name}@v{self.version}"
 
+    def file_name(self, suffix: str = gapfile.SUFFIX) -> str:
+        """A file name for this version: ``real_to_painting_v2.safetensors`` (a name's '->' as '_to_')."""
+        return f"{self.name.replace('->', '_to_')}_v{self.version}{suffix}"
+
     def to_json(self) -> dict:
         return {
             "name": self.name,
@@ -396,9 +400,9 @@ class Registry(Attachments):
         dest = Path(path)
         gv = self.resolve(ref)
         if dest.is_dir():
-            raise DogeError(f"{dest} is a folder: name the file, e.g. {dest / _file_name(gv)}")
+            raise DogeError(f"{dest} is a folder: name the file, e.g. {dest / gv.file_name()}")
         if dest.suffix.lower() != gapfile.SUFFIX:
-            raise DogeError(f"export writes safetensors: name the file *{gapfile.SUFFIX}, e.g. {_file_name(gv)}")
+            raise DogeError(f"export writes safetensors: name the file *{gapfile.SUFFIX}, e.g. {gv.file_name()}")
         write_atomic(dest, self.blobs.get(gv.sha256, f"gap {gv.ref}"))
         return gv
 
@@ -856,10 +860,6 @@ def _utc(dt: datetime) -> datetime:
 
 def _creator(provenance: dict) -> str:
     return str(provenance.get("created_by") or who())
-
-
-def _file_name(gv: GapVersion) -> str:
-    return f"{gv.name.replace('->', '_to_')}_v{gv.version}{gapfile.SUFFIX}"
 
 
 def _fmt_versions(versions: Sequence[int]) -> str:
