@@ -28,10 +28,14 @@ from doge.augmentation.outputs import (
     write_webdataset,
 )
 from doge.errors import DogeError
+from doge.gaps.store import load_gap, registry_for
 from doge.locks import output_lock
 from doge.names import parse_weighted_ref
+from doge.quality.filtering import filter_outputs
 from doge.rendering import manifest
-from doge.rendering.plan import Job, output_stem
+from doge.rendering.batch import load_engine
+from doge.rendering.plan import Job, output_stem, plan
+from doge.rendering.run import run_plan
 
 log = logging.getLogger("doge")
 
@@ -106,8 +110,6 @@ def augment(
 
     ``render_options`` are :func:`doge.rendering.plan.plan`'s (model, steps, size, controls, seed, ...).
     """
-    from doge.gaps.store import load_gap, registry_for
-
     if output_format not in FORMATS:
         raise DogeError(f"--format {output_format!r}: use one of {', '.join(FORMATS)}")
     if with_sources not in WITH_SOURCES:
@@ -246,10 +248,6 @@ def augment(
 
 
 def _render(group, folder, image_set, jobs, engine, ray, progress, reg, edit_weight, options):
-    from doge.rendering.batch import load_engine
-    from doge.rendering.plan import plan
-    from doge.rendering.run import run_plan
-
     p = plan(group, None, folder, sources=image_set, jobs=jobs, edit_weight=edit_weight, registry=reg, **options)
     if not p.pending:
         return p, engine, 0, len(p.jobs)
@@ -261,8 +259,6 @@ def _render(group, folder, image_set, jobs, engine, ray, progress, reg, edit_wei
 
 def _filter(groups, work: Path, options: dict) -> dict[int, dict[str, dict]]:
     """Score every group's images as ``doge filter`` does; the verdicts land in its manifest."""
-    from doge.quality.filtering import filter_outputs
-
     verdicts: dict[int, dict[str, dict]] = {}
     for i, group in enumerate(groups):
         folder = work / _slug(group)
