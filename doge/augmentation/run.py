@@ -14,6 +14,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from doge.atomic import make_dirs
 from doge.augmentation.budget import Slot, allocate, class_targets, parse_weights
 from doge.augmentation.card import write_card
 from doge.augmentation.inputs import Dataset, read_dataset
@@ -208,7 +209,7 @@ def augment(
 
         entries = {i: manifest.read(work / _slug(g) / "manifest.jsonl") for i, g in enumerate(groups)}
         items, counts = _collect(dataset, chains, entries, work, groups, targets, with_sources, filter)
-        out.mkdir(parents=True, exist_ok=True)
+        make_dirs(out)
         link = with_sources == "link"
         if output_format == "imagefolder":
             write_imagefolder(out, dataset, items, link, label_column)
