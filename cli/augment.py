@@ -62,7 +62,13 @@ def _bytes(ctx, param, value):
 )
 @click.option("--shard-size", default="1GB", callback=_bytes, show_default=True, help="webdataset: bytes a shard.")
 @click.option("--model", envvar="DOGE_MODEL", help="Stable unCLIP model: HF id or local folder.")
-@click.option("--control", "controls", multiple=True, metavar="NAME", help="Control mode (canny, depth, seg, none).")
+@click.option(
+    "--control",
+    "controls",
+    multiple=True,
+    metavar="NAME",
+    help="Control mode (canny, depth, hed, seg, none; repeatable).",
+)
 @click.option(
     "--control-option",
     "control_option_texts",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
 from doge.cli.context import echo_json, echo_table, key_values, pass_settings
@@ -285,8 +287,6 @@ def list_(settings, name, where, search, remote_name, limit, show_all, as_json):
 @pass_settings
 def show(settings, ref, as_json):
     """Show one gap version and its provenance."""
-    import json
-
     from doge.registry.fsck import check_version
 
     reg = settings.registry()

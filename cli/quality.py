@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from doge.cli.context import echo_json, echo_table, pass_settings, table_lines
+from doge.quality.summary import compare_rows, summary  # imports nothing: no torch on gap show
 
 
 def _weights(spec: str) -> list[float]:
@@ -159,8 +160,6 @@ def report_lines(record: dict) -> list[str]:
 
 def evaluation_summary_line(record: dict) -> str:
     """One line of an evaluation's headline figures, for ``doge gap show``."""
-    from doge.quality.summary import summary
-
     r = summary(record)
     stability = "-" if r["stability_cosine"] is None else f"{r['stability_cosine']:.2f}"
     return (
@@ -177,8 +176,6 @@ def evaluation_summary_line(record: dict) -> str:
 @pass_settings
 def compare(settings, refs, as_json):
     """Tabulate the latest evaluation of each gap REF (see doge gap eval)."""
-    from doge.quality.summary import compare_rows
-
     rows = compare_rows(settings.registry(), refs)
     if as_json:
         echo_json(rows)

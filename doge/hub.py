@@ -117,19 +117,20 @@ def component_config(model: str, subfolder: str, filename: str = "config.json") 
     return json.loads(path.read_text())
 
 
-def require_config(location: str, what: str, fix: str) -> dict:
-    """The top-level ``config.json`` of a model folder or hub id, or one NotFound line naming ``fix``.
+def require_config(location: str, what: str, fix: str, filename: str = "config.json") -> dict:
+    """The top-level ``config.json`` (or ``filename``, e.g. ``image_encoder/config.json``) of a model
+    folder or hub id, or one NotFound line naming ``fix``.
 
     Lets a command check that a model (a ControlNet, say) is there before it loads any weights.
     """
     folder = Path(location).expanduser()
     if _looks_local(location) or folder.exists():
-        path = folder / "config.json"
+        path = folder / filename
         if not path.is_file():
-            raise NotFound(f"{what} {location!r}: no such folder, or it has no config.json; {fix}")
+            raise NotFound(f"{what} {location!r}: no such folder, or it has no {filename}; {fix}")
         return json.loads(path.read_text())
     try:
-        found = _cached_or_fetched(location, "config.json", None)
+        found = _cached_or_fetched(location, filename, None)
     except Exception as exc:  # unknown repo, invalid id, gated: all mean "not usable here"
         raise NotFound(f"{what} {location!r} cannot be used ({first_line(exc)[:200]}); {fix}") from None
     if found is None:

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from doge.atomic import make_dirs
 from doge.errors import DogeError
 from doge.provenance import now_iso
 
@@ -49,11 +50,7 @@ def output_lock(folder, command: str) -> Iterator[Path]:
     take it again (a render inside an augment); any other thread or process gets
     :class:`FolderLocked`.
     """
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DogeError(f"cannot write to {folder}: {exc.strerror}; pick a folder you can write") from None
+    folder = make_dirs(folder)
     lock = folder.absolute() / LOCK_NAME
     me = threading.get_ident()
     with _held_guard:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -238,8 +239,6 @@ def fire_gap_events(events: list[dict], registry: str) -> None:
 
     The registry calls this after each commit that recorded history (doge serve's writes too).
     """
-    import logging
-
     hook = get_manager().hook.gap_event
     if not hook.get_hookimpls():
         return

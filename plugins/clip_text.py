@@ -10,12 +10,12 @@ only when a tower is built: the plugin manager imports this module on ``doge --h
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from doge.errors import DogeError, first_line
+from doge.errors import DogeError, NotFound, first_line
 from doge.hooks import hookimpl
+from doge.hub import require_config
 
 # The text half of the OpenCLIP model whose image half is SD 2.1 unCLIP's image encoder.
 DEFAULT_TEXT_MODEL = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
@@ -28,18 +28,10 @@ _FIX = "pass --text-model with the CLIP model whose image tower made the gap"
 
 def _read_config(location: str, subfolder: str = "") -> dict | None:
     """``config.json`` of a local folder or a cached/fetched hub model, or None when unavailable."""
-    from doge.hub import _cached_or_fetched, _looks_local
-
-    name = f"{subfolder}/config.json" if subfolder else "config.json"
-    local = Path(location).expanduser()
-    if _looks_local(location) or local.exists():
-        path = local / name
-        return json.loads(path.read_text()) if path.is_file() else None
     try:
-        found = _cached_or_fetched(location, name, None)
-    except Exception:  # unknown repo, invalid id, no network: nothing to compare against
+        return require_config(location, "model", "", f"{subfolder}/config.json" if subfolder else "config.json")
+    except NotFound:  # no such file, unknown repo, invalid id, no network: nothing to compare against
         return None
-    return json.loads(Path(found).read_text()) if found else None
 
 
 def image_encoder_config(model: str) -> dict | None:

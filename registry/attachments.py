@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, func, select
 
 from doge.errors import DogeError, NotFound
-from doge.provenance import who
+from doge.provenance import iso_utc, who
 
 from . import gapfile
 from .blobs import sha256_hex
@@ -27,7 +27,6 @@ MAX_BYTES = 32 * 1024 * 1024
 
 def attachment_record(row: AttachmentRow, ref: str) -> dict:
     """An attachment as JSON (the keys of ``gap show --json``'s ``previews`` and ``plots``)."""
-    at = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=timezone.utc)
     return {
         "id": row.id,
         "ref": ref,
@@ -35,7 +34,7 @@ def attachment_record(row: AttachmentRow, ref: str) -> dict:
         "sha256": row.sha256,
         "size": row.size,
         "evaluation_id": row.evaluation_id,
-        "created_at": at.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "created_at": iso_utc(row.created_at),
         "created_by": row.created_by,
         "settings": gapfile.provenance_from_text(row.settings),
     }

@@ -22,7 +22,7 @@ from doge.atomic import make_dirs, write_atomic
 from doge.errors import DogeError, IntegrityError, NotFound, first_line
 from doge.home import doge_home
 from doge.names import MAX_VERSION, Ref, parse_ref, validate_alias, validate_name
-from doge.provenance import who
+from doge.provenance import iso_utc, who
 
 from . import audit, gapfile, labels, schema
 from . import evaluations as evaluation_records
@@ -60,6 +60,10 @@ class GapVersion:
     def ref(self) -> str:
         return f"{self.name}@v{self.version}"
 
+    def file_name(self, suffix: str = gapfile.SUFFIX) -> str:
+        """A file name for this version: ``real_to_painting_v2.safetensors`` (a name's '->' as '_to_')."""
+        return f"{self.name.replace('->', '_to_')}_v{self.version}{suffix}"
+
     def to_json(self) -> dict:
         return {
             "name": self.name,
@@ -69,7 +73,7 @@ class GapVersion:
             "sha256": self.sha256,
             "dim": self.dim,
             "description": self.description,
-            "created_at": self.created_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "created_at": iso_utc(self.created_at),
             "created_by": self.created_by,
             "provenance": self.provenance,
             "labels": dict(sorted(self.labels.items())),
@@ -117,7 +121,7 @@ class VersionRow(NamedTuple):
         text spliced in unparsed (it is canonical JSON, checked when stored): what makes listing
         10,000 versions fast. The keys come in sorted order, as ``json.dumps(sort_keys=True)``."""
         at = self.created_at
-        when = at.isoformat(timespec="seconds") + "Z" if at.tzinfo is None else _iso_utc(at)
+        when = at.isoformat(timespec="seconds") + "Z" if at.tzinfo is None else iso_utc(at)
         labels_ = _JSON_LINE.encode(self.labels) if self.labels else "{}"
         provenance = self.provenance_text if (self.provenance_text or "").startswith("{") else "{}"
         return "".join(
@@ -147,10 +151,6 @@ class VersionRow(NamedTuple):
 
 _JSON_LINE = json.JSONEncoder(sort_keys=True)  # one encoder for every line: no set-up per call
 _quote = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]  # a JSON string, in C
-
-
-def _iso_utc(at: datetime) -> str:
-    return _utc(at).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class Registry(Attachments):
@@ -400,9 +400,9 @@ class Registry(Attachments):
         dest = Path(path)
         gv = self.resolve(ref)
         if dest.is_dir():
-            raise DogeError(f"{dest} is a folder: name the file, e.g. {dest / _file_name(gv)}")
+            raise DogeError(f"{dest} is a folder: name the file, e.g. {dest / gv.file_name()}")
         if dest.suffix.lower() != gapfile.SUFFIX:
-            raise DogeError(f"export writes safetensors: name the file *{gapfile.SUFFIX}, e.g. {_file_name(gv)}")
+            raise DogeError(f"export writes safetensors: name the file *{gapfile.SUFFIX}, e.g. {gv.file_name()}")
         write_atomic(dest, self.blobs.get(gv.sha256, f"gap {gv.ref}"))
         return gv
 
@@ -860,10 +860,6 @@ def _utc(dt: datetime) -> datetime:
 
 def _creator(provenance: dict) -> str:
     return str(provenance.get("created_by") or who())
-
-
-def _file_name(gv: GapVersion) -> str:
-    return f"{gv.name.replace('->', '_to_')}_v{gv.version}{gapfile.SUFFIX}"
 
 
 def _fmt_versions(versions: Sequence[int]) -> str:

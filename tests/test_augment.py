@@ -12,27 +12,14 @@ from PIL import Image
 
 from doge.cli.main import get_cli
 
+GAP_ESTIMATORS = ("mean", "median")  # conftest's gap_home makes one version each
 FAST = {"steps": 2, "size": 64, "controls": ["none"], "progress": False}
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory, tiny_model, domains):
-    """A registry with real->painting@v1 (mean) and @v2 (median), made with the tiny model."""
-    from doge.api import create_gap
-
-    home = tmp_path_factory.mktemp("home")
-    for estimator in ("mean", "median"):
-        create_gap(
-            "real->painting",
-            domains["real"],
-            domains["painting"],
-            model=str(tiny_model),
-            estimator=estimator,
-            home=home,
-            progress=False,
-            workers=0,
-        )
-    return home
+def home(gap_home):
+    """This module's registry (conftest's gap_home): real->painting@v1 (mean) and @v2 (median)."""
+    return gap_home
 
 
 @pytest.fixture(scope="module")

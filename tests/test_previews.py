@@ -15,20 +15,9 @@ FAST = ["--size", "64", "--steps", "2"]
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory, tiny_model, domains):
-    from doge.api import create_gap
-
-    home = tmp_path_factory.mktemp("home")
-    create_gap(
-        "real->painting",
-        domains["real"],
-        domains["painting"],
-        model=str(tiny_model),
-        home=home,
-        progress=False,
-        workers=0,
-    )
-    return home
+def home(gap_home):
+    """This module's registry (conftest's gap_home) in place of conftest's empty home."""
+    return gap_home
 
 
 def doge(home, *args, ok=True):

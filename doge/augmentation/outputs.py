@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from doge.atomic import current_umask, write_atomic
+from doge.atomic import current_umask, make_dirs, write_atomic
 from doge.augmentation.inputs import Dataset, LabelledSource
 from doge.augmentation.mapping import geometry_of, load_mask, map_annotation, map_mask
 from doge.rendering.plan import output_stem
@@ -52,7 +52,7 @@ def source_stem(dataset: Dataset, source: LabelledSource) -> str:
 
 def _place(src: Path, target: Path, link: bool) -> None:
     """``src`` at ``target`` atomically: a hard link (or, across file systems or with copy, a copy)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(target.parent)
     if target.exists() and target.stat().st_size == src.stat().st_size:
         return
     if link:

@@ -14,6 +14,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from doge.atomic import make_dirs
 from doge.augmentation.budget import Slot, allocate, class_targets, parse_weights
 from doge.augmentation.card import write_card
 from doge.augmentation.inputs import Dataset, read_dataset
@@ -28,10 +29,14 @@ from doge.augmentation.outputs import (
     write_webdataset,
 )
 from doge.errors import DogeError
+from doge.gaps.store import load_gap, registry_for
 from doge.locks import output_lock
 from doge.names import parse_weighted_ref
+from doge.quality.filtering import filter_outputs
 from doge.rendering import manifest
-from doge.rendering.plan import Job, output_stem
+from doge.rendering.batch import load_engine
+from doge.rendering.plan import Job, output_stem, plan
+from doge.rendering.run import run_plan
 
 log = logging.getLogger("doge")
 
@@ -106,8 +111,6 @@ def augment(
 
     ``render_options`` are :func:`doge.rendering.plan.plan`'s (model, steps, size, controls, seed, ...).
     """
-    from doge.gaps.store import load_gap, registry_for
-
     if output_format not in FORMATS:
         raise DogeError(f"--format {output_format!r}: use one of {', '.join(FORMATS)}")
     if with_sources not in WITH_SOURCES:
@@ -206,7 +209,7 @@ def augment(
 
         entries = {i: manifest.read(work / _slug(g) / "manifest.jsonl") for i, g in enumerate(groups)}
         items, counts = _collect(dataset, chains, entries, work, groups, targets, with_sources, filter)
-        out.mkdir(parents=True, exist_ok=True)
+        make_dirs(out)
         link = with_sources == "link"
         if output_format == "imagefolder":
             write_imagefolder(out, dataset, items, link, label_column)
@@ -246,10 +249,6 @@ def augment(
 
 
 def _render(group, folder, image_set, jobs, engine, ray, progress, reg, edit_weight, options):
-    from doge.rendering.batch import load_engine
-    from doge.rendering.plan import plan
-    from doge.rendering.run import run_plan
-
     p = plan(group, None, folder, sources=image_set, jobs=jobs, edit_weight=edit_weight, registry=reg, **options)
     if not p.pending:
         return p, engine, 0, len(p.jobs)
@@ -261,8 +260,6 @@ def _render(group, folder, image_set, jobs, engine, ray, progress, reg, edit_wei
 
 def _filter(groups, work: Path, options: dict) -> dict[int, dict[str, dict]]:
     """Score every group's images as ``doge filter`` does; the verdicts land in its manifest."""
-    from doge.quality.filtering import filter_outputs
-
     verdicts: dict[int, dict[str, dict]] = {}
     for i, group in enumerate(groups):
         folder = work / _slug(group)

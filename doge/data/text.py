@@ -6,6 +6,7 @@ from pathlib import Path
 
 from doge import pluginmanager
 from doge.errors import DogeError
+from doge.hub import default_model
 
 
 def build_text_encoder(image_encoder: dict, text_model: str | None = None, device: str | None = None):
@@ -21,8 +22,6 @@ def build_text_encoder(image_encoder: dict, text_model: str | None = None, devic
 
 def describe_image_encoder(encoder: str, model: str | None) -> dict | None:
     """The image encoder's provenance without loading its weights, where its text plugin can read it."""
-    from doge.hub import default_model
-
     entry = pluginmanager.table("text_encoders").get(encoder)
     describe = getattr(entry.obj, "describe_image_encoder", None) if entry is not None else None
     return describe(str(model or default_model())) if describe is not None else None

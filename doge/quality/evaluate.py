@@ -17,8 +17,13 @@ import numpy as np
 import doge
 from doge import pluginmanager
 from doge.data.embeddings import Embeddings
+from doge.data.encoder import encoder_for_gap
+from doge.data.encoding import encode_images
+from doge.data.images import discover, file_sha256
 from doge.errors import DogeError
 from doge.gaps.gap import Gap
+from doge.gaps.store import load_gap, registry_for
+from doge.provenance import now_iso, who
 from doge.quality.stability import DEFAULT_DRAWS, accepted_params, stability
 from doge.quality.transfer import DEFAULT_WEIGHTS, DomainJudge
 
@@ -34,9 +39,6 @@ class Side:
 
 
 def _encode_side(enc, folder, limit, seed, options, desc) -> Side:
-    from doge.data.encoding import encode_images
-    from doge.data.images import discover, file_sha256
-
     images = discover(folder, limit=limit, seed=seed)
     emb = encode_images(enc, images, desc=desc, **options)
     return Side(emb, {file_sha256(Path(images.root) / f) for f in emb.files})
@@ -145,11 +147,6 @@ def evaluate_gap(
     url=None,
 ) -> dict:
     """Judge gap ``ref`` on held-out images ``src`` and ``tgt``; store and return the record."""
-    from doge.data.encoder import encoder_for_gap
-    from doge.data.images import discover
-    from doge.gaps.store import load_gap, registry_for
-    from doge.provenance import now_iso, who
-
     weights = sorted({float(w) for w in weights})
     if plot is not None:
         from doge.quality.plot import check_plot_path
@@ -195,8 +192,6 @@ def evaluate_gap(
     if store:
         record = reg.add_evaluation(gap.ref, record)
         if plot is not None:  # the plot travels with the evaluation: doge serve shows it
-            from pathlib import Path
-
             png = Path(plot).read_bytes()
             settings = {"evaluation_id": record["evaluation_id"], "file": str(plot)}
             reg.add_attachment(gap.ref, png, "plot", settings, evaluation_id=record["evaluation_id"])

@@ -6,14 +6,13 @@ import logging
 import warnings
 
 from doge.errors import DogeError, NotFound, first_line
+from doge.hub import component_config, quiet_loading, quiet_transformers
 
 log = logging.getLogger("doge")
 
 
 def image_encoder_width(model: str) -> int:
     """Width of the image embeddings the unCLIP model ``model`` is conditioned on (no weights load)."""
-    from doge.hub import component_config
-
     config = component_config(model, "image_encoder")
     width = config.get("projection_dim")
     if not isinstance(width, int):
@@ -36,20 +35,28 @@ def _from_pretrained(cls, location: str, what: str, **kwargs):
         ) from None
 
 
-def load_pipeline(model: str, controlnets: list[str], device: str, dtype, lora: str | None = None):
-    """The StableUnCLIPControlNetImg2ImgPipeline on ``device``, with SDPA attention (diffusers' default)."""
-    from doge.hub import quiet_loading, quiet_transformers
-
+def _pipeline_classes():
+    """diffusers' ControlNetModel and doge's pipeline class, imported here to keep diffusers off the CLI's fast paths."""
     with quiet_transformers():  # importing diffusers' pipelines prints transformers' torchvision notice
         from diffusers import ControlNetModel
 
         from doge.rendering.pipeline import StableUnCLIPControlNetImg2ImgPipeline
+    return ControlNetModel, StableUnCLIPControlNetImg2ImgPipeline
+
+
+def _controlnet_argument(nets: list):
+    """The pipeline's ``controlnet``: None, the one ControlNet, or the list of them."""
+    return None if not nets else nets[0] if len(nets) == 1 else nets
+
+
+def load_pipeline(model: str, controlnets: list[str], device: str, dtype, lora: str | None = None):
+    """The StableUnCLIPControlNetImg2ImgPipeline on ``device``, with SDPA attention (diffusers' default)."""
+    ControlNetModel, StableUnCLIPControlNetImg2ImgPipeline = _pipeline_classes()
     quiet_loading()
 
     nets = [_from_pretrained(ControlNetModel, net, "ControlNet", dtype=dtype) for net in controlnets]
-    controlnet = None if not nets else nets[0] if len(nets) == 1 else nets
     pipe = _from_pretrained(
-        StableUnCLIPControlNetImg2ImgPipeline, model, "unCLIP model", controlnet=controlnet, dtype=dtype
+        StableUnCLIPControlNetImg2ImgPipeline, model, "unCLIP model", controlnet=_controlnet_argument(nets), dtype=dtype
     )
     if lora:
         try:
@@ -103,12 +110,7 @@ def pipeline_from_loaded(pipe, controlnets: list[str], width: int):
     only the ControlNets load, on ``pipe``'s device and in its dtype. ``width`` is the gap's: a
     pipeline whose image encoder has another width is refused in one line, before any ControlNet loads.
     """
-    from doge.hub import quiet_transformers
-
-    with quiet_transformers():  # importing diffusers' pipelines prints transformers' torchvision notice
-        from diffusers import ControlNetModel
-
-        from doge.rendering.pipeline import StableUnCLIPControlNetImg2ImgPipeline
+    ControlNetModel, StableUnCLIPControlNetImg2ImgPipeline = _pipeline_classes()
     name = loaded_model_name(pipe)
     encoder_width = pipe.image_encoder.config.projection_dim
     if encoder_width != width:
@@ -120,9 +122,7 @@ def pipeline_from_loaded(pipe, controlnets: list[str], width: int):
         _from_pretrained(ControlNetModel, net, "ControlNet", dtype=pipe.dtype).to(pipe.device) for net in controlnets
     ]
     components = {k: v for k, v in pipe.components.items() if k != "controlnet"}
-    built = StableUnCLIPControlNetImg2ImgPipeline(
-        **components, controlnet=None if not nets else nets[0] if len(nets) == 1 else nets
-    )
+    built = StableUnCLIPControlNetImg2ImgPipeline(**components, controlnet=_controlnet_argument(nets))
     built.register_to_config(_name_or_path=name)
     built.set_progress_bar_config(disable=True)
     return built

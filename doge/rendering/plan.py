@@ -11,22 +11,22 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+import torch
 
 import doge
 from doge import pluginmanager
 from doge.atomic import make_dirs, write_error
+from doge.data.images import ImageSet, discover
 from doge.errors import DogeError
-from doge.gaps.store import registry_for
+from doge.gaps.shifting import is_coral
+from doge.gaps.store import load_gap, registry_for  # doge.gaps.gap imports torch: so does a plan
+from doge.hub import component_config, default_model, require_config
 from doge.names import parse_weighted_ref
 from doge.rendering import manifest
 from doge.rendering.geometry import FITS, Geometry
+from doge.rendering.loading import image_encoder_width
 from doge.rendering.recipes import resolve_recipe
-
-if TYPE_CHECKING:
-    import torch
-
-    from doge.data.images import ImageSet
 
 log = logging.getLogger("doge")
 
@@ -110,11 +110,6 @@ def sweep_weights(spec: str) -> list[float]:
 
 def _load_gaps(gap_refs, registry) -> tuple[list[dict], torch.Tensor, dict, dict]:
     """(described gaps, weighted sum of their vectors, their encoder, a coral gap's extras)."""
-    import torch
-
-    from doge.gaps.shifting import is_coral
-    from doge.gaps.store import load_gap
-
     if not gap_refs:
         raise DogeError("render needs a gap: --gap 'real->painting' (see doge gap list)")
     total: torch.Tensor | None = None
@@ -152,8 +147,6 @@ def _load_gaps(gap_refs, registry) -> tuple[list[dict], torch.Tensor, dict, dict
 
 def _check_encoder(gap_encoder: dict, gaps: list[dict], model: str) -> None:
     """The gap must live in the space of the pipeline's image encoder."""
-    from doge.rendering.loading import image_encoder_width
-
     ref = gaps[0]["ref"]
     if gap_encoder.get("plugin") != "clip":
         raise DogeError(
@@ -179,8 +172,6 @@ def _check_encoder(gap_encoder: dict, gaps: list[dict], model: str) -> None:
 
 def _check_noise_level(noise_level: int, model: str) -> None:
     """unCLIP noises the image embedding with its image_noising_scheduler: levels 0 .. timesteps - 1."""
-    from doge.hub import component_config
-
     if noise_level < 0:
         raise DogeError(f"--noise-level {noise_level}: use 0 (no noise, the paper's) or more")
     if noise_level == 0:
@@ -209,8 +200,6 @@ def _check_writable(out: Path, grid: bool = False) -> None:
 
 
 def _build_controls(controls, control_dir, control_options, controlnets, device) -> tuple[list, list[str]]:
-    from doge.hub import require_config
-
     names = list(controls or DEFAULT_CONTROLS)
     if "none" in names and len(names) > 1:
         raise DogeError("--control none cannot be combined with other controls")
@@ -339,9 +328,6 @@ def plan(
     ``sources`` (an :class:`~doge.data.images.ImageSet`) and ``jobs`` replace the discovery of
     ``src`` and the jobs made from ``per_source``/``count`` (``doge augment`` plans its own).
     """
-    from doge.data.images import discover
-    from doge.hub import default_model
-
     given = dict(
         edit_weight=edit_weight,
         steps=steps,

@@ -248,12 +248,10 @@ def create_app(
             data = registry.read_blob(gv)
         except DogeError as exc:
             return api_error(exc)
-        return _download(
-            data, f"{gv.name.replace('->', '_to_')}_v{gv.version}.safetensors", "application/octet-stream", gv.sha256
-        )
+        return _download(data, gv.file_name(), "application/octet-stream", gv.sha256)
 
     def api_bundle(request: Request):
-        from doge.registry.bundles import write_bundle
+        from doge.registry.bundles import SUFFIX, write_bundle
 
         try:
             gv = registry.resolve(request.path_params["ref"])
@@ -263,7 +261,7 @@ def create_app(
                 data = path.read_bytes()
         except DogeError as exc:
             return api_error(exc)
-        return _download(data, f"{gv.name.replace('->', '_to_')}_v{gv.version}.doge", "application/zip")
+        return _download(data, gv.file_name(SUFFIX), "application/zip")
 
     def api_attachments(request: Request):
         try:
