@@ -229,3 +229,33 @@ def test_any_mutation_of_a_coco_file_is_read_and_mapped_or_one_line(tmp_path_fac
                 assert mapped is None or len(mapped["bbox"]) == 4
 
     check()
+
+
+# -- doge serve: hostile queries ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "status"),
+    [
+        ("/?page=99999999999999999999999", 200),  # once a 500 (SQLite OverflowError on the offset)
+        ("/?page=-5", 200),
+        ("/api/gaps/real-%3Epainting@v1/attachments/99999999999999999999999", 404),  # once a 500
+        ("/api/gaps/real-%3Epainting@v1/attachments/0", 404),
+    ],
+)
+def test_serve_answers_huge_numbers_without_a_server_error(home, url, status):
+    from starlette.testclient import TestClient
+
+    from doge.registry import Registry
+    from doge.serve.app import create_app
+
+    registry = Registry(home=home)
+    try:
+        response = TestClient(create_app(registry), raise_server_exceptions=False).get(url)
+    finally:
+        registry.close()
+    assert response.status_code == status, response.text[:300]
+    if url.startswith("/?"):  # a page past the end shows the last page, with the gap on it
+        assert "real-&gt;painting" in response.text or "real->painting" in response.text
+    else:
+        assert "has no preview or plot" in response.json()["error"]
