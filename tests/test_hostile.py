@@ -259,3 +259,56 @@ def test_serve_answers_huge_numbers_without_a_server_error(home, url, status):
         assert "real-&gt;painting" in response.text or "real->painting" in response.text
     else:
         assert "has no preview or plot" in response.json()["error"]
+
+
+# -- augment --masks: label images of another shape ---------------------------------------------
+
+
+def mask_set(tmp_path, mask_size, exif_orientation=None):
+    images, masks = tmp_path / "images", tmp_path / "labels"
+    images.mkdir()
+    masks.mkdir()
+    photo = Image.new("RGB", (64, 48), "grey")
+    if exif_orientation:
+        exif = photo.getexif()
+        exif[0x0112] = exif_orientation
+        photo.save(images / "a.jpg", exif=exif)
+    else:
+        photo.save(images / "a.jpg")
+    Image.fromarray(np.full(mask_size[::-1], 3, np.uint16)).save(masks / "a.png")  # I;16 labels
+    return images, masks
+
+
+@pytest.mark.parametrize(
+    ("mask_size", "orientation", "ok"),
+    [
+        ((64, 48), None, True),
+        ((32, 24), None, True),  # a scaled copy
+        ((33, 24), None, True),  # ... with a pixel of rounding
+        ((48, 64), None, False),  # transposed: once stretched silently over the source
+        ((48, 64), 6, True),  # the source is EXIF-rotated: upright it is 48 x 64
+        ((64, 48), 6, False),
+        ((64, 64), None, False),
+    ],
+)
+def test_a_label_image_of_another_shape_is_refused_before_rendering(tmp_path, mask_size, orientation, ok):
+    from doge.augmentation.inputs import read_dataset
+    from doge.errors import DogeError
+
+    images, masks = mask_set(tmp_path, mask_size, orientation)
+    if ok:
+        assert read_dataset(images, masks=masks).sources[0].mask == masks / "a.png"
+        return
+    with pytest.raises(DogeError, match=r"label image .*a\.png is \d+x\d+ but its source .*a\.jpg is") as err:
+        read_dataset(images, masks=masks)
+    assert "own shape" in str(err.value)
+
+
+def test_a_label_image_that_is_not_an_image_is_refused_before_rendering(tmp_path):
+    from doge.augmentation.inputs import read_dataset
+    from doge.errors import DogeError
+
+    images, masks = mask_set(tmp_path, (64, 48))
+    (masks / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n half written")
+    with pytest.raises(DogeError, match="is not an image PIL can read: replace it"):
+        read_dataset(images, masks=masks)

@@ -196,7 +196,29 @@ def _attach_masks(dataset: Dataset, masks: Path) -> None:
             f"{len(missing)} sources have no label image in {masks} (first: {missing[0]}): "
             "add one per source, matched by stem (e.g. a PNG of the same name)"
         )
+    for source in dataset.sources:
+        assert source.mask is not None
+        _check_mask_shape(source.path, source.mask)
     dataset.masks = masks
+
+
+def _check_mask_shape(image: Path, mask: Path) -> None:
+    """A label image must be its source's shape (or a scaled copy): a transposed or foreign one would
+    be stretched over the source and its labels land on the wrong pixels."""
+    from doge.data.images import upright_size
+
+    mask_size = upright_size(mask)
+    if mask_size is None:
+        raise DogeError(f"label image {mask} is not an image PIL can read: replace it")
+    size = upright_size(image)
+    if size is None:
+        return  # an unreadable source is skipped with its own warning when it renders
+    (mw, mh), (w, h) = mask_size, size
+    if abs(mw * h - mh * w) > max(w, h, mw, mh):  # more than a pixel of rounding apart
+        raise DogeError(
+            f"label image {mask} is {mw}x{mh} but its source {image} is {w}x{h} (upright): "
+            "give each source a label image of its own shape (or a scaled copy of it)"
+        )
 
 
 # -- COCO: checked whole before anything renders ----------------------------------------------
