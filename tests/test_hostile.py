@@ -312,3 +312,47 @@ def test_a_label_image_that_is_not_an_image_is_refused_before_rendering(tmp_path
     (masks / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n half written")
     with pytest.raises(DogeError, match="is not an image PIL can read: replace it"):
         read_dataset(images, masks=masks)
+
+
+# -- numbers that are not numbers: nan and inf --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--gap", "real->painting:nan"], "bad weight in 'real->painting:nan'"),
+        (["--gap", "real->painting:-inf"], "bad weight in 'real->painting:-inf'"),
+        (["--gap", "real->painting", "--edit-weight", "nan"], "--edit-weight nan: give a finite number"),
+        (["--gap", "real->painting", "--edit-weight", "inf"], "--edit-weight inf: give a finite number"),
+        (["--gap", "real->painting", "--guidance", "nan"], "--guidance nan: give a finite number"),
+        (["--gap", "real->painting", "--controlnet-scale", "inf"], "--controlnet-scale inf: give a finite number"),
+        (["--gap", "real->painting", "--lora-scale", "nan"], "--lora-scale nan: give a finite number"),
+        (["--gap", "real->painting", "--sweep", "0:nan:3"], "--sweep '0:nan:3': write START:STOP:COUNT"),
+    ],
+)
+def test_render_refuses_nan_and_inf_before_any_model_loads(
+    home, tiny_model, domains, tmp_path, monkeypatch, args, said
+):
+    # each once rendered a folder of black images (NaN embeddings or guidance), exit status 0
+    def no_model(*a, **k):
+        pytest.fail("the model loaded before the numbers were checked")
+
+    monkeypatch.setattr("doge.rendering.loading.load_pipeline", no_model)
+    out = tmp_path / "out"
+    result = doge(home, "--quiet", "render", *args, "--src", domains["real"], "--out", out, "--model", tiny_model,
+                  "--control", "none", *FAST)  # fmt: skip
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    line = result.output.strip().splitlines()[-1]
+    assert line.startswith("Error: ") and said in line, result.output
+    assert not (out / "images").exists() or not any((out / "images").iterdir())
+
+
+@pytest.mark.parametrize(("args", "said"), [(["--ratio", "nan"], "--ratio nan"), (["--ratio", "inf"], "--ratio inf")])
+def test_augment_refuses_a_nan_or_infinite_ratio(home, domains, tmp_path, args, said):
+    result = doge(
+        home, "augment", domains["real"], "--gap", "real->painting", "--out", tmp_path / "o", *args, "--dry-run"
+    )
+    assert (result.exit_code == 1 and result.exception is None) or isinstance(result.exception, SystemExit), (
+        result.output
+    )
+    assert said in result.output and "give a finite number" in result.output, result.output

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from doge.errors import DogeError
+from doge.errors import DogeError, finite
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def class_targets(
             raise DogeError("--per-class must be at least 1")
         return {label: per_class for label in by_class}
     if ratio is not None:
-        if ratio <= 0:
+        if finite(ratio, "--ratio") <= 0:
             raise DogeError("--ratio must be above 0")
         return {label: max(1, round(ratio * len(ix))) for label, ix in by_class.items()}
     if count is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 import doge
 from doge import pluginmanager
 from doge.atomic import make_dirs, write_error
-from doge.errors import DogeError
+from doge.errors import DogeError, finite
 from doge.gaps.store import registry_for
 from doge.names import parse_weighted_ref
 from doge.rendering import manifest
@@ -101,6 +102,8 @@ def sweep_weights(spec: str) -> list[float]:
     try:
         start_text, stop_text, count = spec.split(":")
         start, stop, n = float(start_text), float(stop_text), int(count)
+        if not math.isfinite(start) or not math.isfinite(stop):
+            raise ValueError(spec)
     except ValueError:
         raise DogeError(f"--sweep {spec!r}: write START:STOP:COUNT, e.g. 0:2:5") from None
     if n < 2:
@@ -266,11 +269,12 @@ def _controlnet_overrides(names: list[str], controlnets) -> dict[str, str]:
 
 def _scales(controlnet_scale, n: int) -> list[float]:
     scales = [controlnet_scale] if isinstance(controlnet_scale, (int, float)) else list(controlnet_scale)
+    scales = [finite(s, "--controlnet-scale") for s in scales]
     if len(scales) == 1:
         scales = scales * n
     if n and len(scales) != n:
         raise DogeError(f"{len(scales)} --controlnet-scale values for {n} ControlNets: give one, or one per --control")
-    return [float(s) for s in scales]
+    return scales
 
 
 def output_stem(relative: str) -> str:
@@ -355,7 +359,8 @@ def plan(
     edit_weight, steps, guidance = chosen["edit_weight"], chosen["steps"], chosen["guidance"]
     negative_prompt, size, fit, seed = chosen["negative_prompt"], chosen["size"], chosen["fit"], chosen["seed"]
     model = str(model or default_model())
-    weights = sweep_weights(sweep) if sweep else [float(edit_weight)]
+    weights = sweep_weights(sweep) if sweep else [finite(edit_weight, "--edit-weight")]
+    guidance, lora_scale = finite(guidance, "--guidance"), finite(lora_scale, "--lora-scale")
     if per_source < 1 or (count is not None and count < 1):
         raise DogeError("-n/--per-source and --count must be at least 1")
     if size < 64 or size % 8:
