@@ -356,3 +356,34 @@ def test_augment_refuses_a_nan_or_infinite_ratio(home, domains, tmp_path, args, 
         result.output
     )
     assert said in result.output and "give a finite number" in result.output, result.output
+
+
+# -- an output folder inside the source folder ------------------------------------------------
+
+
+@pytest.mark.parametrize("inside", [".", "out", "cat/out"])
+def test_render_refuses_an_out_inside_src(home, tiny_model, tmp_path, monkeypatch, inside):
+    # once: the rerun of the same command took the first run's images for sources of a class "out"
+    monkeypatch.setattr("doge.rendering.loading.load_pipeline", lambda *a, **k: pytest.fail("model loaded"))
+    src = tmp_path / "src dir"
+    (src / "cat").mkdir(parents=True)
+    Image.new("RGB", (64, 48), "grey").save(src / "cat" / "a.png")
+    out = src / inside
+    result = doge(home, "--quiet", "render", "--gap", "real->painting", "--src", src, "--out", out,
+                  "--model", tiny_model, "--control", "none", *FAST)  # fmt: skip
+    assert result.exit_code == 1, result.output
+    line = result.output.strip().splitlines()[-1]
+    assert line.startswith("Error: ") and "inside --src" in line and "outside" in line, result.output
+    assert sorted(p.relative_to(src).as_posix() for p in src.rglob("*")) == ["cat", "cat/a.png"]
+
+
+@pytest.mark.parametrize(("out", "work"), [("aug", None), ("../aug", "work")])
+def test_augment_refuses_an_out_or_work_area_inside_src(home, tmp_path, out, work):
+    src = tmp_path / "src"
+    (src / "cat").mkdir(parents=True)
+    Image.new("RGB", (64, 48), "grey").save(src / "cat" / "a.png")
+    args = ["--work", src / work] if work else []
+    result = doge(home, "augment", src, "--gap", "real->painting", "--out", src / out, "--count", "1", *args)
+    assert result.exit_code == 1, result.output
+    assert "inside" in result.output and "Traceback" not in result.output, result.output
+    assert sorted(p.relative_to(src).as_posix() for p in src.rglob("*")) == ["cat", "cat/a.png"]

@@ -194,6 +194,17 @@ def _check_noise_level(noise_level: int, model: str) -> None:
         raise DogeError(f"--noise-level {noise_level}: the model {model} takes 0 to {top} (0 is the paper's)")
 
 
+def refuse_inside_src(src, folder, option: str = "--out") -> None:
+    """What a run writes must not land inside its source folder: the rerun of the same command would
+    take those images for sources (a class named after the folder), and so on with every rerun."""
+    src_path, path = Path(src).resolve(), Path(folder).resolve()
+    if path == src_path or src_path in path.parents:
+        raise DogeError(
+            f"{option} {folder} is inside --src {src}: its images would be sources on the next run; "
+            f"put {option} outside {src}"
+        )
+
+
 def _check_writable(out: Path, grid: bool = False) -> None:
     """Every folder and file the run writes can be written, before any model loads."""
     for blocker in (out / "manifest.jsonl",):
@@ -378,6 +389,8 @@ def plan(
     if sources is None:
         sources = discover(src, limit=limit, seed=seed)
     out = Path(out)
+    if src is not None:
+        refuse_inside_src(src, out)
     _check_writable(out, grid)
     built, nets = _build_controls(controls, control_dir, control_options, controlnets, device)
     settings = Settings(
