@@ -387,3 +387,22 @@ def test_augment_refuses_an_out_or_work_area_inside_src(home, tmp_path, out, wor
     assert result.exit_code == 1, result.output
     assert "inside" in result.output and "Traceback" not in result.output, result.output
     assert sorted(p.relative_to(src).as_posix() for p in src.rglob("*")) == ["cat", "cat/a.png"]
+
+
+# -- budgets beyond reason ------------------------------------------------------------------------
+
+
+def test_render_refuses_a_hundred_million_images_at_once(home, tiny_model, domains, tmp_path):
+    # once: minutes and gigabytes of planning before the first image, then a hang
+    result = doge(home, "--quiet", "render", "--gap", "real->painting", "--src", domains["real"], "--out",
+                  tmp_path / "o", "--model", tiny_model, "--control", "none", "--count", "100000000", *FAST)  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "--count asks for 100000000 images; one run makes at most 1000000" in result.output
+
+
+@pytest.mark.parametrize(("args", "said"), [(["--per-class", "10000000"], "--per-class asks for"),
+                                            (["--ratio", "1e9"], "--ratio asks for")])  # fmt: skip
+def test_augment_refuses_a_budget_beyond_a_million_images_even_dry(home, domains, tmp_path, args, said):
+    result = doge(home, "augment", domains["real"], "--gap", "real->painting", "--out", tmp_path / "o", *args,
+                  "--dry-run")  # fmt: skip
+    assert result.exit_code == 1 and said in result.output and "split the work" in result.output, result.output

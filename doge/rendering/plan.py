@@ -31,6 +31,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("doge")
 
+# Images one run may plan: a plan holds a job per image, so --count 100000000 filled memory for
+# minutes before the first image (a million takes about a second and 200 MB to plan).
+MAX_IMAGES = 1_000_000
+
+
+def check_image_count(total: int, asked: str) -> None:
+    if total > MAX_IMAGES:
+        raise DogeError(
+            f"{asked} asks for {total} images; one run makes at most {MAX_IMAGES}: "
+            "split the work into several runs (--limit, or several --out folders)"
+        )
+
+
 DEFAULT_CONTROLS = ("canny",)
 
 
@@ -296,6 +309,7 @@ def output_stem(relative: str) -> str:
 def _jobs(sources, per_source: int, count: int | None, weights: list[float], sweep: bool) -> list[Job]:
     n_sources = len(sources.files)
     total = count if count is not None else n_sources * per_source
+    check_image_count(total * len(weights), "--count" if count is not None else "-n/--per-source")
     jobs = []
     for j in range(total):
         # Fewer sources than requested images: cycle through the sources.
