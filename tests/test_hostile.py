@@ -406,3 +406,60 @@ def test_augment_refuses_a_budget_beyond_a_million_images_even_dry(home, domains
     result = doge(home, "augment", domains["real"], "--gap", "real->painting", "--out", tmp_path / "o", *args,
                   "--dry-run")  # fmt: skip
     assert result.exit_code == 1 and said in result.output and "split the work" in result.output, result.output
+
+
+# -- gaps that are no gaps ------------------------------------------------------------------------
+
+
+def versions(home, name):
+    from doge.registry import Registry
+
+    registry = Registry(home=home)
+    try:
+        return [v.version for v in registry.list(name)]
+    finally:
+        registry.close()
+
+
+def test_a_gap_between_a_folder_and_itself_is_refused_and_nothing_stored(home, tiny_model, domains):
+    # once stored as 'created same->same@v1 ... |gap| 0.0000': a gap that moves nothing
+    result = doge(home, "--quiet", "gap", "create", "same->same", "--src", domains["real"], "--tgt", domains["real"],
+                  "--model", tiny_model)  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "the gap is zero" in result.output and "same" in result.output.splitlines()[-1], result.output
+    assert versions(home, "same->same") == []
+
+
+@pytest.mark.parametrize(("src_text", "tgt_text"), [("", "a painting"), ("a photo", "   "), ("a photo", "a photo")])
+def test_an_empty_or_identical_text_side_is_refused_and_nothing_stored(home, tiny_model, src_text, tgt_text):
+    result = doge(home, "--quiet", "gap", "create", "photo->text", "--src-text", src_text, "--tgt-text", tgt_text,
+                  "--model", tiny_model)  # fmt: skip
+    assert result.exit_code == 1, result.output
+    line = result.output.strip().splitlines()[-1]
+    assert line.startswith("Error: ") and ("is empty" in line or "the gap is zero" in line), result.output
+    assert versions(home, "photo->text") == []
+
+
+# -- registry check: a folder where a blob should be ----------------------------------------------
+
+
+def test_registry_check_reports_a_folder_in_place_of_a_blob_and_checks_the_rest(tmp_path):
+    from doge.registry import Registry
+
+    registry = Registry(home=tmp_path / "home")
+    try:
+        rng = np.random.default_rng(0)
+        hit = registry.create("a->b", rng.standard_normal(8).astype(np.float32), {})
+        fine = registry.create("c->d", rng.standard_normal(8).astype(np.float32), {})
+        path = registry.blobs.path(hit.sha256)
+        path.unlink()
+        path.mkdir()  # once: 'Error: ...: Is a directory' and the check stopped there
+        result = CliRunner().invoke(get_cli(), ["--home", str(tmp_path / "home"), "registry", "check", "--json"])
+        assert result.exit_code == 1, result.output
+        report = json.loads(result.output)
+        assert [(p["ref"], p["kind"]) for p in report["problems"]] == [("a->b@v1", "unreadable-blob")]
+        assert str(path) in report["problems"][0]["message"] and report["versions"] == 2
+        shown = CliRunner().invoke(get_cli(), ["--home", str(tmp_path / "home"), "gap", "show", fine.ref])
+        assert shown.exit_code == 0, shown.output
+    finally:
+        registry.close()
