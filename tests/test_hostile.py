@@ -463,3 +463,36 @@ def test_registry_check_reports_a_folder_in_place_of_a_blob_and_checks_the_rest(
         assert shown.exit_code == 0, shown.output
     finally:
         registry.close()
+
+
+# -- doge serve: a port already taken -------------------------------------------------------------
+
+
+def test_serve_on_a_taken_port_is_one_line_and_announces_nothing(home):
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        # once: 'doge serve: http://127.0.0.1:PORT/' printed as if serving, then uvicorn's ERROR, exit 3
+        result = doge(home, "serve", "--port", port)
+    finally:
+        taken.close()
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [
+        f"Error: cannot listen on 127.0.0.1:{port} (address already in use): pick another --port or stop what holds it"
+    ]
+
+
+def test_serve_on_port_0_announces_the_port_it_got(home, monkeypatch):
+    import uvicorn
+
+    served = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: served.extend(sockets or []))
+    result = doge(home, "serve", "--port", "0")
+    assert result.exit_code == 0, result.output
+    port = served[0].getsockname()[1]
+    served[0].close()
+    assert port > 0 and f"doge serve: http://127.0.0.1:{port}/ (read-only)" in result.output
