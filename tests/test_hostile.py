@@ -496,3 +496,21 @@ def test_serve_on_port_0_announces_the_port_it_got(home, monkeypatch):
     port = served[0].getsockname()[1]
     served[0].close()
     assert port > 0 and f"doge serve: http://127.0.0.1:{port}/ (read-only)" in result.output
+
+
+# -- two sources, one output name ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("first", "second"), [("x/a.png", "x/a.jpg"), ("x__y/z.png", "x/y__z.png")])
+def test_two_sources_that_would_share_output_names_are_refused(home, tiny_model, tmp_path, monkeypatch, first, second):
+    # once: 2 sources, 1 image written, the other silently counted as "already there"
+    monkeypatch.setattr("doge.rendering.loading.load_pipeline", lambda *a, **k: pytest.fail("model loaded"))
+    src = tmp_path / "src"
+    for i, rel in enumerate((first, second)):
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (64, 48), (i * 80, 0, 0)).save(src / rel)
+    result = doge(home, "--quiet", "render", "--gap", "real->painting", "--src", src, "--out", tmp_path / "out",
+                  "--model", tiny_model, "--control", "none", *FAST)  # fmt: skip
+    assert result.exit_code == 1, result.output
+    line = result.output.strip().splitlines()[-1]
+    assert line.startswith("Error: ") and first in line and second in line and "rename one" in line, result.output

@@ -31,7 +31,7 @@ from doge.errors import DogeError
 from doge.locks import output_lock
 from doge.names import parse_weighted_ref
 from doge.rendering import manifest
-from doge.rendering.plan import Job, output_stem, refuse_inside_src
+from doge.rendering.plan import Job, check_unique_stems, output_stem, refuse_inside_src
 
 log = logging.getLogger("doge")
 
@@ -121,6 +121,7 @@ def augment(
         src, annotations=annotations, masks=masks, label_column=label_column, input_format=input_format
     )
     refuse_inside_src(dataset.root, out)
+    check_unique_stems(source.rel for source in dataset.sources)
     refuse_inside_src(dataset.root, Path(work) if work else default_work(out), "--work")
     by_class = dataset.by_class()
     targets = class_targets(by_class, per_class=per_class, ratio=ratio, balance=balance, count=count)

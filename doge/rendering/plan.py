@@ -306,6 +306,19 @@ def output_stem(relative: str) -> str:
     return relative.rsplit(".", 1)[0].replace("/", "__")
 
 
+def check_unique_stems(relatives) -> None:
+    """Two sources whose outputs would share a name (``x/a.png`` and ``x/a.jpg``; ``x__y/z.png`` and
+    ``x/y__z.png``) are refused: the second's images would count as the first's, already there."""
+    seen: dict[str, str] = {}
+    for rel in relatives:
+        stem = output_stem(rel)
+        if stem in seen:
+            raise DogeError(
+                f"sources {seen[stem]} and {rel} would both write images/{stem}_<k>.png: rename one of them"
+            )
+        seen[stem] = rel
+
+
 def _jobs(sources, per_source: int, count: int | None, weights: list[float], sweep: bool) -> list[Job]:
     n_sources = len(sources.files)
     total = count if count is not None else n_sources * per_source
@@ -402,6 +415,7 @@ def plan(
     _check_encoder(encoder, described, model)
     if sources is None:
         sources = discover(src, limit=limit, seed=seed)
+    check_unique_stems(sources.relative(f) for f in sources.files)
     out = Path(out)
     if src is not None:
         refuse_inside_src(src, out)
