@@ -514,3 +514,24 @@ def test_two_sources_that_would_share_output_names_are_refused(home, tiny_model,
     assert result.exit_code == 1, result.output
     line = result.output.strip().splitlines()[-1]
     assert line.startswith("Error: ") and first in line and second in line and "rename one" in line, result.output
+
+
+@pytest.mark.parametrize(("orientation", "ok"), [(None, True), (6, False), (1, True)])
+def test_coco_image_of_another_size_upright_than_declared_is_refused(coco_root, orientation, ok):
+    # once: an EXIF-rotated JPEG declared 64x48 was laid out as 48x64, every box on the wrong pixels
+    from doge.augmentation.inputs import read_dataset
+    from doge.errors import DogeError
+
+    doc = coco_doc()
+    photo = Image.new("RGB", (64, 48), "grey")
+    exif = photo.getexif()
+    if orientation:
+        exif[0x0112] = orientation
+    photo.save(coco_root / "a.jpg", exif=exif)
+    doc["images"][0]["file_name"] = "a.jpg"
+    (coco_root / "instances.json").write_text(json.dumps(doc))
+    if ok:
+        assert read_dataset(coco_root, annotations=coco_root / "instances.json").sources[0].rel == "a.jpg"
+        return
+    with pytest.raises(DogeError, match=r"declared 64x48 but the file is 48x64 upright"):
+        read_dataset(coco_root, annotations=coco_root / "instances.json")

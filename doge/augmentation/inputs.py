@@ -156,11 +156,27 @@ def _read_coco(root: Path, annotations: Path) -> Dataset:
         path = root / image["file_name"]
         if not path.is_file():
             raise NotFound(f"{annotations} names {image['file_name']}, which is not in {root}")
+        _check_declared_size(annotations, image, path)
         anns = per_image.get(image["id"], [])
         sources.append(
             LabelledSource(path, _main_category(anns, names), Path(image["file_name"]).as_posix(), image["id"], anns)
         )
     return Dataset(root=root, kind="coco", sources=sources, categories=categories)
+
+
+def _check_declared_size(annotations: Path, image: dict, path: Path) -> None:
+    """COCO coordinates are in the image as declared; a file that is another size upright (an EXIF
+    rotation, a resized copy) would carry every box and polygon to the wrong pixels."""
+    from doge.data.images import upright_size
+
+    declared = (image.get("width"), image.get("height"))
+    size = upright_size(path) if all(_is_number(v) for v in declared) else None
+    if size is not None and size != declared:
+        raise DogeError(
+            f"{annotations}: image {image['id']!r} ({image['file_name']}) is declared {declared[0]}x{declared[1]} "
+            f"but the file is {size[0]}x{size[1]} upright (after any EXIF rotation): its boxes would land on the "
+            "wrong pixels; fix width/height or the file"
+        )
 
 
 def _main_category(anns: list[dict], names: dict) -> str:
