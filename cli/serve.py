@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 
 import click
 
 from doge.cli.context import pass_settings
+from doge.errors import DogeError
 
 
 @click.command()
@@ -32,8 +34,32 @@ def serve(settings, host, port, allow_writes):
     app = create_app(settings.registry(), allow_writes=allow_writes, tokens=tokens_from_env() if allow_writes else None)
     if not _loopback(host):
         click.echo(f"warning: serving on {host}: anyone who can reach this address can read the library", err=True)
-    click.echo(f"doge serve: http://{host}:{port}/ ({'writes with a token' if allow_writes else 'read-only'})")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    sock = _listen(host, port)  # bound here, so a taken port is one line and port 0 shows the port it got
+    port = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL is bracketed
+    click.echo(f"doge serve: http://{shown}:{port}/ ({'writes with a token' if allow_writes else 'read-only'})")
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise DogeError(
+            f"cannot listen on {host}: {exc.strerror or exc}; give --host an address of this machine"
+        ) from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise DogeError(
+            f"cannot listen on {host}:{port} ({(exc.strerror or str(exc)).lower()}): "
+            "pick another --port or stop what holds it"
+        ) from None
+    return sock
 
 
 def _loopback(host: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -96,7 +97,10 @@ def parse_weighted_ref(text: str) -> tuple[Ref, float]:
     ref_text, sep, weight = text.rpartition(":")
     if sep:
         try:
-            return parse_ref(ref_text), float(weight)
+            number = float(weight)
+            if not math.isfinite(number):
+                raise ValueError(weight)
+            return parse_ref(ref_text), number
         except ValueError:
             raise DogeError(f"bad weight in {text!r}: write REF:NUMBER, e.g. 'day->night:0.5'") from None
     return parse_ref(text), 1.0

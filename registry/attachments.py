@@ -108,7 +108,8 @@ class Attachments:
         blob goes when nothing else uses it."""
         with self._tx(write=True) as s:
             row = self._resolve_row(s, self._ref(ref))
-            att = s.get(AttachmentRow, attachment_id)
+            # an id beyond SQL's 64-bit integers names no row (the driver would raise OverflowError)
+            att = s.get(AttachmentRow, attachment_id) if 0 < attachment_id < 2**63 else None
             if att is None or att.version_id != row.id:
                 raise NotFound(self._no_attachment(s, row, attachment_id))
             if kind is not None and att.kind != kind:
@@ -126,7 +127,8 @@ class Attachments:
     def _attachment(self, ref, attachment_id: int) -> dict:
         with self._tx() as s:
             row = self._resolve_row(s, self._ref(ref))
-            att = s.get(AttachmentRow, attachment_id)
+            # an id beyond SQL's 64-bit integers names no row (the driver would raise OverflowError)
+            att = s.get(AttachmentRow, attachment_id) if 0 < attachment_id < 2**63 else None
             if att is None or att.version_id != row.id:
                 raise NotFound(self._no_attachment(s, row, attachment_id))
             return attachment_record(att, f"{row.name}@v{row.version}")

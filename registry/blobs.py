@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from doge.atomic import write_atomic
-from doge.errors import IntegrityError
+from doge.errors import DogeError, IntegrityError
 
 from .gapfile import SUFFIX
 
@@ -75,6 +75,11 @@ class BlobStore:
             data = self.path(sha, suffix).read_bytes()
         except FileNotFoundError:
             raise missing_blob(what, self.where(sha, suffix)) from None
+        except OSError as exc:  # a folder in its place, no permission, an I/O error
+            raise DogeError(
+                f"{what}: blob file {self.where(sha, suffix)} cannot be read ({exc.strerror or exc}); "
+                "restore it, or remove the version and import it again"
+            ) from None
         return checked(data, sha, what, self.where(sha, suffix))
 
     def delete(self, sha: str, suffix: str = SUFFIX) -> None:

@@ -39,6 +39,7 @@ def library_page(
     )
     with registry._tx() as s:
         total = s.scalar(select(func.count()).select_from(grouped.subquery())) or 0
+        page = min(page, max(1, -(-total // per_page)))  # past the end: the last page (and no SQL overflow)
         found = s.execute(grouped.order_by(GapRow.name).limit(per_page).offset((page - 1) * per_page)).all()
         names = [r.name for r in found]
         rows = (

@@ -78,3 +78,22 @@ def test_palette_label_maps_keep_their_palette_when_padded():
     out = fit_geometry(40, 20, 40, "pad").apply(labels, Image.Resampling.NEAREST)
     assert out.mode == "P" and set(np.unique(np.asarray(out))) == {0, 3}
     assert out.convert("RGB").getpixel((20, 10)) == (0, 0, 255)
+
+
+@pytest.mark.parametrize(("width", "height"), [(1, 10000), (10000, 1), (1, 17), (170, 10)])
+def test_keep_refuses_a_strip_beyond_1_to_16_and_names_pad_or_crop(width, height):
+    # 1x10000 under keep once made a 64x76800 output (a GPU's memory for one strip).
+    with pytest.raises(DogeError, match=r"--fit pad.*--fit crop") as err:
+        fit_geometry(width, height, 768, "keep")
+    assert f"{width}x{height}" in str(err.value)
+    for fit in ("crop", "pad"):
+        assert fit_geometry(width, height, 768, fit).output_size == (768, 768)
+
+
+@pytest.mark.parametrize(("width", "height"), [(1, 16), (16, 1), (100, 1600), (5000, 313)])
+@pytest.mark.parametrize("size", [64, 768])
+def test_keep_up_to_1_to_16_stays_within_a_few_times_the_square(width, height, size):
+    g = fit_geometry(width, height, size, "keep")
+    out_w, out_h = g.output_size
+    assert out_w * out_h <= 4 * size * size
+    assert max(out_w, out_h) <= 4 * size

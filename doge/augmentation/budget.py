@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from doge.errors import DogeError
+from doge.errors import DogeError, finite
+from doge.rendering.plan import check_image_count
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,14 @@ def class_targets(
     balance: bool = False,
     count: int | None = None,
 ) -> dict[str, int]:
-    """New images per class for the one budget given."""
+    """New images per class for the one budget given (at most ``MAX_IMAGES`` in all)."""
+    targets = _targets(by_class, per_class=per_class, ratio=ratio, balance=balance, count=count)
+    asked = [name for name, v in (("--per-class", per_class), ("--ratio", ratio), ("--count", count)) if v is not None]
+    check_image_count(sum(targets.values()), (asked or ["--balance"])[0])
+    return targets
+
+
+def _targets(by_class, *, per_class, ratio, balance, count) -> dict[str, int]:
     given = [name for name, v in (("--per-class", per_class), ("--ratio", ratio), ("--count", count)) if v is not None]
     if balance:
         given.append("--balance")
@@ -46,7 +54,7 @@ def class_targets(
             raise DogeError("--per-class must be at least 1")
         return {label: per_class for label in by_class}
     if ratio is not None:
-        if ratio <= 0:
+        if finite(ratio, "--ratio") <= 0:
             raise DogeError("--ratio must be above 0")
         return {label: max(1, round(ratio * len(ix))) for label, ix in by_class.items()}
     if count is not None:

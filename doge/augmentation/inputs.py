@@ -8,7 +8,9 @@ care which layout the user had.
 from __future__ import annotations
 
 import csv
+import io
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,47 +95,58 @@ def _read_folders(root: Path) -> Dataset:
     return Dataset(root=root, kind="folders", sources=sources)
 
 
-def _metadata_rows(root: Path) -> list[dict]:
+def _metadata_rows(root: Path) -> list[tuple[str, object]]:
+    """``(where, row)`` for each row of the metadata file: ``where`` names the file and line."""
     jsonl, csv_file = root / METADATA_FILES[0], root / METADATA_FILES[1]
-    if jsonl.is_file():
-        rows = []
-        for n, line in enumerate(jsonl.read_text(encoding="utf-8").splitlines(), 1):
+    path = jsonl if jsonl.is_file() else csv_file
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DogeError(f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
+    if path == jsonl:
+        rows: list[tuple[str, object]] = []
+        for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
+                rows.append((f"{jsonl} line {n}", json.loads(line)))
+            except (json.JSONDecodeError, RecursionError):
                 raise DogeError(f"{jsonl} line {n} is not JSON: fix or remove that line") from None
         return rows
-    with open(csv_file, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+    try:
+        # the header is line 1; a quoted value may span lines, so rows are counted, not lines
+        return [(f"{csv_file} row {n}", row) for n, row in enumerate(csv.DictReader(io.StringIO(text, newline="")), 1)]
+    except csv.Error as exc:
+        raise DogeError(f"{csv_file} is not CSV ({exc}): fix it") from None
 
 
 def _read_imagefolder(root: Path, label_column: str) -> Dataset:
-    rows = _metadata_rows(root)
     sources = []
-    for row in rows:
+    for where, row in _metadata_rows(root):
+        if not isinstance(row, dict):
+            raise DogeError(f"{where} is not an object with a file_name: fix or remove that line")
         name = row.get("file_name")
-        if not name:
-            raise DogeError(f"a row of {root}'s metadata has no file_name: every row names its image")
+        if not name or not isinstance(name, str):
+            raise DogeError(f"{where} has no file_name: every row names its image")
         if label_column not in row:
-            columns = ", ".join(sorted(row))
+            columns = ", ".join(sorted(str(c) for c in row))
             raise DogeError(f"{root}'s metadata has no {label_column!r} column (it has {columns}): pass --label-column")
+        label = row[label_column]
+        if not _is_id(label) or not str(label).strip():
+            raise DogeError(f"{where} has no {label_column} (it holds {_short(label)}): give every image its class")
         path = root / name
         if not path.is_file():
             raise NotFound(f"{root}'s metadata names {name}, which is not there: add it or drop its row")
-        sources.append(LabelledSource(path, str(row[label_column]), Path(name).as_posix()))
+        sources.append(LabelledSource(path, str(label), Path(name).as_posix()))
     return Dataset(root=root, kind="imagefolder", sources=sources, label_column=label_column)
 
 
 def _read_coco(root: Path, annotations: Path) -> Dataset:
     if not annotations.is_file():
         raise NotFound(f"--annotations {annotations}: no such file")
-    try:
-        data = json.loads(annotations.read_text(encoding="utf-8"))
-        images, categories = data["images"], data.get("categories", [])
-    except (json.JSONDecodeError, KeyError, TypeError):
-        raise DogeError(f"{annotations} is not COCO JSON (it needs an 'images' list)") from None
+    data = _load_json(annotations, "the COCO annotations")
+    _check_coco(data, annotations)
+    images, categories = data["images"], data.get("categories", [])
     names = {c["id"]: str(c["name"]) for c in categories}
     per_image: dict[int, list[dict]] = {}
     for ann in data.get("annotations", []):
@@ -143,11 +156,27 @@ def _read_coco(root: Path, annotations: Path) -> Dataset:
         path = root / image["file_name"]
         if not path.is_file():
             raise NotFound(f"{annotations} names {image['file_name']}, which is not in {root}")
+        _check_declared_size(annotations, image, path)
         anns = per_image.get(image["id"], [])
         sources.append(
             LabelledSource(path, _main_category(anns, names), Path(image["file_name"]).as_posix(), image["id"], anns)
         )
     return Dataset(root=root, kind="coco", sources=sources, categories=categories)
+
+
+def _check_declared_size(annotations: Path, image: dict, path: Path) -> None:
+    """COCO coordinates are in the image as declared; a file that is another size upright (an EXIF
+    rotation, a resized copy) would carry every box and polygon to the wrong pixels."""
+    from doge.data.images import upright_size
+
+    declared = (image.get("width"), image.get("height"))
+    size = upright_size(path) if all(_is_number(v) for v in declared) else None
+    if size is not None and size != declared:
+        raise DogeError(
+            f"{annotations}: image {image['id']!r} ({image['file_name']}) is declared {declared[0]}x{declared[1]} "
+            f"but the file is {size[0]}x{size[1]} upright (after any EXIF rotation): its boxes would land on the "
+            "wrong pixels; fix width/height or the file"
+        )
 
 
 def _main_category(anns: list[dict], names: dict) -> str:
@@ -183,4 +212,163 @@ def _attach_masks(dataset: Dataset, masks: Path) -> None:
             f"{len(missing)} sources have no label image in {masks} (first: {missing[0]}): "
             "add one per source, matched by stem (e.g. a PNG of the same name)"
         )
+    for source in dataset.sources:
+        assert source.mask is not None
+        _check_mask_shape(source.path, source.mask)
     dataset.masks = masks
+
+
+def _check_mask_shape(image: Path, mask: Path) -> None:
+    """A label image must be its source's shape (or a scaled copy): a transposed or foreign one would
+    be stretched over the source and its labels land on the wrong pixels."""
+    from doge.data.images import upright_size
+
+    mask_size = upright_size(mask)
+    if mask_size is None:
+        raise DogeError(f"label image {mask} is not an image PIL can read: replace it")
+    size = upright_size(image)
+    if size is None:
+        return  # an unreadable source is skipped with its own warning when it renders
+    (mw, mh), (w, h) = mask_size, size
+    if abs(mw * h - mh * w) > max(w, h, mw, mh):  # more than a pixel of rounding apart
+        raise DogeError(
+            f"label image {mask} is {mw}x{mh} but its source {image} is {w}x{h} (upright): "
+            "give each source a label image of its own shape (or a scaled copy of it)"
+        )
+
+
+# -- COCO: checked whole before anything renders ----------------------------------------------
+
+
+def _load_json(path: Path, what: str):
+    """``path`` parsed; a DogeError line for bytes that are not UTF-8 JSON (or nest absurdly deep)."""
+    try:
+        return json.loads(path.read_bytes().decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise DogeError(f"{path} is not UTF-8 text (byte {exc.start}): save {what} as UTF-8 JSON") from None
+    except json.JSONDecodeError as exc:
+        raise DogeError(f"{path} is not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}): fix {what}") from None
+    except RecursionError:
+        raise DogeError(f"{path} nests its JSON too deeply to be {what}") from None
+
+
+def _short(value) -> str:
+    """A value of a user's file for a one-line message: its repr, cut at 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_id(value) -> bool:
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _rle_total(counts: str) -> int | None:
+    """The pixel count a compressed COCO RLE string covers; None when it is not one.
+
+    The decoding of pycocotools' ``rleFrString`` (maskApi.c), which itself accepts any bytes.
+    """
+    runs: list[int] = []
+    p = 0
+    while p < len(counts):
+        x, k, more = 0, 0, True
+        while more:
+            if p >= len(counts):
+                return None  # a run cut off in the middle
+            c = ord(counts[p]) - 48
+            if not 0 <= c < 64:
+                return None
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p, k = p + 1, k + 1
+            if not more and c & 0x10:
+                x |= -1 << (5 * k)
+        if len(runs) > 2:
+            x += runs[-2]
+        if x < 0:
+            return None
+        runs.append(x)
+    return sum(runs)
+
+
+def _segmentation_problem(seg, image: dict) -> str | None:
+    if isinstance(seg, list):
+        for n, poly in enumerate(seg):
+            if not isinstance(poly, list) or not all(_is_number(v) for v in poly):
+                return f"segmentation polygon {n} is not a list of numbers"
+            if len(poly) % 2 or len(poly) < 6:
+                return f"segmentation polygon {n} has {len(poly)} coordinates (an even count, at least 6: x1, y1, x2, y2, ...)"
+        return None
+    if not isinstance(seg, dict):
+        return f"segmentation is a {type(seg).__name__} (a list of polygons or an RLE object)"
+    size, counts = seg.get("size"), seg.get("counts")
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
+        return "its RLE has no [height, width] size"
+    h, w = size
+    height, width = image.get("height"), image.get("width")
+    if _is_number(height) and _is_number(width) and (height, width) != (h, w):
+        return f"its RLE is {h}x{w} (height x width) but its image is {height}x{width}"
+    if isinstance(counts, list):
+        ok = all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts)
+        total = sum(counts) if ok else None
+    else:
+        total = _rle_total(counts) if isinstance(counts, str) else None
+    if total != h * w:
+        return f"its RLE counts are not a run-length encoding of {h}x{w} pixels"
+    return None
+
+
+def _annotation_problem(ann: dict, images: dict, categories: set) -> str | None:
+    if not _is_id(ann.get("image_id")) or ann["image_id"] not in images:
+        return f"image_id {_short(ann.get('image_id'))} is not the id of an image in the file"
+    category = ann.get("category_id")
+    if (categories or category is not None) and not (_is_id(category) and (not categories or category in categories)):
+        return f"category_id {_short(ann.get('category_id'))} is not the id of a category in the file"
+    bbox = ann.get("bbox")
+    if bbox is not None:
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_number(v) for v in bbox)):
+            return f"bbox {_short(bbox)} is not [x, y, width, height]"
+        if bbox[2] < 0 or bbox[3] < 0:
+            return f"bbox {_short(bbox)} has a negative width or height"
+    if ann.get("area") is not None and not (_is_number(ann["area"]) and ann["area"] >= 0):
+        return f"area {_short(ann['area'])} is not a number of pixels"
+    if ann.get("segmentation") is not None:
+        return _segmentation_problem(ann["segmentation"], images[ann["image_id"]])
+    return None
+
+
+def _check_coco(data, path: Path) -> None:
+    """One DogeError line for the first thing in ``data`` that is not COCO, naming where it is."""
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        raise DogeError(f"{path} is not COCO JSON (it needs an 'images' list)")
+
+    def fail(where: str, item, problem: str):
+        ident = f" (id {_short(item.get('id'))})" if isinstance(item, dict) and "id" in item else ""
+        raise DogeError(f"{path}: {where}{ident}: {problem}; fix or remove it")
+
+    for key in ("annotations", "categories"):
+        if not isinstance(data.get(key, []), list):
+            raise DogeError(f"{path}: '{key}' is a {type(data[key]).__name__}; COCO makes it a list")
+    images: dict = {}
+    for n, image in enumerate(data["images"]):
+        if not isinstance(image, dict) or not _is_id(image.get("id")):
+            fail(f"images[{n}]", image, "has no id")
+        if not isinstance(image.get("file_name"), str) or not image["file_name"].strip():
+            fail(f"images[{n}]", image, "has no file_name")
+        if image["id"] in images:
+            fail(f"images[{n}]", image, "repeats an image id")
+        images[image["id"]] = image
+    categories = set()
+    for n, category in enumerate(data.get("categories", [])):
+        if not isinstance(category, dict) or not _is_id(category.get("id")) or not _is_id(category.get("name")):
+            fail(f"categories[{n}]", category, "needs an id and a name")
+        categories.add(category["id"])
+    for n, ann in enumerate(data.get("annotations", [])):
+        if not isinstance(ann, dict):
+            fail(f"annotations[{n}]", ann, "is not an object")
+        problem = _annotation_problem(ann, images, categories)
+        if problem:
+            fail(f"annotations[{n}]", ann, problem)

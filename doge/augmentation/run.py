@@ -35,7 +35,7 @@ from doge.names import parse_weighted_ref
 from doge.quality.filtering import filter_outputs
 from doge.rendering import manifest
 from doge.rendering.batch import load_engine
-from doge.rendering.plan import Job, output_stem, plan
+from doge.rendering.plan import Job, check_unique_stems, output_stem, plan, refuse_inside_src
 from doge.rendering.run import run_plan
 
 log = logging.getLogger("doge")
@@ -123,6 +123,9 @@ def augment(
     dataset = read_dataset(
         src, annotations=annotations, masks=masks, label_column=label_column, input_format=input_format
     )
+    refuse_inside_src(dataset.root, out)
+    check_unique_stems(source.rel for source in dataset.sources)
+    refuse_inside_src(dataset.root, Path(work) if work else default_work(out), "--work")
     by_class = dataset.by_class()
     targets = class_targets(by_class, per_class=per_class, ratio=ratio, balance=balance, count=count)
     slots = allocate(by_class, targets, len(groups), spread)

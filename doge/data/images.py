@@ -166,6 +166,21 @@ def decode_image(path: str | os.PathLike, data: bytes | None = None) -> tuple[Im
         return None, f"damaged or unreadable ({type(exc).__name__}: {_one_line(exc)})"
 
 
+def upright_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(width, height) of ``path`` as decoded (EXIF orientation applied), from its header alone;
+    None when it is not an image PIL can open."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            try:
+                orientation = image.getexif().get(0x0112, 1)
+            except Exception:  # broken EXIF: decode_image keeps such a picture as stored
+                orientation = 1
+    except Exception:  # PIL raises OSError, ValueError, SyntaxError, ... on bad headers
+        return None
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
 def _upright(image: Image.Image) -> Image.Image:
     try:
         return ImageOps.exif_transpose(image)

@@ -29,6 +29,8 @@ def describe_image_encoder(encoder: str, model: str | None) -> dict | None:
 
 def fill_template(template: str, classes: list[str]) -> list[str]:
     """``template`` with ``{}`` replaced by each class name; a template without ``{}`` is one text."""
+    if not template.strip():
+        raise DogeError("a text side is empty: describe the domain, e.g. --tgt-text 'a pencil sketch of a {}'")
     if "{}" not in template:
         return [template]
     if not classes:

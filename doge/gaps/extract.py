@@ -56,6 +56,7 @@ def create_gap(
     extras = {k: v.float().cpu().numpy() for k, v in (rest[0] if rest else {}).items()}  # e.g. coral's transform
     if not bool(vector.isfinite().all()):
         raise DogeError(f"estimator {estimator!r} gave a non-finite gap; check the images or try --estimator mean")
+    _refuse_zero(vector)
     provenance = gap_provenance(
         encoder=enc.describe(),
         estimator=estimator,
@@ -140,6 +141,7 @@ def create_text_gap(
     vector = (means["target"] - means["source"]).float()
     if not bool(vector.isfinite().all()):
         raise DogeError("the text gap is not finite; check the text model")
+    _refuse_zero(vector)
     provenance = {
         "encoder": image_side,
         "text_encoder": text_enc.describe(),
@@ -155,3 +157,12 @@ def create_text_gap(
     record = reg.create(name, vector.cpu().numpy(), provenance, description=description)
     log.info("stored %s (sha256 %s)", record.ref, record.sha256[:12])
     return Gap.from_record(record, vector.cpu().numpy())
+
+
+def _refuse_zero(vector) -> None:
+    """A gap of length 0 moves no image: refused before anything is stored."""
+    if not bool(vector.any()):
+        raise DogeError(
+            "the gap is zero: source and target encode alike (the same folder or the same text on both sides?); "
+            "give --src and --tgt of different domains"
+        )

@@ -139,7 +139,8 @@ class OutputWriter:
 def load_source(p: Plan, index: int, data: bytes | None = None) -> Source | None:
     """Decode source ``index`` (from ``data``, its bytes, when already read) and make its controls.
 
-    None for a file that cannot be decoded; one warning line says why.
+    None for a file that cannot be decoded or laid out (``--fit keep`` on a 1:20 strip); one
+    warning line says why.
     """
     from doge.data.images import decode_image
 
@@ -149,7 +150,11 @@ def load_source(p: Plan, index: int, data: bytes | None = None) -> Source | None
     if image is None:
         log.warning("skipping %s: %s", path, reason)
         return None
-    geometry = fit_geometry(image.width, image.height, p.settings.size, p.settings.fit)
+    try:
+        geometry = fit_geometry(image.width, image.height, p.settings.size, p.settings.fit)
+    except DogeError as exc:  # this source's shape, not the run: the others still render
+        log.warning("skipping %s: %s", path, exc)
+        return None
     controls, empty = [], []
     for control in p.controls:
         made = control.make(image, geometry.output_size, path, geometry=geometry)

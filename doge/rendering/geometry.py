@@ -20,6 +20,9 @@ from doge.errors import DogeError
 FITS = ("keep", "crop", "pad")
 
 _STEP = 64  # keep: each output side is a multiple of this (what SD's UNet and VAE divide cleanly)
+# keep: the longest side may be at most this many times the shortest. Beyond it the short side is
+# clamped at one step while the long one keeps growing (1x10000 at 768 px made a 64x76800 output).
+MAX_KEEP_ASPECT = 16
 
 
 @dataclass(frozen=True)
@@ -123,12 +126,19 @@ def fit_geometry(width: int, height: int, size: int, fit: str) -> Geometry:
     keep: the aspect ratio kept at about ``size``×``size`` pixels, each side a multiple of 64
     (at least 64); crop: shortest side to ``size``, centre crop to ``size``×``size`` (the paper);
     pad: longest side to ``size``, letterboxed to ``size``×``size``.
+
+    keep refuses a source longer than 1:``MAX_KEEP_ASPECT`` (a DogeError naming --fit pad or crop).
     """
     if fit not in FITS:
         raise DogeError(f"--fit {fit!r}: use one of {', '.join(FITS)}")
     if width < 1 or height < 1:
         raise DogeError(f"an image of {width}x{height} pixels cannot be rendered")
     if fit == "keep":
+        if max(width, height) > MAX_KEEP_ASPECT * min(width, height):
+            raise DogeError(
+                f"a {width}x{height} source is longer than 1:{MAX_KEEP_ASPECT}, too thin for --fit keep; "
+                "use --fit pad (letterboxed) or --fit crop (its centre square)"
+            )
         ratio = (width / height) ** 0.5
         out_w = max(_STEP, round(size * ratio / _STEP) * _STEP)
         out_h = max(_STEP, round(size / ratio / _STEP) * _STEP)

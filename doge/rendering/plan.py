@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import doge
 from doge import pluginmanager
 from doge.atomic import make_dirs, write_error
 from doge.data.images import ImageSet, discover
-from doge.errors import DogeError
+from doge.errors import DogeError, finite
 from doge.gaps.shifting import is_coral
 from doge.gaps.store import load_gap, registry_for  # doge.gaps.gap imports torch: so does a plan
 from doge.hub import component_config, default_model, require_config
@@ -29,6 +30,19 @@ from doge.rendering.loading import image_encoder_width
 from doge.rendering.recipes import resolve_recipe
 
 log = logging.getLogger("doge")
+
+# Images one run may plan: a plan holds a job per image, so --count 100000000 filled memory for
+# minutes before the first image (a million takes about a second and 200 MB to plan).
+MAX_IMAGES = 1_000_000
+
+
+def check_image_count(total: int, asked: str) -> None:
+    if total > MAX_IMAGES:
+        raise DogeError(
+            f"{asked} asks for {total} images; one run makes at most {MAX_IMAGES}: "
+            "split the work into several runs (--limit, or several --out folders)"
+        )
+
 
 DEFAULT_CONTROLS = ("canny",)
 
@@ -101,6 +115,8 @@ def sweep_weights(spec: str) -> list[float]:
     try:
         start_text, stop_text, count = spec.split(":")
         start, stop, n = float(start_text), float(stop_text), int(count)
+        if not math.isfinite(start) or not math.isfinite(stop):
+            raise ValueError(spec)
     except ValueError:
         raise DogeError(f"--sweep {spec!r}: write START:STOP:COUNT, e.g. 0:2:5") from None
     if n < 2:
@@ -182,6 +198,17 @@ def _check_noise_level(noise_level: int, model: str) -> None:
         raise DogeError(f"--noise-level {noise_level}: the model {model} takes 0 to {top} (0 is the paper's)")
 
 
+def refuse_inside_src(src, folder, option: str = "--out") -> None:
+    """What a run writes must not land inside its source folder: the rerun of the same command would
+    take those images for sources (a class named after the folder), and so on with every rerun."""
+    src_path, path = Path(src).resolve(), Path(folder).resolve()
+    if path == src_path or src_path in path.parents:
+        raise DogeError(
+            f"{option} {folder} is inside --src {src}: its images would be sources on the next run; "
+            f"put {option} outside {src}"
+        )
+
+
 def _check_writable(out: Path, grid: bool = False) -> None:
     """Every folder and file the run writes can be written, before any model loads."""
     for blocker in (out / "manifest.jsonl",):
@@ -255,11 +282,12 @@ def _controlnet_overrides(names: list[str], controlnets) -> dict[str, str]:
 
 def _scales(controlnet_scale, n: int) -> list[float]:
     scales = [controlnet_scale] if isinstance(controlnet_scale, (int, float)) else list(controlnet_scale)
+    scales = [finite(s, "--controlnet-scale") for s in scales]
     if len(scales) == 1:
         scales = scales * n
     if n and len(scales) != n:
         raise DogeError(f"{len(scales)} --controlnet-scale values for {n} ControlNets: give one, or one per --control")
-    return [float(s) for s in scales]
+    return scales
 
 
 def output_stem(relative: str) -> str:
@@ -267,9 +295,23 @@ def output_stem(relative: str) -> str:
     return relative.rsplit(".", 1)[0].replace("/", "__")
 
 
+def check_unique_stems(relatives) -> None:
+    """Two sources whose outputs would share a name (``x/a.png`` and ``x/a.jpg``; ``x__y/z.png`` and
+    ``x/y__z.png``) are refused: the second's images would count as the first's, already there."""
+    seen: dict[str, str] = {}
+    for rel in relatives:
+        stem = output_stem(rel)
+        if stem in seen:
+            raise DogeError(
+                f"sources {seen[stem]} and {rel} would both write images/{stem}_<k>.png: rename one of them"
+            )
+        seen[stem] = rel
+
+
 def _jobs(sources, per_source: int, count: int | None, weights: list[float], sweep: bool) -> list[Job]:
     n_sources = len(sources.files)
     total = count if count is not None else n_sources * per_source
+    check_image_count(total * len(weights), "--count" if count is not None else "-n/--per-source")
     jobs = []
     for j in range(total):
         # Fewer sources than requested images: cycle through the sources.
@@ -341,7 +383,8 @@ def plan(
     edit_weight, steps, guidance = chosen["edit_weight"], chosen["steps"], chosen["guidance"]
     negative_prompt, size, fit, seed = chosen["negative_prompt"], chosen["size"], chosen["fit"], chosen["seed"]
     model = str(model or default_model())
-    weights = sweep_weights(sweep) if sweep else [float(edit_weight)]
+    weights = sweep_weights(sweep) if sweep else [finite(edit_weight, "--edit-weight")]
+    guidance, lora_scale = finite(guidance, "--guidance"), finite(lora_scale, "--lora-scale")
     if per_source < 1 or (count is not None and count < 1):
         raise DogeError("-n/--per-source and --count must be at least 1")
     if size < 64 or size % 8:
@@ -358,7 +401,10 @@ def plan(
     _check_encoder(encoder, described, model)
     if sources is None:
         sources = discover(src, limit=limit, seed=seed)
+    check_unique_stems(sources.relative(f) for f in sources.files)
     out = Path(out)
+    if src is not None:
+        refuse_inside_src(src, out)
     _check_writable(out, grid)
     built, nets = _build_controls(controls, control_dir, control_options, controlnets, device)
     settings = Settings(
