@@ -208,9 +208,14 @@ def _parse_value(text: str, option: Option, what: str) -> Any:
         if isinstance(default, float):
             return float(text)
     except ValueError:
-        raise DogeError(
-            f"option {what}={text!r}: give a {type(default).__name__}, like its default {default!r}"
-        ) from None
+        kind = (
+            "true or false"
+            if isinstance(default, bool)
+            else "a whole number"
+            if isinstance(default, int)
+            else "a number"
+        )
+        raise DogeError(f"option {what}={text!r}: give {kind}, like its default {default!r}") from None
     for number in (int, float):
         if number.__name__ in option.annotation:
             try:

@@ -257,7 +257,7 @@ def test_plugin_options_come_from_the_plugin(fresh_plugins):
     assert pluginmanager.parse_options("controls", "canny", [("low", "50")]) == {"low": 50}
     with pytest.raises(DogeError, match=r"the trimmed-mean estimator has no option trimm; its options: trim=0.1"):
         pluginmanager.parse_options("estimators", "trimmed-mean", [("trimm", "0.2")])
-    with pytest.raises(DogeError, match=r"option canny.low='lots': give a int, like its default 100"):
+    with pytest.raises(DogeError, match=r"option canny.low='lots': give a whole number, like its default 100"):
         pluginmanager.parse_options("controls", "canny", [("low", "lots")])
 
 
