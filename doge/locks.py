@@ -92,6 +92,8 @@ def _acquire(lock: Path, command: str) -> bytes:
             theirs = lock.read_bytes()
         except FileNotFoundError:
             continue  # released just now: try again
+        except IsADirectoryError:
+            raise DogeError(f"{lock} is a folder where doge keeps its lock file; remove it and run again") from None
         found = _parse(theirs)
         if found is None or not _is_stale(found):
             raise FolderLocked(_held_by(lock, found))

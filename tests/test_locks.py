@@ -146,3 +146,15 @@ def test_processes_racing_for_a_stale_lock_get_exactly_one_holder(tmp_path):
     entered = log.read_text().split()
     assert entered[0::2] == ["in", "out"] and len(entered) == 4  # one holder, never two at once
     assert not (tmp_path / "out" / LOCK_NAME).exists()
+
+
+def test_a_folder_where_the_lock_file_goes_is_one_line_naming_it(tmp_path):
+    from doge.errors import DogeError
+
+    (tmp_path / "out" / LOCK_NAME).mkdir(parents=True)
+    with pytest.raises(DogeError) as caught, output_lock(tmp_path / "out", "render"):
+        pass
+    assert (
+        str(caught.value)
+        == f"{tmp_path / 'out' / LOCK_NAME} is a folder where doge keeps its lock file; remove it and run again"
+    )
