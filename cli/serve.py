@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 
 import click
 
 from doge.cli.context import pass_settings
 from doge.errors import DogeError
+from doge.net import is_loopback
 
 
 @click.command()
@@ -32,7 +32,7 @@ def serve(settings, host, port, allow_writes):
     except ImportError as exc:
         raise click.ClickException(f"doge serve needs {exc.name}: pip install 'doge[serve]'") from None
     app = create_app(settings.registry(), allow_writes=allow_writes, tokens=tokens_from_env() if allow_writes else None)
-    if not _loopback(host):
+    if not is_loopback(host):
         click.echo(f"warning: serving on {host}: anyone who can reach this address can read the library", err=True)
     sock = _listen(host, port)  # bound here, so a taken port is one line and port 0 shows the port it got
     port = sock.getsockname()[1]
@@ -60,12 +60,3 @@ def _listen(host: str, port: int) -> socket.socket:
             "pick another --port or stop what holds it"
         ) from None
     return sock
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

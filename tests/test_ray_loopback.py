@@ -14,6 +14,7 @@ except ImportError:
     pytest.skip("Ray is not installed: pip install 'doge[ray]'", allow_module_level=True)
 
 from doge.errors import DogeError
+from doge.net import is_loopback
 from doge.rendering import ray_runner
 
 
@@ -61,8 +62,8 @@ def test_a_local_ray_listens_on_127_0_0_1_only(doge_ray):
 
 
 def test_loopback_addresses_are_told_from_network_ones():
-    assert all(ray_runner._is_loopback(a) for a in ("127.0.0.1", "::1", "::ffff:127.0.0.1", "localhost"))
-    assert not any(ray_runner._is_loopback(a) for a in ("192.0.2.2", "0.0.0.0", "::", "10.1.2.3"))
+    assert all(is_loopback(a) for a in ("127.0.0.1", "::1", "::ffff:127.0.0.1", "localhost"))
+    assert not any(is_loopback(a) for a in ("192.0.2.2", "0.0.0.0", "::", "10.1.2.3"))
 
 
 def test_a_local_ray_that_comes_up_on_the_network_is_stopped_and_refused():

@@ -12,13 +12,13 @@ the same path on every node (a shared filesystem), and doge must be installed th
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import warnings
 from collections import defaultdict
 
 from doge.errors import DogeError, first_line
+from doge.net import is_loopback
 from doge.rendering.batch import Output, OutputWriter, control_outputs, load_engine, load_source, render_batch
 from doge.rendering.plan import Job, Plan
 
@@ -137,7 +137,7 @@ def _start_on_loopback(ray, quiet: dict) -> None:
         if saved is not None:
             constants.ENABLE_RAY_CLUSTER = saved
     addresses = sorted({str(node.get("NodeManagerAddress")) for node in ray.nodes()})
-    if not all(_is_loopback(a) for a in addresses):
+    if not all(is_loopback(a) for a in addresses):
         ray.shutdown()
         raise DogeError(
             f"the local Ray started on {', '.join(addresses)}, not on 127.0.0.1, so it would take connections "
@@ -152,15 +152,6 @@ def _ray_constants():
     except ImportError:  # a Ray that moved it: the check after the start still holds
         return None
     return ray_constants
-
-
-def _is_loopback(address: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address == "localhost"
-    mapped = getattr(ip, "ipv4_mapped", None)
-    return (mapped or ip).is_loopback
 
 
 def _read_sources(ray, p: Plan):
