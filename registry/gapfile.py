@@ -183,21 +183,20 @@ def _refuse_constant(name: str):
 
 def _read_header(data: bytes, where: str) -> dict:
     """The safetensors JSON header, read by hand so nothing else parses a foreign file first."""
-    kind = _sniff_foreign(data)
-    if kind:
-        raise DogeError(f"{where} is {kind}, not safetensors; doge never unpickles files; {_CONVERT_HINT}")
-    not_st = f"{where} is not a safetensors file (bad header); {_CONVERT_HINT}"
-    if len(data) < 8:
-        raise DogeError(not_st)
-    (n,) = struct.unpack("<Q", data[:8])
-    if n < 2 or n > _MAX_HEADER or 8 + n > len(data) or data[8:9] != b"{":
-        raise DogeError(not_st)
+    n = struct.unpack("<Q", data[:8])[0] if len(data) >= 8 else 0
+    if not (2 <= n <= _MAX_HEADER and 8 + n <= len(data) and data[8:9] == b"{"):
+        # Not laid out as safetensors: name what it is, where we can. Sniffed only here, because a
+        # safetensors header of 896 bytes starts with the bytes 80 03, as a pickle does.
+        kind = _sniff_foreign(data)
+        if kind:
+            raise DogeError(f"{where} is {kind}, not safetensors; doge never unpickles files; {_CONVERT_HINT}")
+        raise DogeError(f"{where} is not a safetensors file (bad header); {_CONVERT_HINT}")
     try:
         header = json.loads(data[8 : 8 + n].decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
-        raise DogeError(not_st) from None
+        header = None
     if not isinstance(header, dict):
-        raise DogeError(not_st)
+        raise DogeError(f"{where} is not a safetensors file (bad header); {_CONVERT_HINT}")
     return header
 
 
