@@ -138,3 +138,17 @@ def race(target, args_per_process: list[tuple]) -> list[tuple]:
             p.join(timeout=30)
             if p.is_alive():
                 p.terminate()
+
+
+# The components of a Stable unCLIP img2img pipeline, as diffusers names them in model_index.json
+UNCLIP_COMPONENTS = (
+    "feature_extractor",
+    "image_encoder",
+    "image_normalizer",
+    "image_noising_scheduler",
+    "tokenizer",
+    "text_encoder",
+    "unet",
+    "scheduler",
+    "vae",
+)

@@ -5,6 +5,7 @@ import pytest
 import torch
 from diffusers import ControlNetModel, StableUnCLIPImg2ImgPipeline
 from diffusers.models import MultiControlNetModel
+from helpers import UNCLIP_COMPONENTS
 from PIL import Image
 
 from doge.rendering.pipeline import StableUnCLIPControlNetImg2ImgPipeline
@@ -262,25 +263,13 @@ def test_lora_scale_zero_equals_no_lora(tiny_path, net_a, lora_dir):
 
 # ----- diffusers' rules: from_pipe, components, save/load, callbacks, outputs -----------------
 
-COMPONENTS = [
-    "feature_extractor",
-    "image_encoder",
-    "image_normalizer",
-    "image_noising_scheduler",
-    "tokenizer",
-    "text_encoder",
-    "unet",
-    "scheduler",
-    "vae",
-]
-
 
 def test_from_pipe_stock_to_doge_shares_the_modules(base, net_a, caplog):
     pipe = StableUnCLIPControlNetImg2ImgPipeline.from_pipe(base, controlnet=net_a)
     pipe.set_progress_bar_config(disable=True)
     assert type(pipe) is StableUnCLIPControlNetImg2ImgPipeline
     assert "not switched over" not in caplog.text
-    for name in COMPONENTS:
+    for name in UNCLIP_COMPONENTS:
         assert getattr(pipe, name) is getattr(base, name), name
     assert pipe.controlnet is net_a
     built = render(with_control(base, net_a), embeds(1), control_image=control_image(0))
@@ -292,7 +281,7 @@ def test_from_pipe_doge_to_stock_shares_the_modules_and_drops_the_controlnet(bas
     stock = StableUnCLIPImg2ImgPipeline.from_pipe(doge_pipe)
     stock.set_progress_bar_config(disable=True)
     assert type(stock) is StableUnCLIPImg2ImgPipeline
-    for name in COMPONENTS:
+    for name in UNCLIP_COMPONENTS:
         assert getattr(stock, name) is getattr(base, name), name
     assert "controlnet" not in stock.components
     np.testing.assert_array_equal(render(stock, embeds(1)), plain_images)
@@ -302,7 +291,7 @@ def test_from_pipe_doge_to_stock_shares_the_modules_and_drops_the_controlnet(bas
 def test_components_rebuild_the_pipeline(base, net_a, net_b, nets):
     pipe = with_control(base, net_a if nets == 1 else [net_a, net_b])
     again = type(pipe)(**pipe.components)
-    assert set(again.components) == set(COMPONENTS) | {"controlnet"}
+    assert set(again.components) == set(UNCLIP_COMPONENTS) | {"controlnet"}
     for name, module in pipe.components.items():
         assert getattr(again, name) is module, name
     # the stock class has no controlnet parameter: from_pipe is the way back (see above)

@@ -6,21 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import UNCLIP_COMPONENTS
 from PIL import Image
 
 from doge.tiny import MARKER, build_tiny_clip, build_tiny_unclip, is_tiny_model
-
-COMPONENTS = (
-    "feature_extractor",
-    "image_encoder",
-    "image_normalizer",
-    "image_noising_scheduler",
-    "tokenizer",
-    "text_encoder",
-    "unet",
-    "scheduler",
-    "vae",
-)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +36,7 @@ def _image(seed: int, size=(64, 64)) -> Image.Image:
 def test_unclip_folder_has_all_components_in_safetensors(unclip_dir):
     index = json.loads((unclip_dir / "model_index.json").read_text())
     assert index["_class_name"] == "StableUnCLIPImg2ImgPipeline"
-    assert set(COMPONENTS) <= set(index)
+    assert set(UNCLIP_COMPONENTS) <= set(index)
     # Named as in real unCLIP models, so the folder loads with any transformers version.
     assert index["feature_extractor"] == ["transformers", "CLIPImageProcessor"]
     assert (unclip_dir / "tokenizer" / "vocab.json").is_file()
