@@ -86,6 +86,18 @@ def create(
     from doge import pluginmanager
     from doge.api import create_gap, create_text_gap
 
+    common = dict(  # what an image gap and a text gap are both made with
+        model=model,
+        encoder=encoder,
+        src_limit=src_limit,
+        tgt_limit=tgt_limit,
+        seed=seed,
+        batch_size=batch_size,
+        workers=workers,
+        device=device,
+        description=description,
+        progress=not settings.quiet,
+    )  # the registry is opened only once the arguments are known to be right
     if src_text is not None or tgt_text is not None:
         if estimator != "mean" or estimator_options:
             raise click.UsageError(
@@ -99,18 +111,9 @@ def create(
             tgt_text=tgt_text,
             classes=classes,
             classes_from=classes_from,
-            model=model,
             text_model=text_model,
-            encoder=encoder,
-            src_limit=src_limit,
-            tgt_limit=tgt_limit,
-            seed=seed,
-            batch_size=batch_size,
-            workers=workers,
-            device=device,
-            description=description,
-            progress=not settings.quiet,
             registry=settings.registry(),
+            **common,
         )
     else:
         if src is None or tgt is None:
@@ -122,19 +125,10 @@ def create(
             name,
             src,
             tgt,
-            model=model,
-            encoder=encoder,
             estimator=estimator,
             estimator_params=pluginmanager.parse_options("estimators", estimator, pairs),
-            src_limit=src_limit,
-            tgt_limit=tgt_limit,
-            seed=seed,
-            batch_size=batch_size,
-            workers=workers,
-            device=device,
-            description=description,
-            progress=not settings.quiet,
             registry=settings.registry(),
+            **common,
         )
     if as_json:
         echo_json(settings.registry().resolve(g.ref).to_json())
