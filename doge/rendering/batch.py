@@ -144,8 +144,15 @@ def load_source(p: Plan, index: int, data: bytes | None = None) -> Source | None
     """
     from doge.data.images import decode_image
 
+    from doge import storage
+
     path = p.sources.files[index]
-    data = Path(path).read_bytes() if data is None else data
+    if data is None:
+        try:
+            data = storage.read_bytes(path)
+        except (OSError, DogeError) as exc:  # gone or unreadable since planning: this source only
+            log.warning("skipping %s: %s", storage.shown(path), exc)
+            return None
     image, reason = decode_image(path, data)
     if image is None:
         log.warning("skipping %s: %s", path, reason)

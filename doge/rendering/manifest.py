@@ -12,15 +12,17 @@ import os
 from contextlib import suppress
 from pathlib import Path
 
+from doge import storage
 from doge.atomic import write_atomic, write_error
 
 
 def read(path: Path) -> dict[str, dict]:
     """Lines by their ``image`` (path relative to the output folder); torn lines are ignored."""
     entries: dict[str, dict] = {}
-    if not path.exists():
+    text = storage.read_text_if_exists(path)
+    if text is None:
         return entries
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         try:
             entry = json.loads(line)
         except json.JSONDecodeError:
@@ -40,6 +42,12 @@ def append(path: Path, entries: list[dict]) -> None:
     if not entries:
         return
     data = _lines(entries)
+    if storage.is_remote(path):
+        # An object store has no append: the whole manifest is put again, after the images it
+        # lists, so the object in place always names complete images only.
+        old = storage.read_text_if_exists(path) or ""
+        storage.put(path, (old + ("\n" if old and not old.endswith("\n") else "") + data).encode("utf-8"))
+        return
     try:
         with open(path, "a+b") as f:
             f.seek(0, os.SEEK_END)

@@ -6,8 +6,11 @@ makes the controls and generates with the per-batch code a local run uses
 alone writes, as results stream in, through the same :class:`~doge.rendering.batch.OutputWriter` as a
 local run: images atomically, then their manifest lines. So the output folder need exist only
 where the driver runs, lines never interleave, and an image whose batch Ray redid after an actor
-died is written once. Sources are read by Ray's workers: on a cluster they must be readable at
-the same path on every node (a shared filesystem), and doge must be installed there.
+died is written once. Sources are read by Ray's workers: on a cluster they must be readable from
+every node, at the same path (a shared filesystem) or, with no shared folder, as a URL on an
+object store (``s3://...``, see :mod:`doge.storage`) whose credentials every node has; the output
+folder is written by the driver alone, so it may be a local folder or a URL too. doge must be
+installed on every node.
 """
 
 from __future__ import annotations
@@ -159,12 +162,13 @@ def _read_sources(ray, p: Plan):
     by_source: dict[int, list[Job]] = defaultdict(list)
     for job in p.pending:
         by_source[job.source].append(job)
-    paths = {index: str(p.sources.files[index]) for index in by_source}
+    paths = {index: p.sources.files[index] for index in by_source}
 
     def read(row: dict) -> list[dict]:
+        from doge import storage
+
         index = int(row["source"])
-        with open(paths[index], "rb") as f:
-            data = f.read()
+        data = storage.read_bytes(paths[index])  # a failed read is retried by Ray, then fails the run
         return [
             {"source": j.source, "k": j.k, "weight": j.weight, "image": j.image, "data": data} for j in by_source[index]
         ]
