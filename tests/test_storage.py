@@ -39,7 +39,9 @@ def bucket(s3_endpoint):
 def upload(client, bucket: str, folder, prefix: str) -> None:
     for path in sorted(folder.rglob("*")):
         if path.is_file():
-            client.put_object(Bucket=bucket, Key=f"{prefix}/{path.relative_to(folder).as_posix()}", Body=path.read_bytes())
+            client.put_object(
+                Bucket=bucket, Key=f"{prefix}/{path.relative_to(folder).as_posix()}", Body=path.read_bytes()
+            )
 
 
 def keys(client, bucket: str, prefix: str = "") -> list[str]:
@@ -197,3 +199,86 @@ def test_local_paths_and_file_urls_stay_local(tmp_path):
     assert not storage.is_remote(storage.location(str(tmp_path)))
     assert storage.is_remote(storage.location("s3://bucket/x"))
     assert os.fspath(storage.location("~")) == os.path.expanduser("~")
+
+
+# -- doge augment ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def augment(home, tiny_model):
+    import doge
+
+    def invoke(src, out, **options):
+        fast = dict(size=64, steps=2, progress=False, controls=["none"])
+        return doge.augment(src, ["real->painting"], out, model=str(tiny_model), home=home, **{**fast, **options})
+
+    return invoke
+
+
+def s3_rows(client, bucket: str, key: str) -> list[dict]:
+    return s3_lines(client, bucket, key)
+
+
+def test_augment_class_folders_from_and_to_s3_matches_a_local_run(augment, bucket, domains, tmp_path):
+    url, client, name = bucket
+    train = tmp_path / "train"
+    for i, f in enumerate(sorted(domains["real"].iterdir())[:4]):
+        (train / ("cat" if i < 2 else "dog")).mkdir(parents=True, exist_ok=True)
+        (train / ("cat" if i < 2 else "dog") / f.name).write_bytes(f.read_bytes())
+    upload(client, name, train, "train")
+    local = augment(train, tmp_path / "aug", per_class=3)
+    remote = augment(f"{url}/train", f"{url}/aug", per_class=3)
+    assert remote["generated"] == local["generated"] == 6
+    assert remote["out"] == f"{url}/aug" and remote["src"] == f"{url}/train"
+    rows = s3_rows(client, name, "aug/metadata.jsonl")
+    local_rows = [json.loads(line) for line in (tmp_path / "aug" / "metadata.jsonl").read_text().splitlines()]
+    assert [(r["file_name"], r["label"]) for r in rows] == [(r["file_name"], r["label"]) for r in local_rows]
+    stored = set(keys(client, name, "aug/"))
+    for row in rows:
+        assert f"aug/{row['file_name']}" in stored  # the metadata lists only objects that are there
+        assert row["doge_source"].startswith(f"{url}/train/")
+        body = client.get_object(Bucket=name, Key=f"aug/{row['file_name']}")["Body"].read()
+        theirs = np.asarray(Image.open(io.BytesIO(body))).astype(int)
+        ours = np.asarray(Image.open(tmp_path / "aug" / row["file_name"])).astype(int)
+        assert np.abs(theirs - ours).max() <= 1
+    assert "aug/README.md" in stored
+
+
+def test_augment_coco_and_masks_read_from_s3(augment, bucket, domains, tmp_path):
+    url, client, name = bucket
+    root = tmp_path / "coco"
+    (root / "labels").mkdir(parents=True)
+    images, anns = [], []
+    for i, f in enumerate(sorted(domains["real"].iterdir())[:2]):
+        Image.open(f).convert("RGB").resize((96, 64)).save(root / f"{i:06d}.jpg")
+        Image.fromarray(np.full((64, 96), 7, np.uint8)).save(root / "labels" / f"{i:06d}.png")
+        images.append({"id": 10 + i, "file_name": f"{i:06d}.jpg", "width": 96, "height": 64})
+        anns.append({"id": i + 1, "image_id": 10 + i, "category_id": 1, "bbox": [12, 6, 30, 20], "iscrowd": 0})
+    doc = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "car"}]}
+    (root / "instances.json").write_text(json.dumps(doc))
+    upload(client, name, root, "coco")
+    summary = augment(
+        f"{url}/coco",
+        f"{url}/out",
+        annotations=f"{url}/coco/instances.json",
+        masks=f"{url}/coco/labels",
+        output_format="coco",
+        ratio=1,
+    )
+    assert summary["input"] == "coco" and summary["generated"] == 2
+    written = json.loads(client.get_object(Bucket=name, Key="out/annotations.json")["Body"].read())
+    stored = set(keys(client, name, "out/"))
+    assert all(f"out/{image['file_name']}" in stored for image in written["images"])
+    assert [a["bbox"] for a in written["annotations"]] == [pytest.approx([8, 6, 20, 20])] * 2
+    assert len([k for k in stored if k.startswith("out/masks/")]) == 2
+
+
+def test_a_name_in_remote_metadata_that_leaves_the_dataset_is_refused(augment, bucket, domains):
+    url, client, name = bucket
+    first = sorted(domains["real"].iterdir())[0]
+    client.put_object(Bucket=name, Key="set/a.png", Body=first.read_bytes())
+    client.put_object(Bucket=name, Key="secret.png", Body=first.read_bytes())
+    rows = [{"file_name": "a.png", "label": "x"}, {"file_name": "../secret.png", "label": "x"}]
+    client.put_object(Bucket=name, Key="set/metadata.jsonl", Body="".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DogeError, match=r"'\.\./secret\.png' is not a path inside"):
+        augment(f"{url}/set", f"{url}/out", per_class=1, dry_run=True)

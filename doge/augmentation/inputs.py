@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from doge import storage
 from doge.errors import DogeError, NotFound
 
 METADATA_FILES = ("metadata.jsonl", "metadata.csv")
@@ -62,14 +63,16 @@ def read_dataset(
 ) -> Dataset:
     """Read ``src`` as COCO (``annotations`` given), an ``imagefolder`` (a metadata file in ``src``)
     or class folders; ``input_format`` names the layout instead of detecting it."""
-    root = Path(src)
-    if not root.is_dir():
-        raise NotFound(f"{root} is not a folder: give the folder that holds the training images")
+    root = storage.location(src)
+    with storage.errors(root, "read"):
+        is_folder = root.is_dir()
+    if not is_folder:
+        raise NotFound(f"{storage.shown(root)} is not a folder: give the folder that holds the training images")
     kind = input_format or ("coco" if annotations else _detect(root))
     if kind == "coco":
         if not annotations:
             raise DogeError("a COCO dataset needs its JSON: --annotations instances_train.json")
-        dataset = _read_coco(root, Path(annotations))
+        dataset = _read_coco(root, storage.location(annotations))
     elif kind == "imagefolder":
         dataset = _read_imagefolder(root, label_column)
     elif kind == "folders":
@@ -79,7 +82,7 @@ def read_dataset(
     if not dataset.sources:
         raise DogeError(f"no images found in {root}: augment needs labelled training images there")
     if masks is not None:
-        _attach_masks(dataset, Path(masks))
+        _attach_masks(dataset, storage.location(masks))
     return dataset
 
 
@@ -91,7 +94,7 @@ def _read_folders(root: Path) -> Dataset:
     from doge.data.images import discover
 
     found = discover(root)
-    sources = [LabelledSource(Path(f), label, found.relative(Path(f))) for f, label in zip(found.files, found.labels)]
+    sources = [LabelledSource(f, label, found.relative(f)) for f, label in zip(found.files, found.labels)]
     return Dataset(root=root, kind="folders", sources=sources)
 
 
@@ -134,9 +137,9 @@ def _read_imagefolder(root: Path, label_column: str) -> Dataset:
         label = row[label_column]
         if not _is_id(label) or not str(label).strip():
             raise DogeError(f"{where} has no {label_column} (it holds {_short(label)}): give every image its class")
-        path = root / name
+        path = storage.child(root, name, where)
         if not path.is_file():
-            raise NotFound(f"{root}'s metadata names {name}, which is not there: add it or drop its row")
+            raise NotFound(f"{storage.shown(root)}'s metadata names {name}, which is not there: add it or drop its row")
         sources.append(LabelledSource(path, str(label), Path(name).as_posix()))
     return Dataset(root=root, kind="imagefolder", sources=sources, label_column=label_column)
 
@@ -153,7 +156,7 @@ def _read_coco(root: Path, annotations: Path) -> Dataset:
         per_image.setdefault(ann["image_id"], []).append(ann)
     sources = []
     for image in images:
-        path = root / image["file_name"]
+        path = storage.child(root, str(image["file_name"]), f"{storage.shown(annotations)} image {image['id']!r}")
         if not path.is_file():
             raise NotFound(f"{annotations} names {image['file_name']}, which is not in {root}")
         _check_declared_size(annotations, image, path)
@@ -192,7 +195,7 @@ def _main_category(anns: list[dict], names: dict) -> str:
 def find_mask(masks: Path, rel: str) -> Path | None:
     """The label image for source ``rel``: same relative path, else same stem at the top, any mask suffix."""
     rel_stem = rel.rsplit(".", 1)[0]
-    for base in (masks / rel_stem, masks / Path(rel_stem).name):
+    for base in (storage.child(masks, rel_stem), masks / Path(rel_stem).name):
         for suffix in MASK_SUFFIXES:
             if base.with_name(base.name + suffix).is_file():
                 return base.with_name(base.name + suffix)

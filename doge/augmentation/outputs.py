@@ -10,11 +10,13 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from doge import storage
 from doge.atomic import current_umask, make_dirs, write_atomic
 from doge.augmentation.inputs import Dataset, LabelledSource
 from doge.augmentation.mapping import geometry_of, load_mask, map_annotation, map_mask
@@ -55,6 +57,9 @@ def _place(src: Path, target: Path, link: bool) -> None:
     make_dirs(target.parent)
     if target.exists() and target.stat().st_size == src.stat().st_size:
         return
+    if storage.is_remote(target) or storage.is_remote(src):
+        write_atomic(target, storage.read_bytes(src))  # one object, put whole under its final key
+        return
     if link:
         tmp = Path(tempfile.mktemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part"))
         try:
@@ -71,7 +76,7 @@ def doge_columns(item: Item) -> dict:
     e = item.entry or {}
     return {
         "doge_generated": item.generated,
-        "doge_source": str(item.source.path),
+        "doge_source": storage.shown(item.source.path),
         "doge_source_sha256": e.get("source_sha256"),
         "doge_gaps": ",".join(f"{g['ref']}:{g['weight']:g}" for g in e.get("gaps", [])) or None,
         "doge_gap_sha256": ",".join(g["sha256"] for g in e.get("gaps", [])) or None,
@@ -140,7 +145,7 @@ def write_coco(out: Path, dataset: Dataset, items: list[Item], link: bool, annot
         name = f"images/{folder}/{_file(item)}" if folder else f"images/{_file(item)}"
         _place(item.work_image or item.source.path, out / name, link or item.generated)
         geometry = geometry_of(item.entry) if item.entry is not None else None
-        with Image.open(item.work_image or item.source.path) as opened:
+        with storage.open_read(item.work_image or item.source.path) as handle, Image.open(handle) as opened:
             wh = opened.size if geometry is None else geometry.output_size
             src_wh = ImageOps.exif_transpose(opened).size if geometry is None else geometry.source_size
         images.append({"id": image_id, "file_name": name, "width": wh[0], "height": wh[1], **doge_columns(item)})
@@ -173,8 +178,10 @@ def _with_area(ann: dict) -> dict:
 def write_webdataset(out: Path, dataset: Dataset, items: list[Item], shard_size: int) -> int:
     """``OUT/shard-000000.tar``, …: per sample ``<key>.png``/``.jpg``, ``<key>.cls`` and ``<key>.json``.
 
-    A shard is closed once it holds ``shard_size`` bytes; each is written to a temp file and renamed.
+    A shard is closed once it holds ``shard_size`` bytes; each is written to a temp file and renamed
+    (on an object store: built in a local temp file, then put whole under its name).
     """
+    remote = storage.is_remote(out)
     classes = dataset.classes
     shard, size, written = 0, 0, 0
     tar, tmp = None, None
@@ -183,20 +190,28 @@ def write_webdataset(out: Path, dataset: Dataset, items: list[Item], shard_size:
         nonlocal tar, tmp
         if tar is not None:
             tar.close()
-            os.replace(tmp, out / f"shard-{shard:06d}.tar")
+            if remote:
+                storage.put(out / f"shard-{shard:06d}.tar", Path(tmp).read_bytes())
+                Path(tmp).unlink()
+            else:
+                os.replace(tmp, out / f"shard-{shard:06d}.tar")
         tar, tmp = None, None
 
-    for old in out.glob("shard-*.tar"):
+    for old in (
+        [out / rel for rel in storage.list_files(out) if re.fullmatch(r"shard-\d+\.tar", rel)]
+        if remote and out.exists()
+        else out.glob("shard-*.tar")
+    ):
         old.unlink()  # a rerun rewrites every shard: the sample order may change
     for item in items:
         if tar is None:
-            fd, tmp = tempfile.mkstemp(dir=out, prefix=".shard-", suffix=".part")
+            fd, tmp = tempfile.mkstemp(dir=None if remote else out, prefix=".shard-", suffix=".part")
             os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600; a shard follows the umask
             os.close(fd)
             tar = tarfile.open(tmp, "w")  # noqa: SIM115 -- spans several samples; close() ends it
         key = (folder_of(item.source.label) + "__" if item.source.label else "") + item.stem
         key = key.replace(".", "_")
-        data = (item.work_image or item.source.path).read_bytes()
+        data = storage.read_bytes(item.work_image or item.source.path)
         meta = {"label": item.source.label, **doge_columns(item)}
         suffix = "png" if item.generated else item.source.path.suffix.lower().lstrip(".")
         members = [

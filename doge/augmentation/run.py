@@ -14,6 +14,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from doge import storage
 from doge.atomic import make_dirs
 from doge.augmentation.budget import Slot, allocate, class_targets, parse_weights
 from doge.augmentation.card import write_card
@@ -117,7 +118,7 @@ def augment(
         raise DogeError(f"--with-sources {with_sources!r}: use one of {', '.join(WITH_SOURCES)}")
     if max_tries < 1:
         raise DogeError("--max-tries must be at least 1")
-    out = Path(out)
+    out = storage.location(out)
     groups = gap_groups(gaps)
     spread = parse_weights(weights) if weights is not None else [float(edit_weight)]
     dataset = read_dataset(
@@ -125,7 +126,7 @@ def augment(
     )
     refuse_inside_src(dataset.root, out)
     check_unique_stems(source.rel for source in dataset.sources)
-    refuse_inside_src(dataset.root, Path(work) if work else default_work(out), "--work")
+    refuse_inside_src(dataset.root, storage.location(work) if work else default_work(out), "--work")
     by_class = dataset.by_class()
     targets = class_targets(by_class, per_class=per_class, ratio=ratio, balance=balance, count=count)
     slots = allocate(by_class, targets, len(groups), spread)
@@ -137,8 +138,8 @@ def augment(
             gap = load_gap(str(ref), registry=reg)
             details.append({"group": "+".join(group), "ref": gap.ref, "sha256": gap.sha256, "weight": weight})
     base = {
-        "out": str(out),
-        "src": str(src),
+        "out": storage.shown(out),
+        "src": storage.shown(src),
         "input": dataset.kind,
         "format": output_format,
         "gaps": ["+".join(g) for g in groups],
@@ -156,7 +157,7 @@ def augment(
 
     # One writer at a time in OUT (see doge.locks); each render work area has its own lock.
     with output_lock(out, "augment"):
-        work = Path(work) if work else default_work(out)
+        work = storage.location(work) if work else default_work(out)
         if (
             "controls" in render_options
             and render_options["controls"] == ["seg"]
@@ -224,7 +225,7 @@ def augment(
         any_plan = next(iter(last_plans.values()), None)
         summary = {
             **base,
-            "work": str(work),
+            "work": storage.shown(work),
             "classes": counts,
             "class_names": dataset.classes,
             "label_column": label_column,

@@ -142,9 +142,8 @@ def load_source(p: Plan, index: int, data: bytes | None = None) -> Source | None
     None for a file that cannot be decoded or laid out (``--fit keep`` on a 1:20 strip); one
     warning line says why.
     """
-    from doge.data.images import decode_image
-
     from doge import storage
+    from doge.data.images import decode_image
 
     path = p.sources.files[index]
     if data is None:
