@@ -34,7 +34,7 @@ class LabelledSource:
 @dataclass
 class Dataset:
     root: Path
-    kind: str  # "folders" | "imagefolder" | "coco"
+    kind: str  # "folders" | "imagefolder" | "coco" (a Hugging Face dataset reads as imagefolder or coco)
     sources: list[LabelledSource]
     label_column: str = "label"
     categories: list[dict] = field(default_factory=list)  # COCO categories
@@ -59,17 +59,46 @@ class Dataset:
 
 
 def read_dataset(
-    src, *, annotations=None, masks=None, label_column: str = "label", input_format: str | None = None
+    src,
+    *,
+    annotations=None,
+    masks=None,
+    label_column: str = "label",
+    input_format: str | None = None,
+    image_column: str = "image",
+    objects_column: str = "objects",
+    mask_column: str | None = None,
+    split: str | None = None,
+    cache=None,
 ) -> Dataset:
-    """Read ``src`` as COCO (``annotations`` given), an ``imagefolder`` (a metadata file in ``src``)
-    or class folders; ``input_format`` names the layout instead of detecting it."""
-    root = storage.location(src)
-    with storage.errors(root, "read"):
-        is_folder = root.is_dir()
-    if not is_folder:
-        raise NotFound(f"{storage.shown(root)} is not a folder: give the folder that holds the training images")
-    kind = input_format or ("coco" if annotations else _detect(root))
-    if kind == "coco":
+    """Read ``src`` as COCO (``annotations`` given), an ``imagefolder`` (a metadata file in ``src``),
+    a Hugging Face dataset (a ``datasets.Dataset``, a ``save_to_disk`` folder or Parquet shards, whose
+    images are written once into ``cache``: see :mod:`doge.augmentation.hf`) or class folders;
+    ``input_format`` names the layout instead of detecting it."""
+    from doge.augmentation import hf
+
+    if hf.is_hf_dataset(src) or type(src).__module__.startswith("datasets."):
+        kind = "hf"
+    else:
+        root = storage.location(src)
+        with storage.errors(root, "read"):
+            is_folder = root.is_dir()
+        if not is_folder:
+            raise NotFound(f"{storage.shown(root)} is not a folder: give the folder that holds the training images")
+        kind = input_format or ("coco" if annotations else _detect(root))
+    if kind == "hf":
+        if cache is None:
+            raise DogeError("a Hugging Face dataset needs a folder to hold its images while doge works (cache)")
+        dataset = hf.read_hf(
+            src,
+            cache,
+            image_column=image_column,
+            label_column=label_column,
+            objects_column=objects_column,
+            mask_column=mask_column,
+            split=split,
+        )
+    elif kind == "coco":
         if not annotations:
             raise DogeError("a COCO dataset needs its JSON: --annotations instances_train.json")
         dataset = _read_coco(root, storage.location(annotations))
@@ -78,16 +107,22 @@ def read_dataset(
     elif kind == "folders":
         dataset = _read_folders(root)
     else:
-        raise DogeError(f"unknown input format {kind!r}: use folders, imagefolder or coco")
+        raise DogeError(f"unknown input format {kind!r}: use folders, imagefolder, coco or hf")
     if not dataset.sources:
-        raise DogeError(f"no images found in {root}: augment needs labelled training images there")
+        raise DogeError(
+            f"no images found in {storage.shown(dataset.root)}: augment needs labelled training images there"
+        )
     if masks is not None:
         _attach_masks(dataset, storage.location(masks))
     return dataset
 
 
 def _detect(root: Path) -> str:
-    return "imagefolder" if any((root / name).is_file() for name in METADATA_FILES) else "folders"
+    from doge.augmentation.hf import is_hf_folder
+
+    if any((root / name).is_file() for name in METADATA_FILES):
+        return "imagefolder"
+    return "hf" if is_hf_folder(root) else "folders"
 
 
 def _read_folders(root: Path) -> Dataset:
@@ -162,7 +197,7 @@ def _read_coco(root: Path, annotations: Path) -> Dataset:
         _check_declared_size(annotations, image, path)
         anns = per_image.get(image["id"], [])
         sources.append(
-            LabelledSource(path, _main_category(anns, names), Path(image["file_name"]).as_posix(), image["id"], anns)
+            LabelledSource(path, main_category(anns, names), Path(image["file_name"]).as_posix(), image["id"], anns)
         )
     return Dataset(root=root, kind="coco", sources=sources, categories=categories)
 
@@ -182,7 +217,7 @@ def _check_declared_size(annotations: Path, image: dict, path: Path) -> None:
         )
 
 
-def _main_category(anns: list[dict], names: dict) -> str:
+def main_category(anns: list[dict], names: dict) -> str:
     """An image's class for the budget: the category with the most area in it ("" with none)."""
     area: dict[str, float] = {}
     for ann in anns:

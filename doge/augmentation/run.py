@@ -18,6 +18,7 @@ from doge import storage
 from doge.atomic import make_dirs
 from doge.augmentation.budget import Slot, allocate, class_targets, parse_weights
 from doge.augmentation.card import write_card
+from doge.augmentation.hf import describe_source
 from doge.augmentation.inputs import Dataset, read_dataset
 from doge.augmentation.outputs import (
     DEFAULT_SHARD_SIZE,
@@ -83,6 +84,10 @@ def augment(
     masks=None,
     label_column: str = "label",
     input_format: str | None = None,
+    image_column: str = "image",
+    objects_column: str = "objects",
+    mask_column: str | None = None,
+    split: str | None = None,
     output_format: str = "imagefolder",
     per_class: int | None = None,
     ratio: float | None = None,
@@ -122,7 +127,16 @@ def augment(
     groups = gap_groups(gaps)
     spread = parse_weights(weights) if weights is not None else [float(edit_weight)]
     dataset = read_dataset(
-        src, annotations=annotations, masks=masks, label_column=label_column, input_format=input_format
+        src,
+        annotations=annotations,
+        masks=masks,
+        label_column=label_column,
+        input_format=input_format,
+        image_column=image_column,
+        objects_column=objects_column,
+        mask_column=mask_column,
+        split=split,
+        cache=(storage.location(work) if work else default_work(out)) / "hf-sources",
     )
     refuse_inside_src(dataset.root, out)
     check_unique_stems(source.rel for source in dataset.sources)
@@ -139,7 +153,7 @@ def augment(
             details.append({"group": "+".join(group), "ref": gap.ref, "sha256": gap.sha256, "weight": weight})
     base = {
         "out": storage.shown(out),
-        "src": storage.shown(src),
+        "src": describe_source(src),
         "input": dataset.kind,
         "format": output_format,
         "gaps": ["+".join(g) for g in groups],
