@@ -29,6 +29,7 @@ log = logging.getLogger("doge")
 
 # How often Ray restarts an actor that died and redoes its batch before the run fails.
 MAX_RESTARTS = 3
+READ_CPUS = 0.25  # what a task reading sources asks of Ray
 
 
 def run_on_ray(p: Plan, address: str, progress: bool = True) -> list[str]:
@@ -56,6 +57,9 @@ def run_on_ray(p: Plan, address: str, progress: bool = True) -> list[str]:
                 compute=ray.data.ActorPoolStrategy(size=count),
                 max_restarts=MAX_RESTARTS,
                 max_task_retries=MAX_RESTARTS,
+                # one actor per node before two on one: a cluster's nodes all render, and losing
+                # one node costs the fewest actors
+                scheduling_strategy="SPREAD",
                 **resources,
             )
         for batch in results.iter_batches(batch_size=None, batch_format="numpy"):
@@ -173,7 +177,9 @@ def _read_sources(ray, p: Plan):
             {"source": j.source, "k": j.k, "weight": j.weight, "image": j.image, "data": data} for j in by_source[index]
         ]
 
-    return ray.data.from_items([{"source": index} for index in sorted(by_source)]).flat_map(read)
+    # Reading waits on the network, not the CPU: a quarter of one leaves room beside the actors, also
+    # when a lost node's actors restart on the nodes that are left.
+    return ray.data.from_items([{"source": index} for index in sorted(by_source)]).flat_map(read, num_cpus=READ_CPUS)
 
 
 class _RenderActor:
