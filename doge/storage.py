@@ -25,7 +25,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -88,6 +88,15 @@ def shown(path: Any) -> str:
     return hide_password(str(path))
 
 
+def filesystem(path: Any):
+    """The fsspec filesystem of a remote location, made in this process: fsspec keeps one per process
+    and set of options, so a DataLoader worker forked from a process that used S3 gets its own (an
+    s3fs instance is not fork-safe) where ``path.fs``, made in the parent, would fail."""
+    import fsspec
+
+    return fsspec.filesystem(path.protocol, **path.storage_options)
+
+
 def key_of(path: Any) -> str:
     """The fsspec key (bucket/prefix/...) of a remote location."""
     return str(path.path).rstrip("/")
@@ -101,7 +110,7 @@ def read_bytes(path: Any) -> bytes:
     if not is_remote(path):
         return path.read_bytes()
     with errors(path, "read"):
-        return path.fs.cat_file(key_of(path))
+        return filesystem(path).cat_file(key_of(path))
 
 
 def open_read(path: Any):
@@ -110,7 +119,7 @@ def open_read(path: Any):
     if not is_remote(path):
         return open(path, "rb")
     with errors(path, "read"):
-        return path.fs.open(key_of(path), "rb")
+        return filesystem(path).open(key_of(path), "rb")
 
 
 def read_text_if_exists(path: Any) -> str | None:
@@ -119,11 +128,27 @@ def read_text_if_exists(path: Any) -> str | None:
     if not is_remote(path):
         return path.read_text(encoding="utf-8") if path.exists() else None
     with errors(path, "read"):
-        path.fs.invalidate_cache(key_of(path))
+        filesystem(path).invalidate_cache(key_of(path))
         try:
-            return path.fs.cat_file(key_of(path)).decode("utf-8")
+            return filesystem(path).cat_file(key_of(path)).decode("utf-8")
         except FileNotFoundError:
             return None
+
+
+def is_folder(where: Any) -> bool:
+    """True for a folder (a prefix with objects below it); False also where the backend will not say."""
+    try:
+        return bool(location(where).is_dir())
+    except Exception:  # no credentials, no network: the caller reports the folder as not there
+        return False
+
+
+def is_file(where: Any) -> bool:
+    """True for a file (an object); False also where the backend will not say."""
+    try:
+        return bool(location(where).is_file())
+    except Exception:  # as in is_folder
+        return False
 
 
 def list_files(root: Any) -> list[str]:
@@ -134,9 +159,9 @@ def list_files(root: Any) -> list[str]:
     root = location(root)
     base = key_of(root)
     with errors(root, "list"):
-        root.fs.invalidate_cache(base)
-        found = root.fs.find(base, detail=False)
-        if not found and not root.fs.isdir(base):
+        filesystem(root).invalidate_cache(base)
+        found = filesystem(root).find(base, detail=False)
+        if not found and not filesystem(root).isdir(base):
             raise NotFound(f"{shown(root)}: no such folder (no objects below it)")
     rels = []
     for key in found:
@@ -170,6 +195,8 @@ def child(root: Any, rel: str, where: str | None = None):
 def relative(path: Any, root: Any) -> str:
     """``path`` below ``root`` as posix text (the path itself when it is not below)."""
     if is_remote(path) or is_remote(root):
+        if not (is_remote(path) and is_remote(root)):
+            return shown(path)
         full, base = key_of(path), key_of(location(root))
         return full[len(base) + 1 :] if full.startswith(base + "/") else shown(path)
     try:
@@ -198,12 +225,12 @@ def is_inside(inner: Any, outer: Any) -> bool:
 def put(path: Any, data: bytes) -> None:
     """Write ``data`` to a remote ``path`` in one request: the object appears whole or not at all."""
     with errors(path, "write"):
-        path.fs.pipe_file(key_of(path), data)
+        filesystem(path).pipe_file(key_of(path), data)
 
 
 def remove(path: Any) -> None:
     with errors(path, "delete"), suppress(FileNotFoundError):
-        path.fs.rm_file(key_of(path))
+        filesystem(path).rm_file(key_of(path))
 
 
 def check_writable(folder: Any) -> None:
@@ -244,7 +271,3 @@ def _failure(path: Any, doing: str, exc: BaseException) -> DogeError:
     hint = CREDENTIALS.get(scheme)
     fix = f"check the URL and its credentials ({hint})" if hint else "check the URL and its credentials"
     return DogeError(f"cannot {doing} {shown(path)}: {type(exc).__name__}: {hide_password(first_line(exc))}; {fix}")
-
-
-def posix_name(path: Any) -> str:
-    return PurePosixPath(str(getattr(path, "path", path))).name

@@ -184,9 +184,10 @@ def test_gap_create_from_s3_gives_the_local_gap_and_records_the_url(bucket, doma
     url, client, name = bucket
     upload(client, name, domains["real"], "real")
     upload(client, name, domains["painting"], "painting")
-    options = dict(model=str(tiny_model), progress=False, workers=0)
-    local = create_gap("a->b", domains["real"], domains["painting"], home=tmp_path / "h1", **options)
-    remote = create_gap("a->b", f"{url}/real", f"{url}/painting", home=tmp_path / "h2", **options)
+    options = dict(model=str(tiny_model), progress=False)
+    local = create_gap("a->b", domains["real"], domains["painting"], home=tmp_path / "h1", workers=0, **options)
+    # DataLoader workers forked from a process that has used S3 read with their own filesystem
+    remote = create_gap("a->b", f"{url}/real", f"{url}/painting", home=tmp_path / "h2", workers=2, **options)
     assert np.allclose(np.asarray(local.vector), np.asarray(remote.vector), atol=1e-6)
     source = remote.provenance["source"]
     assert source["folder"] == f"{url}/real"
@@ -282,3 +283,18 @@ def test_a_name_in_remote_metadata_that_leaves_the_dataset_is_refused(augment, b
     client.put_object(Bucket=name, Key="set/metadata.jsonl", Body="".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(DogeError, match=r"'\.\./secret\.png' is not a path inside"):
         augment(f"{url}/set", f"{url}/out", per_class=1, dry_run=True)
+
+
+def test_filter_and_grids_work_on_an_s3_output_with_s3_references(render, home, tiny_model, bucket, domains):
+    url, client, name = bucket
+    upload(client, name, domains["real"], "real")
+    upload(client, name, domains["painting"], "painting")
+    render(f"{url}/real", f"{url}/out", "--grid")
+    assert "out/grid/grid_000.png" in keys(client, name, "out/grid/")
+    argv = ["--home", str(home), "--quiet", "filter", f"{url}/out", "--src", f"{url}/real", "--tgt", f"{url}/painting"]
+    argv += ["--min-source-similarity", "-1", "--json"]
+    result = CliRunner().invoke(get_cli(), argv)
+    assert result.exit_code == 0, result.output
+    entries = s3_lines(client, name, "out/manifest.jsonl")
+    assert len(entries) == 6 and all("target_score" in e["filter"] for e in entries)
+    assert all(e["filter"]["source_similarity"] is not None for e in entries)  # sources re-read from S3
