@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from doge.errors import DogeError, NotFound, first_line
-from doge.registry.urls import hide_password
+from doge.urls import hide_password
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -213,8 +213,8 @@ def is_inside(inner: Any, outer: Any) -> bool:
     if is_remote(inner):
         if protocol(inner) != protocol(outer):
             return False
-        a, b = key_of(inner), key_of(outer)
-        return a == b or a.startswith(b + "/")
+        key, prefix = key_of(inner), key_of(outer)
+        return key == prefix or key.startswith(prefix + "/")
     a, b = Path(inner).resolve(), Path(outer).resolve()
     return a == b or b in a.parents
 
@@ -235,9 +235,12 @@ def remove(path: Any) -> None:
 
 def check_writable(folder: Any) -> None:
     """Fail now, with one line, when ``folder`` (remote) cannot be written: put and remove a probe."""
-    probe = folder / f".doge-write-test-{uuid.uuid4().hex[:8]}"
-    put(probe, b"")
-    remove(probe)
+    probe = key_of(folder) + f"/.doge-write-test-{uuid.uuid4().hex[:8]}"
+    with errors(folder, "write to"):
+        fs = filesystem(folder)
+        fs.pipe_file(probe, b"")
+        with suppress(FileNotFoundError):
+            fs.rm_file(probe)
 
 
 # -- errors -----------------------------------------------------------------------------------

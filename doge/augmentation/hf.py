@@ -18,15 +18,59 @@ import io
 from pathlib import PurePosixPath
 from typing import Any
 
+from PIL import Image
+
 from doge import storage
 from doge.atomic import write_atomic
+from doge.augmentation.inputs import METADATA_FILES, Dataset, LabelledSource, attach_masks, main_category, read_dataset
+from doge.data.images import IMAGE_SUFFIXES
 from doge.errors import DogeError
 
 MARKERS = ("state.json", "dataset_dict.json")  # what datasets' save_to_disk leaves in a folder
 
 
+def read_any(
+    src,
+    *,
+    cache,
+    annotations=None,
+    masks=None,
+    label_column: str = "label",
+    input_format: str | None = None,
+    image_column: str = "image",
+    objects_column: str = "objects",
+    mask_column: str | None = None,
+    split: str | None = None,
+):
+    """The labelled set ``src``, whatever its layout: a Hugging Face dataset (an object, a
+    ``save_to_disk`` folder, Parquet shards; its images written once into ``cache``) here, anything
+    else through :func:`~doge.augmentation.inputs.read_dataset`."""
+    if input_format not in (None, "hf") or annotations:
+        return read_dataset(
+            src, annotations=annotations, masks=masks, label_column=label_column, input_format=input_format
+        )
+    if not (input_format == "hf" or type(src).__module__.startswith("datasets.")):
+        root = storage.location(src)
+        if not storage.is_folder(root) or not is_hf_folder(root):
+            return read_dataset(src, masks=masks, label_column=label_column, input_format=input_format)
+    dataset = read_hf(
+        src,
+        cache,
+        image_column=image_column,
+        label_column=label_column,
+        objects_column=objects_column,
+        mask_column=mask_column,
+        split=split,
+    )
+    if masks is not None:
+        attach_masks(dataset, storage.location(masks))
+    return dataset
+
+
 def is_hf_folder(root) -> bool:
-    """A ``save_to_disk`` folder, or a folder whose only data are Parquet shards."""
+    """A ``save_to_disk`` folder, or a folder whose only data are Parquet shards (no metadata file)."""
+    if any((root / name).is_file() for name in METADATA_FILES):
+        return False
     if any((root / name).is_file() for name in MARKERS):
         return True
     return bool(_parquet_files(root)) and not _has_images(root)
@@ -72,8 +116,6 @@ def read_hf(
     split: str | None = None,
 ):
     """Rows of ``src`` as a :class:`~doge.augmentation.inputs.Dataset` whose files lie in ``cache``."""
-    from doge.augmentation.inputs import Dataset, LabelledSource, main_category
-
     datasets = _import_datasets()
     rows = open_hf(src, split)
     features = rows.features or {}
@@ -131,6 +173,7 @@ def read_hf(
 
 
 def _import_datasets():
+    # datasets (and pyarrow) load only when a Hugging Face dataset is read: an optional extra
     try:
         import datasets
     except ImportError:
@@ -161,8 +204,6 @@ def _parquet_files(root) -> list:
 
 
 def _has_images(root) -> bool:
-    from doge.data.images import IMAGE_SUFFIXES
-
     if storage.is_remote(root):
         return any(PurePosixPath(rel).suffix.lower() in IMAGE_SUFFIXES for rel in storage.list_files(root))
     return any(p.suffix.lower() in IMAGE_SUFFIXES for p in root.rglob("*") if p.is_file())
@@ -192,8 +233,6 @@ def _image_bytes(value, where: str) -> tuple[bytes, str]:
     if not isinstance(value, dict) or not (value.get("bytes") or value.get("path")):
         raise DogeError(f"{where} holds no image: fix or drop that row")
     data = value.get("bytes") or storage.read_bytes(value["path"])
-    from doge.data.images import IMAGE_SUFFIXES
-
     suffix = PurePosixPath(str(value.get("path") or "")).suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         suffix = _sniff(data)
@@ -201,8 +240,6 @@ def _image_bytes(value, where: str) -> tuple[bytes, str]:
 
 
 def _sniff(data: bytes) -> str:
-    from PIL import Image
-
     try:
         with Image.open(io.BytesIO(data)) as image:
             kind = (image.format or "png").lower()
@@ -212,8 +249,6 @@ def _sniff(data: bytes) -> str:
 
 
 def _as_png(data: bytes) -> bytes:
-    from PIL import Image
-
     with Image.open(io.BytesIO(data)) as image:
         if image.format == "PNG":
             return data

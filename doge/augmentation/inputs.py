@@ -59,46 +59,18 @@ class Dataset:
 
 
 def read_dataset(
-    src,
-    *,
-    annotations=None,
-    masks=None,
-    label_column: str = "label",
-    input_format: str | None = None,
-    image_column: str = "image",
-    objects_column: str = "objects",
-    mask_column: str | None = None,
-    split: str | None = None,
-    cache=None,
+    src, *, annotations=None, masks=None, label_column: str = "label", input_format: str | None = None
 ) -> Dataset:
-    """Read ``src`` as COCO (``annotations`` given), an ``imagefolder`` (a metadata file in ``src``),
-    a Hugging Face dataset (a ``datasets.Dataset``, a ``save_to_disk`` folder or Parquet shards, whose
-    images are written once into ``cache``: see :mod:`doge.augmentation.hf`) or class folders;
-    ``input_format`` names the layout instead of detecting it."""
-    from doge.augmentation import hf
-
-    if hf.is_hf_dataset(src) or type(src).__module__.startswith("datasets."):
-        kind = "hf"
-    else:
-        root = storage.location(src)
-        with storage.errors(root, "read"):
-            is_folder = root.is_dir()
-        if not is_folder:
-            raise NotFound(f"{storage.shown(root)} is not a folder: give the folder that holds the training images")
-        kind = input_format or ("coco" if annotations else _detect(root))
-    if kind == "hf":
-        if cache is None:
-            raise DogeError("a Hugging Face dataset needs a folder to hold its images while doge works (cache)")
-        dataset = hf.read_hf(
-            src,
-            cache,
-            image_column=image_column,
-            label_column=label_column,
-            objects_column=objects_column,
-            mask_column=mask_column,
-            split=split,
-        )
-    elif kind == "coco":
+    """Read ``src`` as COCO (``annotations`` given), an ``imagefolder`` (a metadata file in ``src``)
+    or class folders; ``input_format`` names the layout instead of detecting it. (Hugging Face
+    datasets: :func:`doge.augmentation.hf.read_any`.)"""
+    root = storage.location(src)
+    with storage.errors(root, "read"):
+        is_folder = root.is_dir()
+    if not is_folder:
+        raise NotFound(f"{storage.shown(root)} is not a folder: give the folder that holds the training images")
+    kind = input_format or ("coco" if annotations else _detect(root))
+    if kind == "coco":
         if not annotations:
             raise DogeError("a COCO dataset needs its JSON: --annotations instances_train.json")
         dataset = _read_coco(root, storage.location(annotations))
@@ -109,20 +81,14 @@ def read_dataset(
     else:
         raise DogeError(f"unknown input format {kind!r}: use folders, imagefolder, coco or hf")
     if not dataset.sources:
-        raise DogeError(
-            f"no images found in {storage.shown(dataset.root)}: augment needs labelled training images there"
-        )
+        raise DogeError(f"no images found in {storage.shown(root)}: augment needs labelled training images there")
     if masks is not None:
-        _attach_masks(dataset, storage.location(masks))
+        attach_masks(dataset, storage.location(masks))
     return dataset
 
 
 def _detect(root: Path) -> str:
-    from doge.augmentation.hf import is_hf_folder
-
-    if any((root / name).is_file() for name in METADATA_FILES):
-        return "imagefolder"
-    return "hf" if is_hf_folder(root) else "folders"
+    return "imagefolder" if any((root / name).is_file() for name in METADATA_FILES) else "folders"
 
 
 def _read_folders(root: Path) -> Dataset:
@@ -237,7 +203,7 @@ def find_mask(masks: Path, rel: str) -> Path | None:
     return None
 
 
-def _attach_masks(dataset: Dataset, masks: Path) -> None:
+def attach_masks(dataset: Dataset, masks: Path) -> None:
     if not masks.is_dir():
         raise NotFound(f"--masks {masks}: no such folder")
     missing = []

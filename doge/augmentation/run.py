@@ -18,8 +18,8 @@ from doge import storage
 from doge.atomic import make_dirs
 from doge.augmentation.budget import Slot, allocate, class_targets, parse_weights
 from doge.augmentation.card import write_card
-from doge.augmentation.hf import describe_source
-from doge.augmentation.inputs import Dataset, read_dataset
+from doge.augmentation.hf import describe_source, read_any
+from doge.augmentation.inputs import Dataset
 from doge.augmentation.outputs import (
     DEFAULT_SHARD_SIZE,
     FORMATS,
@@ -126,7 +126,7 @@ def augment(
     out = storage.location(out)
     groups = gap_groups(gaps)
     spread = parse_weights(weights) if weights is not None else [float(edit_weight)]
-    dataset = read_dataset(
+    dataset = read_any(
         src,
         annotations=annotations,
         masks=masks,

@@ -253,5 +253,5 @@ def combine_digest(entries: Iterable[tuple[str, str]]) -> str:
 
 def digest_files(files: Iterable[str | os.PathLike], root: str | os.PathLike) -> str:
     """One sha256 naming exactly these files' relative paths and bytes (order does not matter)."""
-    root = storage.location(root)
-    return combine_digest((relative_posix(storage.location(f), root), file_sha256(f)) for f in files)
+    base = storage.location(root)
+    return combine_digest((relative_posix(storage.location(f), base), file_sha256(f)) for f in files)
