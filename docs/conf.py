@@ -59,6 +59,8 @@ napoleon_google_docstring = True
 napoleon_numpy_docstring = True
 
 nitpicky = False
+# Help texts say --grid and --fit: no typographic dashes or quotes in them.
+smartquotes = False
 
 
 class _EmptyGlobFilter(logging.Filter):

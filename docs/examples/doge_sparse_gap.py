@@ -15,6 +15,7 @@ import math
 
 import torch
 
+from doge.errors import DogeError
 from doge.hooks import hookimpl
 
 
@@ -24,7 +25,8 @@ def sparse_mean_gap(src, tgt, keep: float = 0.5):
     Returns the gap and the params stored in its provenance: the options used, and what was measured.
     """
     if not 0 < keep <= 1:
-        raise ValueError(f"keep={keep}: give a share of the coordinates, above 0 and at most 1")
+        # a user's mistake is a DogeError: the CLI prints it as one line, not a traceback
+        raise DogeError(f"keep={keep}: give a share of the coordinates, above 0 and at most 1")
     mean_gap = tgt.vectors.float().mean(0) - src.vectors.float().mean(0)
     count = max(1, math.ceil(keep * mean_gap.numel()))
     strongest = mean_gap.abs().topk(count).indices
