@@ -122,6 +122,8 @@ def either(*checks: Check) -> Check:
                 c(value, path)
                 return
             except RecordError as e:
+                if e.field != path:  # the value had this alternative's shape: its inner fault says most
+                    raise
                 errors.append(e.problem)
         raise RecordError(path, " or ".join(dict.fromkeys(errors)))
 
@@ -459,6 +461,8 @@ def check_incoming(item) -> None:
     _checked(_labels, item.labels, f"{what}: labels")
     for alias in item.aliases:
         _checked(_alias, alias, f"{what}: aliases")
+    if isinstance(item.provenance, dict) and isinstance(item.provenance.get("damaged"), str):
+        raise DogeError(f"{what}: {item.provenance['damaged']}")
     check("provenance", item.provenance, f"{what}: provenance")
     check_attached(item.evaluations, item.attachments, what)
 
@@ -467,12 +471,12 @@ def check_attached(evaluations, attachments, what: str) -> None:
     """A version's evaluation records and attachment records (a copy's, a bundle entry's)."""
     for i, record in enumerate(evaluations, 1):
         if isinstance(record, dict) and isinstance(record.get("damaged"), str):
-            raise DogeError(f"{what}: evaluation {i}: {record['damaged']}")
+            raise DogeError(f"{what}: {record['damaged']}")
         check("evaluation", record, f"{what}: evaluation {i}")
     for i, record in enumerate(attachments, 1):
         kind = attachment_kind(record)
         if isinstance(record, dict) and isinstance(record.get("damaged"), str):
-            raise DogeError(f"{what}: {kind} {i}: {record['damaged']}")
+            raise DogeError(f"{what}: {record['damaged']}")
         check(kind, record, f"{what}: {kind} {i}")
 
 
