@@ -426,7 +426,7 @@ SCHEMAS: dict[str, Check] = {
 
 def attachment_kind(record) -> str:
     """``preview`` or ``plot``: the schema an attachment record passes (``preview`` when unknown)."""
-    return record.get("kind") if isinstance(record, dict) and record.get("kind") in ("preview", "plot") else "preview"
+    return "plot" if isinstance(record, dict) and record.get("kind") == "plot" else "preview"
 
 
 # -- using them --------------------------------------------------------------------------------
