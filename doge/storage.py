@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from doge.errors import DogeError, NotFound, first_line
+from doge.paths import inside, relative_key
 from doge.urls import hide_password
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -168,28 +169,29 @@ def list_files(root: Any) -> list[str]:
         key = str(key)
         rel = key[len(base) + 1 :] if key.startswith(base + "/") else ""
         if rel:
-            rels.append(checked_key(rel, root))
+            if relative_key(rel, f"{shown(root)}: object") != rel:  # a/./b, a//b: another key than it reads
+                raise DogeError(f"{shown(root)}: object {rel!r} has an empty or '.' part in its key: rename it")
+            rels.append(rel)
     return sorted(rels)
 
 
-def checked_key(rel: str, root: Any, where: str | None = None) -> str:
-    """``rel`` if it names something inside ``root`` (relative, no ``..``, no empty part), else one
-    line naming the entry. Object keys and names in a user's files pass here before any join."""
-    parts = rel.split("/")
-    if rel.startswith("/") or "\\" in rel or any(part in ("", ".", "..") for part in parts) or is_url(rel):
-        raise DogeError(
-            f"{where or shown(root)}: {rel!r} is not a path inside {shown(root)} "
-            "(absolute, empty parts or '..'): rename that entry"
-        )
-    return rel
-
-
-def child(root: Any, rel: str, where: str | None = None):
-    """``root / rel`` for a name read from a user's file or an object listing; for a remote root the
-    key is checked first (see :func:`checked_key`)."""
+def child(root: Any, rel: Any, where: str) -> Any:
+    """``root / rel`` for a name read from a user's file, an output read back, or an object listing,
+    once it passes the one containment rule (:mod:`doge.paths`): a clean relative key, and for a
+    local root, a path that lies inside it with every symlink followed. ``where`` names the entry
+    in the one-line refusal."""
     if is_remote(root):
-        return root / checked_key(rel, root, where)
-    return root / rel
+        return root / relative_key(rel, where)
+    return inside(root, rel, where)
+
+
+def contains(root: Any, rel: Any) -> bool:
+    """Whether :func:`child` would accept ``rel`` under ``root`` (for a clean-up that skips the rest)."""
+    try:
+        child(root, rel, "")
+    except DogeError:
+        return False
+    return True
 
 
 def relative(path: Any, root: Any) -> str:

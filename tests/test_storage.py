@@ -171,10 +171,10 @@ def test_missing_credentials_name_what_to_set(tmp_path, monkeypatch, fresh_s3fs)
     assert "\n" not in message
 
 
-@pytest.mark.parametrize("key", ["../escape.jpg", "a/../../b.jpg", "/abs.jpg", "a//b.jpg"])
+@pytest.mark.parametrize("key", ["../escape.jpg", "a/../../b.jpg", "/abs.jpg", "a\\b.jpg"])
 def test_object_keys_that_leave_the_folder_are_refused(key):
     root = storage.location("s3://bucket/data")
-    with pytest.raises(DogeError, match="rename that entry"):
+    with pytest.raises(DogeError, match="fix or remove that entry"):
         storage.child(root, key, "metadata.jsonl line 1")
 
 
@@ -281,7 +281,7 @@ def test_a_name_in_remote_metadata_that_leaves_the_dataset_is_refused(augment, b
     client.put_object(Bucket=name, Key="secret.png", Body=first.read_bytes())
     rows = [{"file_name": "a.png", "label": "x"}, {"file_name": "../secret.png", "label": "x"}]
     client.put_object(Bucket=name, Key="set/metadata.jsonl", Body="".join(json.dumps(r) + "\n" for r in rows))
-    with pytest.raises(DogeError, match=r"'\.\./secret\.png' is not a path inside"):
+    with pytest.raises(DogeError, match=r"'\.\./secret\.png', which climbs out"):
         augment(f"{url}/set", f"{url}/out", per_class=1, dry_run=True)
 
 

@@ -22,7 +22,15 @@ from PIL import Image
 
 from doge import storage
 from doge.atomic import write_atomic
-from doge.augmentation.inputs import METADATA_FILES, Dataset, LabelledSource, attach_masks, main_category, read_dataset
+from doge.augmentation.inputs import (
+    METADATA_FILES,
+    Dataset,
+    LabelledSource,
+    attach_masks,
+    drop_undecodable,
+    main_category,
+    read_dataset,
+)
 from doge.data.images import IMAGE_SUFFIXES
 from doge.errors import DogeError
 
@@ -62,6 +70,7 @@ def read_any(
         mask_column=mask_column,
         split=split,
     )
+    drop_undecodable(dataset)
     if masks is not None:
         attach_masks(dataset, storage.location(masks))
     return dataset

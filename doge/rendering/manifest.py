@@ -17,17 +17,22 @@ from doge.atomic import write_atomic, write_error
 
 
 def read(path: Path) -> dict[str, dict]:
-    """Lines by their ``image`` (path relative to the output folder); torn lines are ignored."""
+    """Lines by their ``image`` (path relative to the output folder); torn lines are ignored.
+
+    An ``image`` that does not lie inside the manifest's folder (absolute, ``..``, a symlink leading
+    out) is refused in one line naming it: resume, grids and ``doge filter --delete`` act on these names.
+    """
     entries: dict[str, dict] = {}
     text = storage.read_text_if_exists(path)
     if text is None:
         return entries
-    for line in text.splitlines():
+    for n, line in enumerate(text.splitlines(), 1):
         try:
             entry = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             continue
         if isinstance(entry, dict) and "image" in entry:
+            storage.child(path.parent, entry["image"], f"{storage.shown(path)} line {n}")
             entries[entry["image"]] = entry
     return entries
 
