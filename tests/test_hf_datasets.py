@@ -136,3 +136,11 @@ def test_a_dataset_dict_needs_a_split_when_it_has_no_train(run, classified, tmp_
     with pytest.raises(DogeError, match="has the splits a, b: pick one with --split"):
         run(saved, tmp_path / "aug", per_class=1)
     assert run(saved, tmp_path / "aug", per_class=1, split="b")["generated"] == 2
+
+
+def test_augments_parquet_output_is_an_input_with_its_class_names(run, classified, tmp_path):
+    first = run(classified, tmp_path / "aug", per_class=1, output_format="parquet", with_sources="copy")
+    assert first["images"] == 6
+    again = run(tmp_path / "aug", tmp_path / "aug2", per_class=1, dry_run=True)
+    assert sorted(again["per_class"]) == ["cat", "dog"]
+    assert {c["sources"] for c in again["per_class"].values()} == {3}  # 2 sources + 1 rendered, per class

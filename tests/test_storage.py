@@ -298,3 +298,15 @@ def test_filter_and_grids_work_on_an_s3_output_with_s3_references(render, home, 
     entries = s3_lines(client, name, "out/manifest.jsonl")
     assert len(entries) == 6 and all("target_score" in e["filter"] for e in entries)
     assert all(e["filter"]["source_similarity"] is not None for e in entries)  # sources re-read from S3
+
+
+def test_parquet_and_webdataset_outputs_on_s3(augment, bucket, domains, tmp_path):
+    url, client, name = bucket
+    train = tmp_path / "train"
+    for i, f in enumerate(sorted(domains["real"].iterdir())[:2]):
+        (train / ("cat" if i < 1 else "dog")).mkdir(parents=True, exist_ok=True)
+        (train / ("cat" if i < 1 else "dog") / f.name).write_bytes(f.read_bytes())
+    augment(train, f"{url}/pq", per_class=1, output_format="parquet")
+    assert [k for k in keys(client, name, "pq/") if k.endswith(".parquet")] == ["pq/data/train-00000-of-00001.parquet"]
+    augment(train, f"{url}/wds", per_class=1, output_format="webdataset", shard_size=1)
+    assert len([k for k in keys(client, name, "wds/") if k.endswith(".tar")]) == 2
