@@ -53,6 +53,11 @@ class Item:
         return f"{self.folder}/{name}" if self.folder else name
 
     @property
+    def flat_file(self) -> str:
+        """The image's name without its class folder (a COCO input's images keep their own layout)."""
+        return self.file.rsplit("/", 1)[-1]
+
+    @property
     def key(self) -> str:
         """The WebDataset key: ``<folder>/<stem, dots escaped>`` (a key ends at its first dot)."""
         stem = escape_key(self.stem)
@@ -253,11 +258,12 @@ def write_coco(out: Path, dataset: Dataset, items: list[Item], link: bool, annot
     """``OUT/images/`` plus ``OUT/<annotations_name>`` whose annotations follow each image's geometry."""
     categories = coco_categories(dataset)
     cat_ids = {c["name"]: c["id"] for c in categories}
-    _unique(items, "file", "the file")
+    attr = "flat_file" if dataset.kind == "coco" else "file"  # a COCO input's stems are unique already
+    _unique(items, attr, "the file")
     images: list[dict] = []
     annotations: list[dict] = []
     for image_id, item in enumerate(items, 1):
-        name = f"images/{item.file}"
+        name = f"images/{getattr(item, attr)}"
         _place(item.work_image or item.source.path, out, name, link or item.generated)
         (w, h), anns = item_annotations(dataset, item, cat_ids, stats)
         images.append({"id": image_id, "file_name": name, "width": w, "height": h, **doge_columns(item)})
