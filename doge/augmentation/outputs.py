@@ -93,7 +93,7 @@ def check_names(dataset: Dataset, folders: dict[str, str], with_sources: str) ->
                 )
 
 
-def check_out(out: Path, folders: dict[str, str]) -> None:
+def check_out(out: Path, folders: dict[str, str], annotations_name: str = "annotations.json") -> None:
     """Before anything renders: every name an existing OUT lists (metadata, COCO file, shards) and every
     folder this run writes to stays inside OUT, symlinks followed; else one line naming the entry."""
     old = out / "metadata.jsonl"
@@ -101,8 +101,7 @@ def check_out(out: Path, folders: dict[str, str]) -> None:
         for where, row in _jsonl(old):
             if isinstance(row, dict) and "file_name" in row:
                 inside(out, row["file_name"], where)
-    for name in ("annotations.json",):
-        _old_coco(out / name)
+    _old_coco(inside(out, annotations_name, "the COCO annotations' name"))
     for pattern in ("shard-*.tar", f"{PARQUET_DIR}/*.parquet"):
         for path in out.glob(pattern):
             inside(out, path.relative_to(out).as_posix(), f"{out}: the earlier output file")
