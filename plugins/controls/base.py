@@ -72,10 +72,9 @@ class Control:
         if geometry.pad is None:
             return self.compute(geometry.apply(image, Image.Resampling.LANCZOS), geometry.output_size)
         # Letterboxed: the map is made from the picture alone (bars are no scene), then padded black.
-        left, top, right, bottom = geometry.pad
-        out_w, out_h = geometry.output_size
-        picture = (out_w - left - right, out_h - top - bottom)
-        made = self.compute(image.resize(picture, Image.Resampling.LANCZOS), picture)
+        left, top, _, _ = geometry.pad
+        picture = geometry.picture_size()
+        made = self.compute(image.resize(picture, Image.Resampling.LANCZOS, box=geometry.box()), picture)
         if made is None:
             return None
         canvas = Image.new(made.mode, geometry.output_size, 0)
