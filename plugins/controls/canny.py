@@ -30,7 +30,7 @@ from typing import Any
 from PIL import Image
 
 from doge.errors import DogeError
-from doge.plugins.controls.base import Control, gray_to_rgb
+from doge.plugins.controls.base import Control, gray_to_rgb, letterbox
 from doge.rendering.geometry import Geometry
 
 CLIP_SIDE = 224  # the side of the CLIP view the paper's maps were made at
@@ -67,19 +67,12 @@ class CannyControl(Control):
             return super().make(image, size, source_path, geometry)
         image = image.convert("RGB")
         box, picture = geometry.box(), geometry.picture_size()
-        # The paper's 224-px view: CLIP's own centre crop when the output is that square.
-        view = clip_view(image) if geometry.fit == "crop" else _small_view(image, box, picture)
-        edges = self._edges(image, box, picture, view)
-        if geometry.pad is None:
-            return edges
-        canvas = Image.new("RGB", geometry.output_size, 0)
-        canvas.paste(edges, geometry.pad[:2])
-        return canvas
+        return letterbox(self._edges(image, box, picture, paper_view(image, geometry)), geometry)
 
     def compute(self, image: Image.Image, size: tuple[int, int]) -> Image.Image:
         """Edges of ``image`` stretched over ``size`` (no geometry given)."""
         box = (0, 0, image.width, image.height)
-        return self._edges(image, box, size, _small_view(image, box, size))
+        return self._edges(image, box, size, clip_scale_view(image, box, size))
 
     def _edges(
         self, image: Image.Image, box: tuple[int, int, int, int], size: tuple[int, int], view: Image.Image
@@ -159,7 +152,15 @@ def paper_stretch(view: Image.Image):
     return np.ascontiguousarray(((half - low) / (high - low) * 255).astype(np.uint8))
 
 
-def _small_view(image: Image.Image, box: tuple[int, int, int, int], size: tuple[int, int]) -> Image.Image:
+def paper_view(image: Image.Image, geometry: Geometry) -> Image.Image:
+    """The picture the paper's maps are made from: CLIP's own 224-px centre crop for ``--fit crop``
+    (the paper's layout), else the laid-out picture at the CLIP scale."""
+    if geometry.fit == "crop":
+        return clip_view(image)
+    return clip_scale_view(image, geometry.box(), geometry.picture_size())
+
+
+def clip_scale_view(image: Image.Image, box: tuple[int, int, int, int], size: tuple[int, int]) -> Image.Image:
     """``image``'s ``box``, laid out at ``size``, brought to the CLIP scale (shortest side 224, bicubic)."""
     ratio = CLIP_SIDE / min(size)
     small = (max(1, round(size[0] * ratio)), max(1, round(size[1] * ratio)))
