@@ -465,7 +465,7 @@ class Registry(Attachments):
         return self.blobs.get(gv.sha256, f"gap {gv.ref}")
 
     def add_versions(self, items, new_version: bool = False, where: str = "this registry") -> builtins.list:
-        """Store copies of versions made elsewhere (``copying.IncomingVersion``s), all or nothing.
+        """Store copies of versions made elsewhere (``copying.IncomingVersion`` objects), all or nothing.
 
         Each keeps its bytes (so its sha256) and, where free, its number (``copying.place``);
         its aliases are set, moving them if they pointed elsewhere. Every item is placed before
