@@ -96,7 +96,7 @@ async def json_body(request: Request) -> dict:
     return body
 
 
-def _depth_over(data: bytes, limit: int) -> bool:
+def _depth_over(data: bytes | bytearray, limit: int) -> bool:
     """Whether brackets outside strings nest deeper than ``limit`` (checked before parsing)."""
     depth, in_string, escaped = 0, False, False
     for byte in data:
