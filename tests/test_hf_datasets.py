@@ -105,7 +105,8 @@ def test_a_dataset_with_objects_gives_coco_with_boxes_following_the_geometry(run
     coco = COCO(str(tmp_path / "aug" / "annotations.json"))
     assert {c["name"] for c in coco.loadCats(coco.getCatIds())} == {"car", "road"}
     boxes = sorted(tuple(a["bbox"]) for a in coco.loadAnns(coco.getAnnIds()) if a["category_id"] == 1)
-    assert boxes == [pytest.approx((8, 6, 20, 20))] * 2  # 96 x 64 kept at 64 x 64: x scales by 2/3
+    # 96 x 64 kept on 64 x 64: scaled by 2/3 to 64 x 43, letterboxed 10 px from the top
+    assert boxes == [pytest.approx((8, 6 * 43 / 64 + 10, 20, 20 * 43 / 64), abs=0.01)] * 2
 
 
 def test_a_dataset_with_a_mask_column_gives_masks_resized_nearest(run, domains, tmp_path):
@@ -119,8 +120,9 @@ def test_a_dataset_with_a_mask_column_gives_masks_resized_nearest(run, domains, 
     for r in rows(tmp_path / "aug"):
         got = np.asarray(Image.open(tmp_path / "aug" / "masks" / r["file_name"]))
         index = int(r["doge_source"].rsplit("/", 1)[-1].split(".")[0])
-        want = np.asarray(masks[index].resize((64, 64), Image.Resampling.NEAREST))
-        assert np.array_equal(got, want)
+        # keep: 80 x 48 on a 128 x 64 output, scaled to 107 x 64 and letterboxed 10 px left (as for folders)
+        want = np.asarray(masks[index].resize((107, 64), Image.Resampling.NEAREST))
+        assert got.shape == (64, 128) and np.array_equal(got[:, 10:117], want)
 
 
 def test_a_missing_column_is_one_line_naming_the_columns(run, classified, tmp_path):
