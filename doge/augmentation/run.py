@@ -147,9 +147,12 @@ def augment(
     refuse_inside_src(dataset.root, storage.location(work) if work else default_work(out), "--work")
     folders = class_folders(dataset.classes)
     check_names(dataset, folders, with_sources)
-    check_out(
-        out, folders, annotations_name
-    )  # an earlier OUT's names, and the folders this run writes to, stay inside OUT
+    if storage.is_remote(out) and not dry_run:
+        storage.check_writable(out)  # a bucket that cannot take the dataset fails before anything renders
+    with storage.errors(out, "read"):
+        check_out(
+            out, folders, annotations_name
+        )  # an earlier OUT's names, and the folders this run writes to, stay inside OUT
     by_class = dataset.by_class()
     targets = class_targets(by_class, per_class=per_class, ratio=ratio, balance=balance, count=count)
     slots = allocate(by_class, targets, len(groups), spread)
