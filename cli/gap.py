@@ -58,6 +58,15 @@ gap.add_command(compare)
 @click.option("--workers", type=click.IntRange(min=0), help="Decoding worker processes (default: automatic).")
 @click.option("--device", default="auto", show_default=True, help="cuda, mps, cpu or auto.")
 @click.option("--description", default="", help="Free text stored with the version.")
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="local",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Encode the images on Ray: a local Ray, or a cluster (auto, ray://HOST:PORT).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the stored version as JSON.")
 @pass_settings
 def create(
@@ -81,6 +90,7 @@ def create(
     workers,
     device,
     description,
+    ray_address,
     as_json,
 ):
     """Encode --src and --tgt and store their gap as the next version of NAME.
@@ -108,6 +118,8 @@ def create(
             raise click.UsageError(
                 "a gap with a text side is a difference of means: drop --estimator/--estimator-option"
             )
+        if ray_address is not None:
+            raise click.UsageError("--ray encodes images: a gap with a text side is made here; drop --ray")
         g = create_text_gap(
             name,
             src=src,
@@ -133,6 +145,7 @@ def create(
             estimator=estimator,
             estimator_params=pluginmanager.parse_options("estimators", estimator, pairs),
             registry=settings.registry(),
+            ray=ray_address,
             **common,
         )
     if as_json:

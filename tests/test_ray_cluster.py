@@ -139,3 +139,12 @@ def test_render_and_augment_on_a_two_node_cluster_from_and_to_s3(
     assert [r["file_name"] for r in rows] == [r["file_name"] for r in local_rows]
     for row in rows:
         assert close(get(client, name, f"aug/{row['file_name']}"), (tmp_path / "aug" / row["file_name"]).read_bytes())
+
+    # gap create --ray: the cluster's actors encode the S3 sets and give the local run's gap
+    upload(client, name, domains["painting"], "painting")
+    gap = dict(model=str(tiny_model), progress=False, batch_size=2)
+    here = doge.create_gap("r->p", domains["real"], domains["painting"], home=tmp_path / "h1", workers=0, **gap)
+    there = doge.create_gap("r->p", f"{url}/real", f"{url}/painting", home=tmp_path / "h2", ray="auto", **gap)
+    assert np.allclose(np.asarray(here.vector), np.asarray(there.vector), atol=1e-5)
+    assert there.provenance["source"]["digest"] == here.provenance["source"]["digest"]
+    assert there.provenance["source"]["images"] == here.provenance["source"]["images"]

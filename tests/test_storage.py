@@ -322,8 +322,7 @@ def test_parquet_and_webdataset_outputs_on_s3(augment, bucket, domains, tmp_path
     assert len([k for k in keys(client, name, "wds/") if k.endswith(".tar")]) == 2
 
 
-def test_augment_into_a_bucket_that_cannot_be_written_fails_before_rendering(augment, bucket, domains, tmp_path):
-    url, client, name = bucket
+def test_augment_into_a_bucket_that_cannot_be_written_fails_before_rendering(augment, s3_endpoint, domains, tmp_path):
     train = tmp_path / "train"
     (train / "cat").mkdir(parents=True)
     first = sorted(domains["real"].iterdir())[0]
