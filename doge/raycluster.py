@@ -11,6 +11,10 @@ from doge.net import is_loopback
 
 # How often Ray restarts an actor that died and redoes its batch before the run fails.
 MAX_RESTARTS = 3
+# A batch sent to an actor whose node just died fails as "temporarily unavailable" until Ray has
+# noticed the death (seconds) and restarted the actor elsewhere: such a batch is retried until then.
+# The restarts above bound it: an image that kills its actor every time still ends the run.
+TASK_RETRIES = -1
 # What a task reading sources asks of Ray: reading waits on the network, not the CPU, and a quarter
 # of one leaves room beside the actors, also when a lost node's actors restart on the nodes left.
 READ_CPUS = 0.25

@@ -37,7 +37,11 @@ def cluster(s3_endpoint):
     at the local S3 server, as a real cluster's nodes carry their own credentials."""
     if ray.is_initialized():
         ray.shutdown()
-    made = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
+    # A node's death is noticed within about 2 s (Ray's default health checks take longer).
+    fast = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500, "health_check_failure_threshold": 4}
+    made = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False, "_system_config": fast}
+    )
     try:
         made.add_node(num_cpus=1)
         made.wait_for_nodes()

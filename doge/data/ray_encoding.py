@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from doge.errors import DogeError, first_line
-from doge.raycluster import MAX_RESTARTS, READ_CPUS, actor_layout, connect, import_ray
+from doge.raycluster import MAX_RESTARTS, READ_CPUS, TASK_RETRIES, actor_layout, connect, import_ray
 
 log = logging.getLogger("doge")
 
@@ -50,7 +50,7 @@ def encode_on_ray(
                 batch_size=batch_size,
                 compute=ray.data.ActorPoolStrategy(size=count),
                 max_restarts=MAX_RESTARTS,
-                max_task_retries=MAX_RESTARTS,
+                max_task_retries=TASK_RETRIES,
                 scheduling_strategy="SPREAD",
                 **resources,
             )

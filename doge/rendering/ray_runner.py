@@ -21,7 +21,7 @@ import warnings
 from collections import defaultdict
 
 from doge.errors import DogeError, first_line
-from doge.raycluster import MAX_RESTARTS, READ_CPUS, actor_layout
+from doge.raycluster import MAX_RESTARTS, READ_CPUS, TASK_RETRIES, actor_layout
 from doge.raycluster import connect as _connect
 from doge.raycluster import import_ray as _import_ray
 from doge.rendering.batch import Output, OutputWriter, control_outputs, load_engine, load_source, render_batch
@@ -54,7 +54,7 @@ def run_on_ray(p: Plan, address: str, progress: bool = True) -> list[str]:
                 batch_size=p.batch_size,
                 compute=ray.data.ActorPoolStrategy(size=count),
                 max_restarts=MAX_RESTARTS,
-                max_task_retries=MAX_RESTARTS,
+                max_task_retries=TASK_RETRIES,
                 # one actor per node before two on one: a cluster's nodes all render, and losing
                 # one node costs the fewest actors
                 scheduling_strategy="SPREAD",
