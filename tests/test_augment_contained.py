@@ -571,3 +571,30 @@ def test_parquet_keeps_coco_categories_that_share_a_name_apart(run, tmp_path):
     ds = datasets.load_dataset("parquet", data_dir=str(out), split="train")
     assert ds.features["objects"]["category"].feature.names == ["car (id 1)", "car (id 2)"]
     assert ds[0]["objects"]["category"] == [0, 1]
+
+
+@pytest.mark.parametrize("own", ["metadata.jsonl", "README.md"])
+def test_outs_own_files_symlinked_out_are_refused_not_read_or_replaced(run, tmp_path, own):
+    src = tmp_path / "src"
+    picture(src / "cat" / "a.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text('{"file_name": "cat/a_0.png"}\n')
+    (out / own).symlink_to(victim)
+    with pytest.raises(DogeError, match=own.replace(".", r"\.")):
+        run(src, out, per_class=1)
+    assert victim.read_text() == '{"file_name": "cat/a_0.png"}\n' and (out / own).is_symlink()
+
+
+@pytest.mark.parametrize("inner", ["src", "masks"])
+def test_an_out_that_holds_src_or_masks_is_refused(home, tmp_path, inner):
+    import doge
+
+    out = tmp_path / "data"
+    src = (out if inner == "src" else tmp_path) / "src"
+    masks = (out if inner == "masks" else tmp_path) / "masks"
+    picture(src / "a.png")
+    picture(masks / "a.png")
+    with pytest.raises(DogeError, match=("SRC" if inner == "src" else "--masks") + " .* lies inside --out"):
+        doge.augment(src, ["real->painting"], out, home=home, masks=masks, per_class=1, dry_run=True)

@@ -96,6 +96,8 @@ def check_names(dataset: Dataset, folders: dict[str, str], with_sources: str) ->
 def check_out(out: Path, folders: dict[str, str], annotations_name: str = "annotations.json") -> None:
     """Before anything renders: every name an existing OUT lists (metadata, COCO file, shards) and every
     folder this run writes to stays inside OUT, symlinks followed; else one line naming the entry."""
+    for own in ("metadata.jsonl", "README.md", annotations_name, ".doge-parquet.part"):
+        inside(out, own, f"{out}: its own file")  # never read or replaced through a symlink leading out
     old = out / "metadata.jsonl"
     if old.is_file():
         for where, row in _jsonl(old):
@@ -443,6 +445,8 @@ def write_parquet(out: Path, dataset: Dataset, items: list[Item], shard_size: in
     cat_ids = {c["name"]: c["id"] for c in coco_categories(dataset)}
     _unique(items, "file", "the file")
     staging = inside(out, ".doge-parquet.part", f"{out}: the staging folder")
+    if staging.is_symlink():
+        staging.unlink()
     shutil.rmtree(staging, ignore_errors=True)
     make_dirs(staging)
     shards: list[Path] = []

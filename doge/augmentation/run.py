@@ -129,6 +129,12 @@ def augment(
         src, annotations=annotations, masks=masks, label_column=label_column, input_format=input_format
     )
     refuse_inside_src(dataset.root, out)
+    for given, folder in (("SRC", dataset.root), ("--masks", dataset.masks)):
+        if folder is not None and Path(folder).resolve().is_relative_to(out.resolve()):
+            raise DogeError(
+                f"{given} {folder} lies inside --out {out}: augment would write its classes among your "
+                f"images and clean up there on a rerun; put --out beside {given}"
+            )
     check_unique_stems(source.rel for source in dataset.sources)
     refuse_inside_src(dataset.root, Path(work) if work else default_work(out), "--work")
     folders = class_folders(dataset.classes)
