@@ -19,9 +19,10 @@ class Settings:
     blob_store: str | None = None
 
     def registry(self):
+        from doge.pluginmanager import forward_gap_events
         from doge.registry import Registry
 
-        return Registry(home=self.home, url=self.registry_url, blob_store=self.blob_store)
+        return forward_gap_events(Registry(home=self.home, url=self.registry_url, blob_store=self.blob_store))
 
 
 pass_settings = click.make_pass_decorator(Settings)

@@ -21,7 +21,7 @@ def tiny(directory, seed):
     For tests and offline demos: it loads with from_pretrained like a real model, but it is
     random, so its embeddings and images are noise.
     """
-    from doge.tiny import build_tiny_unclip
+    from doge.testing import build_tiny_unclip
 
     path = build_tiny_unclip(directory, seed=seed)
     click.echo(

@@ -59,9 +59,11 @@ def remove(settings, name):
 
 def open_remote(settings, name: str, *, must_exist: bool = True):
     """The registry of remote ``name``."""
+    from doge.pluginmanager import forward_gap_events
     from doge.registry.remotes import get_remote, open_registry
 
-    return open_registry(get_remote(name, home=settings.home), home=settings.home, must_exist=must_exist)
+    remote = get_remote(name, home=settings.home)
+    return forward_gap_events(open_registry(remote, home=settings.home, must_exist=must_exist))
 
 
 def report(placements, verb: str, whence: str, where: str, as_json: bool = False) -> None:

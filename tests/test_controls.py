@@ -12,7 +12,7 @@ from PIL import Image
 
 from doge.errors import DogeError
 from doge.plugins.controls import CannyControl, DepthControl, NoControl, SegControl
-from doge.tiny import build_tiny_depth
+from doge.testing import build_tiny_depth
 
 OUT_W, OUT_H = 128, 96  # not square, so a swapped (w, h) shows
 
@@ -272,7 +272,7 @@ def test_paper_maps_are_the_papers_construction():
     import cv2
     import transformers
 
-    from doge.plugins.controls.base import to_uint8
+    from doge.plugin import to_uint8
     from doge.rendering.geometry import fit_geometry
 
     image = skimage_photo("rocket")  # 640x427: the crop's offset and rounding matter

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, cast
 
 from PIL import Image
 
+from doge.clock import now_iso
 from doge.errors import DogeError
 from doge.gaps.store import registry_for
-from doge.provenance import now_iso
+from doge.hub import is_tiny_model
 from doge.rendering.grid import grid_row, stack_rows
 from doge.rendering.plan import plan
 from doge.rendering.run import run_plan
-from doge.tiny import is_tiny_model
 
 if TYPE_CHECKING:
     from doge.data.images import ImageSet

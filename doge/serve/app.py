@@ -47,10 +47,10 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 import doge
+from doge.clock import acting_as
 from doge.errors import DogeError, IntegrityError, NotFound
 from doge.gaps.compare import flatten
 from doge.names import parse_ref, validate_name
-from doge.provenance import acting_as
 from doge.quality.summary import best, compare_rows, summary
 from doge.registry import Registry
 from doge.registry.fsck import check_version

@@ -24,9 +24,7 @@ from typing import Any
 
 from PIL import Image
 
-from doge.errors import DogeError
-from doge.plugins.controls.base import Control, gray_to_rgb, to_uint8
-from doge.rendering.geometry import Geometry
+from doge.plugin import Control, DogeError, Geometry, gray_to_rgb, to_uint8
 
 CLIP_SIDE = 224  # the side of the CLIP view the paper's maps were made at
 MAPS = ("auto", "paper")
