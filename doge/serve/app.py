@@ -51,6 +51,7 @@ from doge.clock import acting_as
 from doge.errors import DogeError, IntegrityError, NotFound
 from doge.gaps.compare import flatten
 from doge.names import parse_ref, validate_name
+from doge.pluginmanager import forward_gap_events
 from doge.quality.summary import best, compare_rows, summary
 from doge.registry import Registry
 from doge.registry.fsck import check_version
@@ -93,6 +94,7 @@ def create_app(
     may tag, untag and label; without it every write is refused."""
     if allow_writes and not tokens:
         raise DogeError(f"--allow-writes needs a token: set {TOKEN_ENV}=USER:TOKEN (at least 8 characters)")
+    forward_gap_events(registry)  # a write through the app reaches the plugins' gap_event hook
     env = Environment(loader=PackageLoader("doge.serve", "templates"), autoescape=select_autoescape(default=True))
     env.filters["refurl"] = ref_url
     for name in env.list_templates(filter_func=lambda n: n.endswith(".html")):
