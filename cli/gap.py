@@ -1,4 +1,4 @@
-"""``doge gap ...``: create, explain, list, show, preview, tag, untag, label, history, rm, export, import and diff gaps."""
+"""``doge gap ...``: create, explain, list, show, preview, tag, untag, label, history, rm, export, import, diff, eval and compare gaps."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import click
 
 from doge.cli.context import echo_json, echo_table, key_values, pass_settings
+from doge.cli.gap_eval import compare, eval_
 
 LIST_LIMIT = 100  # what a person reads in `doge gap list`; --all or --limit for more
 
@@ -14,6 +15,10 @@ LIST_LIMIT = 100  # what a person reads in `doge gap list`; --all or --limit for
 @click.group()
 def gap():
     """Named, versioned domain gaps. Refs: NAME, NAME@v2, NAME@ALIAS."""
+
+
+gap.add_command(eval_)  # doge gap eval, doge gap compare: cli/gap_eval.py
+gap.add_command(compare)
 
 
 @gap.command()
@@ -263,8 +268,8 @@ def list_(settings, name, where, search, remote_name, limit, show_all, as_json):
             v.ref,
             ",".join(v.aliases),
             v.dim,
-            v.provenance.get("encoder", {}).get("model", "?"),
-            v.provenance.get("estimator", {}).get("name", "?"),
+            _part(v.provenance, "encoder", "model"),
+            _part(v.provenance, "estimator", "name"),
             str(v.created_at)[:19],
             ",".join(f"{k}={val}" for k, val in sorted(v.labels.items())),
         ]
@@ -302,7 +307,7 @@ def show(settings, ref, as_json):
     click.echo("provenance:")
     click.echo(json.dumps(v.provenance, indent=2, sort_keys=True, default=str))
     if evaluations:
-        from doge.cli.quality import evaluation_summary_line
+        from doge.cli.gap_eval import evaluation_summary_line
 
         click.echo(f"evaluations: {len(evaluations)}; latest: {evaluation_summary_line(evaluations[-1])}")
     for p in previews:
@@ -312,8 +317,18 @@ def show(settings, ref, as_json):
         raise click.ClickException(damage[0]["message"])
 
 
+def _part(provenance: dict, key: str, field: str) -> str:
+    """``provenance[key][field]`` for a listing; the text itself when a caller stored text there."""
+    value = provenance.get(key)
+    if isinstance(value, dict):
+        return str(value.get(field, "?"))
+    return str(value) if value else "?"
+
+
 def preview_summary(p: dict) -> str:
     """A stored preview in a line: what made it, when, by whom."""
+    if p.get("damaged"):
+        return str(p["damaged"])
     st = p["settings"]
     made = (
         f"{st.get('n', '?')} image(s) of {st.get('src', '?')}, w={st.get('edit_weight', '?')}, "
