@@ -18,11 +18,15 @@ class Settings:
     quiet: bool
     blob_store: str | None = None
 
-    def registry(self):
+    def registry(self, **options):
+        """The registry these settings name, connected to the plugins' ``gap_event`` hook; ``options``
+        go to :class:`doge.registry.Registry`."""
         from doge.pluginmanager import forward_gap_events
         from doge.registry import Registry
 
-        return forward_gap_events(Registry(home=self.home, url=self.registry_url, blob_store=self.blob_store))
+        return forward_gap_events(
+            Registry(home=self.home, url=self.registry_url, blob_store=self.blob_store, **options)
+        )
 
 
 pass_settings = click.make_pass_decorator(Settings)

@@ -46,7 +46,7 @@ from doge.hub import (
     resolve_source,
     warn_if_tiny,
 )
-from doge.rendering.control import MAP_SUFFIXES, Control, gray_to_rgb, stretch_to_8bit, to_uint8
+from doge.rendering.control import MAP_SUFFIXES, Control, gray_to_rgb, letterbox, stretch_to_8bit, to_uint8
 from doge.rendering.geometry import Geometry
 
 if TYPE_CHECKING:  # loaded on first use (they import torch); mypy sees them as usual
@@ -86,6 +86,7 @@ __all__ = [
     "first_line",
     "gray_to_rgb",
     "hookimpl",
+    "letterbox",
     "load_processor",
     "pick_device",
     "pick_dtype",

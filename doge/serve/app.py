@@ -35,11 +35,14 @@ middleware and that state.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -51,6 +54,7 @@ from doge.registry.urls import hide_password
 from doge.serve import api, pages
 from doge.serve.auth import TOKEN_ENV, parse_tokens, tokens_from_env
 from doge.serve.common import SAFE_HEADERS, ref_url
+from doge.serve.guard import HostAllowList, allowed_hosts
 
 __all__ = ["PER_PAGE", "TOKEN_ENV", "SecurityHeaders", "create_app", "parse_tokens", "ref_url", "tokens_from_env"]
 
@@ -74,10 +78,17 @@ def templates(registry: Registry, *, allow_writes: bool) -> Environment:
 
 
 def create_app(
-    registry: Registry, *, allow_writes: bool = False, tokens: dict[str, str] | None = None, per_page: int = PER_PAGE
+    registry: Registry,
+    *,
+    allow_writes: bool = False,
+    tokens: dict[str, str] | None = None,
+    per_page: int = PER_PAGE,
+    hosts: Iterable[str] | None = None,
 ) -> Starlette:
     """The web application over ``registry``. With ``allow_writes``, ``tokens`` ({token: user})
-    may tag, untag and label; without it every write is refused."""
+    may tag, untag and label; without it every write is refused. ``hosts``: the Host names it
+    answers (default: the loopback names; see :func:`doge.serve.guard.allowed_hosts`), any other
+    is answered 400."""
     if allow_writes and not tokens:
         raise DogeError(f"--allow-writes needs a token: set {TOKEN_ENV}=USER:TOKEN (at least 8 characters)")
     forward_gap_events(registry)  # a write through the app reaches the plugins' gap_event hook
@@ -98,13 +109,27 @@ def create_app(
         Route("/api/gaps/{ref}", api.gap),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
+    allowed = frozenset(hosts) if hosts is not None else allowed_hosts()
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(HostAllowList, hosts=allowed), Middleware(SecurityHeaders)],
+        exception_handlers={DogeError: _refused},
+    )
     app.state.registry = registry
     app.state.templates = templates(registry, allow_writes=allow_writes)
     app.state.allow_writes = allow_writes
     app.state.tokens = dict(tokens or {})
     app.state.per_page = per_page
+    app.state.hosts = allowed
     return app
+
+
+def _refused(request: Request, exc: Exception) -> Response:
+    """A DogeError no view caught (a busy registry while rendering, say): its status, not a 500."""
+    assert isinstance(exc, DogeError)
+    if request.url.path.startswith("/api/"):
+        return api.api_error(exc)
+    return pages.error_page(request, exc)
 
 
 class SecurityHeaders:
