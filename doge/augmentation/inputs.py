@@ -95,8 +95,10 @@ def drop_undecodable(dataset: Dataset) -> None:
 
     kept = []
     for source in dataset.sources:
-        image, reason = decode_image(source.path)
-        if image is None:
+        # one after another: decode_image turns PIL's bomb warning into an error with
+        # warnings.catch_warnings, which is not thread-safe
+        reason = decode_image(source.path)[1]
+        if reason is not None:
             dataset.skipped.append({"file": source.rel, "label": source.label, "reason": reason})
         else:
             kept.append(source)

@@ -53,6 +53,11 @@ class Item:
         return f"{self.folder}/{name}" if self.folder else name
 
     @property
+    def flat_file(self) -> str:
+        """The image's name without its class folder (a COCO input's images keep their own layout)."""
+        return self.file.rsplit("/", 1)[-1]
+
+    @property
     def key(self) -> str:
         """The WebDataset key: ``<folder>/<stem, dots escaped>`` (a key ends at its first dot)."""
         stem = escape_key(self.stem)
@@ -88,7 +93,7 @@ def check_names(dataset: Dataset, folders: dict[str, str], with_sources: str) ->
                 )
 
 
-def check_out(out: Path, folders: dict[str, str]) -> None:
+def check_out(out: Path, folders: dict[str, str], annotations_name: str = "annotations.json") -> None:
     """Before anything renders: every name an existing OUT lists (metadata, COCO file, shards) and every
     folder this run writes to stays inside OUT, symlinks followed; else one line naming the entry."""
     old = out / "metadata.jsonl"
@@ -96,8 +101,7 @@ def check_out(out: Path, folders: dict[str, str]) -> None:
         for where, row in _jsonl(old):
             if isinstance(row, dict) and "file_name" in row:
                 inside(out, row["file_name"], where)
-    for name in ("annotations.json",):
-        _old_coco(out / name)
+    _old_coco(inside(out, annotations_name, "the COCO annotations' name"))
     for pattern in ("shard-*.tar", f"{PARQUET_DIR}/*.parquet"):
         for path in out.glob(pattern):
             inside(out, path.relative_to(out).as_posix(), f"{out}: the earlier output file")
@@ -253,11 +257,12 @@ def write_coco(out: Path, dataset: Dataset, items: list[Item], link: bool, annot
     """``OUT/images/`` plus ``OUT/<annotations_name>`` whose annotations follow each image's geometry."""
     categories = coco_categories(dataset)
     cat_ids = {c["name"]: c["id"] for c in categories}
-    _unique(items, "file", "the file")
+    attr = "flat_file" if dataset.kind == "coco" else "file"  # a COCO input's stems are unique already
+    _unique(items, attr, "the file")
     images: list[dict] = []
     annotations: list[dict] = []
     for image_id, item in enumerate(items, 1):
-        name = f"images/{item.file}"
+        name = f"images/{getattr(item, attr)}"
         _place(item.work_image or item.source.path, out, name, link or item.generated)
         (w, h), anns = item_annotations(dataset, item, cat_ids, stats)
         images.append({"id": image_id, "file_name": name, "width": w, "height": h, **doge_columns(item)})

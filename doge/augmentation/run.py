@@ -132,7 +132,9 @@ def augment(
     refuse_inside_src(dataset.root, Path(work) if work else default_work(out), "--work")
     folders = class_folders(dataset.classes)
     check_names(dataset, folders, with_sources)
-    check_out(out, folders)  # an earlier OUT's names, and the folders this run writes to, stay inside OUT
+    check_out(
+        out, folders, annotations_name
+    )  # an earlier OUT's names, and the folders this run writes to, stay inside OUT
     by_class = dataset.by_class()
     targets = class_targets(by_class, per_class=per_class, ratio=ratio, balance=balance, count=count)
     slots = allocate(by_class, targets, len(groups), spread)
