@@ -417,7 +417,16 @@ def test_the_registry_imports_without_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-REGISTRY_BASE = {"doge", "doge.atomic", "doge.clock", "doge.errors", "doge.extras", "doge.home", "doge.names"}
+REGISTRY_BASE = {
+    "doge",
+    "doge.atomic",
+    "doge.clock",
+    "doge.errors",
+    "doge.extras",
+    "doge.home",
+    "doge.names",
+    "doge.urls",
+}
 
 
 def test_creating_a_version_imports_only_the_registry_and_the_base(tmp_path):
