@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from doge.cli.context import echo_json, echo_table, pass_settings
+from doge.cli.options import json_option
 
 
 @click.group()
@@ -30,7 +31,7 @@ def add(settings, name, url, blobs):
 
 
 @remote.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @pass_settings
 def list_(settings, as_json):
     """List the remotes (passwords hidden)."""
