@@ -134,8 +134,9 @@ RENDER_OPTIONS: dict[str, Decorator] = {
     "canny_maps": click.option(
         "--canny-maps",
         type=click.Choice(["auto", "paper"]),
-        help="auto (default): edges found at the output resolution with about the paper's density; "
-        "paper: the paper's construction (224-px CLIP crop, Canny, Lanczos up; use with --fit crop).",
+        help="auto (default): the paper's edges, placed at the output resolution (none where the paper's map has "
+        "none); paper: the paper's map exactly (224-px CLIP crop, normalised and stretched, Canny, Lanczos up; "
+        "with --fit crop).",
     ),
     "depth_model": click.option(
         "--depth-model", help="Depth estimator for --control depth (default Intel/dpt-hybrid-midas)."
@@ -175,7 +176,8 @@ RENDER_OPTIONS: dict[str, Decorator] = {
         type=click.Choice(FITS),
         default="keep",
         show_default=True,
-        help="keep: the source's aspect ratio, nothing cut (detection/segmentation labels carry over); "
+        help="keep: the source's aspect ratio within 1% at sides that are multiples of 64, a small remainder "
+        "cropped or letterboxed (labels carry over); "
         "crop: centre square, the paper's recipe; pad: letterboxed square.",
     ),
     "seed": seed_option(42, "Run seed; each image's seed derives from it, the source and k."),
