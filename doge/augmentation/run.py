@@ -14,10 +14,12 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from doge import storage
 from doge.atomic import make_dirs
 from doge.augmentation.budget import Slot, allocate, class_targets, parse_weights
 from doge.augmentation.card import write_card
-from doge.augmentation.inputs import Dataset, read_dataset
+from doge.augmentation.hf import describe_source, read_any
+from doge.augmentation.inputs import Dataset
 from doge.augmentation.naming import class_folders
 from doge.augmentation.outputs import (
     DEFAULT_SHARD_SIZE,
@@ -86,6 +88,10 @@ def augment(
     masks=None,
     label_column: str = "label",
     input_format: str | None = None,
+    image_column: str = "image",
+    objects_column: str = "objects",
+    mask_column: str | None = None,
+    split: str | None = None,
     output_format: str = "imagefolder",
     per_class: int | None = None,
     ratio: float | None = None,
@@ -121,18 +127,29 @@ def augment(
         raise DogeError(f"--with-sources {with_sources!r}: use one of {', '.join(WITH_SOURCES)}")
     if max_tries < 1:
         raise DogeError("--max-tries must be at least 1")
-    out = Path(out)
+    out = storage.location(out)
     groups = gap_groups(gaps)
     spread = parse_weights(weights) if weights is not None else [float(edit_weight)]
-    dataset = read_dataset(
-        src, annotations=annotations, masks=masks, label_column=label_column, input_format=input_format
+    dataset = read_any(
+        src,
+        annotations=annotations,
+        masks=masks,
+        label_column=label_column,
+        input_format=input_format,
+        image_column=image_column,
+        objects_column=objects_column,
+        mask_column=mask_column,
+        split=split,
+        cache=(storage.location(work) if work else default_work(out)) / "hf-sources",
     )
     refuse_inside_src(dataset.root, out)
     check_unique_stems(source.rel for source in dataset.sources)
-    refuse_inside_src(dataset.root, Path(work) if work else default_work(out), "--work")
+    refuse_inside_src(dataset.root, storage.location(work) if work else default_work(out), "--work")
     folders = class_folders(dataset.classes)
     check_names(dataset, folders, with_sources)
-    check_out(out, folders)  # an earlier OUT's names, and the folders this run writes to, stay inside OUT
+    check_out(
+        out, folders, annotations_name
+    )  # an earlier OUT's names, and the folders this run writes to, stay inside OUT
     by_class = dataset.by_class()
     targets = class_targets(by_class, per_class=per_class, ratio=ratio, balance=balance, count=count)
     slots = allocate(by_class, targets, len(groups), spread)
@@ -144,8 +161,8 @@ def augment(
             gap = load_gap(str(ref), registry=reg)
             details.append({"group": "+".join(group), "ref": gap.ref, "sha256": gap.sha256, "weight": weight})
     base = {
-        "out": str(out),
-        "src": str(src),
+        "out": storage.shown(out),
+        "src": describe_source(src),
         "input": dataset.kind,
         "format": output_format,
         "gaps": ["+".join(g) for g in groups],
@@ -165,7 +182,7 @@ def augment(
 
     # One writer at a time in OUT (see doge.locks); each render work area has its own lock.
     with output_lock(out, "augment"):
-        work = Path(work) if work else default_work(out)
+        work = storage.location(work) if work else default_work(out)
         if (
             "controls" in render_options
             and render_options["controls"] == ["seg"]
@@ -236,7 +253,7 @@ def augment(
         any_plan = next(iter(last_plans.values()), None)
         summary = {
             **base,
-            "work": str(work),
+            "work": storage.shown(work),
             "classes": counts,
             "class_names": dataset.classes,
             "label_column": label_column,
