@@ -363,6 +363,9 @@ def _attachment(kind: str, settings: Check) -> Check:
 
 PREVIEW = _attachment("preview", PREVIEW_SETTINGS)
 PLOT = _attachment("plot", PLOT_SETTINGS)
+# an overview sheet of a dataset doge augment made with the version: its settings are augment's own
+DATASET = _attachment("dataset", obj({"folder": text(4096)}))
+ATTACHMENTS = {"preview": PREVIEW, "plot": PLOT, "dataset": DATASET}
 
 VERSION = obj(
     {
@@ -420,13 +423,16 @@ SCHEMAS: dict[str, Check] = {
     "evaluation": EVALUATION,
     "preview": PREVIEW,
     "plot": PLOT,
+    "dataset": DATASET,
     "history": HISTORY,
 }
 
 
 def attachment_kind(record) -> str:
-    """``preview`` or ``plot``: the schema an attachment record passes (``preview`` when unknown)."""
-    return "plot" if isinstance(record, dict) and record.get("kind") == "plot" else "preview"
+    """The schema an attachment record passes: its kind's (``preview`` when the kind is unknown,
+    whose schema then refuses it)."""
+    kind = record.get("kind") if isinstance(record, dict) else None
+    return kind if isinstance(kind, str) and kind in ATTACHMENTS else "preview"
 
 
 # -- using them --------------------------------------------------------------------------------
@@ -504,7 +510,8 @@ def damage_of_text(kind: str, text) -> str | None:
 
 def check_settings(kind: str, settings, what: str) -> None:
     """A preview's or a plot's ``settings`` object, checked before it is stored."""
-    _checked(PLOT_SETTINGS if kind == "plot" else PREVIEW_SETTINGS, settings, f"{what}: settings")
+    schema = {"plot": PLOT_SETTINGS, "dataset": obj({"folder": text(4096)})}.get(kind, PREVIEW_SETTINGS)
+    _checked(schema, settings, f"{what}: settings")
 
 
 def stored_provenance(text) -> dict:
