@@ -31,6 +31,7 @@ class Item:
     stem: str  # output name without suffix: "<stem>_<k>" (new) or "<stem>" (a source)
     work_image: Path | None  # the rendered PNG; None for a source itself
     entry: dict | None  # the render manifest line; None for a source
+    key: str | None = None  # doge_id: the work area's name for a new image (what reviewers' marks name)
 
     @property
     def generated(self) -> bool:
@@ -71,6 +72,7 @@ def doge_columns(item: Item) -> dict:
     e = item.entry or {}
     return {
         "doge_generated": item.generated,
+        "doge_id": item.key,
         "doge_source": str(item.source.path),
         "doge_source_sha256": e.get("source_sha256"),
         "doge_gaps": ",".join(f"{g['ref']}:{g['weight']:g}" for g in e.get("gaps", [])) or None,
@@ -97,24 +99,40 @@ def write_imagefolder(out: Path, dataset: Dataset, items: list[Item], link: bool
         rows.append({"file_name": name, label_column: item.source.label, **doge_columns(item)})
         if item.source.mask is not None:
             _write_mask(out, item, f"{folder}/{item.stem}.png" if folder else f"{item.stem}.png")
-    _drop_stale(out, {r["file_name"] for r in rows})
+    _drop_stale(out, {r["file_name"] for r in rows}, "metadata.jsonl")
     write_atomic(out / "metadata.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
     return len(rows)
 
 
-def _drop_stale(out: Path, keep: set[str]) -> None:
-    """Remove the images an earlier run listed that this one does not (a changed budget): no loader sees them."""
-    old = out / "metadata.jsonl"
+def _drop_stale(out: Path, keep: set[str], listing: str, images_folder: str = "") -> None:
+    """Remove the new images an earlier run listed (in ``listing``: metadata.jsonl or the COCO file) that
+    this one does not (a changed budget, a reviewer's rejection), and their label images: no loader sees them."""
+    old = out / listing
     if not old.is_file():
         return
-    for line in old.read_text(encoding="utf-8").splitlines():
+    text = old.read_text(encoding="utf-8")
+    if listing.endswith(".jsonl"):
+        rows = []
+        for line in text.splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    else:
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
+            rows = json.loads(text).get("images") or []
+        except (json.JSONDecodeError, AttributeError):
+            return
+    base = out.resolve()
+    for row in rows:
+        name = row.get("file_name") if isinstance(row, dict) else None
+        if not (isinstance(row, dict) and row.get("doge_generated") and isinstance(name, str) and name not in keep):
             continue
-        name = row.get("file_name")
-        if row.get("doge_generated") and name and name not in keep and ".." not in name:
-            (out / name).unlink(missing_ok=True)
+        mask = "masks/" + name.removeprefix(images_folder).rsplit(".", 1)[0] + ".png"
+        for stale in (name, mask):
+            path = (out / stale).resolve()
+            if base in path.parents:  # a name from a file in OUT: never anything outside it
+                path.unlink(missing_ok=True)
 
 
 def _write_mask(out: Path, item: Item, name: str) -> None:
@@ -153,6 +171,7 @@ def write_coco(out: Path, dataset: Dataset, items: list[Item], link: bool, annot
                 annotations.append({**mapped, "id": len(annotations) + 1, "image_id": image_id})
         if item.source.mask is not None:
             _write_mask(out, item, name.removeprefix("images/").rsplit(".", 1)[0] + ".png")
+    _drop_stale(out, {image["file_name"] for image in images}, annotations_name, "images/")
     doc = {
         "info": {"description": "made by doge augment", "version": "1.0"},
         "images": images,
