@@ -5,9 +5,11 @@ from doge.hooks import hookimpl
 
 @hookimpl
 def register_commands(cli):
-    from doge.cli import augment, gap, models, plugins_cmd, quality, registry_cmd, remote, render, serve
+    from doge.cli import augment, gap, models, plugins_cmd, registry_cmd, remote, render, serve
+    from doge.cli.filter import filter_
 
     cli.add_command(augment.augment)
+    cli.add_command(filter_)
     cli.add_command(gap.gap)
     cli.add_command(models.models)
     cli.add_command(plugins_cmd.plugins)
@@ -15,4 +17,3 @@ def register_commands(cli):
     cli.add_command(remote.remote)
     cli.add_command(render.render)
     cli.add_command(serve.serve)
-    quality.register(cli, gap.gap)  # doge gap eval, doge gap compare, doge filter

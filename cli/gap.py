@@ -1,4 +1,4 @@
-"""``doge gap ...``: create, explain, list, show, preview, tag, untag, label, history, rm, export, import and diff gaps."""
+"""``doge gap ...``: create, explain, list, show, preview, tag, untag, label, history, rm, export, import, diff, eval and compare gaps."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import click
 
 from doge.cli.context import echo_json, echo_table, key_values, pass_settings
+from doge.cli.gap_eval import compare, eval_
 
 LIST_LIMIT = 100  # what a person reads in `doge gap list`; --all or --limit for more
 
@@ -14,6 +15,10 @@ LIST_LIMIT = 100  # what a person reads in `doge gap list`; --all or --limit for
 @click.group()
 def gap():
     """Named, versioned domain gaps. Refs: NAME, NAME@v2, NAME@ALIAS."""
+
+
+gap.add_command(eval_)  # doge gap eval, doge gap compare: cli/gap_eval.py
+gap.add_command(compare)
 
 
 @gap.command()
@@ -302,7 +307,7 @@ def show(settings, ref, as_json):
     click.echo("provenance:")
     click.echo(json.dumps(v.provenance, indent=2, sort_keys=True, default=str))
     if evaluations:
-        from doge.cli.quality import evaluation_summary_line
+        from doge.cli.gap_eval import evaluation_summary_line
 
         click.echo(f"evaluations: {len(evaluations)}; latest: {evaluation_summary_line(evaluations[-1])}")
     for p in previews:

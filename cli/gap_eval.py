@@ -1,10 +1,10 @@
-"""``doge gap eval``, ``doge gap compare`` and ``doge filter``: judging gaps and their images."""
+"""``doge gap eval`` and ``doge gap compare``: judging gaps (added to the ``doge gap`` group by cli/gap.py)."""
 
 from __future__ import annotations
 
 import click
 
-from doge.cli.context import echo_json, echo_table, pass_settings, table_lines
+from doge.cli.context import echo_json, echo_table, encoding_options, pass_settings, table_lines
 from doge.quality.summary import compare_rows, summary  # imports nothing: no torch on gap show
 
 
@@ -12,21 +12,6 @@ def _weights(spec: str) -> list[float]:
     from doge.rendering.plan import sweep_weights
 
     return sweep_weights(spec)
-
-
-def _encoding_options(f):
-    for option in reversed(
-        [
-            click.option("--model", help="Model of the gap's encoder (default: the one in its provenance)."),
-            click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1)),
-            click.option(
-                "--workers", type=click.IntRange(min=0), help="Decoding worker processes (default: automatic)."
-            ),
-            click.option("--device", default="auto", show_default=True, help="cuda, mps, cpu or auto."),
-        ]
-    ):
-        f = option(f)
-    return f
 
 
 @click.command("eval")
@@ -52,7 +37,7 @@ def _encoding_options(f):
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG of the evaluation here.")
 @click.option("--store/--no-store", default=True, show_default=True, help="Store the evaluation on the gap version.")
 @click.option("--seed", default=0, show_default=True)
-@_encoding_options
+@encoding_options
 @click.option("--json", "as_json", is_flag=True, help="Print the evaluation record as JSON.")
 @pass_settings
 def eval_(
@@ -203,83 +188,3 @@ def compare(settings, refs, as_json):
     echo_table(
         table, ["REF", "ESTIMATOR", "BEST_W", "ACC", "CENTROID", "STABILITY", "SRC/TGT", "BEST_EST", "EVALUATED"]
     )
-
-
-@click.command("filter")
-@click.argument("out", type=click.Path(file_okay=False))
-@click.option("--gap", "gap_ref", help="Gap to judge with (default: the one the images were rendered with).")
-@click.option("--src", type=click.Path(), help="Reference source images (default: the gap's own folder).")
-@click.option("--tgt", type=click.Path(), help="Reference target images (default: the gap's own folder).")
-@click.option(
-    "--min-target-score",
-    type=click.FloatRange(0, 1),
-    default=0.5,
-    show_default=True,
-    help="Reject images whose probability of being target-domain is below this.",
-)
-@click.option(
-    "--min-source-similarity",
-    type=click.FloatRange(-1, 1),
-    help="Reject images whose cosine to their source is below this (default: not checked).",
-)
-@click.option("--delete", is_flag=True, help="Delete rejected image files too (their manifest lines stay).")
-@_encoding_options
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@pass_settings
-def filter_(
-    settings,
-    out,
-    gap_ref,
-    src,
-    tgt,
-    min_target_score,
-    min_source_similarity,
-    delete,
-    model,
-    batch_size,
-    workers,
-    device,
-    as_json,
-):
-    """Score rendered images in OUT and mark the rejected ones in OUT/manifest.jsonl."""
-    from doge.quality.filtering import filter_outputs
-
-    result = filter_outputs(
-        out,
-        gap_ref,
-        src=src,
-        tgt=tgt,
-        min_target_score=min_target_score,
-        min_source_similarity=min_source_similarity,
-        delete=delete,
-        model=model,
-        batch_size=batch_size,
-        workers=workers,
-        device=device,
-        progress=not settings.quiet,
-        registry=settings.registry(),
-    )
-    if as_json:
-        echo_json(result)
-        return
-    click.echo(
-        f"scored {result['scored']} images in {result['out']} with {result['gap']}: "
-        f"kept {result['kept']}, rejected {result['rejected']}"
-        + (f", deleted {result['deleted']} files" if delete else "")
-        + (
-            f"; {result['unscored']} listed images were not scored (missing or unreadable)"
-            if result["unscored"]
-            else ""
-        )
-    )
-    for image in result["rejected_images"][:20]:
-        click.echo(f"  rejected {image}")
-    if len(result["rejected_images"]) > 20:
-        click.echo(f"  ... and {len(result['rejected_images']) - 20} more (--json lists all)")
-    click.echo(f'verdicts are in {result["manifest"]} (each line\'s "filter")')
-
-
-def register(cli, gap_group) -> None:
-    gap_group.add_command(eval_)
-    gap_group.add_command(compare)
-    cli.add_command(filter_)

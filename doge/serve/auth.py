@@ -1,0 +1,43 @@
+"""serve's write tokens: ``DOGE_SERVE_TOKEN`` parsed, and the user a request's bearer token names."""
+
+from __future__ import annotations
+
+import hmac
+import os
+
+from starlette.requests import Request
+
+from doge.errors import DogeError
+
+TOKEN_ENV = "DOGE_SERVE_TOKEN"
+
+
+def parse_tokens(text: str | None) -> dict[str, str]:
+    """``DOGE_SERVE_TOKEN``: ``TOKEN`` or ``USER:TOKEN``, several separated by commas -> {token: user}."""
+    tokens: dict[str, str] = {}
+    for item in (text or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        user, sep, token = item.rpartition(":")
+        if not sep:
+            user, token = "token", item
+        if len(token) < 8:
+            raise DogeError(f"{TOKEN_ENV}: a token must be at least 8 characters (write USER:TOKEN, comma-separated)")
+        tokens[token] = user or "token"
+    return tokens
+
+
+def tokens_from_env() -> dict[str, str]:
+    return parse_tokens(os.environ.get(TOKEN_ENV))
+
+
+def user_of(request: Request, tokens: dict[str, str]) -> str | None:
+    """The user whose token the request's ``Authorization: Bearer TOKEN`` carries, or None."""
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        return None
+    for token, user in tokens.items():
+        if hmac.compare_digest(given.strip().encode(), token.encode()):
+            return user
+    return None

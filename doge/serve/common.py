@@ -1,0 +1,37 @@
+"""What serve's pages and JSON API share: how an error maps to a status, the safe headers, downloads."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from starlette.responses import Response
+
+from doge.errors import DogeError, IntegrityError, NotFound
+
+SAFE_HEADERS = {
+    # no script runs on these pages, and nothing may frame them
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def ref_url(ref: str) -> str:
+    """A ref as a URL path segment: ``real-%3Epainting@v2``."""
+    return quote(str(ref), safe="@")
+
+
+def status_for(exc: DogeError) -> int:
+    """The HTTP status of a refusal: 404 for what is not there, 500 for damage, else 400."""
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, IntegrityError):
+        return 500
+    return 400
+
+
+def download(data: bytes, filename: str, media_type: str, sha256: str | None = None) -> Response:
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    if sha256:
+        headers["ETag"] = f'"{sha256}"'
+    return Response(data, media_type=media_type, headers=headers)
