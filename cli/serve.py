@@ -19,9 +19,17 @@ from doge.net import is_loopback
     is_flag=True,
     help="Let holders of a DOGE_SERVE_TOKEN (USER:TOKEN, comma-separated) tag, untag and label over the API.",
 )
+@click.option(
+    "--dataset",
+    "datasets",
+    multiple=True,
+    type=click.Path(file_okay=False, exists=True),
+    help="An OUT folder of doge augment or doge render to show at /datasets (repeatable).",
+)
 @pass_settings
-def serve(settings, host, port, allow_writes):
-    """Serve the gap library: pages (library, names, versions, compare) and a JSON API.
+def serve(settings, host, port, allow_writes, datasets):
+    """Serve the gap library: pages (library, names, versions, compare) and a JSON API, and with
+    --dataset the datasets doge made (images with their labels drawn, scores, reviewers' marks).
 
     Needs the serve extra: pip install 'doge[serve]'. Read-only unless --allow-writes.
     """
@@ -31,7 +39,12 @@ def serve(settings, host, port, allow_writes):
         from doge.serve.app import create_app, tokens_from_env
     except ImportError as exc:
         raise click.ClickException(f"doge serve needs {exc.name}: pip install 'doge[serve]'") from None
-    app = create_app(settings.registry(), allow_writes=allow_writes, tokens=tokens_from_env() if allow_writes else None)
+    app = create_app(
+        settings.registry(),
+        allow_writes=allow_writes,
+        tokens=tokens_from_env() if allow_writes else None,
+        datasets=datasets,
+    )
     if not is_loopback(host):
         click.echo(f"warning: serving on {host}: anyone who can reach this address can read the library", err=True)
     sock = _listen(host, port)  # bound here, so a taken port is one line and port 0 shows the port it got

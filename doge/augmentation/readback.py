@@ -138,8 +138,8 @@ class OutputFolder:
                 else:
                     with Image.open(io.BytesIO(self.image_bytes(record))) as im:
                         record.size = im.size
-            except (OSError, ValueError):
-                record.size = (1, 1)
+            except (OSError, ValueError, DogeError):
+                record.size = (1, 1)  # not readable or refused: drawn as an empty square
         return record.size
 
 
