@@ -26,8 +26,15 @@ from doge.net import is_loopback
     type=click.Path(file_okay=False, exists=True),
     help="An OUT folder of doge augment or doge render to show at /datasets (repeatable).",
 )
+@click.option(
+    "--dataset-page-size",
+    default=48,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="Images on one page of a dataset's grid.",
+)
 @pass_settings
-def serve(settings, host, port, allow_writes, datasets):
+def serve(settings, host, port, allow_writes, datasets, dataset_page_size):
     """Serve the gap library: pages (library, names, versions, compare) and a JSON API, and with
     --dataset the datasets doge made (images with their labels drawn, scores, reviewers' marks).
 
@@ -44,6 +51,7 @@ def serve(settings, host, port, allow_writes, datasets):
         allow_writes=allow_writes,
         tokens=tokens_from_env() if allow_writes else None,
         datasets=datasets,
+        dataset_per_page=dataset_page_size,
     )
     if not is_loopback(host):
         click.echo(f"warning: serving on {host}: anyone who can reach this address can read the library", err=True)

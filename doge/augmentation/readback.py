@@ -217,6 +217,14 @@ def _load_json(path: Path):
         raise DogeError(f"{path} could not be read ({exc}); rewrite it with the command that made it") from None
 
 
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value) -> list:
+    return value if isinstance(value, list) else []
+
+
 def _float(value) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
@@ -250,7 +258,7 @@ def _id(row: dict, file: str) -> str:
 
 
 def _imagefolder_records(root: Path, label_column: str) -> list[Record]:
-    records = []
+    records: list[Record] = []
     has_masks = (root / "masks").is_dir()
     with open(root / "metadata.jsonl", encoding="utf-8") as f:
         for line in f:
@@ -288,7 +296,7 @@ def _coco_records(root: Path, annotations_name: str) -> list[Record]:
         if isinstance(ann, dict):
             by_image.setdefault(ann.get("image_id"), []).append(ann)
     has_masks = (root / "masks").is_dir()
-    records = []
+    records: list[Record] = []
     for image in doc["images"]:
         if not isinstance(image, dict) or not isinstance(image.get("file_name"), str):
             continue
@@ -308,7 +316,8 @@ def _coco_records(root: Path, annotations_name: str) -> list[Record]:
             )
         labels = tuple(sorted(counts, key=lambda c: (-counts[c], c)))
         w, h = image.get("width"), image.get("height")
-        size = (int(w), int(h)) if _int(w) and _int(h) else None
+        iw, ih = _int(w), _int(h)
+        size = (iw, ih) if iw and ih else None
         mask = None
         if has_masks:
             mask = "masks/" + file.removeprefix("images/").rsplit(".", 1)[0] + ".png"
@@ -334,7 +343,7 @@ def _is_box(box) -> bool:
 
 
 def _webdataset_records(root: Path) -> list[Record]:
-    records = []
+    records: list[Record] = []
     for shard in sorted(root.glob("shard-*.tar")):
         samples: dict[str, dict] = {}
         try:
@@ -357,7 +366,7 @@ def _webdataset_records(root: Path) -> list[Record]:
         for sample in samples.values():
             if "image" not in sample:
                 continue
-            meta = sample.get("meta") if isinstance(sample.get("meta"), dict) else {}
+            meta = _dict(sample.get("meta"))
             name, offset, size = sample["image"]
             file = f"{shard.name}/{name}"
             records.append(
@@ -376,11 +385,9 @@ def _webdataset_records(root: Path) -> list[Record]:
 def _render_records(root: Path) -> list[Record]:
     from doge.rendering import manifest
 
-    records = []
+    records: list[Record] = []
     for image, entry in manifest.read(root / "manifest.jsonl").items():
-        verdict = entry.get("filter") if isinstance(entry.get("filter"), dict) else {}
-        gaps = entry.get("gaps") if isinstance(entry.get("gaps"), list) else []
-        geometry = entry.get("geometry") if isinstance(entry.get("geometry"), dict) else {}
+        verdict, gaps, geometry = _dict(entry.get("filter")), _list(entry.get("gaps")), _dict(entry.get("geometry"))
         size = geometry.get("output_size")
         records.append(
             Record(

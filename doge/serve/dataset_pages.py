@@ -48,7 +48,7 @@ def _page_number(text: str | None) -> int:
     try:
         return max(1, int(text)) if text else 1
     except ValueError:
-        raise DogeError(f"page {text[:40]!r}: give a number") from None
+        raise DogeError(f"page {str(text)[:40]!r}: give a number") from None
 
 
 def _rgb(name: str) -> str:
@@ -183,7 +183,8 @@ def dataset(request: Request):
 
 def _run_facts(folder: OutputFolder) -> dict:
     run = folder.run
-    curation = run.get("curation") if isinstance(run.get("curation"), dict) else {}
+    found = run.get("curation")
+    curation: dict = found if isinstance(found, dict) else {}
     return {
         "format": run.get("format") or folder.kind,
         "src": run.get("src"),

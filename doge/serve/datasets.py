@@ -166,7 +166,8 @@ class ServedDataset:
         """Per class: asked, made and rejected as the last run counted them, what OUT holds now, reviewers'
         pending marks, and a histogram of target scores."""
         folder, marks = self.folder(), self.marks()
-        counts = folder.run.get("classes") if isinstance(folder.run.get("classes"), dict) else {}
+        raw = folder.run.get("classes")
+        counts: dict = raw if isinstance(raw, dict) else {}
         rows: dict[str, dict] = {}
         for r in folder.records:
             if not r.generated:
@@ -183,7 +184,8 @@ class ServedDataset:
         out = []
         for label in sorted(set(rows) | set(counts)):
             row = rows.get(label, {"held": 0, "rejected_marks": 0, "kept_marks": 0, "scores": []})
-            c = counts.get(label) if isinstance(counts.get(label), dict) else {}
+            found = counts.get(label)
+            c: dict = found if isinstance(found, dict) else {}
             out.append(
                 {
                     "class": label,
