@@ -37,9 +37,10 @@ def _bytes(ctx, param, value):
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(["imagefolder", "coco", "webdataset"]),
+    type=click.Choice(["imagefolder", "coco", "webdataset", "parquet"]),
     default="imagefolder",
     show_default=True,
+    help="parquet: typed shards (ClassLabel labels, COCO-style objects) that datasets loads as they are.",
 )
 @click.option("--per-class", type=int, help="N new images for every class.")
 @click.option("--ratio", type=float, help="R new images per source.")
@@ -60,7 +61,9 @@ def _bytes(ctx, param, value):
     show_default=True,
     help="Put the real images in OUT too (a whole training set).",
 )
-@click.option("--shard-size", default="1GB", callback=_bytes, show_default=True, help="webdataset: bytes a shard.")
+@click.option(
+    "--shard-size", default="1GB", callback=_bytes, show_default=True, help="webdataset, parquet: bytes a shard."
+)
 @click.option("--model", envvar="DOGE_MODEL", help="Stable unCLIP model: HF id or local folder.")
 @click.option(
     "--control",
@@ -151,10 +154,15 @@ def augment(
         click.echo(f"{summary['planned']} images planned; nothing rendered (--dry-run)")
         return
     rows = [
-        [label or "(none)", c["sources"], c["asked"], c["made"], c["rejected"], c["short"]]
+        [label or "(none)", c["sources"], c["skipped"], c["asked"], c["made"], c["rejected"], c["short"]]
         for label, c in summary["classes"].items()
     ]
-    echo_table([[str(x) for x in r] for r in rows], ["class", "sources", "asked", "made", "rejected", "short"])
+    header = ["class", "sources", "skipped", "asked", "made", "rejected", "short"]
+    echo_table([[str(x) for x in r] for r in rows], header)
+    for skipped in summary["skipped_sources"]:
+        click.echo(f"skipped {skipped['file']}: {skipped['reason']}")
+    if summary.get("dropped_annotations"):
+        click.echo(f"dropped {summary['dropped_annotations']} annotations left with no area after the geometry")
     click.echo(
         f"{summary['images']} images in {summary['out']} ({summary['format']}); "
         f"rendered {summary['written']} now, {summary['skipped']} already there"

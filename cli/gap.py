@@ -268,8 +268,8 @@ def list_(settings, name, where, search, remote_name, limit, show_all, as_json):
             v.ref,
             ",".join(v.aliases),
             v.dim,
-            v.provenance.get("encoder", {}).get("model", "?"),
-            v.provenance.get("estimator", {}).get("name", "?"),
+            _part(v.provenance, "encoder", "model"),
+            _part(v.provenance, "estimator", "name"),
             str(v.created_at)[:19],
             ",".join(f"{k}={val}" for k, val in sorted(v.labels.items())),
         ]
@@ -317,8 +317,18 @@ def show(settings, ref, as_json):
         raise click.ClickException(damage[0]["message"])
 
 
+def _part(provenance: dict, key: str, field: str) -> str:
+    """``provenance[key][field]`` for a listing; the text itself when a caller stored text there."""
+    value = provenance.get(key)
+    if isinstance(value, dict):
+        return str(value.get(field, "?"))
+    return str(value) if value else "?"
+
+
 def preview_summary(p: dict) -> str:
     """A stored preview in a line: what made it, when, by whom."""
+    if p.get("damaged"):
+        return str(p["damaged"])
     st = p["settings"]
     made = (
         f"{st.get('n', '?')} image(s) of {st.get('src', '?')}, w={st.get('edit_weight', '?')}, "

@@ -145,6 +145,8 @@ def report_lines(record: dict) -> list[str]:
 
 def evaluation_summary_line(record: dict) -> str:
     """One line of an evaluation's headline figures, for ``doge gap show``."""
+    if record.get("damaged"):
+        return str(record["damaged"])
     r = summary(record)
     stability = "-" if r["stability_cosine"] is None else f"{r['stability_cosine']:.2f}"
     return (
@@ -181,7 +183,9 @@ def compare(settings, refs, as_json):
             r.get("best_estimator") or "-",
             (r.get("evaluated_at") or "")[:19],
         ]
-        if r["evaluated"]
+        if r["evaluated"] and not r.get("damaged")
+        else [r["gap"], r["damaged"], *[""] * 7]
+        if r.get("damaged")
         else [r["gap"], "not evaluated: doge gap eval REF --src DIR --tgt DIR", *[""] * 7]
         for r in rows
     ]

@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, select
 from doge.errors import DogeError, NotFound
 from doge.provenance import iso_utc, who
 
-from . import gapfile
+from . import gapfile, records
 from .blobs import sha256_hex
 from .models import AttachmentRow
 
@@ -27,8 +27,12 @@ MAX_BYTES = 32 * 1024 * 1024
 
 
 def attachment_record(row: AttachmentRow, ref: str) -> dict:
-    """An attachment as JSON (the keys of ``gap show --json``'s ``previews`` and ``plots``)."""
-    return {
+    """An attachment as JSON (the keys of ``gap show --json``'s ``previews`` and ``plots``).
+
+    One that breaks its schema (another tool wrote the database) comes back with empty
+    ``settings`` and a ``damaged`` line saying what is wrong: readers show it as damaged."""
+    problem = records.damage_of_text("settings", row.settings)
+    record = {
         "id": row.id,
         "ref": ref,
         "kind": row.kind,
@@ -37,8 +41,12 @@ def attachment_record(row: AttachmentRow, ref: str) -> dict:
         "evaluation_id": row.evaluation_id,
         "created_at": iso_utc(row.created_at),
         "created_by": row.created_by,
-        "settings": gapfile.provenance_from_text(row.settings),
+        "settings": {} if problem else gapfile.provenance_from_text(row.settings),
     }
+    problem = problem or records.damage(records.attachment_kind(record), record)
+    if problem:
+        return {**record, "settings": {}, "damaged": f"{row.kind} {row.id} of {ref} is damaged: {problem}"}
+    return record
 
 
 def check_png(data: bytes, what: str) -> bytes:
@@ -66,6 +74,7 @@ class Attachments:
         if kind not in KINDS:
             raise DogeError(f"unknown attachment kind {kind!r}; known: {', '.join(KINDS)}")
         data = check_png(data, f"{kind} for {ref}")
+        records.check_settings(kind, settings or {}, f"{kind} for {ref}")
         settings_text = gapfile.provenance_json(settings or {})
         with self._tx(write=True) as s:
             row = self._resolve_row(s, self._ref(ref))

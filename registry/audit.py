@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 from doge.provenance import iso_utc, who
 
+from . import records
 from .models import AuditRow
 
 VERSION_CREATED = "version-created"
@@ -35,17 +36,28 @@ def record(session, name: str, version: int | None, action: str, before=None, af
 
 
 def entry(row: AuditRow) -> dict:
-    """One log entry as a JSON-able dict (the keys of ``doge gap history --json``)."""
-    return {
+    """One log entry as a JSON-able dict (the keys of ``doge gap history --json``).
+
+    An entry that breaks its schema (another tool wrote the database) comes back with
+    ``before``/``after`` null and a ``damaged`` line saying what is wrong."""
+    found = {
         "id": row.id,
         "name": row.name,
         "version": row.version,
         "action": row.action,
-        "before": _load(row.before),
-        "after": _load(row.after),
+        "before": None,
+        "after": None,
         "who": row.who,
-        "at": iso_utc(row.at),
+        "at": iso_utc(row.at) if row.at is not None else "",
     }
+    try:
+        found.update(before=_load(row.before), after=_load(row.after))
+        problem = records.damage("history", found)
+    except (ValueError, RecursionError, TypeError):
+        problem = "its before or after is not valid JSON"
+    if problem:
+        return {**found, "before": None, "after": None, "damaged": f"history entry {row.id} is damaged: {problem}"}
+    return found
 
 
 def _dump(value) -> str | None:

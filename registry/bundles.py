@@ -29,7 +29,7 @@ from doge.errors import DogeError, NotFound, first_line
 from doge.names import MAX_VERSION, validate_alias, validate_name
 from doge.provenance import now_iso
 
-from . import gapfile
+from . import gapfile, records
 from .attachments import KINDS, PNG_SUFFIX, check_png
 from .blobs import sha256_hex
 from .copying import IncomingVersion, Placement, with_origin
@@ -325,6 +325,9 @@ def _entry_fields(raw) -> BundleEntry:
     if raw.get("member", member_name(sha)) != member_name(sha):
         raise DogeError(f"member {raw.get('member')!r} is not {member_name(sha)!r}")
     labels = checked_labels(_typed(raw, "labels", dict, {}))
+    ref = f"{name}@v{version}"
+    records.check("provenance", _typed(raw, "provenance", dict, {}), f"{ref}: provenance")
+    records.check_attached(_typed(raw, "evaluations", list, []), _typed(raw, "attachments", list, []), ref)
     return BundleEntry(
         name=name,
         version=version,

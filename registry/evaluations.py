@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from doge.errors import DogeError
 from doge.provenance import iso_utc, who
 
-from . import gapfile
+from . import gapfile, records
 from .models import EvaluationRow, GapRow
 
 
@@ -23,6 +23,7 @@ def add(s: Session, version: GapRow, record: dict, stored_at: datetime | None = 
     stored, for a copy; default now); returns it with its ``evaluation_id``."""
     if not isinstance(record, dict):
         raise DogeError(f"an evaluation record must be a dict, got {type(record).__name__}")
+    records.check("evaluation", record, f"an evaluation of {version.name}@v{version.version}")
     metrics = gapfile.provenance_json(record)  # canonical JSON; refuses what JSON cannot hold
     source, target = record.get("source") or {}, record.get("target") or {}
     row = EvaluationRow(
@@ -58,5 +59,15 @@ def remove_all(s: Session, version_id: int) -> None:
 
 
 def as_record(row: EvaluationRow) -> dict:
-    """A stored evaluation as its record, with the row's id and the time it was stored."""
-    return {**gapfile.provenance_from_text(row.metrics), "evaluation_id": row.id, "stored_at": iso_utc(row.created_at)}
+    """A stored evaluation as its record, with the row's id and the time it was stored.
+
+    A record that breaks its schema (another tool wrote the database) comes back as
+    ``{"evaluation_id", "stored_at", "damaged": "what is wrong"}``: readers show it as damaged."""
+    ids = {"evaluation_id": row.id, "stored_at": iso_utc(row.created_at)}
+    problem = records.damage_of_text("evaluation", row.metrics)
+    if problem is None:
+        record = {**gapfile.provenance_from_text(row.metrics), **ids}
+        problem = records.damage("evaluation", record)
+        if problem is None:
+            return record
+    return {**ids, "damaged": f"evaluation {row.id} of {row.name}@v{row.version} is damaged: {problem}"}

@@ -20,9 +20,9 @@ from sqlalchemy import select
 
 from doge.errors import DogeError, IntegrityError, first_line
 
-from . import gapfile
-from .attachments import PNG_SUFFIX
-from .models import AliasRow, AttachmentRow, GapRow
+from . import audit, evaluations, gapfile, records
+from .attachments import PNG_SUFFIX, attachment_record
+from .models import AliasRow, AttachmentRow, AuditRow, EvaluationRow, GapRow, LabelRow
 from .registry import Registry
 from .urls import hide_password
 
@@ -34,6 +34,7 @@ CORRUPT = "corrupt-blob"
 UNREADABLE = "unreadable-blob"
 WRONG_DIM = "wrong-dim"
 DANGLING_ALIAS = "dangling-alias"
+DAMAGED_RECORD = "damaged-record"  # a stored record that breaks its schema (records.py)
 
 
 @dataclass
@@ -107,7 +108,47 @@ def check(registry: Registry) -> CheckReport:
                 report.unreferenced.append({"sha256": sha, "where": where, "age_s": _round(age)})
     report.unreferenced.sort(key=lambda b: b["sha256"])
     report.leftovers = [{"where": str(path), "age_s": _round(age)} for path, age in registry.blobs.leftovers()]
+    report.problems += damaged_records(registry)
     return report
+
+
+def damaged_records(registry: Registry) -> list[dict]:
+    """Every stored record that breaks its schema (written by another tool, or by hand):
+    provenance, labels, aliases, evaluations, previews, plots and history entries."""
+    found = []
+
+    def damaged(ref: str, message: str) -> None:
+        found.append(_problem(DAMAGED_RECORD, ref, None, message))
+
+    with registry._tx() as s:
+        refs = {i: f"{n}@v{v}" for i, n, v in s.execute(select(GapRow.id, GapRow.name, GapRow.version))}
+        for version_id, provenance in s.execute(select(GapRow.id, GapRow.provenance)):
+            problem = records.stored_provenance(provenance).get("damaged")
+            if isinstance(problem, str) and problem.startswith("the stored provenance is damaged"):
+                damaged(refs[version_id], f"{refs[version_id]}: {problem}")
+        for version_id, key, value in s.execute(select(LabelRow.version_id, LabelRow.key, LabelRow.value)):
+            problem = records.damage("label", {key: value})
+            if problem:
+                ref = refs.get(version_id, f"row {version_id}")
+                damaged(ref, f"{ref}: a label is damaged: {problem}")
+        for name, alias in s.execute(select(AliasRow.name, AliasRow.alias)):
+            problem = records.damage("alias", alias)
+            if problem:
+                damaged(f"{name}@{alias}", f"alias {name!r} {alias!r} is damaged: {problem}")
+        for row in s.scalars(select(EvaluationRow).order_by(EvaluationRow.id)):
+            record = evaluations.as_record(row)
+            if "damaged" in record:
+                damaged(f"{row.name}@v{row.version}", record["damaged"])
+        for row in s.scalars(select(AttachmentRow).order_by(AttachmentRow.id)):
+            ref = refs.get(row.version_id, f"row {row.version_id}")
+            record = attachment_record(row, ref)
+            if "damaged" in record:
+                damaged(ref, record["damaged"])
+        for row in s.scalars(select(AuditRow).order_by(AuditRow.id)):
+            entry = audit.entry(row)
+            if "damaged" in entry:
+                damaged(str(row.name), f"{row.name}: {entry['damaged']}")
+    return found
 
 
 def gc(registry: Registry, *, dry_run: bool = False, grace_s: float = GRACE_S) -> dict:

@@ -144,8 +144,12 @@ def decode(data: bytes, where: str) -> GapFile:
 
 
 def provenance_from_text(text: str) -> dict:
-    """A provenance JSON column back as a dict (it was checked when stored)."""
-    value = json.loads(text or "{}")
+    """A provenance JSON column back as a dict; {} when it is not a JSON object (another tool
+    wrote the database: ``doge registry check`` lists it)."""
+    try:
+        value = json.loads(text or "{}")
+    except (ValueError, TypeError, RecursionError):
+        return {}
     return value if isinstance(value, dict) else {}
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from doge.errors import DogeError, NotFound, first_line
 
+from . import records
 from .blobs import checked
 from .labels import checked_labels
 from .urls import hide_password
@@ -50,7 +51,12 @@ class HttpRegistry:
             query.append(("name", name))
         if search:
             query.append(("search", search))
-        return [_gv(d) for d in self._json("/api/gaps", query)]
+        found = self._json("/api/gaps", query)
+        if not isinstance(found, builtins.list):
+            raise DogeError(
+                f"{self.name} ({hide_password(self.url)}) did not answer a list of gaps: is it a doge serve?"
+            )
+        return [self._gv(d) for d in found]
 
     def list_rows(self, name=None, where=None, search=None, limit: int | None = None) -> tuple[builtins.list, int]:
         """``Registry.list_rows``' answer (rows, how many match) from the server's listing."""
@@ -58,13 +64,20 @@ class HttpRegistry:
         return (found[:limit] if limit else found), len(found)
 
     def resolve(self, ref):
-        return _gv(self._json(f"/api/gaps/{_seg(ref)}"))
+        return self._gv(self._json(f"/api/gaps/{_seg(ref)}"))
 
     def evaluations(self, ref) -> builtins.list[dict]:
-        return list(self._json(f"/api/gaps/{_seg(ref)}")["evaluations"])
+        shown = self._json(f"/api/gaps/{_seg(ref)}")
+        gv = self._gv(shown)
+        found = shown.get("evaluations", [])
+        records.check_attached(found, (), f"{self.name}: {gv.ref}")
+        return builtins.list(found)
 
     def attachments(self, ref, kind: str | None = None) -> builtins.list[dict]:
         found = self._json(f"/api/gaps/{_seg(ref)}/attachments")
+        if not isinstance(found, builtins.list):
+            raise DogeError(f"{self.name}: the attachments of {ref} are not a list: is it a doge serve?")
+        records.check_attached((), found, f"{self.name}: {getattr(ref, 'ref', ref)}")
         return [a for a in found if kind is None or a["kind"] == kind]
 
     def previews(self, ref) -> builtins.list[dict]:
@@ -108,11 +121,20 @@ class HttpRegistry:
                 "is doge serve running there?"
             ) from None
 
+    def _gv(self, d):
+        """A listed version as a GapVersion, once it passes the version schema."""
+        what = d.get("ref") if isinstance(d, dict) and isinstance(d.get("ref"), str) else "a version"
+        where = f"{self.name} ({hide_password(self.url)}): {what}"
+        records.check("version", d, where)
+        if "created_at" not in d:
+            raise DogeError(f"{where}: field 'created_at' is missing")
+        return _gv(d)
+
     def _json(self, path: str, query=()):
         data = self._get(path, query)
         try:
             return json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise DogeError(
                 f"{self.name} ({hide_password(self.url)}{path}) did not answer JSON: is it a doge serve?"
             ) from None

@@ -192,7 +192,7 @@ def test_no_file_outside_the_dataset_is_served(tmp_path):
             if index == 0:
                 assert got.status_code == 200
             else:
-                assert got.status_code == 400 and "outside" in got.json()["error"], (name, url)
+                assert got.status_code == 400 and "only files inside the root" in got.json()["error"], (name, url)
                 assert got.content != secret_bytes
         # the source recorded in the metadata lies outside the run's source root: never served
         assert client.get(f"/datasets/out/files/{index}/source").status_code in (400, 404)

@@ -8,7 +8,29 @@ from pathlib import Path
 import doge
 from doge.atomic import write_atomic
 
-TASKS = {"imagefolder": "image-classification", "webdataset": "image-classification", "coco": "object-detection"}
+TASKS = {
+    "imagefolder": "image-classification",
+    "webdataset": "image-classification",
+    "coco": "object-detection",
+    "parquet": "image-classification",
+}
+
+
+def load_line(summary: dict) -> str:
+    """The one line of Python that loads this output as a trainer would."""
+    out = json.dumps(str(summary["out"]))
+    fmt = summary["format"]
+    if fmt == "imagefolder":
+        # datasets reads metadata.jsonl's label as a string; class_encode_column makes it a ClassLabel
+        # whose names are sorted, which is the card's class order
+        column = json.dumps(summary["label_column"])
+        return f'datasets.load_dataset("imagefolder", data_dir={out}, split="train").class_encode_column({column})'
+    if fmt == "parquet":
+        return f'datasets.load_dataset("parquet", data_dir={out}, split="train")'
+    if fmt == "coco":
+        name = json.dumps(str(Path(summary["out"]) / summary.get("annotations_name", "annotations.json")))
+        return f"pycocotools.coco.COCO({name})"
+    return f"webdataset.WebDataset(sorted(glob.glob({json.dumps(str(Path(summary['out']) / 'shard-*.tar'))})))"
 
 
 def _size_category(n: int) -> str:
@@ -23,8 +45,19 @@ def _q(text) -> str:
 
 
 def _cell(text: str) -> str:
-    """A label in a Markdown table cell: no pipe or line break can break the table."""
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("\r", " ")
+    """A label in a Markdown table cell: pipes and backticks escaped, control characters shown."""
+    return json.dumps(text)[1:-1].replace("|", "\\|").replace("`", "\\`")
+
+
+def _skipped(summary: dict) -> list[str]:
+    skipped = summary.get("skipped_sources") or []
+    if not skipped:
+        return []
+    lines = [f"{len(skipped)} source images did not decode and are not in this set (nor rendered from):", ""]
+    lines += [f"- `{_cell(s['file'])}`: {s['reason']}" for s in skipped[:50]]
+    if len(skipped) > 50:
+        lines.append(f"- ... and {len(skipped) - 50} more")
+    return [*lines, ""]
 
 
 def _sheets(sheets: dict[str, str]) -> list[str]:
@@ -57,8 +90,14 @@ def write_card(out: Path, summary: dict) -> Path:
         "doge:",
         f"  format: {summary['format']}",
         f"  label_column: {_q(summary['label_column'])}",
+        f"  load: {_q(load_line(summary))}",
         "  classes:",
         *[f"  - {_q(name)}" for name in classes],
+        # label -> class folder (and WebDataset key prefix); see doge.augmentation.naming
+        "  class_folders:",
+        *[f"  - label: {_q(name)}\n    folder: {_q(summary['class_folders'].get(name, ''))}" for name in classes],
+        f"  skipped_sources: {len(summary.get('skipped_sources', []))}",
+        f"  dropped_annotations: {summary.get('dropped_annotations', 0)}",
         f"  images: {total}",
         f"  generated: {summary['generated']}",
         "  gaps:",
@@ -70,7 +109,7 @@ def write_card(out: Path, summary: dict) -> Path:
         "",
     ]
     rows = [
-        f"| {_cell(name or '(none)')} | {c['sources']} | {c['asked']} | {c['made']} | {c['rejected']} "
+        f"| {_cell(name) or '(none)'} | {c['sources']} | {c['asked']} | {c['made']} | {c['rejected']} "
         f"| {c.get('rejected_by_people', 0)} | {c['short']} |"
         for name, c in summary["classes"].items()
     ]
@@ -94,6 +133,23 @@ def write_card(out: Path, summary: dict) -> Path:
         "along the gap(s) below and rendered with Stable unCLIP and a ControlNet that keeps its layout, "
         "so it carries its source's label (and any boxes or masks, mapped through its geometry).",
         "",
+        "## Loading it",
+        "",
+        "```python",
+        load_line(summary),
+        "```",
+        "",
+        "## Class folders",
+        "",
+        "Each label's folder (imagefolder, COCO `images/`) and WebDataset key prefix. A label that is not a "
+        "safe file name as it stands, or that differs from another only in case, gets its sanitised form "
+        "followed by `~` and the first 8 hex digits of the sha256 of its UTF-8 bytes.",
+        "",
+        "| label | folder |",
+        "| --- | --- |",
+        *[f"| {_cell(name) or '(none)'} | {_cell(summary['class_folders'].get(name, ''))} |" for name in classes],
+        "",
+        *_skipped(summary),
         "## Gaps",
         "",
         *gaps,

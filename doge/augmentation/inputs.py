@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from doge.errors import DogeError, NotFound
+from doge.paths import inside
 
 METADATA_FILES = ("metadata.jsonl", "metadata.csv")
 MASK_SUFFIXES = (".png", ".tif", ".tiff", ".bmp", ".gif")
@@ -38,6 +39,8 @@ class Dataset:
     label_column: str = "label"
     categories: list[dict] = field(default_factory=list)  # COCO categories
     masks: Path | None = None
+    # sources that do not decode: {"file", "label", "reason"}; they travel nowhere
+    skipped: list[dict] = field(default_factory=list)
 
     @property
     def classes(self) -> list[str]:
@@ -78,9 +81,32 @@ def read_dataset(
         raise DogeError(f"unknown input format {kind!r}: use folders, imagefolder or coco")
     if not dataset.sources:
         raise DogeError(f"no images found in {root}: augment needs labelled training images there")
+    drop_undecodable(dataset)
     if masks is not None:
         _attach_masks(dataset, Path(masks))
     return dataset
+
+
+def drop_undecodable(dataset: Dataset) -> None:
+    """Take every source that does not decode (text named ``.png``, a truncated file, a decompression
+    bomb) out of ``dataset`` into ``dataset.skipped`` with its reason: it is not rendered, copied,
+    linked or listed, and the summary counts it."""
+    from doge.data.images import decode_image
+
+    kept = []
+    for source in dataset.sources:
+        image, reason = decode_image(source.path)
+        if image is None:
+            dataset.skipped.append({"file": source.rel, "label": source.label, "reason": reason})
+        else:
+            kept.append(source)
+    dataset.sources = kept
+    if not kept:
+        first = dataset.skipped[0]
+        raise DogeError(
+            f"none of the {len(dataset.skipped)} images in {dataset.root} decodes "
+            f"(first: {first['file']}: {first['reason']}): augment needs readable training images"
+        )
 
 
 def _detect(root: Path) -> str:
@@ -91,7 +117,10 @@ def _read_folders(root: Path) -> Dataset:
     from doge.data.images import discover
 
     found = discover(root)
-    sources = [LabelledSource(Path(f), label, found.relative(Path(f))) for f, label in zip(found.files, found.labels)]
+    sources = []
+    for f, label in zip(found.files, found.labels):
+        rel = found.relative(Path(f))
+        sources.append(LabelledSource(inside(root, rel, f"the class folders of {root}"), label, rel))
     return Dataset(root=root, kind="folders", sources=sources)
 
 
@@ -134,10 +163,10 @@ def _read_imagefolder(root: Path, label_column: str) -> Dataset:
         label = row[label_column]
         if not _is_id(label) or not str(label).strip():
             raise DogeError(f"{where} has no {label_column} (it holds {_short(label)}): give every image its class")
-        path = root / name
+        path = inside(root, name, where)
         if not path.is_file():
-            raise NotFound(f"{root}'s metadata names {name}, which is not there: add it or drop its row")
-        sources.append(LabelledSource(path, str(label), Path(name).as_posix()))
+            raise NotFound(f"{where} names {name}, which is not in {root}: add it or drop its row")
+        sources.append(LabelledSource(path, str(label), path.relative_to(root).as_posix()))
     return Dataset(root=root, kind="imagefolder", sources=sources, label_column=label_column)
 
 
@@ -153,30 +182,42 @@ def _read_coco(root: Path, annotations: Path) -> Dataset:
         per_image.setdefault(ann["image_id"], []).append(ann)
     sources = []
     for image in images:
-        path = root / image["file_name"]
+        where = f"{annotations}: image {image['id']!r}"
+        path = inside(root, image["file_name"], where)
         if not path.is_file():
-            raise NotFound(f"{annotations} names {image['file_name']}, which is not in {root}")
-        _check_declared_size(annotations, image, path)
+            raise NotFound(f"{where} names {image['file_name']}, which is not in {root}")
         anns = per_image.get(image["id"], [])
-        sources.append(
-            LabelledSource(path, _main_category(anns, names), Path(image["file_name"]).as_posix(), image["id"], anns)
-        )
+        _check_real_size(annotations, image, path, anns)
+        rel = path.relative_to(root).as_posix()
+        sources.append(LabelledSource(path, _main_category(anns, names), rel, image["id"], anns))
     return Dataset(root=root, kind="coco", sources=sources, categories=categories)
 
 
-def _check_declared_size(annotations: Path, image: dict, path: Path) -> None:
+def _check_real_size(annotations: Path, image: dict, path: Path, anns: list[dict]) -> None:
     """COCO coordinates are in the image as declared; a file that is another size upright (an EXIF
-    rotation, a resized copy) would carry every box and polygon to the wrong pixels."""
+    rotation, a resized copy) would carry every box and polygon to the wrong pixels. An RLE mask
+    must be the file's real upright size too, declared or not: a swapped ``size`` would be stretched."""
     from doge.data.images import upright_size
 
+    size = upright_size(path)
+    if size is None:
+        return  # it does not decode: it is skipped with its reason
     declared = (image.get("width"), image.get("height"))
-    size = upright_size(path) if all(_is_number(v) for v in declared) else None
-    if size is not None and size != declared:
+    if all(_is_number(v) for v in declared) and size != declared:
         raise DogeError(
             f"{annotations}: image {image['id']!r} ({image['file_name']}) is declared {declared[0]}x{declared[1]} "
             f"but the file is {size[0]}x{size[1]} upright (after any EXIF rotation): its boxes would land on the "
             "wrong pixels; fix width/height or the file"
         )
+    for ann in anns:
+        seg = ann.get("segmentation")
+        if isinstance(seg, dict) and list(seg.get("size", [])) != [size[1], size[0]]:
+            h, w = seg["size"]
+            raise DogeError(
+                f"{annotations}: annotation {_short(ann.get('id'))} of image {image['id']!r} ({image['file_name']}) "
+                f"has an RLE of {h}x{w} (height x width) but the file is {size[1]}x{size[0]} upright: "
+                "its mask would be stretched; fix its size or the file"
+            )
 
 
 def _main_category(anns: list[dict], names: dict) -> str:
@@ -190,12 +231,13 @@ def _main_category(anns: list[dict], names: dict) -> str:
 
 
 def find_mask(masks: Path, rel: str) -> Path | None:
-    """The label image for source ``rel``: same relative path, else same stem at the top, any mask suffix."""
+    """The label image for source ``rel``: same relative path, else same stem at the top, any mask
+    suffix; one that leads out of ``masks`` (a symlink) is refused."""
     rel_stem = rel.rsplit(".", 1)[0]
-    for base in (masks / rel_stem, masks / Path(rel_stem).name):
+    for base in (rel_stem, rel_stem.rsplit("/", 1)[-1]):
         for suffix in MASK_SUFFIXES:
-            if base.with_name(base.name + suffix).is_file():
-                return base.with_name(base.name + suffix)
+            if (masks / (base + suffix)).is_file():
+                return inside(masks, base + suffix, f"--masks {masks}: the label image of {rel}")
     return None
 
 

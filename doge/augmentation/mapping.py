@@ -107,9 +107,9 @@ def map_annotation(ann: dict, geometry: Geometry) -> dict | None:
             return None
         box = only_box
         mapped["area"] = float(box[2] * box[3])
-    if ann.get("bbox"):
-        mapped_box = geometry.map_box(ann["bbox"])
-        box = mapped_box if mapped_box is not None else box
+    if not mapped["area"]:
+        return None  # clipped or squeezed to nothing: a zero-area object trains nothing
+    # With a segmentation, the box is the mapped segmentation's own, so the two always agree.
     mapped["bbox"] = [round(float(v), 2) for v in box]
     return mapped
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from doge.errors import DogeError, NotFound
+from doge.paths import inside
 
 RUN_FILE = "doge-run.json"  # doge augment's summary in OUT (see doge.augmentation.run)
 SCORES = ("target_score", "source_similarity")
@@ -144,15 +145,12 @@ class OutputFolder:
 
 
 def contained(root: Path, name: str) -> Path:
-    """``name`` (relative to ``root``, or absolute) resolved with symlinks followed; refused unless it
-    lies inside ``root`` (so no ``..``, absolute path or link in a dataset's files reaches anything else)."""
-    base = Path(root).resolve()
-    if not isinstance(name, str) or not name or "\x00" in name:
-        raise DogeError(f"{str(name)[:80]!r} is not a file name inside {base}")
-    path = (base / name).resolve()
-    if path != base and base not in path.parents:
-        raise DogeError(f"{name[:200]!r} lies outside {base}: refused (a dataset's files stay inside its folders)")
-    return path
+    """``name`` from a dataset's files (relative to ``root``, or an absolute path such as a recorded
+    source) as a path inside ``root`` with every symlink followed (:func:`doge.paths.inside`); one
+    DogeError line otherwise, so no ``..``, absolute path or link reaches anything else."""
+    if isinstance(name, str) and os.path.isabs(name):
+        name = os.path.relpath(name, root)  # a recorded absolute path: inside() refuses what climbs out
+    return inside(root, name, f"a file of the dataset in {root}")
 
 
 def stamp_of(root: Path) -> tuple:

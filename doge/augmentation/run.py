@@ -21,14 +21,18 @@ from doge.augmentation.card import write_card
 from doge.augmentation.contact import write_contact_sheets
 from doge.augmentation.curation import CURATION_FILE, rejected_ids
 from doge.augmentation.inputs import Dataset, read_dataset
+from doge.augmentation.naming import class_folders
 from doge.augmentation.outputs import (
     DEFAULT_SHARD_SIZE,
     FORMATS,
     WITH_SOURCES,
     Item,
+    check_names,
+    check_out,
     source_stem,
     write_coco,
     write_imagefolder,
+    write_parquet,
     write_webdataset,
 )
 from doge.augmentation.readback import RUN_FILE
@@ -137,6 +141,9 @@ def augment(
     refuse_inside_src(dataset.root, out)
     check_unique_stems(source.rel for source in dataset.sources)
     refuse_inside_src(dataset.root, Path(work) if work else default_work(out), "--work")
+    folders = class_folders(dataset.classes)
+    check_names(dataset, folders, with_sources)
+    check_out(out, folders)  # an earlier OUT's names, and the folders this run writes to, stay inside OUT
     by_class = dataset.by_class()
     targets = class_targets(by_class, per_class=per_class, ratio=ratio, balance=balance, count=count)
     slots = allocate(by_class, targets, len(groups), spread)
@@ -157,6 +164,8 @@ def augment(
         "planned": len(slots),
         "per_gap": {"+".join(g): sum(s.gap == i for s in slots) for i, g in enumerate(groups)},
         "per_class": {label: {"sources": len(ix), "asked": targets[label]} for label, ix in by_class.items()},
+        "class_folders": folders,
+        "skipped_sources": dataset.skipped,
     }
     if dry_run:
         base["per_class_and_gap"] = {
@@ -238,13 +247,16 @@ def augment(
                 break
 
         entries = {i: manifest.read(work / _slug(g) / "manifest.jsonl") for i, g in enumerate(groups)}
-        items, counts = _collect(dataset, chains, entries, work, groups, targets, with_sources, filter, people)
+        items, counts = _collect(dataset, chains, entries, work, groups, targets, with_sources, filter, folders, people)
         make_dirs(out)
         link = with_sources == "link"
+        stats: dict = {"dropped_annotations": 0}
         if output_format == "imagefolder":
             write_imagefolder(out, dataset, items, link, label_column)
         elif output_format == "coco":
-            write_coco(out, dataset, items, link, annotations_name)
+            write_coco(out, dataset, items, link, annotations_name, stats)
+        elif output_format == "parquet":
+            write_parquet(out, dataset, items, shard_size, stats)
         else:
             write_webdataset(out, dataset, items, shard_size)
         generated = [it for it in items if it.generated]
@@ -253,11 +265,12 @@ def augment(
             **base,
             "work": str(work.resolve()),
             "src_root": str(dataset.root.resolve()),
-            "annotations_name": annotations_name if output_format == "coco" else None,
             "classes": counts,
             "class_names": dataset.classes,
             "label_column": label_column,
+            "annotations_name": annotations_name,
             "masks": dataset.masks is not None,
+            "dropped_annotations": stats["dropped_annotations"],
             "images": len(items),
             "generated": len(generated),
             "written": written,
@@ -343,7 +356,7 @@ def _filter(groups, work: Path, options: dict) -> dict[int, dict[str, dict]]:
     return verdicts
 
 
-def _collect(dataset, chains, entries, work, groups, targets, with_sources, filtered, people=frozenset()):
+def _collect(dataset, chains, entries, work, groups, targets, with_sources, filtered, folders, people=frozenset()):
     """The dataset's items (accepted new images, then sources if asked) and the counts per class:
     ``rejected`` by the filter, ``rejected_by_people`` (reviewers' marks in OUT/doge-curation.json)."""
     counts = {
@@ -354,9 +367,13 @@ def _collect(dataset, chains, entries, work, groups, targets, with_sources, filt
             "rejected": 0,
             "rejected_by_people": 0,
             "short": 0,
+            "skipped": 0,
         }
         for label, ix in dataset.by_class().items()
     }
+    for skipped in dataset.skipped:
+        if skipped["label"] in counts:
+            counts[skipped["label"]]["skipped"] += 1
     items = []
     for chain in chains:
         slot, c = chain.slot, counts[chain.slot.label]
@@ -374,20 +391,15 @@ def _collect(dataset, chains, entries, work, groups, targets, with_sources, filt
             if filtered and (entry.get("filter") or {}).get("rejected"):  # an earlier --filter's verdict
                 c["rejected"] += 1
                 continue
-            accepted = Item(
-                dataset.sources[slot.source],
-                f"{source_stem(dataset, dataset.sources[slot.source])}_{k}",
-                path,
-                entry,
-                key,
-            )
+            source = dataset.sources[slot.source]
+            accepted = Item(source, f"{source_stem(dataset, source)}_{k}", path, entry, folders[source.label], key)
         if accepted is None:
             c["short"] += 1
         else:
             c["made"] += 1
             items.append(accepted)
     if with_sources != "none":
-        items += [Item(s, source_stem(dataset, s), None, None) for s in dataset.sources]
+        items += [Item(s, source_stem(dataset, s), None, None, folders[s.label]) for s in dataset.sources]
     items.sort(key=lambda it: (it.source.label, it.stem))
     return items, counts
 

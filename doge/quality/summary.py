@@ -29,9 +29,15 @@ def compare_rows(registry, refs) -> list[dict]:
     for ref in refs:
         version = registry.resolve(ref)
         evaluations = registry.evaluations(version.ref)
-        rows.append(
-            {**summary(evaluations[-1]), "evaluated": True} if evaluations else {"gap": version.ref, "evaluated": False}
-        )
+        if not evaluations:
+            rows.append({"gap": version.ref, "evaluated": False})
+            continue
+        latest = evaluations[-1]
+        row = {**summary(latest), "evaluated": True}
+        row["gap"] = row["gap"] or version.ref
+        if latest.get("damaged"):  # a stored record another tool wrote: shown, not used
+            row["damaged"] = latest["damaged"]
+        rows.append(row)
     return rows
 
 

@@ -13,19 +13,25 @@ from contextlib import suppress
 from pathlib import Path
 
 from doge.atomic import write_atomic, write_error
+from doge.paths import inside
 
 
 def read(path: Path) -> dict[str, dict]:
-    """Lines by their ``image`` (path relative to the output folder); torn lines are ignored."""
+    """Lines by their ``image`` (path relative to the output folder); torn lines are ignored.
+
+    An ``image`` that does not lie inside the manifest's folder (absolute, ``..``, a symlink leading
+    out) is refused in one line naming it: resume, grids and ``doge filter --delete`` act on these names.
+    """
     entries: dict[str, dict] = {}
     if not path.exists():
         return entries
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         try:
             entry = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             continue
         if isinstance(entry, dict) and "image" in entry:
+            inside(path.parent, entry["image"], f"{path} line {n}")
             entries[entry["image"]] = entry
     return entries
 
