@@ -63,12 +63,12 @@ def coco_source(root, domains, n=2):
 def augment_coco(src, out, home, tiny_model, work=None, **options):
     import doge
 
+    options = {"output_format": "coco", **options}
     return doge.augment(
         src,
         ["real->painting"],
         out,
         annotations=src / "instances.json",
-        output_format="coco",
         ratio=1,
         fit="keep",
         model=str(tiny_model),
@@ -272,3 +272,22 @@ def test_a_rejection_drops_the_image_from_the_next_run_and_refills(tmp_path, gap
     assert len(recorded) == 1 and recorded[0]["settings"]["rejected_by_people"] == 1
     version = client.get("/gaps/real-%3Epainting@v1").text
     assert 'href="/datasets/aug"' in version
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "webdataset"])
+def test_parquet_and_webdataset_outputs_are_shown_with_their_labels(fmt, tmp_path, gap_home, tiny_model, domains):
+    src = coco_source(tmp_path / "coco", domains)
+    out = tmp_path / "aug"
+    augment_coco(src, out, gap_home, tiny_model, output_format=fmt)
+    client = TestClient(app_for(gap_home, out))
+    api = client.get("/api/datasets/aug").json()
+    assert api["kind"] == fmt and api["total"] == 2
+    for record in api["records"]:
+        assert record["label"] == "road" and record["w"] == 64
+        if fmt == "parquet":  # the COCO objects travel in the rows: the box lands where augment mapped it
+            assert [b["x"] for b in record["boxes"]].count(8.0) == 1 and HOSTILE in record["labels"]
+        thumb = client.get(f"/datasets/aug/thumbs/{record['index']}")
+        image = client.get(f"/datasets/aug/files/{record['index']}/image")
+        assert thumb.status_code == 200 and image.status_code == 200
+        assert Image.open(__import__("io").BytesIO(image.content)).size == (64, 64)
+    assert list(out.glob("contact-sheet-road-*.png"))

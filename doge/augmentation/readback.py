@@ -44,7 +44,8 @@ class Record:
     annotations: list[dict] = field(default_factory=list)  # {"category", "bbox", "segmentation"} in output px
     mask: str | None = None  # the label image's path in the dataset root
     source: str | None = None  # the source image, as recorded (served only inside the run's source root)
-    member: tuple[int, int] | None = None  # a WebDataset sample's (offset, size) in its shard
+    member: tuple[int, int] | None = None  # in its container: a tar member's (offset, size), a Parquet row (row, 0)
+    container: str | None = None  # the shard (WebDataset tar, Parquet file) holding the image, in the dataset root
     controls: tuple[str, ...] = ()  # control names (their maps sit in the render folder)
 
     @property
@@ -80,14 +81,15 @@ class OutputFolder:
         return found
 
     def image_path(self, record: Record) -> Path:
-        """The record's image file (for a WebDataset sample: its shard)."""
-        name = record.file.split("/", 1)[0] if record.member is not None else record.file
-        return contained(self.root, name)
+        """The record's image file (for a WebDataset or Parquet sample: its shard)."""
+        return contained(self.root, record.container or record.file)
 
     def image_bytes(self, record: Record) -> bytes:
         path = self.image_path(record)
         if record.member is None:
             return path.read_bytes()
+        if path.suffix == ".parquet":
+            return _parquet_cell(path, record.member[0], "image")
         offset, size = record.member
         with open(path, "rb") as f:
             f.seek(offset)
@@ -186,6 +188,8 @@ def read_output(root, run: dict | None = None) -> OutputFolder:
         records = _coco_records(root, str(run.get("annotations_name") or "annotations.json"))
     elif fmt == "webdataset":
         records = _webdataset_records(root)
+    elif fmt == "parquet":
+        records = _parquet_records(root, [str(c) for c in _list(run.get("class_names"))])
     else:
         raise DogeError(
             f"{root} holds no doge output (no metadata.jsonl, annotations.json, shard-*.tar or manifest.jsonl); "
@@ -205,6 +209,8 @@ def _guess(root: Path) -> str | None:
         return "coco"
     if any(root.glob("shard-*.tar")):
         return "webdataset"
+    if any(root.glob("data/*.parquet")):
+        return "parquet"
     return None
 
 
@@ -374,10 +380,87 @@ def _webdataset_records(root: Path) -> list[Record]:
                     file,
                     (_text(meta.get("label")),),
                     member=(offset, size),
+                    container=shard.name,
                     **_doge_fields(meta),
                 )
             )
     return records
+
+
+def _parquet_records(root: Path, class_names: list[str]) -> list[Record]:
+    """``OUT/data/*.parquet`` (doge augment --format parquet): every column but the image bytes, read
+    once; an image is read from its row group when asked for."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DogeError("reading a Parquet dataset needs pyarrow: pip install 'doge[parquet]'") from None
+    records: list[Record] = []
+    for path in sorted((root / "data").glob("*.parquet")):
+        name = path.relative_to(root).as_posix()
+        try:
+            pf = pq.ParquetFile(path)
+            categories = _hf_category_names(pf.schema_arrow.metadata or {})
+            columns = [c for c in pf.schema_arrow.names if c not in ("image", "mask")]
+            rows = pf.read(columns=columns).to_pylist()
+        except (OSError, ValueError) as exc:
+            raise DogeError(f"{path} could not be read ({exc}); rerun the doge augment that wrote it") from None
+        for i, row in enumerate(rows):
+            label = row.get("label")
+            text = class_names[label] if isinstance(label, int) and 0 <= label < len(class_names) else _text(label)
+            anns, counts = [], {}
+            objects = _dict(row.get("objects"))
+            for n, box in enumerate(_list(objects.get("bbox"))):
+                index = _list(objects.get("category"))[n] if n < len(_list(objects.get("category"))) else None
+                category = categories[index] if isinstance(index, int) and 0 <= index < len(categories) else ""
+                counts[category] = counts.get(category, 0) + 1
+                polys = _list(objects.get("polygons"))[n] if n < len(_list(objects.get("polygons"))) else []
+                rle = _list(objects.get("rle"))[n] if n < len(_list(objects.get("rle"))) else {}
+                seg = polys or (rle if _dict(rle).get("counts") else None)
+                anns.append({"category": category, "bbox": box if _is_box(box) else None, "segmentation": seg})
+            labels = (text, *sorted((c for c in counts if c != text), key=lambda c: (-counts[c], c)))
+            file = _text(row.get("file_name")) or f"{name}#{i}"
+            records.append(
+                Record(
+                    len(records),
+                    _id(row, file),
+                    file,
+                    labels,
+                    annotations=anns,
+                    member=(i, 0),
+                    container=name,
+                    **_doge_fields(row),
+                )
+            )
+    return records
+
+
+def _hf_category_names(metadata: dict) -> list[str]:
+    """The names of the ``objects.category`` ClassLabel in the schema metadata ``datasets`` wrote."""
+    try:
+        info = json.loads(metadata[b"huggingface"])
+        feature = info["info"]["features"]["objects"]["category"]
+        while "names" not in feature:
+            feature = feature.get("feature") or feature["features"]
+        return [str(n) for n in feature["names"]]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return []
+
+
+def _parquet_cell(path: Path, row: int, column: str) -> bytes:
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    start = 0
+    for group in range(pf.num_row_groups):
+        rows = pf.metadata.row_group(group).num_rows
+        if row < start + rows:
+            value = pf.read_row_group(group, columns=[column]).column(column)[row - start].as_py()
+            data = value.get("bytes") if isinstance(value, dict) else None
+            if not isinstance(data, bytes):
+                raise DogeError(f"{path} row {row}: no {column} bytes")
+            return data
+        start += rows
+    raise DogeError(f"{path} has no row {row} (was it rewritten?)")
 
 
 def _render_records(root: Path) -> list[Record]:
