@@ -407,7 +407,8 @@ def _parquet_records(root: Path, class_names: list[str]) -> list[Record]:
         for i, row in enumerate(rows):
             label = row.get("label")
             text = class_names[label] if isinstance(label, int) and 0 <= label < len(class_names) else _text(label)
-            anns, counts = [], {}
+            anns: list[dict] = []
+            counts: dict[str, int] = {}
             objects = _dict(row.get("objects"))
             for n, box in enumerate(_list(objects.get("bbox"))):
                 index = _list(objects.get("category"))[n] if n < len(_list(objects.get("category"))) else None
