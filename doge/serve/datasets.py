@@ -89,6 +89,7 @@ class ServedDataset:
         self._folder: OutputFolder | None = None
         self._marks: tuple[tuple, dict[str, dict]] | None = None
         self._filtered: OrderedDict = OrderedDict()
+        self._summary: tuple[tuple, list[dict]] | None = None
         self._lock = threading.Lock()
 
     # -- reading -----------------------------------------------------------------------------
@@ -166,6 +167,9 @@ class ServedDataset:
         """Per class: asked, made and rejected as the last run counted them, what OUT holds now, reviewers'
         pending marks, and a histogram of target scores."""
         folder, marks = self.folder(), self.marks()
+        key = (folder.stamp, self._marks[0] if self._marks else ())
+        if self._summary is not None and self._summary[0] == key:
+            return self._summary[1]
         raw = folder.run.get("classes")
         counts: dict = raw if isinstance(raw, dict) else {}
         rows: dict[str, dict] = {}
@@ -200,6 +204,7 @@ class ServedDataset:
                     "histogram": histogram(row["scores"]),
                 }
             )
+        self._summary = (key, out)
         return out
 
 
