@@ -11,7 +11,7 @@ STAMP := $(BIN)/.doge-installed
 DEMO ?= demo-out
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint docs figures clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[test,demo,lint]'
+	$(BIN)/python -m pip install -q -e '.[test,demo,lint,docs]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -45,6 +45,19 @@ lint: $(STAMP)
 	cp -r cli $(LINT_TREE)/doge/cli
 	cd $(LINT_TREE) && $(abspath $(BIN))/mypy --config-file $(CURDIR)/pyproject.toml -p doge
 	cd $(LINT_TREE) && $(abspath $(BIN))/lint-imports $(CURDIR)/pyproject.toml
+
+# The documentation site (docs/README.md), strict: a warning (a broken link, a page in no
+# toctree, a docstring that does not parse) fails the build, as on CI.
+DOCS_OUT ?= build/docs
+SPHINXOPTS ?= -W --keep-going -q
+docs: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m sphinx -b html $(SPHINXOPTS) docs $(DOCS_OUT)
+	@echo "docs: open $(DOCS_OUT)/index.html"
+
+# Remake the site's figures from real runs (tiny model) and the doge serve screenshots (chromium).
+figures: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python docs/figures/make_figures.py
+	HF_HUB_OFFLINE=1 DOGE_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_serve_browser.py
 
 clean:
 	rm -rf $(DEMO) .pytest_cache build

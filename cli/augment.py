@@ -33,7 +33,21 @@ def _bytes(ctx, param, value):
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output dataset folder (resumable).")
 @click.option("--annotations", type=click.Path(dir_okay=False), help="COCO detection/instance JSON for SRC.")
 @click.option("--masks", type=click.Path(file_okay=False), help="Label images, one per source, matched by stem.")
-@click.option("--label-column", default="label", show_default=True, help="Label column of an imagefolder's metadata.")
+@click.option(
+    "--label-column",
+    default="label",
+    show_default=True,
+    help="Label column of an imagefolder's metadata or an HF dataset.",
+)
+@click.option("--image-column", default="image", show_default=True, help="Image column of a Hugging Face dataset.")
+@click.option(
+    "--objects-column",
+    default="objects",
+    show_default=True,
+    help="COCO-style objects column (bbox, category) of a Hugging Face dataset.",
+)
+@click.option("--mask-column", help="Label-image column of a Hugging Face segmentation dataset.")
+@click.option("--split", help="Split of a Hugging Face dataset saved with several (default: train).")
 @click.option(
     "--format",
     "output_format",
@@ -123,7 +137,9 @@ def augment(
 ):
     """Augment the labelled training set SRC with images moved along the gap(s).
 
-    SRC is class folders, an imagefolder (metadata.jsonl/csv) or, with --annotations, COCO.
+    SRC is class folders, an imagefolder (metadata.jsonl/csv), with --annotations COCO, or a Hugging
+    Face dataset (a save_to_disk folder, or a folder of Parquet shards). SRC, --out, --annotations
+    and --masks may be fsspec URLs (s3://bucket/train, gs://..., hf://datasets/...).
     Rerunning the same command makes only what is missing.
     """
     from doge.api import augment as run_augment

@@ -18,10 +18,11 @@ class Settings:
     quiet: bool
     blob_store: str | None = None
 
-    def registry(self):
+    def registry(self, **options):
+        """The registry these settings name; ``options`` go to :class:`doge.registry.Registry`."""
         from doge.registry import Registry
 
-        return Registry(home=self.home, url=self.registry_url, blob_store=self.blob_store)
+        return Registry(home=self.home, url=self.registry_url, blob_store=self.blob_store, **options)
 
 
 pass_settings = click.make_pass_decorator(Settings)

@@ -104,6 +104,12 @@ _RECIPE_SETTINGS = ("edit_weight", "steps", "guidance", "negative_prompt", "size
     help="ControlNetHED.pth or .safetensors for --control hed (default: lllyasviel/Annotators' file).",
 )
 @click.option(
+    "--hed-maps",
+    type=click.Choice(["auto", "paper"]),
+    help="auto (default): HED at the output resolution; paper: the paper's construction "
+    "(HED on the 224-px CLIP view at detect resolution 1024, upsampled; use with --fit crop).",
+)
+@click.option(
     "--size",
     default=768,
     show_default=True,
@@ -178,6 +184,7 @@ def render(
     depth_invert,
     seg_labels,
     hed_weights,
+    hed_maps,
     size,
     fit,
     seed,
@@ -233,7 +240,7 @@ def render(
                 "canny": {"low": canny_low, "high": canny_high, "maps": canny_maps},
                 "depth": {"model": depth_model, "invert": depth_invert},
                 "seg": {"labels": seg_labels},
-                "hed": {"weights": hed_weights},
+                "hed": {"weights": hed_weights, "maps": hed_maps},
             },
         ),
         control_start=control_start,

@@ -20,6 +20,13 @@ from doge.net import is_loopback
     help="Let holders of a DOGE_SERVE_TOKEN (USER:TOKEN, comma-separated) tag, untag and label over the API.",
 )
 @click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="Also answer requests for this Host name (a reverse proxy's name; repeatable). Others get 400.",
+)
+@click.option(
     "--dataset",
     "datasets",
     multiple=True,
@@ -34,7 +41,7 @@ from doge.net import is_loopback
     help="Images on one page of a dataset's grid.",
 )
 @pass_settings
-def serve(settings, host, port, allow_writes, datasets, dataset_page_size):
+def serve(settings, host, port, allow_writes, allow_hosts, datasets, dataset_page_size):
     """Serve the gap library: pages (library, names, versions, compare) and a JSON API, and with
     --dataset the datasets doge made (images with their labels drawn, scores, reviewers' marks).
 
@@ -44,22 +51,33 @@ def serve(settings, host, port, allow_writes, datasets, dataset_page_size):
         import uvicorn
 
         from doge.serve.app import create_app, tokens_from_env
+        from doge.serve.guard import allowed_hosts
     except ImportError as exc:
         raise click.ClickException(f"doge serve needs {exc.name}: pip install 'doge[serve]'") from None
+    tokens = tokens_from_env() if allow_writes else None  # refused before anything listens
+    hosts = allowed_hosts(host, allow_hosts)
     app = create_app(
-        settings.registry(),
+        settings.registry(busy_timeout_s=BUSY_TIMEOUT_S),
         allow_writes=allow_writes,
-        tokens=tokens_from_env() if allow_writes else None,
+        tokens=tokens,
+        hosts=hosts,
         datasets=datasets,
         dataset_per_page=dataset_page_size,
     )
-    if not is_loopback(host):
-        click.echo(f"warning: serving on {host}: anyone who can reach this address can read the library", err=True)
     sock = _listen(host, port)  # bound here, so a taken port is one line and port 0 shows the port it got
     port = sock.getsockname()[1]
+    if not is_loopback(host):  # only once the address resolved and is ours
+        click.echo(f"warning: serving on {host}: anyone who can reach this address can read the library", err=True)
+        click.echo(
+            f"doge serve answers the Host names {', '.join(sorted(hosts))}; add others with --allow-host NAME",
+            err=True,
+        )
     shown = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL is bracketed
     click.echo(f"doge serve: http://{shown}:{port}/ ({'writes with a token' if allow_writes else 'read-only'})")
     uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+
+
+BUSY_TIMEOUT_S = 3  # a request waits this long for another writer's SQLite lock, then 503 + Retry-After
 
 
 def _listen(host: str, port: int) -> socket.socket:

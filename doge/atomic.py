@@ -39,8 +39,10 @@ def write_error(path: str | os.PathLike, exc: OSError, what: str = "write") -> W
     return WriteError(f"cannot {what} {path}: {reason}; {fix}")
 
 
-def make_dirs(folder: str | os.PathLike) -> Path:
-    """``mkdir -p`` that fails as one ``WriteError`` line."""
+def make_dirs(folder):
+    """``mkdir -p`` that fails as one ``WriteError`` line; an object store has no folders to make."""
+    if _remote(folder):
+        return folder
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -52,7 +54,14 @@ def make_dirs(folder: str | os.PathLike) -> Path:
 def write_atomic(path: str | os.PathLike, data: bytes, private: bool = False) -> None:
     """Write ``data`` to ``path`` so that a reader sees either the old file or the whole new one.
 
-    The file follows the umask, or is the owner's alone (0600) when ``private`` (it holds secrets)."""
+    The file follows the umask, or is the owner's alone (0600) when ``private`` (it holds secrets).
+    On an object store (a UPath, see :mod:`doge.storage`) the object is put whole in one request
+    under its final key: there is no rename, and none is needed."""
+    if _remote(path):
+        from doge import storage
+
+        storage.put(path, data)
+        return
     path = Path(path)
     make_dirs(path.parent)
     try:
@@ -73,6 +82,11 @@ def write_atomic(path: str | os.PathLike, data: bytes, private: bool = False) ->
             raise write_error(path, e) from None
         raise
     _fsync_dir(path.parent)
+
+
+def _remote(path) -> bool:
+    # a UPath on a non-local filesystem; plain paths and strings are local here
+    return getattr(path, "protocol", "") not in ("", "file", "local")
 
 
 def current_umask() -> int:

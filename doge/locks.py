@@ -9,7 +9,8 @@ The lock is a file that says who holds it (pid, host, command, since when). It a
 not at all: its text is written to a private file first, which is then hard-linked to the lock's
 name, and a link fails when the name exists. A lock whose process has died on this host is taken
 over; one from another host (a shared folder) cannot be checked from here, so it is reported
-with how to clear it.
+with how to clear it. An output folder on an object store is locked on this machine only (see
+:func:`_lock_folder`): two machines writing one bucket prefix are not kept apart.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def output_lock(folder, command: str) -> Iterator[Path]:
     take it again (a render inside an augment); any other thread or process gets
     :class:`FolderLocked`.
     """
-    folder = make_dirs(folder)
+    folder = make_dirs(_lock_folder(folder))
     lock = folder.absolute() / LOCK_NAME
     me = threading.get_ident()
     with _held_guard:
@@ -73,6 +74,20 @@ def output_lock(folder, command: str) -> Iterator[Path]:
         with _held_guard:
             _held.pop(lock, None)
         _release(lock, mine)
+
+
+def _lock_folder(folder):
+    """Where ``folder``'s lock lives: in it, or for an object store (no exclusive create there) in a
+    local folder named after its URL, so two runs on this machine still exclude each other."""
+    from doge import storage
+
+    if not storage.is_remote(folder):
+        return folder
+    import hashlib
+    import tempfile
+
+    name = hashlib.sha256(str(folder).rstrip("/").encode()).hexdigest()[:24]
+    return Path(tempfile.gettempdir()) / "doge-locks" / name
 
 
 def _acquire(lock: Path, command: str) -> bytes:

@@ -17,6 +17,8 @@ from pathlib import Path, PurePosixPath
 from doge.errors import DogeError
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
+MAX_PART = 255  # bytes of one file or folder name (ext4, APFS, NTFS alike)
+MAX_PATH = 4096
 
 
 def _refuse(name: object, where: str, why: str, root: object | None = None) -> DogeError:
@@ -36,6 +38,10 @@ def relative_key(name: object, where: str) -> str:
     """
     if not isinstance(name, str) or not name.strip():
         raise _refuse(name, where, "which is not a file name")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _refuse(name, where, "which is not valid Unicode (a lone surrogate)") from None
     if any(ord(c) < 32 or c == "\x7f" for c in name):
         raise _refuse(name, where, "which holds a control character")
     if "\\" in name:
@@ -47,6 +53,8 @@ def relative_key(name: object, where: str) -> str:
         raise _refuse(name, where, "which climbs out of its folder with '..'")
     if not parts:
         raise _refuse(name, where, "which is not a file name")
+    if any(len(p.encode("utf-8")) > MAX_PART for p in parts) or len(name) > MAX_PATH:
+        raise _refuse(name, where, f"which is longer than a file system allows ({MAX_PART} bytes a name)")
     return "/".join(parts)
 
 

@@ -23,14 +23,18 @@ class ReadOnlyRegistry(DogeError):
     """A write to a registry this user may only read."""
 
 
-def make_engine(url: str):
+class RegistryBusy(DogeError):
+    """Another writer holds the registry's lock past the busy timeout: try again shortly."""
+
+
+def make_engine(url: str, busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S):
     try:
         u = make_url(url)
         if u.get_backend_name() != "sqlite":
             return create_engine(u, pool_pre_ping=True)
         if u.database and u.database != ":memory:" and not u.database.startswith("file:"):
             make_dirs(Path(u.database).expanduser().parent)
-        engine = create_engine(u, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+        engine = create_engine(u, connect_args={"timeout": busy_timeout_s})
     except (ArgumentError, ValueError):
         raise DogeError(
             f"bad registry URL {hide_password(url)!r}: use e.g. sqlite:///path/registry.db "
@@ -75,6 +79,10 @@ def db_errors(url: str, opening: bool = False):
                 f"the registry at {hide_password(url)} is read-only for this user: ask its owner for write "
                 "access, or point --registry (DOGE_REGISTRY_URL) at a registry you can write to"
             ) from None
+        if is_busy(e):
+            raise RegistryBusy(
+                f"the registry at {hide_password(url)} is busy: another writer holds its lock; try again in a moment"
+            ) from None
         if is_dropped_connection(e):
             doing = "cannot open the registry" if opening else "registry"
             raise DogeError(
@@ -108,6 +116,15 @@ def is_dropped_connection(e: DBAPIError) -> bool:
         return True
     text = str(e.orig).lower()
     return any(words in text for words in _DROPPED_WORDS)
+
+
+def is_busy(e: DBAPIError) -> bool:
+    """SQLite's lock held by another connection past the busy timeout, or PostgreSQL's lock_not_available."""
+    orig = e.orig
+    if getattr(orig, "sqlstate", None) == "55P03":
+        return True
+    name = str(getattr(orig, "sqlite_errorname", ""))
+    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in str(orig).lower()
 
 
 def is_read_only(e: DBAPIError) -> bool:

@@ -30,8 +30,8 @@ from .attachments import Attachments
 from .blobs import sha256_hex
 from .blobstores import open_blob_store
 from .copying import ADDED, PRESENT, Placement, VersionConflict, place
+from .database import SQLITE_BUSY_TIMEOUT_S, advisory_lock, db_errors, make_engine
 from .database import WRITE as _WRITE
-from .database import advisory_lock, db_errors, make_engine
 from .models import AliasRow, AuditRow, EvaluationRow, GapName, GapRow, LabelRow
 from .urls import hide_password
 
@@ -172,11 +172,19 @@ class Registry(Attachments):
     default: $DOGE_BLOB_STORE, else ``<home>/blobs``.
     """
 
-    def __init__(self, home=None, url: str | None = None, blob_store: str | os.PathLike | None = None):
+    def __init__(
+        self,
+        home=None,
+        url: str | None = None,
+        blob_store: str | os.PathLike | None = None,
+        busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S,
+    ):
+        """``busy_timeout_s``: how long a SQLite registry waits for another writer's lock before
+        :class:`doge.registry.database.RegistryBusy` (``doge serve`` waits only a few seconds)."""
         self.home = doge_home(home).resolve()
         self.url = _registry_url(self.home, url)
         self.blobs = open_blob_store(blob_store, self.home)
-        self._engine = make_engine(self.url)
+        self._engine = make_engine(self.url, busy_timeout_s)
         self._write_engine = self._engine.execution_options(**{_WRITE: True})
         self._ensure_schema()
 
@@ -457,7 +465,7 @@ class Registry(Attachments):
         return self.blobs.get(gv.sha256, f"gap {gv.ref}")
 
     def add_versions(self, items, new_version: bool = False, where: str = "this registry") -> builtins.list:
-        """Store copies of versions made elsewhere (``copying.IncomingVersion``s), all or nothing.
+        """Store copies of versions made elsewhere (``copying.IncomingVersion`` objects), all or nothing.
 
         Each keeps its bytes (so its sha256) and, where free, its number (``copying.place``);
         its aliases are set, moving them if they pointed elsewhere. Every item is placed before

@@ -200,9 +200,15 @@ def coco_set(domains, tmp_path):
     return root, mask
 
 
-# A 96 x 64 source at --size 64: keep scales x by 2/3 (64 x 64 output); crop cuts x 16..80 at scale 1.
+# A 96 x 64 source at --size 64: keep keeps its 3:2 aspect on the 64 x 64 output, scaled by 2/3 to
+# 64 x 43 and letterboxed (10 px above, 11 below: y' = y * 43/64 + 10); crop cuts x 16..80 at scale 1.
+KEEP_Y = 43 / 64
 EXPECTED = {
-    "keep": {"box": [8, 6, 20, 20], "poly": [0, 30, 32, 30, 32, 60, 0, 60], "cols": None},
+    "keep": {
+        "box": [8, 6 * KEEP_Y + 10, 20, 20 * KEEP_Y],
+        "poly": [0, 30 * KEEP_Y + 10, 32, 30 * KEEP_Y + 10, 32, 60 * KEEP_Y + 10, 0, 60 * KEEP_Y + 10],
+        "cols": None,
+    },
     "crop": {"box": [0, 6, 26, 20], "poly": [0, 30, 32, 30, 32, 60, 0, 60], "cols": (16, 80)},
 }
 
@@ -223,7 +229,10 @@ def test_coco_boxes_polygons_and_rle_follow_the_geometry(run, coco_set, tmp_path
     if expected["cols"]:
         want = source_mask[:, slice(*expected["cols"])].astype(np.uint8)
     else:
-        want = np.asarray(Image.fromarray(source_mask.astype(np.uint8)).resize((64, 64), Image.Resampling.NEAREST))
+        want = np.zeros((64, 64), dtype=np.uint8)
+        want[10:53] = np.asarray(
+            Image.fromarray(source_mask.astype(np.uint8)).resize((64, 43), Image.Resampling.NEAREST)
+        )
     for image in coco.loadImgs(coco.getImgIds()):
         assert (image["width"], image["height"]) == Image.open(out / image["file_name"]).size == (64, 64)
         anns = {
@@ -231,11 +240,12 @@ def test_coco_boxes_polygons_and_rle_follow_the_geometry(run, coco_set, tmp_path
             for a in coco.loadAnns(coco.getAnnIds(imgIds=image["id"]))
         }
         box = anns[1]
-        assert box["bbox"] == pytest.approx(expected["box"])
+        assert box["bbox"] == pytest.approx(expected["box"], abs=0.01)
         assert box["area"] == pytest.approx(expected["box"][2] * expected["box"][3])
         poly = anns[2]
-        assert poly["segmentation"] == [pytest.approx(expected["poly"])]
-        assert poly["area"] == pytest.approx(32 * 30, rel=0.1)
+        assert poly["segmentation"] == [pytest.approx(expected["poly"], abs=0.01)]
+        poly_w, poly_h = expected["poly"][2] - expected["poly"][0], expected["poly"][5] - expected["poly"][1]
+        assert poly["area"] == pytest.approx(poly_w * poly_h, rel=0.1)
         rle = anns[3]
         got = coco.annToMask(rle)
         assert np.array_equal(got, want) and rle["area"] == pytest.approx(float(want.sum()))
@@ -257,8 +267,11 @@ def test_masks_resized_nearest_and_webdataset_read_back(run, domains, tmp_path):
     for r in rows(out):
         got = np.asarray(Image.open(out / "masks" / r["file_name"]))
         source = Image.open(masks / Path(r["doge_source"]).name)
-        assert got.shape == (64, 64) and set(np.unique(got)) <= {0, 7, 19}
-        assert np.array_equal(got, np.asarray(source.resize((64, 64), Image.Resampling.NEAREST)))
+        # keep: the 80 x 48 (5:3) mask on a 128 x 64 output (the 64-multiple size closest to 5:3 at
+        # --size 64), scaled by 4/3 to 107 x 64 and letterboxed 10 px left and 11 right.
+        assert got.shape == (64, 128) and set(np.unique(got)) <= {0, 7, 19}
+        assert not got[:, :10].any() and not got[:, 117:].any()
+        assert np.array_equal(got[:, 10:117], np.asarray(source.resize((107, 64), Image.Resampling.NEAREST)))
 
     shards = tmp_path / "shards"
     run(src, shards, masks=masks, per_class=3, output_format="webdataset", shard_size=1, with_sources="link")

@@ -61,6 +61,9 @@ def metadata(out: Path) -> list[dict]:
         ("C:/x.png", "absolute path"),
         ("a\\b.png", "backslash"),
         ("a\nb.png", "control character"),
+        ("a" * 300 + ".png", "longer than a file system allows"),
+        ("x\ud800.png", "lone surrogate"),
+        ("a/" * 2100 + "b.png", "longer than a file system allows"),
         ("", "not a file name"),
         (".", "not a file name"),
         (7, "not a file name"),
@@ -289,7 +292,23 @@ def test_webdataset_keys_are_unique_and_keep_their_labels(run, tmp_path):
         assert classes[int(s["cls"])] == meta["label"] and s["__key__"].startswith(meta["doge_class_folder"] + "/")
 
 
-LABELS = [".", "..", "_", "a/b", "a_b", "a.", "a", "Cat", "cat", " x", "b~0123abcd", "é", "e\u0301"]
+LABELS = [
+    ".",
+    "..",
+    "_",
+    "a/b",
+    "a_b",
+    "a.",
+    "a",
+    "Cat",
+    "cat",
+    " x",
+    "b~0123abcd",
+    "é",
+    "e\u0301",
+    "masks",
+    "README.md",
+]
 
 
 def test_imagefolder_class_folders_are_one_per_label(run, tmp_path):
@@ -326,6 +345,8 @@ def test_class_folders_are_stable_and_documented():
     from doge.augmentation.naming import class_folders, label_hash
 
     folders = class_folders(["cat", "dog", "a/b", ".."])
+    lone = "x\ud800"  # a lone surrogate, which JSON can carry
+    assert class_folders([lone])[lone] == "x_~" + label_hash(lone)
     assert folders["cat"] == "cat" and folders["a/b"] == f"a_b~{label_hash('a/b')}"
     assert folders[".."] == f"__~{label_hash('..')}"
     assert class_folders(["cat", "a/b"])["a/b"] == folders["a/b"]

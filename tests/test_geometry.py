@@ -19,14 +19,42 @@ def painted(width: int, height: int, box: tuple[int, int, int, int]) -> Image.Im
 
 
 @pytest.mark.parametrize(("width", "height"), SHAPES)
-def test_keep_keeps_the_aspect_within_one_step(width, height):
+def test_keep_gives_64_multiples_near_the_requested_area(width, height):
     g = fit_geometry(width, height, 768, "keep")
     out_w, out_h = g.output_size
     assert out_w % 64 == 0 and out_h % 64 == 0
-    # The other side, made from one side by the source's aspect, is within one 64-px step.
-    assert abs(out_w * height / width - out_h) <= 64
     assert 0.8 < out_w * out_h / 768**2 < 1.25
-    assert g.crop is None and g.pad is None
+
+
+def picture_aspect_error(g: Geometry) -> float:
+    """How far the picture's aspect on the output is from the aspect of the part of the source it shows."""
+    left, top, right, bottom = g.box()
+    width, height = g.picture_size()
+    return abs(width / height / ((right - left) / (bottom - top)) - 1)
+
+
+@pytest.mark.parametrize("size", [256, 512, 768, 1024])
+def test_keep_keeps_the_aspect_within_one_percent(size):
+    # Each side rounded to 64 on its own made 300x600 at 512 a 384x704 output: a 9% stretch.
+    rng = np.random.default_rng(size)
+    shapes = [*SHAPES, (451, 300), (741, 500), (37, 23), (100, 1600), (5000, 313)]
+    shapes += [tuple(int(v) for v in rng.integers(20, 3000, 2)) for _ in range(300)]
+    for width, height in shapes:
+        if max(width, height) > 16 * min(width, height):
+            continue
+        g = fit_geometry(width, height, size, "keep")
+        assert picture_aspect_error(g) <= 0.01, (width, height, g)
+        assert abs(g.scale[0] / g.scale[1] - 1) <= 0.01, (width, height, g)
+        left, top, right, bottom = g.box()
+        cut = 1 - (right - left) * (bottom - top) / (width * height)
+        assert cut <= 0.125 and (g.crop is None or g.pad is None), (width, height, g)
+
+
+def test_keep_picks_the_64_multiple_size_closest_in_aspect():
+    assert fit_geometry(300, 600, 512, "keep").output_size == (384, 768)  # exactly 1:2, not 384x704
+    g = fit_geometry(640, 480, 768, "keep")
+    assert g.output_size == (832, 640) and g.crop == (8, 0, 632, 480) and g.pad is None
+    assert g.map_points([(8, 0), (632, 480)]).tolist() == [[0, 0], [832, 640]]
 
 
 @pytest.mark.parametrize(("width", "height"), SHAPES)

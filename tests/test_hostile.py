@@ -251,7 +251,7 @@ def test_serve_answers_huge_numbers_without_a_server_error(home, url, status):
 
     registry = Registry(home=home)
     try:
-        response = TestClient(create_app(registry), raise_server_exceptions=False).get(url)
+        response = TestClient(create_app(registry), base_url="http://127.0.0.1", raise_server_exceptions=False).get(url)
     finally:
         registry.close()
     assert response.status_code == status, response.text[:300]

@@ -174,6 +174,30 @@ def test_hed_edges_are_a_soft_map_at_the_output_size(tiny_model):
     assert control.describe()["weights"].endswith("ControlNetHED.safetensors")
 
 
+@pytest.mark.slow  # two HED passes at 1024 px on the CPU (~30 s)
+def test_hed_paper_maps_are_the_papers_construction(tiny_model, name="written"):
+    """--hed-maps paper at --fit crop: HED on the 224-px stretched CLIP view at detect resolution 1024,
+    back to 512, Lanczos to the output (reference: tests/paper_reference.py)."""
+    from paper_reference import paper_hed
+
+    from doge.rendering.geometry import fit_geometry
+    from doge.sample_data import edge_pictures
+
+    image = Image.fromarray(dict(edge_pictures())[name])
+    control = HedControl(weights=str(tiny_model / "hed" / "ControlNetHED.safetensors"), maps="paper")
+    g = fit_geometry(*image.size, 320, "crop")
+    made = np.asarray(control.make(image, g.output_size, Path(f"{name}.png"), geometry=g))
+    expected = paper_hed(image, 320, control._load())
+    assert made.shape == expected.shape == (320, 320, 3)
+    assert np.abs(made.astype(int) - expected.astype(int)).max() <= 1  # float32 convolutions: at most 1 level
+    assert (made != expected).mean() < 0.001
+    # The default runs HED at the output's resolution: another, sharper map.
+    auto = np.asarray(HedControl(weights=control.options["weights"]).make(image, g.output_size, Path("a"), geometry=g))
+    assert auto.shape == made.shape and not np.array_equal(auto, made)
+    with pytest.raises(DogeError, match="--hed-maps 'full'"):
+        HedControl(maps="full")
+
+
 def test_hed_without_weights_offline_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     with pytest.raises(DogeError, match="--hed-weights"):

@@ -19,6 +19,7 @@ from doge.cli.main import get_cli
 from doge.hooks import hookimpl
 from doge.registry.urls import hide_passwords_in
 
+LOCAL = "http://127.0.0.1"  # doge serve answers only the Host names it serves (loopback by default)
 SECRET = "hunter2-secret"
 PROV = {
     "encoder": {"plugin": "clip", "model": "openai/clip-vit-large-patch14", "dim": 8},
@@ -79,7 +80,7 @@ def library(registry):
 def client(library):
     from doge.serve.app import create_app
 
-    return TestClient(create_app(library["registry"]))
+    return TestClient(create_app(library["registry"]), base_url=LOCAL)
 
 
 def cli_json(registry, *args):
@@ -120,7 +121,7 @@ def test_the_library_pages(registry):
 
     for i in range(5):
         registry.create(f"n{i}->m", np.ones(4, dtype=np.float32), {})
-    c = TestClient(create_app(registry, per_page=2))
+    c = TestClient(create_app(registry, per_page=2), base_url=LOCAL)
     first, last = c.get("/").text, c.get("/", params={"page": 3}).text
     assert "n0-&gt;m" in first and "n1-&gt;m" in first and "n2-&gt;m" not in first and "page 1 of 3" in first
     assert "n4-&gt;m" in last and "next →" not in last and "← previous" in last
@@ -257,11 +258,17 @@ def test_writes_are_refused_unless_allowed_and_need_a_token(library):
 
     registry = library["registry"]
     ref = u("real->painting@v3")
-    assert TestClient(create_app(registry)).post(f"/api/gaps/{ref}/tag", json={"alias": "prod"}).status_code == 403
+    assert (
+        TestClient(create_app(registry), base_url=LOCAL)
+        .post(f"/api/gaps/{ref}/tag", json={"alias": "prod"})
+        .status_code
+        == 403
+    )
     with pytest.raises(DogeError, match="DOGE_SERVE_TOKEN"):
         create_app(registry, allow_writes=True)
     c = TestClient(
-        create_app(registry, allow_writes=True, tokens=parse_tokens("alice:s3cret-token-1,ci:other-token-2"))
+        create_app(registry, allow_writes=True, tokens=parse_tokens("alice:s3cret-token-1,ci:other-token-2")),
+        base_url=LOCAL,
     )
     assert c.post(f"/api/gaps/{ref}/tag", json={"alias": "prod"}).status_code == 401
     bad = c.post(f"/api/gaps/{ref}/tag", json={"alias": "prod"}, headers={"Authorization": "Bearer nope-nope-nope"})
@@ -283,7 +290,10 @@ def test_writes_are_refused_unless_allowed_and_need_a_token(library):
     moved = [e for e in registry.history("real->painting") if e["who"] == "alice (doge serve)"]
     assert [e["action"] for e in moved] == ["alias-moved", "label-set", "alias-removed"]
     assert [e["action"] for e in recorder.events] == ["alias-moved", "label-set", "alias-removed"]
-    assert "alice (doge serve)" in TestClient(create_app(registry)).get(f"/gaps/{u('real->painting')}").text
+    assert (
+        "alice (doge serve)"
+        in TestClient(create_app(registry), base_url=LOCAL).get(f"/gaps/{u('real->painting')}").text
+    )
 
 
 def test_tokens_are_parsed_with_their_users():

@@ -14,8 +14,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from doge import storage
 from doge.errors import DogeError, NotFound
-from doge.paths import inside
 
 METADATA_FILES = ("metadata.jsonl", "metadata.csv")
 MASK_SUFFIXES = (".png", ".tif", ".tiff", ".bmp", ".gif")
@@ -34,7 +34,7 @@ class LabelledSource:
 @dataclass
 class Dataset:
     root: Path
-    kind: str  # "folders" | "imagefolder" | "coco"
+    kind: str  # "folders" | "imagefolder" | "coco" (a Hugging Face dataset reads as imagefolder or coco)
     sources: list[LabelledSource]
     label_column: str = "label"
     categories: list[dict] = field(default_factory=list)  # COCO categories
@@ -64,26 +64,29 @@ def read_dataset(
     src, *, annotations=None, masks=None, label_column: str = "label", input_format: str | None = None
 ) -> Dataset:
     """Read ``src`` as COCO (``annotations`` given), an ``imagefolder`` (a metadata file in ``src``)
-    or class folders; ``input_format`` names the layout instead of detecting it."""
-    root = Path(src)
-    if not root.is_dir():
-        raise NotFound(f"{root} is not a folder: give the folder that holds the training images")
+    or class folders; ``input_format`` names the layout instead of detecting it. (Hugging Face
+    datasets: :func:`doge.augmentation.hf.read_any`.)"""
+    root = storage.location(src)
+    with storage.errors(root, "read"):
+        is_folder = root.is_dir()
+    if not is_folder:
+        raise NotFound(f"{storage.shown(root)} is not a folder: give the folder that holds the training images")
     kind = input_format or ("coco" if annotations else _detect(root))
     if kind == "coco":
         if not annotations:
             raise DogeError("a COCO dataset needs its JSON: --annotations instances_train.json")
-        dataset = _read_coco(root, Path(annotations))
+        dataset = _read_coco(root, storage.location(annotations))
     elif kind == "imagefolder":
         dataset = _read_imagefolder(root, label_column)
     elif kind == "folders":
         dataset = _read_folders(root)
     else:
-        raise DogeError(f"unknown input format {kind!r}: use folders, imagefolder or coco")
+        raise DogeError(f"unknown input format {kind!r}: use folders, imagefolder, coco or hf")
     if not dataset.sources:
-        raise DogeError(f"no images found in {root}: augment needs labelled training images there")
+        raise DogeError(f"no images found in {storage.shown(root)}: augment needs labelled training images there")
     drop_undecodable(dataset)
     if masks is not None:
-        _attach_masks(dataset, Path(masks))
+        attach_masks(dataset, storage.location(masks))
     return dataset
 
 
@@ -95,8 +98,10 @@ def drop_undecodable(dataset: Dataset) -> None:
 
     kept = []
     for source in dataset.sources:
-        image, reason = decode_image(source.path)
-        if image is None:
+        # one after another: decode_image turns PIL's bomb warning into an error with
+        # warnings.catch_warnings, which is not thread-safe
+        reason = decode_image(source.path)[1]
+        if reason is not None:
             dataset.skipped.append({"file": source.rel, "label": source.label, "reason": reason})
         else:
             kept.append(source)
@@ -119,8 +124,10 @@ def _read_folders(root: Path) -> Dataset:
     found = discover(root)
     sources = []
     for f, label in zip(found.files, found.labels):
-        rel = found.relative(Path(f))
-        sources.append(LabelledSource(inside(root, rel, f"the class folders of {root}"), label, rel))
+        rel = found.relative(f)
+        sources.append(
+            LabelledSource(storage.child(root, rel, f"the class folders of {storage.shown(root)}"), label, rel)
+        )
     return Dataset(root=root, kind="folders", sources=sources)
 
 
@@ -163,10 +170,10 @@ def _read_imagefolder(root: Path, label_column: str) -> Dataset:
         label = row[label_column]
         if not _is_id(label) or not str(label).strip():
             raise DogeError(f"{where} has no {label_column} (it holds {_short(label)}): give every image its class")
-        path = inside(root, name, where)
+        path = storage.child(root, name, where)
         if not path.is_file():
-            raise NotFound(f"{where} names {name}, which is not in {root}: add it or drop its row")
-        sources.append(LabelledSource(path, str(label), path.relative_to(root).as_posix()))
+            raise NotFound(f"{where} names {name}, which is not in {storage.shown(root)}: add it or drop its row")
+        sources.append(LabelledSource(path, str(label), storage.relative(path, root)))
     return Dataset(root=root, kind="imagefolder", sources=sources, label_column=label_column)
 
 
@@ -182,14 +189,14 @@ def _read_coco(root: Path, annotations: Path) -> Dataset:
         per_image.setdefault(ann["image_id"], []).append(ann)
     sources = []
     for image in images:
-        where = f"{annotations}: image {image['id']!r}"
-        path = inside(root, image["file_name"], where)
+        where = f"{storage.shown(annotations)}: image {image['id']!r}"
+        path = storage.child(root, image["file_name"], where)
         if not path.is_file():
-            raise NotFound(f"{where} names {image['file_name']}, which is not in {root}")
+            raise NotFound(f"{where} names {image['file_name']}, which is not in {storage.shown(root)}")
         anns = per_image.get(image["id"], [])
         _check_real_size(annotations, image, path, anns)
-        rel = path.relative_to(root).as_posix()
-        sources.append(LabelledSource(path, _main_category(anns, names), rel, image["id"], anns))
+        rel = storage.relative(path, root)
+        sources.append(LabelledSource(path, main_category(anns, names), rel, image["id"], anns))
     return Dataset(root=root, kind="coco", sources=sources, categories=categories)
 
 
@@ -220,7 +227,7 @@ def _check_real_size(annotations: Path, image: dict, path: Path, anns: list[dict
             )
 
 
-def _main_category(anns: list[dict], names: dict) -> str:
+def main_category(anns: list[dict], names: dict) -> str:
     """An image's class for the budget: the category with the most area in it ("" with none)."""
     area: dict[str, float] = {}
     for ann in anns:
@@ -237,11 +244,11 @@ def find_mask(masks: Path, rel: str) -> Path | None:
     for base in (rel_stem, rel_stem.rsplit("/", 1)[-1]):
         for suffix in MASK_SUFFIXES:
             if (masks / (base + suffix)).is_file():
-                return inside(masks, base + suffix, f"--masks {masks}: the label image of {rel}")
+                return storage.child(masks, base + suffix, f"--masks {storage.shown(masks)}: the label image of {rel}")
     return None
 
 
-def _attach_masks(dataset: Dataset, masks: Path) -> None:
+def attach_masks(dataset: Dataset, masks: Path) -> None:
     if not masks.is_dir():
         raise NotFound(f"--masks {masks}: no such folder")
     missing = []

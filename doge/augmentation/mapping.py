@@ -26,8 +26,10 @@ def geometry_of(entry: dict) -> Geometry:
 
 def load_mask(path) -> Image.Image:
     """A label image as it is stored (palette and grey values are the labels), upright."""
+    from doge import storage
+
     try:
-        with Image.open(path) as opened:
+        with storage.open_read(path) as handle, Image.open(handle) as opened:
             opened.load()
             return ImageOps.exif_transpose(opened)
     except (OSError, ValueError) as exc:

@@ -4,11 +4,13 @@ A label becomes a class folder (imagefolder, COCO ``images/``) and the first par
 key. Labels are free text (``a/b``, ``..``, ``Cat`` beside ``cat``, 300 characters), folder names
 are not, so the rule is:
 
-- a label is its own folder name when it is a safe file name as it stands: not empty, not ``.``
-  or ``..``, not starting with ``.`` (loaders skip hidden folders), no ``/``, ``\\``, NUL or
-  control character, no space or dot at either end, at most :data:`MAX_FOLDER_BYTES` bytes of UTF-8, not ending in ``~`` and
-  eight hex digits (the form below), and no other label of the set is the same name once case
-  and Unicode normalisation are ignored (``Cat`` and ``cat`` are one folder on macOS and Windows);
+- a label is its own folder name when it is a safe file name as it stands: not empty, not
+  starting with ``.`` (so never ``.`` or ``..``; loaders skip hidden folders), no ``/``, ``\\``,
+  NUL or control character, no space or dot at either end, at most :data:`MAX_FOLDER_BYTES` bytes
+  of UTF-8, not ending in ``~`` and eight hex digits (the form below), not a name OUT uses itself
+  (``masks``, ``images``, ``data``, ``README.md``, ``metadata.jsonl``, ...) or a Windows device
+  name (``CON``, ``NUL``, ...), and no other label of the set is the same name once case and
+  Unicode normalisation are ignored (``Cat`` and ``cat`` are one folder on macOS and Windows);
 - any other label becomes ``<sanitised label>~<the first 8 hex digits of sha256(label)>``, where
   the sanitised label has each unsafe character replaced by ``_``, leading dots replaced by
   ``_``, and is cut to 100 bytes.
@@ -29,11 +31,16 @@ from doge.errors import DogeError
 MAX_FOLDER_BYTES = 200  # leaves room for a file name below it on a 255-byte name limit
 MAX_FILE_BYTES = 230  # 255, less the room an atomic write's temp name (".NAME.xxxxxxxx.part") takes
 _HASHED = re.compile(r"~[0-9a-f]{8}$")
-_UNSAFE = re.compile(r"[/\\\x00-\x1f\x7f]")
+# names OUT uses for itself, and names Windows keeps for devices (compared case-folded)
+RESERVED = frozenset(
+    {"masks", "images", "data", "readme.md", "metadata.jsonl", "metadata.csv", "annotations.json"}
+    | {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
+)
+_UNSAFE = re.compile(r"[/\\\x00-\x1f\x7f\ud800-\udfff]")  # separators, controls, lone surrogates
 
 
 def label_hash(label: str) -> str:
-    return hashlib.sha256(label.encode("utf-8")).hexdigest()[:8]
+    return hashlib.sha256(label.encode("utf-8", "surrogatepass")).hexdigest()[:8]
 
 
 def _fold(name: str) -> str:
@@ -49,6 +56,7 @@ def _is_plain(label: str) -> bool:
         and not label.endswith(".")
         and len(label.encode("utf-8")) <= MAX_FOLDER_BYTES
         and not _HASHED.search(label)
+        and _fold(label) not in RESERVED
     )
 
 

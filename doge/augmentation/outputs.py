@@ -4,7 +4,7 @@ shards or ``parquet`` shards (typed, through ``datasets``).
 Every writer takes the same :class:`Item` list: new images (rendered, in the work area, with their
 manifest lines) and, with ``--with-sources``, the real images that decoded. Each file is written
 atomically; images from the work area are hard-linked when the file system allows it (no second
-copy). Every name a writer uses in OUT passes :func:`doge.paths.inside` (a symlink planted in OUT
+copy). Every name a writer uses in OUT passes :func:`doge.storage.child` (the one rule of :mod:`doge.paths`, URL roots too) (a symlink planted in OUT
 cannot send a write, a link or a deletion elsewhere), class folders and keys come from
 :mod:`doge.augmentation.naming`, and a writer refuses a duplicate name instead of writing it.
 """
@@ -20,12 +20,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from doge import storage
 from doge.atomic import current_umask, make_dirs, write_atomic
 from doge.augmentation.inputs import Dataset, LabelledSource
 from doge.augmentation.mapping import geometry_of, load_mask, map_annotation, map_mask
 from doge.augmentation.naming import check_file_name, escape_key
 from doge.errors import DogeError
-from doge.paths import inside, is_inside
 from doge.rendering.plan import output_stem
 
 FORMATS = ("imagefolder", "coco", "webdataset", "parquet")
@@ -52,6 +52,11 @@ class Item:
         """``<folder>/<stem>.<suffix>``: the image's name in OUT (imagefolder), unique in the set."""
         name = self.stem + (".png" if self.generated else self.source.path.suffix.lower())
         return f"{self.folder}/{name}" if self.folder else name
+
+    @property
+    def flat_file(self) -> str:
+        """The image's name without its class folder (a COCO input's images keep their own layout)."""
+        return self.file.rsplit("/", 1)[-1]
 
     @property
     def key(self) -> str:
@@ -89,24 +94,23 @@ def check_names(dataset: Dataset, folders: dict[str, str], with_sources: str) ->
                 )
 
 
-def check_out(out: Path, folders: dict[str, str]) -> None:
+def check_out(out: Path, folders: dict[str, str], annotations_name: str = "annotations.json") -> None:
     """Before anything renders: every name an existing OUT lists (metadata, COCO file, shards) and every
     folder this run writes to stays inside OUT, symlinks followed; else one line naming the entry."""
     old = out / "metadata.jsonl"
     if old.is_file():
         for where, row in _jsonl(old):
             if isinstance(row, dict) and "file_name" in row:
-                inside(out, row["file_name"], where)
-    for name in ("annotations.json",):
-        _old_coco(out / name)
+                storage.child(out, row["file_name"], where)
+    _old_coco(storage.child(out, annotations_name, "the COCO annotations' name"))
     for pattern in ("shard-*.tar", f"{PARQUET_DIR}/*.parquet"):
         for path in out.glob(pattern):
-            inside(out, path.relative_to(out).as_posix(), f"{out}: the earlier output file")
+            storage.child(out, storage.relative(path, out), f"{out}: the earlier output file")
     for folder in {f for f in folders.values() if f}:
         for base in ("", "images/", "masks/"):
-            inside(out, base + folder, f"{out}: the class folder")
+            storage.child(out, base + folder, f"{out}: the class folder")
     for base in ("images", "masks", PARQUET_DIR):
-        inside(out, base, f"{out}: the folder")
+        storage.child(out, base, f"{out}: the folder")
 
 
 def _jsonl(path: Path):
@@ -128,15 +132,19 @@ def _old_coco(path: Path) -> list[dict]:
     images = doc.get("images") if isinstance(doc, dict) else None
     images = [i for i in images if isinstance(i, dict)] if isinstance(images, list) else []
     for image in images:
-        inside(path.parent, image.get("file_name"), f"{path}: image {image.get('id')!r}")
+        storage.child(path.parent, image.get("file_name"), f"{path}: image {image.get('id')!r}")
     return images
 
 
 def _place(src: Path, out: Path, name: str, link: bool) -> None:
     """``src`` at ``OUT/name`` atomically: a hard link (or, across file systems or with copy, a copy)."""
-    target = inside(out, name, f"{out}: the output file")
+    target = storage.child(out, name, f"{out}: the output file")
     make_dirs(target.parent)
-    if target.is_file() and not target.is_symlink() and target.stat().st_size == src.stat().st_size:
+    local = not storage.is_remote(target)
+    if target.is_file() and not (local and target.is_symlink()) and target.stat().st_size == src.stat().st_size:
+        return
+    if storage.is_remote(target) or storage.is_remote(src):
+        write_atomic(target, storage.read_bytes(src))  # one object, put whole under its final key
         return
     if link:
         tmp = Path(tempfile.mktemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part"))
@@ -156,7 +164,7 @@ def doge_columns(item: Item) -> dict:
         "doge_generated": item.generated,
         "doge_id": item.doge_id,
         "doge_class_folder": item.folder,
-        "doge_source": str(item.source.path),
+        "doge_source": storage.shown(item.source.path),
         "doge_source_sha256": e.get("source_sha256"),
         "doge_gaps": ",".join(f"{g['ref']}:{g['weight']:g}" for g in e.get("gaps", [])) or None,
         "doge_gap_sha256": ",".join(g["sha256"] for g in e.get("gaps", [])) or None,
@@ -205,13 +213,13 @@ def _drop_stale(out: Path, old_rows: list, keep: set[str], prefix: str = "") -> 
         if not (row.get("doge_generated") is True and isinstance(name, str) and name not in keep):
             continue
         for path in (name, "masks/" + name.removeprefix(prefix).rsplit(".", 1)[0] + ".png"):
-            if is_inside(out, path) and (out / path).is_file():
+            if storage.contains(out, path) and (out / path).is_file():
                 (out / path).unlink()
 
 
 def _write_mask(out: Path, item: Item, name: str) -> None:
     """The item's label image in ``OUT/masks/``, laid out as the image (nearest neighbour)."""
-    write_atomic(inside(out, f"masks/{name}", f"{out}: the mask"), _mask_png(item))
+    write_atomic(storage.child(out, f"masks/{name}", f"{out}: the mask"), _mask_png(item))
 
 
 def _mask_png(item: Item) -> bytes:
@@ -235,7 +243,7 @@ def item_annotations(dataset: Dataset, item: Item, cat_ids: dict, stats: dict) -
     from PIL import Image, ImageOps
 
     geometry = geometry_of(item.entry) if item.entry is not None else None
-    with Image.open(item.work_image or item.source.path) as opened:
+    with storage.open_read(item.work_image or item.source.path) as handle, Image.open(handle) as opened:
         wh = opened.size if geometry is None else geometry.output_size
         src_wh = ImageOps.exif_transpose(opened).size if geometry is None else geometry.source_size
     anns = item.source.annotations
@@ -255,11 +263,12 @@ def write_coco(out: Path, dataset: Dataset, items: list[Item], link: bool, annot
     """``OUT/images/`` plus ``OUT/<annotations_name>`` whose annotations follow each image's geometry."""
     categories = coco_categories(dataset)
     cat_ids = {c["name"]: c["id"] for c in categories}
-    _unique(items, "file", "the file")
+    attr = "flat_file" if dataset.kind == "coco" else "file"  # a COCO input's stems are unique already
+    _unique(items, attr, "the file")
     images: list[dict] = []
     annotations: list[dict] = []
     for image_id, item in enumerate(items, 1):
-        name = f"images/{item.file}"
+        name = f"images/{getattr(item, attr)}"
         _place(item.work_image or item.source.path, out, name, link or item.generated)
         (w, h), anns = item_annotations(dataset, item, cat_ids, stats)
         images.append({"id": image_id, "file_name": name, "width": w, "height": h, **doge_columns(item)})
@@ -288,7 +297,7 @@ def _with_area(ann: dict) -> dict:
 def _remove_old(out: Path, pattern: str) -> None:
     """A rerun rewrites every shard (the sample order may change): the old ones, inside OUT, go."""
     for old in out.glob(pattern):
-        if is_inside(out, old.relative_to(out).as_posix()):
+        if storage.contains(out, storage.relative(old, out)):
             old.unlink()
 
 
@@ -297,8 +306,10 @@ def write_webdataset(out: Path, dataset: Dataset, items: list[Item], shard_size:
 
     The key is ``<class folder>/<stem>`` with dots escaped (:attr:`Item.key`); ``.cls`` is the label's
     index in the card's class order. A shard is closed once it holds ``shard_size`` bytes; each is
-    written to a temp file and renamed.
+    written to a temp file and renamed (on an object store: built in a local temp file, then put
+    whole under its name).
     """
+    remote = storage.is_remote(out)
     classes = dataset.classes
     _unique(items, "key", "the WebDataset key")
     shard, size, written = 0, 0, 0
@@ -308,17 +319,22 @@ def write_webdataset(out: Path, dataset: Dataset, items: list[Item], shard_size:
         nonlocal tar, tmp
         if tar is not None:
             tar.close()
-            os.replace(tmp, inside(out, f"shard-{shard:06d}.tar", f"{out}: the shard"))
+            target = storage.child(out, f"shard-{shard:06d}.tar", f"{storage.shown(out)}: the shard")
+            if remote:
+                storage.put(target, Path(tmp).read_bytes())
+                Path(tmp).unlink()
+            else:
+                os.replace(tmp, target)
         tar, tmp = None, None
 
     _remove_old(out, "shard-*.tar")
     for item in items:
         if tar is None:
-            fd, tmp = tempfile.mkstemp(dir=out, prefix=".shard-", suffix=".part")
+            fd, tmp = tempfile.mkstemp(dir=None if remote else out, prefix=".shard-", suffix=".part")
             os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600; a shard follows the umask
             os.close(fd)
             tar = tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT)  # noqa: SIM115 -- spans several samples
-        data = (item.work_image or item.source.path).read_bytes()
+        data = storage.read_bytes(item.work_image or item.source.path)
         meta = {"label": item.source.label, **doge_columns(item)}
         suffix = "png" if item.generated else item.source.path.suffix.lower().lstrip(".")
         members = [
@@ -431,7 +447,12 @@ def write_parquet(out: Path, dataset: Dataset, items: list[Item], shard_size: in
     features = parquet_features(dataset)
     cat_ids = {c["name"]: c["id"] for c in coco_categories(dataset)}
     _unique(items, "file", "the file")
-    staging = inside(out, ".doge-parquet.part", f"{out}: the staging folder")
+    remote = storage.is_remote(out)  # there: shards are made in a local temp folder, then put whole
+    staging = (
+        Path(tempfile.mkdtemp(prefix="doge-parquet-"))
+        if remote
+        else storage.child(out, ".doge-parquet.part", f"{out}: the staging folder")
+    )
     shutil.rmtree(staging, ignore_errors=True)
     make_dirs(staging)
     shards: list[Path] = []
@@ -449,7 +470,7 @@ def write_parquet(out: Path, dataset: Dataset, items: list[Item], shard_size: in
         rows, size = [], 0
 
     for item in items:
-        data = (item.work_image or item.source.path).read_bytes()
+        data = storage.read_bytes(item.work_image or item.source.path)
         row = {
             "image": {"bytes": data, "path": item.file},
             "label": dataset.classes.index(item.source.label),
@@ -466,11 +487,15 @@ def write_parquet(out: Path, dataset: Dataset, items: list[Item], shard_size: in
         if size >= shard_size:
             flush()
     flush()
-    target = inside(out, PARQUET_DIR, f"{out}: the folder")
+    target = storage.child(out, PARQUET_DIR, f"{out}: the folder")
     make_dirs(target)
     _remove_old(out, f"{PARQUET_DIR}/*.parquet")
     for i, path in enumerate(shards):
+        final = target / f"train-{i:05d}-of-{len(shards):05d}.parquet"
+        if remote:
+            storage.put(final, path.read_bytes())
+            continue
         os.chmod(path, 0o666 & ~current_umask())
-        os.replace(path, target / f"train-{i:05d}-of-{len(shards):05d}.parquet")
+        os.replace(path, final)
     shutil.rmtree(staging, ignore_errors=True)
     return len(items)

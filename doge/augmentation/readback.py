@@ -74,7 +74,7 @@ class OutputFolder:
     def roots(self) -> list[Path]:
         """Where this dataset's files may be: OUT, its work area and its source dataset."""
         found = [self.root.resolve()]
-        for key in ("work", "src_root"):
+        for key in ("work_dir", "src_root"):
             value = self.run.get(key)
             if isinstance(value, str) and value and Path(value).is_absolute() and Path(value).is_dir():
                 found.append(Path(value).resolve())
@@ -112,7 +112,7 @@ class OutputFolder:
         if self.kind == "render":
             folder, image = self.root, record.file
         else:
-            work = self.run.get("work")
+            work = self.run.get("work_dir")
             if not isinstance(work, str) or "/images/" not in record.id:
                 return []
             slug, image = record.id.split("/images/", 1)

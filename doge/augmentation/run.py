@@ -15,12 +15,14 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from doge import storage
 from doge.atomic import make_dirs, write_atomic
 from doge.augmentation.budget import Slot, allocate, class_targets, parse_weights
 from doge.augmentation.card import write_card
 from doge.augmentation.contact import write_contact_sheets
 from doge.augmentation.curation import CURATION_FILE, rejected_ids
-from doge.augmentation.inputs import Dataset, read_dataset
+from doge.augmentation.hf import describe_source, read_any
+from doge.augmentation.inputs import Dataset
 from doge.augmentation.naming import class_folders
 from doge.augmentation.outputs import (
     DEFAULT_SHARD_SIZE,
@@ -97,6 +99,10 @@ def augment(
     masks=None,
     label_column: str = "label",
     input_format: str | None = None,
+    image_column: str = "image",
+    objects_column: str = "objects",
+    mask_column: str | None = None,
+    split: str | None = None,
     output_format: str = "imagefolder",
     per_class: int | None = None,
     ratio: float | None = None,
@@ -132,18 +138,29 @@ def augment(
         raise DogeError(f"--with-sources {with_sources!r}: use one of {', '.join(WITH_SOURCES)}")
     if max_tries < 1:
         raise DogeError("--max-tries must be at least 1")
-    out = Path(out)
+    out = storage.location(out)
     groups = gap_groups(gaps)
     spread = parse_weights(weights) if weights is not None else [float(edit_weight)]
-    dataset = read_dataset(
-        src, annotations=annotations, masks=masks, label_column=label_column, input_format=input_format
+    dataset = read_any(
+        src,
+        annotations=annotations,
+        masks=masks,
+        label_column=label_column,
+        input_format=input_format,
+        image_column=image_column,
+        objects_column=objects_column,
+        mask_column=mask_column,
+        split=split,
+        cache=(storage.location(work) if work else default_work(out)) / "hf-sources",
     )
     refuse_inside_src(dataset.root, out)
     check_unique_stems(source.rel for source in dataset.sources)
-    refuse_inside_src(dataset.root, Path(work) if work else default_work(out), "--work")
+    refuse_inside_src(dataset.root, storage.location(work) if work else default_work(out), "--work")
     folders = class_folders(dataset.classes)
     check_names(dataset, folders, with_sources)
-    check_out(out, folders)  # an earlier OUT's names, and the folders this run writes to, stay inside OUT
+    check_out(
+        out, folders, annotations_name
+    )  # an earlier OUT's names, and the folders this run writes to, stay inside OUT
     by_class = dataset.by_class()
     targets = class_targets(by_class, per_class=per_class, ratio=ratio, balance=balance, count=count)
     slots = allocate(by_class, targets, len(groups), spread)
@@ -155,8 +172,8 @@ def augment(
             gap = load_gap(str(ref), registry=reg)
             details.append({"group": "+".join(group), "ref": gap.ref, "sha256": gap.sha256, "weight": weight})
     base = {
-        "out": str(out),
-        "src": str(src),
+        "out": storage.shown(out),
+        "src": describe_source(src),
         "input": dataset.kind,
         "format": output_format,
         "gaps": ["+".join(g) for g in groups],
@@ -176,7 +193,7 @@ def augment(
 
     # One writer at a time in OUT (see doge.locks); each render work area has its own lock.
     with output_lock(out, "augment"):
-        work = Path(work) if work else default_work(out)
+        work = storage.location(work) if work else default_work(out)
         if (
             "controls" in render_options
             and render_options["controls"] == ["seg"]
@@ -190,7 +207,8 @@ def augment(
             next_k[slot.source] = max(next_k.get(slot.source, 0), slot.k + 1)
         # Images a reviewer rejected (doge serve): their slot takes the source's next sample, like
         # a filter's rejection, without using up --max-tries (each was a real image someone saw).
-        people = rejected_ids(out)
+        local_out = not storage.is_remote(out)
+        people = rejected_ids(out) if local_out else set()  # reviewers mark local folders (doge serve)
 
         def by_people(chain: Chain, k: int) -> bool:
             return image_id(groups[chain.slot.gap], _work_name(dataset, chain.slot.source, k)) in people
@@ -263,8 +281,10 @@ def augment(
         any_plan = next(iter(last_plans.values()), None)
         summary = {
             **base,
-            "work": str(work.resolve()),
-            "src_root": str(dataset.root.resolve()),
+            "work": storage.shown(work),
+            # where doge serve --dataset may read a source and a control map (local folders only)
+            "work_dir": None if storage.is_remote(work) else str(Path(work).resolve()),
+            "src_root": None if storage.is_remote(dataset.root) else str(Path(dataset.root).resolve()),
             "classes": counts,
             "class_names": dataset.classes,
             "label_column": label_column,
@@ -290,15 +310,17 @@ def augment(
             "tiny_model": any(bool(it.entry.get("tiny_model")) for it in generated),
         }
         summary["curation"] = {
-            "file": CURATION_FILE if (out / CURATION_FILE).is_file() else None,
+            "file": CURATION_FILE if local_out and (out / CURATION_FILE).is_file() else None,
             "rejected_by_people": sum(c["rejected_by_people"] for c in counts.values()),
             "rejected_by_filter": sum(c["rejected"] for c in counts.values()),
         }
-        write_atomic(out / RUN_FILE, (json.dumps(summary, indent=1, default=str) + "\n").encode("utf-8"))
-        summary["contact_sheets"] = write_contact_sheets(out, summary)
+        if local_out:  # the run's summary, contact sheets and registry record: what doge serve --dataset shows
+            write_atomic(out / RUN_FILE, (json.dumps(summary, indent=1, default=str) + "\n").encode("utf-8"))
+            summary["contact_sheets"] = write_contact_sheets(out, summary)
         summary["card"] = str(write_card(out, summary))
-        write_atomic(out / RUN_FILE, (json.dumps(summary, indent=1, default=str) + "\n").encode("utf-8"))
-        summary["datasets_recorded"] = _record_in_registry(reg, out, summary)
+        if local_out:
+            write_atomic(out / RUN_FILE, (json.dumps(summary, indent=1, default=str) + "\n").encode("utf-8"))
+            summary["datasets_recorded"] = _record_in_registry(reg, out, summary)
     return summary
 
 

@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from doge import storage
 from doge.data.embeddings import Embeddings
 from doge.data.images import ImageSet, combine_digest, decode_image, relative_posix
 from doge.errors import DogeError
@@ -39,7 +40,7 @@ class ImageFileDataset(Dataset):
     """Item i: ``(i, pixels or None, sha256 of the file's bytes or None, reason or None)``."""
 
     def __init__(self, files: Sequence[Path], preprocessor: Preprocessor):
-        self.files = [Path(f) for f in files]
+        self.files = [storage.location(f) for f in files]
         self.preprocessor = preprocessor
 
     def __len__(self) -> int:
@@ -48,9 +49,11 @@ class ImageFileDataset(Dataset):
     def __getitem__(self, index: int):
         path = self.files[index]
         try:
-            data = path.read_bytes()
+            data = storage.read_bytes(path)
         except OSError as exc:
             return index, None, None, f"cannot read ({exc.strerror or exc})"
+        except DogeError as exc:  # an object store's refusal, already one line
+            return index, None, None, str(exc)
         image, reason = decode_image(path, data)
         if image is None:
             return index, None, None, reason
@@ -111,7 +114,7 @@ def iter_image_batches(
     Each skipped file is passed to ``on_skip(path, reason)``; by default one warning is logged.
     Batches whose files were all skipped are not yielded.
     """
-    files = [Path(f) for f in files]
+    files = [storage.location(f) for f in files]
     report = on_skip or _warn_skip
     for batch in _batches(files, preprocessor, batch_size, workers):
         for index, reason in batch.skipped:
@@ -157,7 +160,7 @@ def encode_images(
         vectors=torch.cat(chunks),
         labels=[imageset.labels[i] for i in kept],
         files=rel,
-        folder=str(imageset.root),
+        folder=storage.shown(imageset.root),
         skipped=skipped,
         digest=combine_digest(zip(rel, hashes)),
     )

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from doge import storage
 from doge.errors import DogeError, NotFound
 
 log = logging.getLogger("doge")
@@ -34,7 +35,7 @@ _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 
 @dataclass
 class ImageSet:
-    root: Path
+    root: Path  # a local folder, or a UPath on an object store (see doge.storage)
     files: list[Path]  # absolute or root-joined paths, in encoding order
     labels: list[str]  # class of each file; "" for a flat folder
 
@@ -54,10 +55,7 @@ def is_image_file(path: Path) -> bool:
 
 
 def relative_posix(path: Path, root: Path) -> str:
-    try:
-        return Path(path).relative_to(root).as_posix()
-    except ValueError:
-        return Path(path).as_posix()
+    return storage.relative(path, root)
 
 
 # --- discovery -------------------------------------------------------------------------------
@@ -71,17 +69,20 @@ def discover(folder: str | os.PathLike, limit: int | None = None, seed: int = 0)
     one image each until ``limit`` is reached, a class that runs out leaving its share to the
     others; the drawn files are returned sorted, so a seed always gives the same list.
     """
-    root = Path(folder).expanduser()
-    if not root.exists():
-        raise NotFound(f"folder {root} does not exist")
-    if not root.is_dir():
-        raise DogeError(f"{root} is a file, not a folder: pass the folder that holds the images")
+    root = storage.location(folder)
     if limit is not None and limit < 1:
         raise DogeError(f"limit must be at least 1 (got {limit})")
-    by_class = _scan(root)
+    if storage.is_remote(root):
+        by_class = _scan_remote(root)
+    else:
+        if not root.exists():
+            raise NotFound(f"folder {root} does not exist")
+        if not root.is_dir():
+            raise DogeError(f"{root} is a file, not a folder: pass the folder that holds the images")
+        by_class = _scan(root)
     if not by_class:
         looked = ", ".join(sorted(IMAGE_SUFFIXES))
-        raise DogeError(f"no images found in {root} (looked for {looked})")
+        raise DogeError(f"no images found in {storage.shown(root)} (looked for {looked})")
     pairs = [(path, label) for label, paths in by_class.items() for path in paths]
     if limit is not None and limit < len(pairs):
         pairs = _draw_evenly(by_class, limit, seed)
@@ -101,6 +102,17 @@ def _scan(root: Path) -> dict[str, list[Path]]:
                 by_class[entry.name] = found
         elif is_image_file(entry):
             by_class.setdefault("", []).append(entry)
+    return by_class
+
+
+def _scan_remote(root) -> dict[str, list]:
+    """:func:`_scan` for a folder on an object store, from one listing of its keys."""
+    by_class: dict[str, list] = {}
+    for rel in storage.list_files(root):
+        parts = rel.split("/")
+        if any(part.startswith(".") for part in parts) or not is_image_file(Path(parts[-1])):
+            continue
+        by_class.setdefault(parts[0] if len(parts) > 1 else "", []).append(root / rel)
     return by_class
 
 
@@ -150,7 +162,7 @@ def decode_image(path: str | os.PathLike, data: bytes | None = None) -> tuple[Im
     """
     try:
         if data is None:
-            data = Path(path).read_bytes()
+            data = storage.read_bytes(path)
         if not data:
             return None, "empty file (0 bytes)"
         with warnings.catch_warnings():
@@ -170,7 +182,7 @@ def upright_size(path: str | os.PathLike) -> tuple[int, int] | None:
     """(width, height) of ``path`` as decoded (EXIF orientation applied), from its header alone;
     None when it is not an image PIL can open."""
     try:
-        with Image.open(path) as image:
+        with storage.open_read(path) as handle, Image.open(handle) as image:
             width, height = image.size
             try:
                 orientation = image.getexif().get(0x0112, 1)
@@ -225,7 +237,7 @@ def _one_line(exc: BaseException) -> str:
 
 def file_sha256(path: str | os.PathLike) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with storage.open_read(path) as handle:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
@@ -241,5 +253,5 @@ def combine_digest(entries: Iterable[tuple[str, str]]) -> str:
 
 def digest_files(files: Iterable[str | os.PathLike], root: str | os.PathLike) -> str:
     """One sha256 naming exactly these files' relative paths and bytes (order does not matter)."""
-    root = Path(root)
-    return combine_digest((relative_posix(Path(f), root), file_sha256(f)) for f in files)
+    base = storage.location(root)
+    return combine_digest((relative_posix(storage.location(f), base), file_sha256(f)) for f in files)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 import doge
-from doge import pluginmanager
+from doge import pluginmanager, storage
 from doge.data.embeddings import Embeddings
 from doge.data.encoder import encoder_for_gap
 from doge.data.encoding import encode_images
@@ -41,14 +41,14 @@ class Side:
 def _encode_side(enc, folder, limit, seed, options, desc) -> Side:
     images = discover(folder, limit=limit, seed=seed)
     emb = encode_images(enc, images, desc=desc, **options)
-    return Side(emb, {file_sha256(Path(images.root) / f) for f in emb.files})
+    return Side(emb, {file_sha256(storage.location(images.root) / f) for f in emb.files})
 
 
 def _reference(gap: Gap, enc, options) -> tuple[Side, Side] | None:
     """The gap's own reference images, re-encoded, when both folders still exist."""
     prov = gap.provenance
     src, tgt = prov.get("source", {}), prov.get("target", {})
-    if not all(side.get("folder") and Path(side["folder"]).is_dir() for side in (src, tgt)):
+    if not all(side.get("folder") and storage.is_folder(side["folder"]) for side in (src, tgt)):
         return None
     seed = prov.get("seed", 0)
     sides = []

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from doge import storage
 from doge.errors import DogeError, NotFound
 from doge.gaps.compare import cosine
 from doge.locks import output_lock
@@ -54,11 +55,11 @@ def _gap_of(entries: dict[str, dict], gap: str | None) -> str:
 
 def _references(gap, src, tgt) -> tuple[Path, Path]:
     if src and tgt:
-        return Path(src), Path(tgt)
+        return storage.location(src), storage.location(tgt)
     if src or tgt:
         raise DogeError("give both --src and --tgt reference folders, or neither to use the gap's own")
-    folders = [Path(gap.provenance.get(side, {}).get("folder") or "") for side in ("source", "target")]
-    missing = [str(f) for f in folders if not str(f) or str(f) == "." or not f.is_dir()]
+    folders = [storage.location(gap.provenance.get(side, {}).get("folder") or "") for side in ("source", "target")]
+    missing = [storage.shown(f) for f in folders if not str(f) or str(f) == "." or not storage.is_folder(f)]
     if missing:
         raise DogeError(
             f"the reference folders of {gap.ref} are not here ({', '.join(missing)}): "
@@ -132,7 +133,7 @@ def filter_outputs(
     from doge.gaps.store import load_gap, registry_for
     from doge.quality.transfer import check_sizes, domain_classifier
 
-    out = Path(out)
+    out = storage.location(out)
     _manifest_entries(out)  # nothing to filter is one line, before the folder is locked
     with output_lock(out, "filter"):  # no render or other filter writes there meanwhile
         entries = _manifest_entries(out)
@@ -153,14 +154,15 @@ def filter_outputs(
         generated = _embed_files(enc, [out / image for image in present], options, "generated")
         generated = {image: generated[str(out / image)] for image in present if str(out / image) in generated}
         sources = sorted(s for s in {entries[i].get("source") for i in present} if s is not None)
-        source_emb = _embed_files(enc, [Path(s) for s in sources if Path(s).is_file()], options, "sources")
+        readable = [storage.location(s) for s in sources]
+        source_emb = _embed_files(enc, [s for s in readable if storage.is_file(s)], options, "sources")
 
         scored = [image for image in present if image in generated]
         scores = classifier.predict_proba(np.stack([generated[i] for i in scored]))[:, 1] if scored else []
         deleted = 0
         for image, score in zip(scored, scores):
             entry = entries[image]
-            src_vec = source_emb.get(str(Path(entry["source"]))) if entry.get("source") else None
+            src_vec = source_emb.get(str(storage.location(entry["source"]))) if entry.get("source") else None
             similarity = None if src_vec is None else cosine(generated[image], src_vec)
             record = {**verdict(float(score), similarity, min_target_score, min_source_similarity), "gap": g.ref}
             if record["rejected"] and delete:
@@ -171,8 +173,8 @@ def filter_outputs(
         manifest.rewrite(out / MANIFEST, list(entries.values()))
     rejected = [i for i in scored if entries[i]["filter"]["rejected"]]
     return {
-        "out": str(out),
-        "manifest": str(out / MANIFEST),
+        "out": storage.shown(out),
+        "manifest": storage.shown(out / MANIFEST),
         "gap": g.ref,
         "references": {"source": str(ref_src), "target": str(ref_tgt)},
         "min_target_score": min_target_score,

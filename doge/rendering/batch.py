@@ -142,10 +142,16 @@ def load_source(p: Plan, index: int, data: bytes | None = None) -> Source | None
     None for a file that cannot be decoded or laid out (``--fit keep`` on a 1:20 strip); one
     warning line says why.
     """
+    from doge import storage
     from doge.data.images import decode_image
 
     path = p.sources.files[index]
-    data = Path(path).read_bytes() if data is None else data
+    if data is None:
+        try:
+            data = storage.read_bytes(path)
+        except (OSError, DogeError) as exc:  # gone or unreadable since planning: this source only
+            log.warning("skipping %s: %s", storage.shown(path), exc)
+            return None
     image, reason = decode_image(path, data)
     if image is None:
         log.warning("skipping %s: %s", path, reason)

@@ -1,9 +1,12 @@
 """How an output image lies over its source: ``--fit keep | crop | pad``.
 
 A :class:`Geometry` says how a source of ``source_size`` becomes an output (and every control map)
-of ``output_size``: scaled whole (``keep``), centre-cropped (``crop``, the paper's recipe, the same
-square the CLIP processor sees) or scaled whole and letterboxed (``pad``). Each manifest line stores
-it, so a point, a box or a mask drawn on a source carries over to the generated image by arithmetic.
+of ``output_size``: its aspect kept at sides that are multiples of 64 (``keep``: scaled by one
+factor, the small remainder centre-cropped, or letterboxed when it is not small), centre-cropped to
+a square (``crop``, the paper's recipe, the same square the CLIP processor sees) or scaled whole
+and letterboxed (``pad``). In every case the source's ``crop`` box (or all of it) is scaled to the
+output less its ``pad`` bars. Each manifest line stores it, so a point, a box or a mask drawn on a
+source carries over to the generated image by arithmetic.
 
 Pure Python, PIL and numpy: no torch.
 """
@@ -23,6 +26,9 @@ _STEP = 64  # keep: each output side is a multiple of this (what SD's UNet and V
 # keep: the longest side may be at most this many times the shortest. Beyond it the short side is
 # clamped at one step while the long one keeps growing (1x10000 at 768 px made a 64x76800 output).
 MAX_KEEP_ASPECT = 16
+# keep: the remainder cut away (a share of the source's area) beyond which it is letterboxed instead.
+KEEP_CROP_LIMIT = 0.125
+_NEAR_ENOUGH = 0.05  # keep: a size this close (log aspect + area cost) ends the search in the tight band
 
 
 @dataclass(frozen=True)
@@ -30,9 +36,9 @@ class Geometry:
     fit: str  # "keep" | "crop" | "pad"
     source_size: tuple[int, int]  # (w, h) of the decoded, EXIF-transposed source
     output_size: tuple[int, int]  # (w, h) of the generated image and of every control map
-    scale: tuple[float, float]  # (sx, sy): output px per source px (equal up to rounding)
-    crop: tuple[int, int, int, int] | None = None  # fit=crop: (left, top, right, bottom) in source px
-    pad: tuple[int, int, int, int] | None = None  # fit=pad: (left, top, right, bottom) in output px
+    scale: tuple[float, float]  # (sx, sy): output px per source px (equal within 1%, rounding only)
+    crop: tuple[int, int, int, int] | None = None  # crop, keep: (left, top, right, bottom) in source px
+    pad: tuple[int, int, int, int] | None = None  # pad, keep: (left, top, right, bottom) in output px
 
     def to_json(self) -> dict[str, Any]:
         """What each manifest line stores under ``"geometry"``."""
@@ -102,29 +108,35 @@ class Geometry:
         """
         if image.size != self.source_size:
             image = image.resize(self.source_size, resample)
-        if self.fit == "crop":
-            assert self.crop is not None
-            left, top, right, bottom = self.crop
-            return image.resize(self.output_size, resample, box=(left, top, right, bottom))
-        if self.fit == "pad":
-            assert self.pad is not None
-            left, top, right, bottom = self.pad
-            width, height = self.output_size
-            inner = image.resize((width - left - right, height - top - bottom), resample)
-            canvas = Image.new(image.mode, self.output_size, fill)
-            palette = image.getpalette() if image.mode == "P" else None
-            if palette is not None:
-                canvas.putpalette(palette)
-            canvas.paste(inner, (left, top))
-            return canvas
-        return image.resize(self.output_size, resample)
+        left, top, right, bottom = self.pad or (0, 0, 0, 0)
+        width, height = self.output_size
+        picture = image.resize((width - left - right, height - top - bottom), resample, box=self.box())
+        if self.pad is None:
+            return picture
+        canvas = Image.new(image.mode, self.output_size, fill)
+        palette = image.getpalette() if image.mode == "P" else None
+        if palette is not None:
+            canvas.putpalette(palette)
+        canvas.paste(picture, (left, top))
+        return canvas
+
+    def box(self) -> tuple[int, int, int, int]:
+        """The part of the source the output shows: ``crop``, else all of it."""
+        return self.crop or (0, 0, *self.source_size)
+
+    def picture_size(self) -> tuple[int, int]:
+        """The output's size less its letterbox bars: where the source's box lands."""
+        left, top, right, bottom = self.pad or (0, 0, 0, 0)
+        return self.output_size[0] - left - right, self.output_size[1] - top - bottom
 
 
 def fit_geometry(width: int, height: int, size: int, fit: str) -> Geometry:
     """The geometry of a ``width``×``height`` source rendered at ``size`` with ``fit``.
 
-    keep: the aspect ratio kept at about ``size``×``size`` pixels, each side a multiple of 64
-    (at least 64); crop: shortest side to ``size``, centre crop to ``size``×``size`` (the paper);
+    keep: about ``size``×``size`` pixels, each side a multiple of 64, the size closest to the
+    source's aspect; the source scaled by one factor and the small remainder centre-cropped (up to
+    ``KEEP_CROP_LIMIT`` of its area), else letterboxed, so the aspect holds within 1%;
+    crop: shortest side to ``size``, centre crop to ``size``×``size`` (the paper);
     pad: longest side to ``size``, letterboxed to ``size``×``size``.
 
     keep refuses a source longer than 1:``MAX_KEEP_ASPECT`` (a DogeError naming --fit pad or crop).
@@ -139,10 +151,7 @@ def fit_geometry(width: int, height: int, size: int, fit: str) -> Geometry:
                 f"a {width}x{height} source is longer than 1:{MAX_KEEP_ASPECT}, too thin for --fit keep; "
                 "use --fit pad (letterboxed) or --fit crop (its centre square)"
             )
-        ratio = (width / height) ** 0.5
-        out_w = max(_STEP, round(size * ratio / _STEP) * _STEP)
-        out_h = max(_STEP, round(size / ratio / _STEP) * _STEP)
-        return Geometry("keep", (width, height), (out_w, out_h), (out_w / width, out_h / height))
+        return _keep(width, height, *_keep_size(width / height, size))
     if fit == "crop":
         side = min(width, height)
         left, top = (width - side) // 2, (height - side) // 2
@@ -154,3 +163,48 @@ def fit_geometry(width: int, height: int, size: int, fit: str) -> Geometry:
     left, top = (size - inner_w) // 2, (size - inner_h) // 2
     pad = (left, top, size - inner_w - left, size - inner_h - top)
     return Geometry("pad", (width, height), (size, size), (inner_w / width, inner_h / height), pad=pad)
+
+
+def _keep_size(aspect: float, size: int) -> tuple[int, int]:
+    """The output size for ``keep``: sides multiples of ``_STEP``, area near ``size``², aspect nearest ``aspect``.
+
+    Among sizes whose area is within 0.8–1.25× of ``size``² (0.25–4× when none of those is within
+    about 5% of the aspect, as at 64 px), the one whose aspect is closest wins; a quarter of the
+    area's log-distance from ``size``² breaks near-ties, so 300×600 at 512 becomes 384×768 (exactly 1:2)
+    rather than 320×640 or 384×704.
+    """
+    import math
+
+    limit = 4 * size
+    best: tuple[float, int, int] | None = None
+    for low, high in ((0.8, 1.25), (0.25, 4.0)):
+        for out_w in range(_STEP, max(limit, _STEP) + 1, _STEP):
+            ideal = out_w / aspect / _STEP
+            for steps in sorted({math.floor(ideal), math.ceil(ideal)}):
+                out_h = min(max(1, steps) * _STEP, max(limit, _STEP))
+                area = out_w * out_h / (size * size)
+                if not low <= area <= high:
+                    continue
+                cost = abs(math.log(out_w / out_h / aspect)) + 0.25 * abs(math.log(area))
+                if best is None or cost < best[0]:
+                    best = (cost, out_w, out_h)
+        if best is not None and best[0] <= _NEAR_ENOUGH:
+            break
+    return (best[1], best[2]) if best is not None else (_STEP, _STEP)
+
+
+def _keep(width: int, height: int, out_w: int, out_h: int) -> Geometry:
+    """A ``width``×``height`` source on an ``out_w``×``out_h`` output at one scale: the remainder
+    centre-cropped when small, else letterboxed."""
+    cover = max(out_w / width, out_h / height)
+    crop_w, crop_h = min(width, round(out_w / cover)), min(height, round(out_h / cover))
+    kept = abs(crop_w * out_h / (crop_h * out_w) - 1) <= 0.005  # the crop's own rounding keeps the aspect
+    if kept and 1 - crop_w * crop_h / (width * height) <= KEEP_CROP_LIMIT:
+        left, top = (width - crop_w) // 2, (height - crop_h) // 2
+        crop = (left, top, left + crop_w, top + crop_h) if (crop_w, crop_h) != (width, height) else None
+        return Geometry("keep", (width, height), (out_w, out_h), (out_w / crop_w, out_h / crop_h), crop=crop)
+    fit = min(out_w / width, out_h / height)
+    inner_w, inner_h = min(out_w, max(1, round(width * fit))), min(out_h, max(1, round(height * fit)))
+    left, top = (out_w - inner_w) // 2, (out_h - inner_h) // 2
+    pad = (left, top, out_w - inner_w - left, out_h - inner_h - top)
+    return Geometry("keep", (width, height), (out_w, out_h), (inner_w / width, inner_h / height), pad=pad)

@@ -6,6 +6,7 @@ cell size, so that a source, its maps and its images line up.
 
 from __future__ import annotations
 
+import io
 from itertools import groupby
 from pathlib import Path
 
@@ -63,6 +64,15 @@ def stack_rows(rows: list[Image.Image]) -> Image.Image:
     return sheet
 
 
+def _open(path) -> Image.Image:
+    """A finished image, read whole (from a folder or an object store)."""
+    from doge import storage
+
+    with Image.open(io.BytesIO(storage.read_bytes(path))) as image:
+        image.load()
+        return image.copy()
+
+
 def write_grids(p: Plan) -> list[Path]:
     """Sheets of ``source | controls | outputs``, one row per source, from every finished image."""
     done = manifest.read(p.out / "manifest.jsonl")
@@ -77,10 +87,10 @@ def write_grids(p: Plan) -> list[Path]:
         for control in p.controls:
             control_path = p.out / "controls" / f"{stem}_{control.name}.png"
             if control_path.exists():
-                cells.append(Image.open(control_path))
+                cells.append(_open(control_path))
                 labels.append(control.name)
         for job in jobs:
-            cells.append(Image.open(p.out / job.image))
+            cells.append(_open(p.out / job.image))
             labels.append(f"w={job.weight:g}" if p.settings.sweep else f"k={job.k}")
         rows.append(grid_row(cells, cell, labels))
     sheets = []

@@ -12,8 +12,8 @@ import os
 from contextlib import suppress
 from pathlib import Path
 
+from doge import storage
 from doge.atomic import write_atomic, write_error
-from doge.paths import inside
 
 
 def read(path: Path) -> dict[str, dict]:
@@ -23,15 +23,16 @@ def read(path: Path) -> dict[str, dict]:
     out) is refused in one line naming it: resume, grids and ``doge filter --delete`` act on these names.
     """
     entries: dict[str, dict] = {}
-    if not path.exists():
+    text = storage.read_text_if_exists(path)
+    if text is None:
         return entries
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         try:
             entry = json.loads(line)
         except (json.JSONDecodeError, RecursionError):
             continue
         if isinstance(entry, dict) and "image" in entry:
-            inside(path.parent, entry["image"], f"{path} line {n}")
+            storage.child(path.parent, entry["image"], f"{storage.shown(path)} line {n}")
             entries[entry["image"]] = entry
     return entries
 
@@ -46,6 +47,12 @@ def append(path: Path, entries: list[dict]) -> None:
     if not entries:
         return
     data = _lines(entries)
+    if storage.is_remote(path):
+        # An object store has no append: the whole manifest is put again, after the images it
+        # lists, so the object in place always names complete images only.
+        old = storage.read_text_if_exists(path) or ""
+        storage.put(path, (old + ("\n" if old and not old.endswith("\n") else "") + data).encode("utf-8"))
+        return
     try:
         with open(path, "a+b") as f:
             f.seek(0, os.SEEK_END)

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 import doge
-from doge import pluginmanager
+from doge import pluginmanager, storage
 from doge.atomic import make_dirs, write_error
 from doge.data.images import ImageSet, discover
 from doge.errors import DogeError, finite
@@ -201,8 +201,8 @@ def _check_noise_level(noise_level: int, model: str) -> None:
 def refuse_inside_src(src, folder, option: str = "--out") -> None:
     """What a run writes must not land inside its source folder: the rerun of the same command would
     take those images for sources (a class named after the folder), and so on with every rerun."""
-    src_path, path = Path(src).resolve(), Path(folder).resolve()
-    if path == src_path or src_path in path.parents:
+    if storage.is_inside(folder, src):
+        folder, src = storage.shown(folder), storage.shown(src)
         raise DogeError(
             f"{option} {folder} is inside --src {src}: its images would be sources on the next run; "
             f"put {option} outside {src}"
@@ -211,6 +211,9 @@ def refuse_inside_src(src, folder, option: str = "--out") -> None:
 
 def _check_writable(out: Path, grid: bool = False) -> None:
     """Every folder and file the run writes can be written, before any model loads."""
+    if storage.is_remote(out):
+        storage.check_writable(out)  # a bucket we may not write fails now, not after the first batch
+        return
     for blocker in (out / "manifest.jsonl",):
         if blocker.is_dir():
             raise DogeError(f"cannot write {blocker}: a folder stands where the manifest file goes; move it away")
@@ -402,7 +405,7 @@ def plan(
     if sources is None:
         sources = discover(src, limit=limit, seed=seed)
     check_unique_stems(sources.relative(f) for f in sources.files)
-    out = Path(out)
+    out = storage.location(out)
     if src is not None:
         refuse_inside_src(src, out)
     _check_writable(out, grid)
@@ -485,7 +488,7 @@ def manifest_entry(
     return {
         "image": job.image,
         "run": p.fingerprint,
-        "source": str(source_path),
+        "source": storage.shown(source_path),
         "source_sha256": source_sha,
         "k": job.k,
         "seed": seed,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, cast
 
 from PIL import Image
 
+from doge import storage
 from doge.errors import DogeError
 from doge.gaps.store import registry_for
 from doge.provenance import now_iso
@@ -38,7 +39,7 @@ def preview_png(p, cell: int = PREVIEW_CELL) -> bytes:
         jobs = [j for j in p.jobs if j.source == source and (p.out / j.image).exists()]
         if not jobs:
             continue
-        with Image.open(cast("ImageSet", p.sources).files[source]) as src_image:
+        with storage.open_read(cast("ImageSet", p.sources).files[source]) as f, Image.open(f) as src_image:
             cells = [src_image.convert("RGB")]
         labels = ["source"]
         for job in jobs:
@@ -71,7 +72,7 @@ def make_preview(ref: str, src, *, n: int = 4, registry=None, progress: bool = T
     sources = cast("ImageSet", p.sources)
     settings = {
         "gap": gv.ref,
-        "src": str(Path(src).resolve()),
+        "src": storage.shown(src) if storage.is_remote(src) else str(Path(src).resolve()),
         "sources": [sources.relative(f) for f in sources.files],
         "n": len(sources),
         **asdict(p.settings),

@@ -6,8 +6,11 @@ makes the controls and generates with the per-batch code a local run uses
 alone writes, as results stream in, through the same :class:`~doge.rendering.batch.OutputWriter` as a
 local run: images atomically, then their manifest lines. So the output folder need exist only
 where the driver runs, lines never interleave, and an image whose batch Ray redid after an actor
-died is written once. Sources are read by Ray's workers: on a cluster they must be readable at
-the same path on every node (a shared filesystem), and doge must be installed there.
+died is written once. Sources are read by Ray's workers: on a cluster they must be readable from
+every node, at the same path (a shared filesystem) or, with no shared folder, as a URL on an
+object store (``s3://...``, see :mod:`doge.storage`) whose credentials every node has; the output
+folder is written by the driver alone, so it may be a local folder or a URL too. doge must be
+installed on every node.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ log = logging.getLogger("doge")
 
 # How often Ray restarts an actor that died and redoes its batch before the run fails.
 MAX_RESTARTS = 3
+READ_CPUS = 0.25  # what a task reading sources asks of Ray
 
 
 def run_on_ray(p: Plan, address: str, progress: bool = True) -> list[str]:
@@ -53,6 +57,9 @@ def run_on_ray(p: Plan, address: str, progress: bool = True) -> list[str]:
                 compute=ray.data.ActorPoolStrategy(size=count),
                 max_restarts=MAX_RESTARTS,
                 max_task_retries=MAX_RESTARTS,
+                # one actor per node before two on one: a cluster's nodes all render, and losing
+                # one node costs the fewest actors
+                scheduling_strategy="SPREAD",
                 **resources,
             )
         for batch in results.iter_batches(batch_size=None, batch_format="numpy"):
@@ -159,17 +166,20 @@ def _read_sources(ray, p: Plan):
     by_source: dict[int, list[Job]] = defaultdict(list)
     for job in p.pending:
         by_source[job.source].append(job)
-    paths = {index: str(p.sources.files[index]) for index in by_source}
+    paths = {index: p.sources.files[index] for index in by_source}
 
     def read(row: dict) -> list[dict]:
+        from doge import storage
+
         index = int(row["source"])
-        with open(paths[index], "rb") as f:
-            data = f.read()
+        data = storage.read_bytes(paths[index])  # a failed read is retried by Ray, then fails the run
         return [
             {"source": j.source, "k": j.k, "weight": j.weight, "image": j.image, "data": data} for j in by_source[index]
         ]
 
-    return ray.data.from_items([{"source": index} for index in sorted(by_source)]).flat_map(read)
+    # Reading waits on the network, not the CPU: a quarter of one leaves room beside the actors, also
+    # when a lost node's actors restart on the nodes that are left.
+    return ray.data.from_items([{"source": index} for index in sorted(by_source)]).flat_map(read, num_cpus=READ_CPUS)
 
 
 class _RenderActor:

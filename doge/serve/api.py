@@ -21,7 +21,8 @@ from doge.registry.fsck import check_version
 from doge.registry.labels import parse_labels
 from doge.registry.urls import hide_password, hide_passwords_in
 from doge.serve.auth import TOKEN_ENV, user_of
-from doge.serve.common import SAFE_HEADERS, download, status_for
+from doge.serve.common import SAFE_HEADERS, download, headers_for, status_for
+from doge.serve.guard import json_body
 
 log = logging.getLogger("doge")
 
@@ -31,7 +32,7 @@ def api_json(data, status: int = 200) -> JSONResponse:
 
 
 def api_error(exc: DogeError) -> JSONResponse:
-    return api_json({"error": hide_password(str(exc))}, status=status_for(exc))
+    return JSONResponse({"error": hide_password(str(exc))}, status_code=status_for(exc), headers=headers_for(exc))
 
 
 def gaps(request: Request):
@@ -134,11 +135,9 @@ async def write(request: Request, change: Callable[[dict], object]):
             {"error": f"a write needs 'Authorization: Bearer TOKEN' with a token from {TOKEN_ENV}"}, status=401
         )
     try:
-        body = await request.json()
-    except ValueError:
-        return api_json({"error": "send a JSON object body"}, status=400)
-    if not isinstance(body, dict):
-        return api_json({"error": "send a JSON object body"}, status=400)
+        body = await json_body(request)
+    except DogeError as exc:
+        return api_error(exc)
 
     def run():
         with acting_as(f"{user} (doge serve)"):

@@ -44,11 +44,14 @@ middleware and that state.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -60,6 +63,7 @@ from doge.serve import api, dataset_pages, pages
 from doge.serve.auth import TOKEN_ENV, parse_tokens, tokens_from_env
 from doge.serve.common import SAFE_HEADERS, ref_url
 from doge.serve.datasets import Thumbnails, dataset_names
+from doge.serve.guard import HostAllowList, allowed_hosts
 
 __all__ = ["PER_PAGE", "TOKEN_ENV", "SecurityHeaders", "create_app", "parse_tokens", "ref_url", "tokens_from_env"]
 
@@ -88,12 +92,14 @@ def create_app(
     allow_writes: bool = False,
     tokens: dict[str, str] | None = None,
     per_page: int = PER_PAGE,
+    hosts: Iterable[str] | None = None,
     datasets=(),
     dataset_per_page: int = dataset_pages.PER_PAGE,
 ) -> Starlette:
     """The web application over ``registry``, and over the output folders in ``datasets``. With
     ``allow_writes``, ``tokens`` ({token: user}) may tag, untag, label and mark dataset images;
-    without it every write is refused."""
+    without it every write is refused. ``hosts``: the Host names it answers (default: the loopback
+    names; see :func:`doge.serve.guard.allowed_hosts`), any other is answered 400."""
     if allow_writes and not tokens:
         raise DogeError(f"--allow-writes needs a token: set {TOKEN_ENV}=USER:TOKEN (at least 8 characters)")
     routes = [
@@ -123,7 +129,12 @@ def create_app(
         Route("/api/datasets/{name}/curation", dataset_pages.api_curate, methods=["POST"]),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
+    allowed = frozenset(hosts) if hosts is not None else allowed_hosts()
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(HostAllowList, hosts=allowed), Middleware(SecurityHeaders)],
+        exception_handlers={DogeError: _refused},
+    )
     app.state.registry = registry
     app.state.datasets = dataset_names(datasets)
     app.state.dataset_per_page = dataset_per_page
@@ -132,7 +143,16 @@ def create_app(
     app.state.allow_writes = allow_writes
     app.state.tokens = dict(tokens or {})
     app.state.per_page = per_page
+    app.state.hosts = allowed
     return app
+
+
+def _refused(request: Request, exc: Exception) -> Response:
+    """A DogeError no view caught (a busy registry while rendering, say): its status, not a 500."""
+    assert isinstance(exc, DogeError)
+    if request.url.path.startswith("/api/"):
+        return api.api_error(exc)
+    return pages.error_page(request, exc)
 
 
 class SecurityHeaders:

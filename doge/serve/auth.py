@@ -13,18 +13,30 @@ TOKEN_ENV = "DOGE_SERVE_TOKEN"
 
 
 def parse_tokens(text: str | None) -> dict[str, str]:
-    """``DOGE_SERVE_TOKEN``: ``TOKEN`` or ``USER:TOKEN``, several separated by commas -> {token: user}."""
+    """``DOGE_SERVE_TOKEN``: ``TOKEN`` or ``USER:TOKEN``, several separated by commas -> {token: user}.
+
+    Strict: a token given twice (to one user or two), an empty user name (``:TOKEN``) or a short
+    token is refused, naming the entry, never silently kept for one of them."""
     tokens: dict[str, str] = {}
-    for item in (text or "").split(","):
+    for n, item in enumerate((text or "").split(","), 1):
         item = item.strip()
         if not item:
             continue
         user, sep, token = item.rpartition(":")
         if not sep:
             user, token = "token", item
+        user, token = user.strip(), token.strip()
+        if not user:
+            raise DogeError(f"{TOKEN_ENV}: entry {n} has no user name before its ':'; write USER:TOKEN")
         if len(token) < 8:
-            raise DogeError(f"{TOKEN_ENV}: a token must be at least 8 characters (write USER:TOKEN, comma-separated)")
-        tokens[token] = user or "token"
+            raise DogeError(
+                f"{TOKEN_ENV}: entry {n} ({user}): a token must be at least 8 characters (write USER:TOKEN, comma-separated)"
+            )
+        if token in tokens:
+            raise DogeError(
+                f"{TOKEN_ENV}: entry {n} ({user}) repeats the token of {tokens[token]}; give each user their own token"
+            )
+        tokens[token] = user
     return tokens
 
 

@@ -7,6 +7,9 @@ from urllib.parse import quote
 from starlette.responses import Response
 
 from doge.errors import DogeError, IntegrityError, NotFound
+from doge.registry.database import RegistryBusy
+
+RETRY_AFTER_S = 2  # what a busy registry asks a client to wait
 
 SAFE_HEADERS = {
     # no script runs on these pages, and nothing may frame them
@@ -25,9 +28,16 @@ def status_for(exc: DogeError) -> int:
     """The HTTP status of a refusal: 404 for what is not there, 500 for damage, else 400."""
     if isinstance(exc, NotFound):
         return 404
+    if isinstance(exc, RegistryBusy):
+        return 503
     if isinstance(exc, IntegrityError):
         return 500
     return 400
+
+
+def headers_for(exc: DogeError) -> dict[str, str]:
+    """Extra headers of a refusal: ``Retry-After`` when the registry is busy."""
+    return {"Retry-After": str(RETRY_AFTER_S)} if isinstance(exc, RegistryBusy) else {}
 
 
 def download(data: bytes, filename: str, media_type: str, sha256: str | None = None) -> Response:

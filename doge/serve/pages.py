@@ -14,17 +14,18 @@ from doge.quality.summary import best, compare_rows, summary
 from doge.registry.labels import parse_labels
 from doge.registry.library import library_page
 from doge.registry.urls import hide_passwords_in
-from doge.serve.common import ref_url, status_for
+from doge.serve.common import headers_for, ref_url, status_for
 
 
-def render(request: Request, template: str, status: int = 200, **context) -> HTMLResponse:
+def render(request: Request, template: str, status: int = 200, headers=None, **context) -> HTMLResponse:
     """``template`` rendered with ``context`` (every password in it hidden)."""
     templates = request.app.state.templates
-    return HTMLResponse(templates.get_template(template).render(**hide_passwords_in(context)), status_code=status)
+    html = templates.get_template(template).render(**hide_passwords_in(context))
+    return HTMLResponse(html, status_code=status, headers=headers)
 
 
 def error_page(request: Request, exc: DogeError) -> HTMLResponse:
-    return render(request, "error.html", status=status_for(exc), message=str(exc))
+    return render(request, "error.html", status=status_for(exc), headers=headers_for(exc), message=str(exc))
 
 
 def library(request: Request):

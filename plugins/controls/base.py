@@ -72,15 +72,9 @@ class Control:
         if geometry.pad is None:
             return self.compute(geometry.apply(image, Image.Resampling.LANCZOS), geometry.output_size)
         # Letterboxed: the map is made from the picture alone (bars are no scene), then padded black.
-        left, top, right, bottom = geometry.pad
-        out_w, out_h = geometry.output_size
-        picture = (out_w - left - right, out_h - top - bottom)
-        made = self.compute(image.resize(picture, Image.Resampling.LANCZOS), picture)
-        if made is None:
-            return None
-        canvas = Image.new(made.mode, geometry.output_size, 0)
-        canvas.paste(made, (left, top))
-        return canvas
+        picture = geometry.picture_size()
+        made = self.compute(image.resize(picture, Image.Resampling.LANCZOS, box=geometry.box()), picture)
+        return letterbox(made, geometry) if made is not None else None
 
     def compute(self, image: Image.Image, size: tuple[int, int]) -> Image.Image | None:
         raise NotImplementedError
@@ -162,6 +156,15 @@ class Control:
             return stretch_to_8bit(img).convert("RGB")
         # Palette and grayscale label maps keep their colours through RGB conversion.
         return img.convert("RGB")
+
+
+def letterbox(picture: Image.Image, geometry: Geometry) -> Image.Image:
+    """A map of the picture alone placed on the output with black bars (``pad``), or itself without."""
+    if geometry.pad is None:
+        return picture
+    canvas = Image.new(picture.mode, geometry.output_size, 0)
+    canvas.paste(picture, geometry.pad[:2])
+    return canvas
 
 
 def stretch_to_8bit(img: Image.Image) -> Image.Image:
