@@ -103,7 +103,7 @@ def main() -> None:
         start = time.perf_counter()
         synthetic_run(out, args.images)
         made_s = time.perf_counter() - start
-        client = TestClient(create_app(Registry(home=Path(tmp) / "home"), datasets=[out]))
+        client = TestClient(create_app(Registry(home=Path(tmp) / "home"), datasets=[out]), base_url="http://127.0.0.1")
         rows = []
         pages = max(1, args.images // 48)
         cases = [

@@ -192,7 +192,7 @@ def test_dataset_page_draws_boxes_pages_filters_and_a_rejection_reaches_the_next
     import json
 
     from playwright.sync_api import sync_playwright
-    from test_serve_datasets import augment_coco
+    from test_serve_datasets import augment_coco, expected_box
 
     executable = chromium()
     errors: list[str] = []
@@ -208,16 +208,19 @@ def test_dataset_page_draws_boxes_pages_filters_and_a_rejection_reaches_the_next
             page.wait_for_load_state("networkidle")
             assert page.locator("#matching").inner_text() == "2"
 
-            # The drawn box sits where the source's box [12, 6, 30, 20] lands in the 64 x 64 image:
-            # [8, 6, 20, 20], scaled by the picture's size on the page.
+            # The drawn box sits where the source's box [12, 6, 30, 20] lands in the generated image
+            # (through the geometry its render recorded), scaled by the picture's size on the page.
+            (x, y, w, h), (width, height) = expected_box(
+                dataset_server["out"], page.locator("li.cell").first.get_attribute("data-id")
+            )
             picture = page.locator("li.cell svg image.picture").first.bounding_box()
-            box = page.locator("li.cell svg rect.box").first.bounding_box()
-            scale = picture["width"] / 64
-            assert picture["width"] > 100 and abs(picture["height"] / 64 - scale) < 0.01
-            near = scale * (64 / 128) + 0.5  # the stroke (64/128 image px) may count in the box or not
-            assert abs(box["x"] - (picture["x"] + 8 * scale)) < near
-            assert abs(box["y"] - (picture["y"] + 6 * scale)) < near
-            assert abs(box["width"] - 20 * scale) < 2 * near and abs(box["height"] - 20 * scale) < 2 * near
+            box = page.locator("li.cell svg rect.box[data-category^='<script>']").first.bounding_box()
+            scale = picture["width"] / width
+            assert picture["width"] > 100 and abs(picture["height"] / height - scale) < 0.01
+            near = scale * (max(width, height) / 128) + 0.5  # the stroke may count in the box or not
+            assert abs(box["x"] - (picture["x"] + x * scale)) < near
+            assert abs(box["y"] - (picture["y"] + y * scale)) < near
+            assert abs(box["width"] - w * scale) < 2 * near and abs(box["height"] - h * scale) < 2 * near
             # The thumbnail under it was loaded (pixels, not a broken image): its screenshot is not blank.
             shot = page.screenshot(clip=picture)
             assert len(shot) > 2000

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -60,6 +61,21 @@ def coco_source(root, domains, n=2):
     return root
 
 
+def expected_box(out, doge_id: str, box=(12, 6, 30, 20)) -> tuple:
+    """Where the source box lands in the generated image: the box through the geometry its render
+    recorded (doge.rendering.geometry, not serve's code), and the image's size."""
+    from doge.augmentation.run import default_work
+    from doge.rendering import manifest
+    from doge.rendering.geometry import Geometry
+
+    summary = json.loads((out / "doge-run.json").read_text())
+    work = Path(summary["work_dir"]) if summary.get("work_dir") else default_work(out)
+    slug, image = doge_id.split("/images/", 1)
+    entry = manifest.read(work / slug / "manifest.jsonl")["images/" + image]
+    geometry = Geometry.from_json(entry["geometry"])
+    return tuple(round(v, 2) for v in geometry.map_box(box)), tuple(geometry.output_size)
+
+
 def augment_coco(src, out, home, tiny_model, work=None, **options):
     import doge
 
@@ -89,6 +105,10 @@ def coco_run(tmp_path_factory, gap_home, tiny_model, domains):
     return {"src": src, "out": out, "home": gap_home, "summary": summary}
 
 
+def client_for(app) -> TestClient:
+    return TestClient(app, base_url="http://127.0.0.1")  # a loopback Host: what doge serve answers by default
+
+
 def app_for(home, *datasets, writes=False, per_page=48):
     from doge.registry import Registry
     from doge.serve.app import create_app
@@ -101,17 +121,20 @@ def app_for(home, *datasets, writes=False, per_page=48):
 
 
 def test_the_dataset_page_draws_each_box_where_augment_mapped_it(coco_run):
-    client = TestClient(app_for(coco_run["home"], coco_run["out"]))
+    client = client_for(app_for(coco_run["home"], coco_run["out"]))
     listing = client.get("/datasets").text
     assert 'href="/datasets/aug"' in listing and "coco" in listing
     html = client.get("/datasets/aug").text
     cells = re.findall(r'<li class="cell[^"]*" data-id="([^"]+)" data-index="(\d+)">', html)
     assert len(cells) == 2 and all(key.startswith("real=painting/images/") for key, _ in cells)
-    # Each image's box: the source box [12, 6, 30, 20] through the recorded geometry (x by 2/3).
-    boxes = re.findall(r'<rect class="box" x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="([\d.]+)"', html)
-    assert [tuple(float(v) for v in b) for b in boxes].count((8.0, 6.0, 20.0, 20.0)) == 2
-    assert 'viewBox="0 0 64 64"' in html
-    assert html.count('class="polygon" points="0.00,30.00 32.00,30.00 32.00,60.00 0.00,60.00"') == 2
+    # Each image's box: the source box [12, 6, 30, 20] through the geometry its render recorded.
+    for key, index in cells:
+        (x, y, w, h), (width, height) = expected_box(coco_run["out"], key)
+        cell = html.split(f'data-index="{index}">', 1)[1].split("</li>", 1)[0]
+        assert f'viewBox="0 0 {width} {height}"' in cell
+        drawn = re.findall(r'<rect class="box" x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="([\d.]+)"', cell)
+        assert any(tuple(float(v) for v in b) == pytest.approx((x, y, w, h), abs=0.01) for b in drawn), (drawn, x, y)
+    assert html.count('class="polygon" points=') == 2
     assert html.count('class="overlay"') == 2  # the RLE masks, drawn by the server
     # Labels from the dataset are text, never markup.
     assert "<script>alert" not in html and "&lt;script&gt;alert(&#34;car&#34;)&lt;/script&gt;" in html
@@ -122,13 +145,13 @@ def test_the_dataset_page_draws_each_box_where_augment_mapped_it(coco_run):
         got = client.get(f"/datasets/aug/files/{index}/{what}")
         assert got.status_code == 200 and got.headers["content-type"].startswith("image/"), (what, got.text)
     overlay = Image.open(__import__("io").BytesIO(client.get(f"/datasets/aug/overlays/{index}").content))
-    assert overlay.size == (64, 64) and overlay.getpixel((40, 20))[3] > 0 and overlay.getpixel((2, 60))[3] == 0
+    assert overlay.size == expected_box(coco_run["out"], cells[0][0])[1] and overlay.getextrema()[3][1] > 0
     detail = client.get(f"/datasets/aug/images/{index}").text
-    assert "8.0, 6.0, 20.0, 20.0" in detail and "control map" in detail
+    assert "control map" in detail and "polygon" in detail and "mask (RLE)" in detail
 
 
 def test_filters_paging_summary_and_the_json_api(coco_run):
-    client = TestClient(app_for(coco_run["home"], coco_run["out"], per_page=1))
+    client = client_for(app_for(coco_run["home"], coco_run["out"], per_page=1))
     first = client.get("/datasets/aug").text
     assert 'id="matching">2<' in first and 'page <span id="page">1</span> of 2' in first and 'id="next"' in first
     second = client.get("/datasets/aug", params={"page": 2}).text
@@ -152,7 +175,7 @@ def test_thumbnails_are_made_once_and_keyed_by_the_images_sha(coco_run, tmp_path
     out = tmp_path / "copy"
     shutil.copytree(coco_run["out"], out)
     home = coco_run["home"]
-    client = TestClient(app_for(home, out))
+    client = client_for(app_for(home, out))
     record = client.get("/api/datasets/copy").json()["records"][0]
     path = out / record["file"]
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -182,7 +205,7 @@ def test_no_file_outside_the_dataset_is_served(tmp_path):
     ]
     (out / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (out / "doge-run.json").write_text(json.dumps({"format": "imagefolder", "src_root": str(out / "cat")}))
-    client = TestClient(app_for(tmp_path / "home", out))
+    client = client_for(app_for(tmp_path / "home", out))
     html = client.get("/datasets/out").text
     assert "<b>cat</b>" not in html and "&lt;b&gt;cat&lt;/b&gt;" in html
     secret_bytes = secret.read_bytes()
@@ -215,7 +238,7 @@ def test_a_render_folder_is_served_read_only(tmp_path, gap_home, tiny_model, dom
         registry=reg,
         **FAST,
     )
-    client = TestClient(app_for(gap_home, out, writes=True))
+    client = client_for(app_for(gap_home, out, writes=True))
     api = client.get("/api/datasets/render").json()
     assert api["kind"] == "render" and api["total"] == len(list((out / "images").glob("*.png"))) > 0
     record = api["records"][0]
@@ -236,7 +259,7 @@ def test_a_rejection_drops_the_image_from_the_next_run_and_refills(tmp_path, gap
     first = augment_coco(src, out, gap_home, tiny_model, work=work)
     assert first["generated"] == 2 and first["curation"]["rejected_by_people"] == 0
     app = app_for(gap_home, out, writes=True)
-    client = TestClient(app)
+    client = client_for(app)
     records = client.get("/api/datasets/aug").json()["records"]
     victim = records[0]
     # writes need the token; an unknown id is refused and stores nothing
@@ -279,15 +302,17 @@ def test_parquet_and_webdataset_outputs_are_shown_with_their_labels(fmt, tmp_pat
     src = coco_source(tmp_path / "coco", domains)
     out = tmp_path / "aug"
     augment_coco(src, out, gap_home, tiny_model, output_format=fmt)
-    client = TestClient(app_for(gap_home, out))
+    client = client_for(app_for(gap_home, out))
     api = client.get("/api/datasets/aug").json()
     assert api["kind"] == fmt and api["total"] == 2
     for record in api["records"]:
-        assert record["label"] == "road" and record["w"] == 64
+        assert record["label"] == "road" and (record["w"], record["h"]) == expected_box(out, record["id"])[1]
         if fmt == "parquet":  # the COCO objects travel in the rows: the box lands where augment mapped it
-            assert [b["x"] for b in record["boxes"]].count(8.0) == 1 and HOSTILE in record["labels"]
+            box = expected_box(out, record["id"])[0]
+            drawn = [(b["x"], b["y"], b["w"], b["h"]) for b in record["boxes"]]
+            assert any(d == pytest.approx(box, abs=0.01) for d in drawn) and HOSTILE in record["labels"]
         thumb = client.get(f"/datasets/aug/thumbs/{record['index']}")
         image = client.get(f"/datasets/aug/files/{record['index']}/image")
         assert thumb.status_code == 200 and image.status_code == 200
-        assert Image.open(__import__("io").BytesIO(image.content)).size == (64, 64)
+        assert Image.open(__import__("io").BytesIO(image.content)).size == (record["w"], record["h"])
     assert list(out.glob("contact-sheet-road-*.png"))
