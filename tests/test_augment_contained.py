@@ -541,3 +541,62 @@ def test_the_sentinel_tree_is_untouched(run, tmp_path):
     assert after == before and snapshot(src) == src_before
     assert sorted(r["doge_k"] for r in metadata(out) if r["doge_generated"]) == [0, 0]
     assert len(list(out.rglob("*_1.png"))) == 0  # the images of the first budget are gone
+
+
+def test_a_fifo_named_like_an_image_is_skipped_not_read(tmp_path):
+    from doge.augmentation.inputs import read_dataset
+
+    src = tmp_path / "src"
+    picture(src / "cat" / "a.png")
+    os.mkfifo(src / "cat" / "pipe.png")  # reading it would block forever
+    dataset = read_dataset(src)
+    assert [s.rel for s in dataset.sources] == ["cat/a.png"]
+    assert dataset.skipped == [
+        {"file": "cat/pipe.png", "label": "cat", "reason": "not a regular file (a FIFO, a device)"}
+    ]
+
+
+def test_parquet_keeps_coco_categories_that_share_a_name_apart(run, tmp_path):
+    import datasets
+
+    src = tmp_path / "src"
+    picture(src / "a.png", size=(64, 64))
+    anns = [
+        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [4, 4, 10, 10]},
+        {"id": 2, "image_id": 1, "category_id": 2, "bbox": [20, 20, 10, 10]},
+    ]
+    doc = {"images": [{"id": 1, "file_name": "a.png"}], "annotations": anns}
+    doc["categories"] = [{"id": 1, "name": "car"}, {"id": 2, "name": "car"}]
+    (tmp_path / "ann.json").write_text(json.dumps(doc))
+    out = tmp_path / "out"
+    run(src, out, annotations=tmp_path / "ann.json", output_format="parquet", ratio=1)
+    ds = datasets.load_dataset("parquet", data_dir=str(out), split="train")
+    assert ds.features["objects"]["category"].feature.names == ["car (id 1)", "car (id 2)"]
+    assert ds[0]["objects"]["category"] == [0, 1]
+
+
+@pytest.mark.parametrize("own", ["metadata.jsonl", "README.md"])
+def test_outs_own_files_symlinked_out_are_refused_not_read_or_replaced(run, tmp_path, own):
+    src = tmp_path / "src"
+    picture(src / "cat" / "a.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text('{"file_name": "cat/a_0.png"}\n')
+    (out / own).symlink_to(victim)
+    with pytest.raises(DogeError, match=own.replace(".", r"\.")):
+        run(src, out, per_class=1)
+    assert victim.read_text() == '{"file_name": "cat/a_0.png"}\n' and (out / own).is_symlink()
+
+
+@pytest.mark.parametrize("inner", ["src", "masks"])
+def test_an_out_that_holds_src_or_masks_is_refused(home, tmp_path, inner):
+    import doge
+
+    out = tmp_path / "data"
+    src = (out if inner == "src" else tmp_path) / "src"
+    masks = (out if inner == "masks" else tmp_path) / "masks"
+    picture(src / "a.png")
+    picture(masks / "a.png")
+    with pytest.raises(DogeError, match=("SRC" if inner == "src" else "--masks") + " .* lies inside --out"):
+        doge.augment(src, ["real->painting"], out, home=home, masks=masks, per_class=1, dry_run=True)

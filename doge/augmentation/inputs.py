@@ -100,7 +100,7 @@ def drop_undecodable(dataset: Dataset) -> None:
     for source in dataset.sources:
         # one after another: decode_image turns PIL's bomb warning into an error with
         # warnings.catch_warnings, which is not thread-safe
-        reason = decode_image(source.path)[1]
+        reason = decode_image(source.path)[1] if source.path.is_file() else "not a regular file (a FIFO, a device)"
         if reason is not None:
             dataset.skipped.append({"file": source.rel, "label": source.label, "reason": reason})
         else:

@@ -97,6 +97,8 @@ def check_names(dataset: Dataset, folders: dict[str, str], with_sources: str) ->
 def check_out(out: Path, folders: dict[str, str], annotations_name: str = "annotations.json") -> None:
     """Before anything renders: every name an existing OUT lists (metadata, COCO file, shards) and every
     folder this run writes to stays inside OUT, symlinks followed; else one line naming the entry."""
+    for own in ("metadata.jsonl", "README.md", annotations_name, ".doge-parquet.part"):
+        storage.child(out, own, f"{out}: its own file")  # never read or replaced through a symlink leading out
     old = out / "metadata.jsonl"
     if old.is_file():
         for where, row in _jsonl(old):
@@ -368,7 +370,8 @@ def parquet_features(dataset: Dataset):
       ``doge_class_folder``: strings;
     - COCO input only, ``objects``, COCO-style, one list entry per annotation: ``id`` (int64),
       ``bbox`` ([x, y, width, height] float32, in the image's pixels), ``category``
-      (``ClassLabel`` of the COCO category names, in category-id order), ``area`` (float32),
+      (``ClassLabel`` of the COCO category names in the file's category order, a name two
+      categories share written ``name (id N)``), ``area`` (float32),
       ``iscrowd`` (int8), ``polygons`` (a list of [x1, y1, x2, y2, ...] float32 lists; empty for an
       RLE), ``rle`` (``{"size": [height, width], "counts": compressed COCO RLE string}``; size
       empty and counts "" for polygons or a box);
@@ -377,7 +380,10 @@ def parquet_features(dataset: Dataset):
       ``doge_source_sha256``, ``doge_gaps``, ``doge_gap_sha256`` strings, ``doge_edit_weight``,
       ``doge_target_score``, ``doge_source_similarity`` float64, ``doge_k``, ``doge_seed`` int64.
     """
-    from datasets import ClassLabel, Features, Image, List, Value
+    try:
+        from datasets import ClassLabel, Features, Image, List, Value
+    except ImportError:
+        raise DogeError("--format parquet needs the datasets package: pip install 'doge[parquet]'") from None
 
     columns = {
         "image": Image(),
@@ -386,7 +392,7 @@ def parquet_features(dataset: Dataset):
         "doge_class_folder": Value("string"),
     }
     if dataset.kind == "coco":
-        names = [str(c["name"]) for c in coco_categories(dataset)]
+        names = category_names(dataset)
         columns["objects"] = {
             "id": List(Value("int64")),
             "bbox": List(List(Value("float32"), length=4)),
@@ -416,6 +422,14 @@ def parquet_features(dataset: Dataset):
     return Features(columns)
 
 
+def category_names(dataset: Dataset) -> list[str]:
+    """The COCO categories' names for a ClassLabel, in category order; a name that two categories
+    share (COCO allows it, a ClassLabel does not) is written ``name (id N)`` for each of them."""
+    categories = coco_categories(dataset)
+    names = [str(c["name"]) for c in categories]
+    return [n if names.count(n) == 1 else f"{n} (id {c['id']})" for n, c in zip(names, categories)]
+
+
 def _objects(dataset: Dataset, anns: list[dict]) -> dict:
     index = {c["id"]: i for i, c in enumerate(coco_categories(dataset))}
     objects: dict[str, list] = {k: [] for k in ("id", "bbox", "category", "area", "iscrowd", "polygons", "rle")}
@@ -439,12 +453,9 @@ def write_parquet(out: Path, dataset: Dataset, items: list[Item], shard_size: in
     """``OUT/data/train-00000-of-0000N.parquet``: rows typed by :func:`parquet_features`, written by
     ``datasets`` (so its schema metadata carries the features), a shard closed at ``shard_size`` bytes
     of image data. ``load_dataset("parquet", data_dir=OUT)`` reads it with ``label`` a ClassLabel."""
-    try:
-        import datasets
-    except ImportError:
-        raise DogeError("--format parquet needs the datasets package: pip install 'doge[parquet]'") from None
+    features = parquet_features(dataset)  # first: it says so in one line when datasets is missing
+    import datasets
 
-    features = parquet_features(dataset)
     cat_ids = {c["name"]: c["id"] for c in coco_categories(dataset)}
     _unique(items, "file", "the file")
     remote = storage.is_remote(out)  # there: shards are made in a local temp folder, then put whole
@@ -453,6 +464,8 @@ def write_parquet(out: Path, dataset: Dataset, items: list[Item], shard_size: in
         if remote
         else storage.child(out, ".doge-parquet.part", f"{out}: the staging folder")
     )
+    if not remote and staging.is_symlink():
+        staging.unlink()
     shutil.rmtree(staging, ignore_errors=True)
     make_dirs(staging)
     shards: list[Path] = []

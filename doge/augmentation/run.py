@@ -31,6 +31,7 @@ from doge.augmentation.outputs import (
     Item,
     check_names,
     check_out,
+    parquet_features,
     source_stem,
     write_coco,
     write_imagefolder,
@@ -154,13 +155,20 @@ def augment(
         cache=(storage.location(work) if work else default_work(out)) / "hf-sources",
     )
     refuse_inside_src(dataset.root, out)
+    for given, folder in (("SRC", dataset.root), ("--masks", dataset.masks)):
+        if folder is not None and storage.is_inside(folder, out):
+            raise DogeError(
+                f"{given} {storage.shown(folder)} lies inside --out {storage.shown(out)}: augment would write its classes among your "
+                f"images and clean up there on a rerun; put --out beside {given}"
+            )
     check_unique_stems(source.rel for source in dataset.sources)
     refuse_inside_src(dataset.root, storage.location(work) if work else default_work(out), "--work")
     folders = class_folders(dataset.classes)
     check_names(dataset, folders, with_sources)
-    check_out(
-        out, folders, annotations_name
-    )  # an earlier OUT's names, and the folders this run writes to, stay inside OUT
+    # an earlier OUT's names, and the folders this run writes to, stay inside OUT
+    check_out(out, folders, annotations_name)
+    if output_format == "parquet":
+        parquet_features(dataset)  # its schema (and datasets itself) before anything renders
     by_class = dataset.by_class()
     targets = class_targets(by_class, per_class=per_class, ratio=ratio, balance=balance, count=count)
     slots = allocate(by_class, targets, len(groups), spread)
