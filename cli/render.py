@@ -83,8 +83,8 @@ _RECIPE_SETTINGS = ("edit_weight", "steps", "guidance", "negative_prompt", "size
 @click.option(
     "--canny-maps",
     type=click.Choice(["auto", "paper"]),
-    help="auto (default): edges found at the output resolution with about the paper's density; "
-    "paper: the paper's construction (224-px CLIP crop, Canny, Lanczos up; use with --fit crop).",
+    help="auto (default): the paper's edges, placed at the output resolution (none where the paper's map has none); "
+    "paper: the paper's map exactly (224-px CLIP crop, normalised and stretched, Canny, Lanczos up; with --fit crop).",
 )
 @click.option("--depth-model", help="Depth estimator for --control depth (default Intel/dpt-hybrid-midas).")
 @click.option(
@@ -120,7 +120,8 @@ _RECIPE_SETTINGS = ("edit_weight", "steps", "guidance", "negative_prompt", "size
     type=click.Choice(FITS),
     default="keep",
     show_default=True,
-    help="keep: the source's aspect ratio, nothing cut (detection/segmentation labels carry over); "
+    help="keep: the source's aspect ratio within 1% at sides that are multiples of 64, a small remainder "
+    "cropped or letterboxed (labels carry over); "
     "crop: centre square, the paper's recipe; pad: letterboxed square.",
 )
 @click.option(

@@ -7,8 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "docs" / "_ext"))  # doge_docs: directives drawing on doge's own data
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "_ext"))  # doge_docs: directives drawing on doge's own data
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 # The CLI reference documents the whole application, built-in commands added through the

@@ -9,7 +9,10 @@ removes them.
 ``gc`` is safe beside a create running at the same time: a create writes its blob first and its
 row after, in one transaction that holds the blob's lock (the write lock on SQLite, an advisory
 lock on PostgreSQL). gc leaves alone every blob younger than a grace age, and removes an older
-one only under that same lock after counting again that no row uses it.
+one only under that same lock after counting again that no row uses it. The temp file of a write
+in progress (``.<blob>.*.part``, renamed into place when whole) is never collected: gc removes
+such files only once they are :data:`LEFTOVER_MIN_AGE_S` old, whatever ``--grace`` says, since
+no write takes that long.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from .registry import Registry
 from .urls import hide_password
 
 GRACE_S = 3600.0  # gc keeps unreferenced blobs younger than this: a create may be about to commit its row
+LEFTOVER_MIN_AGE_S = 600.0  # a temp file younger than this may be a write in progress: never collected
 
 # kinds of damage
 MISSING = "missing-blob"
@@ -173,8 +177,9 @@ def gc(registry: Registry, *, dry_run: bool = False, grace_s: float = GRACE_S) -
             elif dry_run or collect(sha):
                 removed.append(entry)
     leftovers = []
+    leftover_age = max(grace_s, LEFTOVER_MIN_AGE_S)  # --grace 0 does not lower it: a write may be in flight
     for path, age in registry.blobs.leftovers():
-        if age >= grace_s:
+        if age >= leftover_age:
             if not dry_run:
                 path.unlink(missing_ok=True)
             leftovers.append({"where": str(path), "age_s": _round(age)})

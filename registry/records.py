@@ -377,6 +377,7 @@ DATASET_SETTINGS = obj(  # doge augment's record of a dataset it made with the v
     required=("out",),
 )
 DATASET = _attachment("dataset", DATASET_SETTINGS)
+ATTACHMENTS = {"preview": PREVIEW, "plot": PLOT, "dataset": DATASET}
 
 VERSION = obj(
     {
@@ -440,9 +441,10 @@ SCHEMAS: dict[str, Check] = {
 
 
 def attachment_kind(record) -> str:
-    """``preview``, ``plot`` or ``dataset``: the schema an attachment record passes (``preview`` when unknown)."""
+    """The schema an attachment record passes: its kind's (``preview`` when the kind is unknown,
+    whose schema then refuses it)."""
     kind = record.get("kind") if isinstance(record, dict) else None
-    return kind if kind in ("plot", "dataset") else "preview"
+    return kind if isinstance(kind, str) and kind in ATTACHMENTS else "preview"
 
 
 # -- using them --------------------------------------------------------------------------------

@@ -600,3 +600,13 @@ def test_an_out_that_holds_src_or_masks_is_refused(home, tmp_path, inner):
     picture(masks / "a.png")
     with pytest.raises(DogeError, match=("SRC" if inner == "src" else "--masks") + " .* lies inside --out"):
         doge.augment(src, ["real->painting"], out, home=home, masks=masks, per_class=1, dry_run=True)
+
+
+@pytest.mark.parametrize("fmt", ["imagefolder", "webdataset"])
+def test_sources_whose_names_differ_in_case_both_travel(run, tmp_path, fmt):
+    src = tmp_path / "src"
+    picture(src / "cat" / "Ab.png")
+    picture(src / "cat" / "ab.png", seed=1)
+    out = tmp_path / "out"
+    summary = run(src, out, per_class=2, with_sources="copy", output_format=fmt)
+    assert summary["images"] == 4

@@ -204,3 +204,13 @@ def test_home_and_reference_pages_render_with_their_navigation_in_chromium(site)
         finally:
             browser.close()
     assert errors == []
+
+
+def test_the_readme_is_short_and_its_links_into_the_site_resolve():
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 200
+    assert readme.index("make demo") < readme.index("make test") < readme.index("## ")  # the two commands first
+    links = re.findall(r"\]\(([^)#:]+\.md)(?:#[^)]*)?\)", readme)
+    assert any(link.startswith("docs/") for link in links)
+    broken = [link for link in links if not (ROOT / link).is_file()]
+    assert not broken, f"README links to files that do not exist: {broken}"

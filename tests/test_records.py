@@ -271,6 +271,9 @@ def test_serve_shows_damaged_records_and_never_answers_500(damaged):
             "/api/gaps/real-%3Epainting@v1/attachments",
             "/api/gaps/real-%3Epainting@v1/safetensors",
             "/api/gaps/real-%3Epainting@v1/bundle",
+            "/api/gaps/real-%3Epainting@v2/bundle",
+            *(f"/api/gaps/real-%3Epainting@v1/attachments/{a['id']}" for a in damaged.attachments(REF)),
+            "/static/style.css",
         ]
     }
     assert {p: r.status_code for p, r in answers.items() if r.status_code >= 500} == {}

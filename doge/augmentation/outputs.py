@@ -179,11 +179,13 @@ def doge_columns(item: Item) -> dict:
 
 
 def _unique(items: list[Item], attr: str, what: str) -> None:
-    """The writers' last guard: two items with one name (case ignored) are refused, not overwritten."""
+    """The writers' last guard: two items with one name are refused, not overwritten. Exact names: two
+    sources whose names differ in case already lie side by side in the user's dataset (class folders,
+    which doge names, are apart case-folded too)."""
     seen: dict[str, Item] = {}
     for item in items:
         name = getattr(item, attr)
-        key = name.casefold()
+        key = name
         if key in seen:
             raise DogeError(
                 f"{seen[key].source.rel} and {item.source.rel} would both be written as {what} {name!r}: "

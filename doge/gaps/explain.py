@@ -83,10 +83,17 @@ def embed_vocabulary(
     if path.is_file():
         try:
             cached = load(path.read_bytes())["embeddings"]
-            if cached.shape == (len(words), text_encoder.dim):
-                return cached
         except Exception:  # a damaged cache file is rebuilt, never trusted
-            log.warning("ignoring the damaged vocabulary cache %s", path)
+            cached = None
+        # only what this code writes is used: float32, the expected shape, every value finite
+        if (
+            cached is not None
+            and cached.dtype == torch.float32
+            and tuple(cached.shape) == (len(words), text_encoder.dim)
+            and bool(torch.isfinite(cached).all())
+        ):
+            return cached
+        log.warning("ignoring the damaged vocabulary cache %s (recomputing it)", path)
     texts = [template.replace("{}", w) for w in words]
     embeddings = text_encoder.encode(texts, progress=progress, desc="vocabulary").float().contiguous()
     write_atomic(

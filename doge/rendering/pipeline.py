@@ -317,21 +317,22 @@ class StableUnCLIPControlNetImg2ImgPipeline(StableUnCLIPImg2ImgPipeline):
         callback_on_step_end_tensor_inputs: list[str] | None = None,
     ) -> ImagePipelineOutput | tuple:
         """Generate from CLIP image embeddings (given, or encoded from `image`), optionally under
-        ControlNet control. Arguments as `StableUnCLIPImg2ImgPipeline.__call__`, plus:
+        ControlNet control. Arguments as `StableUnCLIPImg2ImgPipeline.__call__`, plus the following.
 
-        control_image: image(s) for the ControlNet (PIL, array, tensor, or a list of one per
-            source); with several nets, a list with one such entry per net.
-        controlnet_conditioning_scale: how strongly each net's residuals are added (float or one per net).
-        control_guidance_start / control_guidance_end: the fraction of the steps during which
-            each net acts (float or one per net); end 0 means the net never acts.
-        guess_mode: run the nets on the conditional half only and scale their residuals from
-            0.1 (shallow) to 1 (deep), as diffusers' ControlNet pipelines do.
-        callback_on_step_end: called after each step as ``f(pipe, i, t, tensors)`` with the tensors
-            named in `callback_on_step_end_tensor_inputs` (default ``["latents"]``; any of
-            `_callback_tensor_inputs`: ``latents``, ``prompt_embeds``, ``image_embeds``, the last two
-            with the unconditional half first under guidance); returns a dict that may replace
-            them. A diffusers `PipelineCallback` brings its own tensor inputs. Setting
-            ``pipe._interrupt = True`` in it skips the remaining steps, as in diffusers.
+        Args:
+            control_image: image(s) for the ControlNet (PIL, array, tensor, or a list of one per
+                source); with several nets, a list with one such entry per net.
+            controlnet_conditioning_scale: how strongly each net's residuals are added (float or one per net).
+            control_guidance_start: with control_guidance_end, the fraction of the steps during
+                which each net acts (float or one per net); end 0 means the net never acts.
+            guess_mode: run the nets on the conditional half only and scale their residuals from
+                0.1 (shallow) to 1 (deep), as diffusers' ControlNet pipelines do.
+            callback_on_step_end: called after each step as ``f(pipe, i, t, tensors)`` with the tensors
+                named in `callback_on_step_end_tensor_inputs` (default ``["latents"]``; any of
+                `_callback_tensor_inputs`: ``latents``, ``prompt_embeds``, ``image_embeds``, the last two
+                with the unconditional half first under guidance); returns a dict that may replace
+                them. A diffusers `PipelineCallback` brings its own tensor inputs. Setting
+                ``pipe._interrupt = True`` in it skips the remaining steps, as in diffusers.
         """
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
