@@ -160,7 +160,7 @@ def tiny_model(work: Path) -> Path:
     path = work / "tiny-unclip"
     if not (path / "model_index.json").exists():
         subprocess.run(
-            [PYTHON, "-c", f"from doge.tiny import build_tiny_unclip; build_tiny_unclip({str(path)!r})"],
+            [PYTHON, "-c", f"from doge.testing import build_tiny_unclip; build_tiny_unclip({str(path)!r})"],
             check=True,
             env={**os.environ, "HF_HUB_OFFLINE": "1"},
         )

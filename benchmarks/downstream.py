@@ -180,7 +180,7 @@ def main() -> None:
     src_x, src_y = xy(emb["source"])
     rendered = {}
     if args.model:
-        from doge.tiny import is_tiny_model
+        from doge.hub import is_tiny_model
 
         if is_tiny_model(args.model):
             print("NOTE: --model is doge's random tiny test model: its images are noise; the numbers mean nothing")

@@ -30,7 +30,7 @@ def main() -> None:
 
     from doge.data.text import build_text_encoder
     from doge.gaps.explain import embed_vocabulary, rank_words, vocabulary
-    from doge.tiny import build_tiny_unclip
+    from doge.testing import build_tiny_unclip
 
     work = Path(tempfile.mkdtemp(prefix="doge-bench-explain-"))
     try:

@@ -117,7 +117,7 @@ def _parse():
 
 
 def _tiny(work: Path) -> tuple[Path, Path]:
-    from doge.tiny import build_tiny_unclip
+    from doge.testing import build_tiny_unclip
 
     model = build_tiny_unclip(work / "tiny-unclip")
     return model, model / "controlnet"
@@ -176,7 +176,7 @@ def _tokenizer():
     """A small byte-level BPE tokenizer: prompts here are empty, and speed does not depend on the vocabulary."""
     from transformers import CLIPTokenizer
 
-    from doge.tiny import write_tokenizer_files
+    from doge.testing import write_tokenizer_files
 
     with tempfile.TemporaryDirectory() as tmp:
         write_tokenizer_files(Path(tmp))

@@ -6,7 +6,8 @@ import re
 
 import click
 
-from doge.cli.context import control_options, echo_json, echo_table, pass_settings
+from doge.cli.context import echo_json, echo_table
+from doge.cli.options import json_option, render_settings_options, runtime_options
 
 _UNITS = {"": 1, "B": 1, "K": 10**3, "KB": 10**3, "M": 10**6, "MB": 10**6, "G": 10**9, "GB": 10**9}
 
@@ -61,7 +62,6 @@ def _bytes(ctx, param, value):
 @click.option("--balance", is_flag=True, help="Fill every class up to the largest one.")
 @click.option("--count", type=int, help="N new images in all, split evenly between classes.")
 @click.option("--weights", help="Edit weights to spread over the images, e.g. 1.0,1.5,2.0.")
-@click.option("--edit-weight", default=1.5, show_default=True, help="Edit weight when --weights is not given.")
 @click.option("--filter", "use_filter", is_flag=True, help="Score images as `doge filter` does; replace rejects.")
 @click.option("--min-target-score", default=0.5, show_default=True, help="Filter: least target-domain score.")
 @click.option("--min-source-similarity", type=float, help="Filter: least cosine to the source image.")
@@ -78,63 +78,26 @@ def _bytes(ctx, param, value):
 @click.option(
     "--shard-size", default="1GB", callback=_bytes, show_default=True, help="webdataset, parquet: bytes a shard."
 )
-@click.option("--model", envvar="DOGE_MODEL", help="Stable unCLIP model: HF id or local folder.")
-@click.option(
-    "--control",
-    "controls",
-    multiple=True,
-    metavar="NAME",
-    help="Control mode (canny, depth, hed, seg, none; repeatable).",
-)
-@click.option(
-    "--control-option",
-    "control_option_texts",
-    multiple=True,
-    metavar="NAME.KEY=VALUE",
-    help="An option of a control (repeatable), e.g. canny.low=50; as doge render takes it.",
-)
-@click.option(
-    "--seg-labels",
-    metavar="cityscapes|gta5|synthia|ade20k|FILE.json",
-    help="--masks hold this dataset's label IDs: the seg control draws them in ADE20K colours.",
-)
-@click.option("--controlnet", "controlnets", multiple=True, metavar="[CONTROL=]ID_OR_DIR")
-@click.option("--steps", default=20, show_default=True, type=click.IntRange(min=1))
-@click.option("--guidance", default=5.0, show_default=True)
-@click.option("--prompt", default="")
-@click.option(
-    "--fit",
-    type=click.Choice(["keep", "crop", "pad"]),
-    default="keep",
-    show_default=True,
-    help="How an output lies over its source: keep its aspect, crop a centre square, or pad to a square.",
-)
-@click.option("--size", default=768, show_default=True, help="Output width and height in pixels.")
-@click.option("--seed", default=42, show_default=True, help="Run seed; each image's seed derives from it.")
-@click.option("--batch-size", default=4, show_default=True, type=click.IntRange(min=1))
-@click.option("--device", default="auto", show_default=True)
-@click.option("--dtype", default="auto", show_default=True)
 @click.option("--work", type=click.Path(file_okay=False), help="Render work area (default: .OUT.doge-work beside OUT).")
 @click.option("--dry-run", is_flag=True, help="Print the plan (counts per class and gap); load no model.")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]")
-@click.option("--json", "as_json", is_flag=True, help="Print the JSON summary.")
-@pass_settings
-def augment(
-    settings,
-    src,
-    gaps,
-    out,
-    use_filter,
-    ref_src,
-    ref_tgt,
-    controls,
-    controlnets,
-    control_option_texts,
-    seg_labels,
-    ray_address,
-    as_json,
-    **kw,
-):
+@render_settings_options(
+    "model",
+    "edit_weight",
+    "steps",
+    "guidance",
+    "prompt",
+    "controls",
+    "controlnets",
+    "control_option",
+    "seg_labels",
+    "size",
+    "fit",
+    "seed",
+)
+@runtime_options("device", "dtype", "batch_size")
+@json_option("Print the JSON summary.")
+def augment(src, gaps, out, use_filter, ref_src, ref_tgt, ray_address, render, runtime, as_json, **kw):
     """Augment the labelled training set SRC with images moved along the gap(s).
 
     SRC is class folders, an imagefolder (metadata.jsonl/csv), with --annotations COCO, or a Hugging
@@ -151,12 +114,9 @@ def augment(
         filter=use_filter,
         filter_src=ref_src,
         filter_tgt=ref_tgt,
-        controls=list(controls) or None,
-        controlnets=list(controlnets) or None,
-        control_options=control_options(control_option_texts, {"seg": {"labels": seg_labels}}),
         ray=ray_address,
-        registry=settings.registry(),
-        progress=not settings.quiet,
+        settings=render,
+        runtime=runtime,
         **kw,
     )
     if as_json:

@@ -19,10 +19,14 @@ class Settings:
     blob_store: str | None = None
 
     def registry(self, **options):
-        """The registry these settings name; ``options`` go to :class:`doge.registry.Registry`."""
+        """The registry these settings name, connected to the plugins' ``gap_event`` hook; ``options``
+        go to :class:`doge.registry.Registry`."""
+        from doge.pluginmanager import forward_gap_events
         from doge.registry import Registry
 
-        return Registry(home=self.home, url=self.registry_url, blob_store=self.blob_store, **options)
+        return forward_gap_events(
+            Registry(home=self.home, url=self.registry_url, blob_store=self.blob_store, **options)
+        )
 
 
 pass_settings = click.make_pass_decorator(Settings)
@@ -110,19 +114,3 @@ def control_options(texts, aliases: dict[str, dict]) -> dict[str, dict]:
             )
         merged.setdefault(name, {}).update(parsed)
     return {name: given for name, given in merged.items() if given}
-
-
-def encoding_options(f):
-    """--model, --batch-size, --workers and --device of the commands that encode images (eval, filter)."""
-    for option in reversed(
-        [
-            click.option("--model", help="Model of the gap's encoder (default: the one in its provenance)."),
-            click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1)),
-            click.option(
-                "--workers", type=click.IntRange(min=0), help="Decoding worker processes (default: automatic)."
-            ),
-            click.option("--device", default="auto", show_default=True, help="cuda, mps, cpu or auto."),
-        ]
-    ):
-        f = option(f)
-    return f

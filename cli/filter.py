@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from doge.cli.context import echo_json, encoding_options, pass_settings
+from doge.cli.context import echo_json, pass_settings
+from doge.cli.options import encoding_options, json_option
 
 
 @click.command("filter")
@@ -26,7 +27,7 @@ from doge.cli.context import echo_json, encoding_options, pass_settings
 )
 @click.option("--delete", is_flag=True, help="Delete rejected image files too (their manifest lines stay).")
 @encoding_options
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@json_option("Print the summary as JSON.")
 @pass_settings
 def filter_(
     settings,

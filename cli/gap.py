@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import click
 
 from doge.cli.context import echo_json, echo_table, key_values, pass_settings
 from doge.cli.gap_eval import compare, eval_
+from doge.cli.options import (
+    batch_size_option,
+    device_option,
+    json_option,
+    model_option,
+    render_settings_options,
+    runtime_options,
+    seed_option,
+    workers_option,
+)
 
 LIST_LIMIT = 100  # what a person reads in `doge gap list`; --all or --limit for more
 
@@ -39,7 +50,7 @@ gap.add_command(compare)
     "--text-model",
     help="CLIP text tower for --src-text/--tgt-text (default: the one aligned with --model's image encoder).",
 )
-@click.option("--model", envvar="DOGE_MODEL", help="HF id or local folder of the encoder's model.")
+@model_option("HF id or local folder of the encoder's model.")
 @click.option("--encoder", default="clip", show_default=True, help="Encoder plugin.")
 @click.option("--estimator", default="mean", show_default=True, help="Gap estimator plugin.")
 @click.option(
@@ -53,12 +64,12 @@ gap.add_command(compare)
     "--src-limit", type=click.IntRange(min=1), help="At most this many source images (drawn evenly across classes)."
 )
 @click.option("--tgt-limit", type=click.IntRange(min=1), help="At most this many target images.")
-@click.option("--seed", default=0, show_default=True, help="Seed for sampling images.")
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
-@click.option("--workers", type=click.IntRange(min=0), help="Decoding worker processes (default: automatic).")
-@click.option("--device", default="auto", show_default=True, help="cuda, mps, cpu or auto.")
+@seed_option(0, "Seed for sampling images.")
+@batch_size_option(32)
+@workers_option()
+@device_option()
 @click.option("--description", default="", help="Free text stored with the version.")
-@click.option("--json", "as_json", is_flag=True, help="Print the stored version as JSON.")
+@json_option("Print the stored version as JSON.")
 @pass_settings
 def create(
     settings,
@@ -175,8 +186,8 @@ def _side_words(side: dict, which: str) -> str:
     help="Rank by the raw cosine (the paper's way) instead of after taking away the vocabulary's common direction.",
 )
 @click.option("--store", is_flag=True, help="Keep the top words on the version as explain.* labels (gap show).")
-@click.option("--device", default="auto", show_default=True, help="cuda, mps, cpu or auto.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@device_option()
+@json_option()
 @pass_settings
 def explain(
     settings, ref, text_model, template, words, no_phrases, extra_words, top, no_center, store, device, as_json
@@ -239,7 +250,7 @@ def explain(
     help=f"At most this many versions (default: {LIST_LIMIT} in the table, all with --json).",
 )
 @click.option("--all", "show_all", is_flag=True, help="Every version, however many.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (one version a line).")
+@json_option("Machine-readable output (one version a line).")
 @pass_settings
 def list_(settings, name, where, search, remote_name, limit, show_all, as_json):
     """List gap versions (all, or the versions of NAME)."""
@@ -282,7 +293,7 @@ def list_(settings, name, where, search, remote_name, limit, show_all, as_json):
 
 @gap.command()
 @click.argument("ref")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @pass_settings
 def show(settings, ref, as_json):
     """Show one gap version and its provenance."""
@@ -346,42 +357,13 @@ def preview_summary(p: dict) -> str:
     "-n", "count", default=4, show_default=True, type=click.IntRange(min=1), help="Source images in the grid."
 )
 @click.option("--rm", "remove", type=int, metavar="ID", help="Remove preview ID (see 'doge gap show') instead.")
-@click.option("--model", envvar="DOGE_MODEL", help="Stable unCLIP model: HF id or local folder.")
-@click.option("--edit-weight", default=1.5, show_default=True, help="How far to move along the gap.")
-@click.option("--steps", default=20, show_default=True, type=click.IntRange(min=1))
-@click.option("--guidance", default=5.0, show_default=True, help="Classifier-free guidance scale.")
-@click.option("--prompt", default="", help="Optional text prompt.")
-@click.option("--control", "controls", multiple=True, metavar="NAME", help="Control mode (repeatable). Default: canny.")
-@click.option("--controlnet", "controlnets", multiple=True, metavar="[CONTROL=]ID_OR_DIR", help="ControlNet to use.")
-@click.option("--size", default=768, show_default=True, help="Render size in pixels (the grid shows thumbnails).")
-@click.option(
-    "--seed", default=42, show_default=True, help="Run seed; each image's seed derives from it and its source."
+@render_settings_options(
+    "model", "edit_weight", "steps", "guidance", "prompt", "controls", "controlnets", "size", "seed"
 )
-@click.option("--batch-size", default=4, show_default=True, type=click.IntRange(min=1))
-@click.option("--device", default="auto", show_default=True, help="cuda, mps, cpu or auto.")
-@click.option("--dtype", default="auto", show_default=True, help="fp16, bf16, fp32 or auto (fp16 on cuda).")
-@click.option("--json", "as_json", is_flag=True, help="Print the stored preview as JSON.")
+@runtime_options("device", "dtype", "batch_size")
+@json_option("Print the stored preview as JSON.")
 @pass_settings
-def preview(
-    settings,
-    ref,
-    src,
-    count,
-    remove,
-    model,
-    edit_weight,
-    steps,
-    guidance,
-    prompt,
-    controls,
-    controlnets,
-    size,
-    seed,
-    batch_size,
-    device,
-    dtype,
-    as_json,
-):
+def preview(settings, ref, src, count, remove, render, runtime, as_json):
     """Render a small grid of what gap REF does to -n images of --src and attach it to the version.
 
     The grid (source | shifted, one row per image) is stored in the blob store beside the gap and
@@ -398,25 +380,7 @@ def preview(
         raise click.UsageError("give --src DIR: the images to preview the gap on (or --rm ID)")
     from doge.api import preview as make_preview
 
-    p = make_preview(
-        ref,
-        src,
-        n=count,
-        model=model,
-        edit_weight=edit_weight,
-        steps=steps,
-        guidance=guidance,
-        prompt=prompt,
-        controls=list(controls) or None,
-        controlnets=list(controlnets) or None,
-        size=size,
-        seed=seed,
-        batch_size=batch_size,
-        device=device,
-        dtype=dtype,
-        registry=reg,
-        progress=not settings.quiet,
-    )
+    p = make_preview(ref, src, render, replace(runtime, registry=reg), n=count)
     if as_json:
         echo_json(p)
         return
@@ -459,7 +423,7 @@ def label(settings, ref, labels, remove):
 
 @gap.command()
 @click.argument("name")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @pass_settings
 def history(settings, name, as_json):
     """Who created, removed, tagged or labelled versions of NAME, and when (oldest first)."""
@@ -535,7 +499,7 @@ def export(settings, args, bundle):
     is_flag=True,
     help="Bundles: where an entry's number is taken here (or was used here), store it as the next version.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Bundles: print what became of each entry as JSON.")
+@json_option("Bundles: print what became of each entry as JSON.")
 @pass_settings
 def import_(settings, file, as_name, new_version, as_json):
     """Import a gap from a .safetensors file, or every gap of a .doge bundle, written by 'doge gap export'."""
@@ -562,7 +526,7 @@ def import_(settings, file, as_name, new_version, as_json):
     help="Where a version's number is taken on the remote (or was used there), store it as the next version.",
 )
 @click.option("--aliases", is_flag=True, help="Also set the versions' aliases on the remote.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @pass_settings
 def push(settings, refs, remote_name, new_version, aliases, as_json):
     """Copy REFs to REMOTE, keeping their sha256 and version numbers (all or nothing)."""
@@ -582,7 +546,7 @@ def push(settings, refs, remote_name, new_version, aliases, as_json):
     help="Where a version's number is taken here (or was used here), store it as the next version.",
 )
 @click.option("--aliases", is_flag=True, help="Also set the versions' aliases here.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @pass_settings
 def pull(settings, specs, new_version, aliases, as_json):
     """Copy REFs of a remote into this registry, keeping their sha256 and version numbers."""
@@ -608,7 +572,7 @@ def pull(settings, specs, new_version, aliases, as_json):
 @gap.command()
 @click.argument("ref_a")
 @click.argument("ref_b")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @pass_settings
 def diff(settings, ref_a, ref_b, as_json):
     """Compare two gaps: cosine, norm ratio and provenance differences."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from doge.cli.context import echo_json, echo_table, encoding_options, pass_settings, table_lines
+from doge.cli.context import echo_json, echo_table, pass_settings, table_lines
+from doge.cli.options import encoding_options, json_option, seed_option
 from doge.quality.summary import compare_rows, summary  # imports nothing: no torch on gap show
 
 
@@ -36,9 +37,9 @@ def _weights(spec: str) -> list[float]:
 )
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG of the evaluation here.")
 @click.option("--store/--no-store", default=True, show_default=True, help="Store the evaluation on the gap version.")
-@click.option("--seed", default=0, show_default=True)
+@seed_option(0, "Seed for sampling images.")
 @encoding_options
-@click.option("--json", "as_json", is_flag=True, help="Print the evaluation record as JSON.")
+@json_option("Print the evaluation record as JSON.")
 @pass_settings
 def eval_(
     settings,
@@ -159,7 +160,7 @@ def evaluation_summary_line(record: dict) -> str:
 
 @click.command()
 @click.argument("refs", nargs=-1, required=True)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @pass_settings
 def compare(settings, refs, as_json):
     """Tabulate the latest evaluation of each gap REF (see doge gap eval)."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from doge.cli.options import seed_option
+
 
 @click.group()
 def models():
@@ -12,7 +14,7 @@ def models():
 
 @models.command()
 @click.argument("directory", type=click.Path(file_okay=False))
-@click.option("--seed", default=0, show_default=True, help="Seed of the random weights.")
+@seed_option(0, "Seed of the random weights.")
 def tiny(directory, seed):
     """Write a tiny random Stable unCLIP pipeline (+ ControlNet) in diffusers layout.
 
@@ -21,7 +23,7 @@ def tiny(directory, seed):
     For tests and offline demos: it loads with from_pretrained like a real model, but it is
     random, so its embeddings and images are noise.
     """
-    from doge.tiny import build_tiny_unclip
+    from doge.testing import build_tiny_unclip
 
     path = build_tiny_unclip(directory, seed=seed)
     click.echo(

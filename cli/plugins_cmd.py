@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from doge.cli.context import echo_json, echo_table
+from doge.cli.options import json_option
 
 
 def _command_rows() -> list[dict[str, str]]:
@@ -24,7 +25,7 @@ def _command_rows() -> list[dict[str, str]]:
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 def plugins(as_json):
     """List every encoder, estimator, control and command with the plugin that gave it."""
     from doge import pluginmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from doge.cli.context import echo_json, pass_settings
+from doge.cli.options import json_option
 
 
 @click.group()
@@ -13,7 +14,7 @@ def registry():
 
 
 @registry.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @pass_settings
 def info(settings, as_json):
     """Show the registry's URL (password hidden), schema revision, blob store and counts."""
@@ -48,7 +49,7 @@ def upgrade(settings):
 
 
 @registry.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @pass_settings
 def check(settings, as_json):
     """Check every version's blob (present, sha256, readable, width) and every alias; list the
@@ -84,7 +85,7 @@ def check(settings, as_json):
     show_default=True,
     help="Keep unreferenced blobs younger than this many minutes (a create may be about to commit its row).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @pass_settings
 def gc(settings, dry_run, grace_minutes, as_json):
     """Remove blobs no version refers to (after 'gap rm', an interrupted push or import), and

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from doge.cli.context import echo_json, echo_table, pass_settings
+from doge.cli.options import json_option
 
 
 @click.group()
@@ -30,7 +31,7 @@ def add(settings, name, url, blobs):
 
 
 @remote.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @pass_settings
 def list_(settings, as_json):
     """List the remotes (passwords hidden)."""
@@ -59,9 +60,11 @@ def remove(settings, name):
 
 def open_remote(settings, name: str, *, must_exist: bool = True):
     """The registry of remote ``name``."""
+    from doge.pluginmanager import forward_gap_events
     from doge.registry.remotes import get_remote, open_registry
 
-    return open_registry(get_remote(name, home=settings.home), home=settings.home, must_exist=must_exist)
+    remote = get_remote(name, home=settings.home)
+    return forward_gap_events(open_registry(remote, home=settings.home, must_exist=must_exist))
 
 
 def report(placements, verb: str, whence: str, where: str, as_json: bool = False) -> None:

@@ -18,6 +18,8 @@ _LAZY = {
     "create_text_gap": "doge.api",
     "render": "doge.api",
     "augment": "doge.api",
+    "RenderSettings": "doge.rendering.settings",
+    "Runtime": "doge.runtime",
     "DogeError": "doge.errors",
 }
 

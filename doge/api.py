@@ -6,6 +6,9 @@ this module.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 from doge.augmentation.run import augment
 from doge.data.encoder import build_encoder
 from doge.errors import DogeError
@@ -17,10 +20,14 @@ from doge.rendering.loading import loaded_model_name
 from doge.rendering.plan import RenderResult, plan
 from doge.rendering.preview import make_preview as preview
 from doge.rendering.run import run_plan
+from doge.rendering.settings import RenderSettings, settings_from_keywords
+from doge.runtime import Runtime
 
 __all__ = [
     "Gap",
     "RenderResult",
+    "RenderSettings",
+    "Runtime",
     "augment",
     "build_encoder",
     "create_gap",
@@ -32,27 +39,47 @@ __all__ = [
 ]
 
 
-def render(gaps, src, out, *, progress: bool = True, ray: str | None = None, pipeline=None, **options) -> RenderResult:
+def render(
+    gaps,
+    src,
+    out,
+    settings: RenderSettings | None = None,
+    runtime: Runtime | None = None,
+    *,
+    per_source: int = 1,
+    count: int | None = None,
+    limit: int | None = None,
+    grid: bool = False,
+    ray: str | None = None,
+    pipeline=None,
+    **options,
+) -> RenderResult:
     """Render ``src`` images shifted by ``gaps`` into ``out``; see ``doge render --help``.
 
-    ``gaps`` is a list of refs, each optionally weighted (``"day->night:0.5"``). ``ray`` runs the
-    batches on Ray: ``"local"`` starts a local Ray, ``"auto"`` or ``"ray://host:port"`` joins a cluster.
-    ``pipeline``, an already loaded ``StableUnCLIPImg2ImgPipeline`` (diffusers' or doge's), is
-    rendered with as it is (its modules, device and dtype; ``model`` defaults to the one it was
-    loaded from); only the plan's ControlNets load. Every other option is
-    :func:`doge.rendering.plan.plan`'s.
+    ``gaps`` is a list of refs, each optionally weighted (``"day->night:0.5"``). What decides the
+    pixels is ``settings`` (:class:`RenderSettings`); how and where it runs is ``runtime``
+    (:class:`Runtime`). Any field of either may also be given as a keyword, which wins:
+    ``doge.render(["real->painting"], "photos", "out", steps=20, device="cpu")``.
+
+    ``ray`` runs the batches on Ray: ``"local"`` starts a local Ray, ``"auto"`` or
+    ``"ray://host:port"`` joins a cluster. ``pipeline``, an already loaded
+    ``StableUnCLIPImg2ImgPipeline`` (diffusers' or doge's), is rendered with as it is (its modules,
+    device and dtype; ``model`` defaults to the one it was loaded from); only the plan's
+    ControlNets load.
     """
+    settings, runtime = settings_from_keywords(settings, runtime, options, "render")
+    jobs: dict[str, Any] = dict(per_source=per_source, count=count, limit=limit, grid=grid)
     if pipeline is None:
-        return run_plan(plan(gaps, src, out, **options), progress=progress, ray=ray)
+        return run_plan(plan(gaps, src, out, settings, runtime, **jobs), progress=runtime.progress, ray=ray)
     if ray:
         raise DogeError("pipeline= renders in this process; leave out ray= (Ray's actors load the model themselves)")
-    if options.get("lora") or options.get("device") or options.get("dtype"):
+    if settings.lora or runtime.device or runtime.dtype:
         raise DogeError(
             "pipeline= renders with the pipeline as it is: leave out lora=, device= and dtype= "
             "(use pipe.load_lora_weights(...) and pipe.to(...) instead)"
         )
-    if not options.get("model"):
-        options["model"] = loaded_model_name(pipeline)
-    options["device"] = str(pipeline.device)  # where controls that run a model (depth) run
-    p = plan(gaps, src, out, **options)
-    return run_plan(p, progress=progress, engine=engine_for_pipeline(p, pipeline))
+    if not settings.model:
+        settings = replace(settings, model=loaded_model_name(pipeline))
+    runtime = replace(runtime, device=str(pipeline.device))  # where controls that run a model (depth) run
+    p = plan(gaps, src, out, settings, runtime, **jobs)
+    return run_plan(p, progress=runtime.progress, engine=engine_for_pipeline(p, pipeline))

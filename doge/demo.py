@@ -21,7 +21,7 @@ def _doge(home: Path, *args: str) -> None:
 
 def main(out: str = "demo-out") -> None:
     from doge.sample_data import write_domains
-    from doge.tiny import build_tiny_unclip
+    from doge.testing import build_tiny_unclip
 
     out_dir = Path(out).resolve()
     home = out_dir / "home"

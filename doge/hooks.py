@@ -1,4 +1,7 @@
-"""The plugin hook specifications: the whole contract between doge and a plugin.
+"""The plugin hook specifications: what a plugin implements.
+
+What a plugin imports (``hookimpl``, the ``Control`` base, the encoder and estimator contracts,
+geometry, embeddings, errors) comes from one module, :mod:`doge.plugin`.
 
 Each ``register_*`` hook receives a ``register(name, obj)`` callback; a plugin calls it once per
 thing it offers. Two plugins that register one name are an error naming both. Built-ins
@@ -66,7 +69,7 @@ def register_controls(register):
     """Register control modes for render: ``register("canny", CannyControl)``.
 
     A control is a class built as ``cls(control_dir=..., device=..., **options)``. Subclassing
-    :class:`doge.plugins.controls.base.Control` gives all of the contract but ``compute``; a
+    :class:`doge.plugin.Control` gives all of the contract but ``compute``; a
     class that does not must provide:
 
     - ``name``: the registered name; ``uses_controlnet`` (bool) and ``default_controlnet`` (a

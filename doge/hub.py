@@ -7,6 +7,7 @@ are honoured; nothing here imports torch.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sys
@@ -167,3 +168,44 @@ def quiet_transformers():
         hf_logging.set_verbosity(verbosity)
         if bars:
             hf_logging.enable_progress_bar()
+
+
+# -- doge's tiny test models (built by doge.testing) ----------------------------------------
+
+MARKER = "DOGE_TINY_MODEL.txt"
+MARKER_TEXT = (
+    "This is a tiny model with random weights, built by doge for tests and offline trials.\n"
+    "Its embeddings carry no meaning and the images it renders are noise.\n"
+    "For real results use stabilityai/stable-diffusion-2-1-unclip or another unCLIP model.\n"
+)
+
+
+def is_tiny_model(path_or_id: str | os.PathLike) -> bool:
+    """Whether a model folder (or a component folder inside one) was built by doge as a tiny model.
+
+    Hub ids are looked up in the local HF cache only; this never reaches the network.
+    """
+    local = Path(path_or_id).expanduser()
+    if local.is_dir():
+        return (local / MARKER).is_file() or (local.parent / MARKER).is_file()
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(str(path_or_id), MARKER)
+    except Exception:  # not a valid repo id, no cache: not a tiny model we know of
+        return False
+    return isinstance(found, str)
+
+
+def warn_if_tiny(model: str | os.PathLike | None) -> None:
+    """Say plainly, once per model, that a run uses a random tiny model: its outputs are noise."""
+    if model is None or str(model) in _warned or not is_tiny_model(model):
+        return
+    _warned.add(str(model))
+    logging.getLogger("doge").warning(
+        "%s is a random tiny test model: its embeddings and images are noise, useful only to check that doge runs",
+        model,
+    )
+
+
+_warned: set[str] = set()

@@ -28,8 +28,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from doge.atomic import make_dirs
+from doge.clock import now_iso
 from doge.errors import DogeError
-from doge.provenance import now_iso
 
 log = logging.getLogger("doge")
 

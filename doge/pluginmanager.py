@@ -150,7 +150,7 @@ class Option:
 def options(kind: str, name: str) -> dict[str, Option]:
     """The options plugin ``name`` takes, with their defaults.
 
-    A control that declares a ``defaults`` table (see :class:`doge.plugins.controls.base.Control`)
+    A control that declares a ``defaults`` table (see :class:`doge.plugin.Control`)
     takes those; otherwise the options are the keyword arguments with a default of the estimator
     function or of the control's constructor.
     """
@@ -239,10 +239,23 @@ def describe() -> dict[str, list[dict[str, str]]]:
     return out
 
 
+def forward_gap_events(registry):
+    """Connect ``registry``'s commits to the plugins' ``gap_event`` hook, and return it.
+
+    The registry imports no plugin: the layers that open one (the CLI, ``doge serve``, the ``doge``
+    functions) call this. Plugins are loaded at the first commit, not here. A registry read over
+    HTTP (no ``on_commit``: it cannot be written) is returned as it is.
+    """
+    if hasattr(registry, "on_commit"):
+        registry.on_commit(fire_gap_events)
+    return registry
+
+
 def fire_gap_events(events: list[dict], registry: str) -> None:
     """Call every plugin's ``gap_event`` for each committed change; a plugin's failure is a warning.
 
-    The registry calls this after each commit that recorded history (doge serve's writes too).
+    A registry calls this after each commit that recorded history (doge serve's writes too) once
+    :func:`forward_gap_events` connected it.
     """
     hook = get_manager().hook.gap_event
     if not hook.get_hookimpls():

@@ -10,18 +10,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from doge.data.clip_pixels import clip_pixels, load_processor
-from doge.data.encoder import describe as describe_encoder
-from doge.errors import DogeError, first_line
-from doge.hooks import hookimpl
-from doge.hub import ModelSource, default_model, quiet_loading, resolve_source
-from doge.tiny import warn_if_tiny
+from doge.plugin import (
+    DogeError,
+    ModelSource,
+    clip_pixels,
+    default_model,
+    describe_encoder,
+    first_line,
+    hookimpl,
+    load_processor,
+    pick_device,
+    pick_dtype,
+    quiet_loading,
+    resolve_source,
+    warn_if_tiny,
+)
 
 
 def _resolve_dtype(device: str, dtype: Any):
     import torch
-
-    from doge.devices import pick_dtype
 
     if isinstance(dtype, torch.dtype):
         return dtype
@@ -46,7 +53,6 @@ class ClipEncoder:
     def __init__(
         self, model: str | None = None, device: str | None = None, dtype: Any = None, revision: str | None = None
     ):
-        from doge.devices import pick_device
 
         self.model_id = str(model) if model else default_model()
         self.device = pick_device(device)

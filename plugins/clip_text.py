@@ -13,9 +13,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from doge.errors import DogeError, NotFound, first_line
-from doge.hooks import hookimpl
-from doge.hub import require_config
+from doge.plugin import (
+    DogeError,
+    NotFound,
+    first_line,
+    hookimpl,
+    pick_device,
+    quiet_loading,
+    quiet_transformers,
+    require_config,
+    resolve_source,
+    warn_if_tiny,
+)
 
 # The text half of the OpenCLIP model whose image half is SD 2.1 unCLIP's image encoder.
 DEFAULT_TEXT_MODEL = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
@@ -62,9 +71,6 @@ class ClipTextEncoder:
     plugin = "clip"
 
     def __init__(self, model: str, device: str | None = None, dtype: Any = None, revision: str | None = None):
-        from doge.devices import pick_device
-        from doge.hub import quiet_loading, quiet_transformers, resolve_source
-        from doge.tiny import warn_if_tiny
 
         self.model_id = str(model)
         self.device = pick_device(device)
@@ -127,7 +133,6 @@ class ClipTextEncoder:
         A gap made only of text needs the image encoder's identity and width, not its weights
         (SD 2.1 unCLIP's is 2.5 GB); None when the config cannot be read here.
         """
-        from doge.hub import resolve_source
 
         config = _read_config(model, "image_encoder") or _read_config(model)
         if config is None:

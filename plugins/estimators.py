@@ -1,11 +1,11 @@
 """Built-in gap estimators: mean (the paper's), median, pca, class-mean, trimmed-mean, lda, coral."""
 
-from doge.hooks import hookimpl
+from doge.plugin import hookimpl
 
 
 @hookimpl
 def register_estimators(register):
-    from doge.gaps import estimators
+    from doge.plugin import estimators  # doge's estimator maths import torch: loaded on first use
 
     register("mean", estimators.mean_gap)
     register("median", estimators.median_gap)

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, select
 
+from doge.clock import iso_utc, who
 from doge.errors import DogeError, NotFound
-from doge.provenance import iso_utc, who
 
 from . import gapfile, records
 from .blobs import sha256_hex

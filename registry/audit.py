@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from doge.provenance import iso_utc, who
+from doge.clock import iso_utc, who
 
 from . import records
 from .models import AuditRow

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from doge.atomic import write_atomic
+from doge.clock import now_iso
 from doge.errors import DogeError, NotFound, first_line
 from doge.names import MAX_VERSION, validate_alias, validate_name
-from doge.provenance import now_iso
 
 from . import gapfile, records
 from .attachments import KINDS, PNG_SUFFIX, check_png

@@ -11,8 +11,8 @@ from datetime import datetime, timezone
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from doge.clock import iso_utc, who
 from doge.errors import DogeError
-from doge.provenance import iso_utc, who
 
 from . import gapfile, records
 from .models import EvaluationRow, GapRow

@@ -8,7 +8,7 @@ import json
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -19,10 +19,10 @@ from sqlalchemy import delete, distinct, func, insert, inspect, or_, select
 from sqlalchemy.orm import Session
 
 from doge.atomic import make_dirs, write_atomic
+from doge.clock import iso_utc, who
 from doge.errors import DogeError, IntegrityError, NotFound, first_line
 from doge.home import doge_home
 from doge.names import MAX_VERSION, Ref, parse_ref, validate_alias, validate_name
-from doge.provenance import iso_utc, who
 
 from . import audit, gapfile, labels, records, schema
 from . import evaluations as evaluation_records
@@ -165,11 +165,21 @@ _JSON_LINE = json.JSONEncoder(sort_keys=True)  # one encoder for every line: no 
 _quote = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]  # a JSON string, in C
 
 
+CommitListener = Callable[[list[dict], str], None]
+"""``listener(events, registry)``: the history entries one commit recorded (``history()``'s form), and
+the registry's URL with its password hidden."""
+
+
 class Registry(Attachments):
     """Gaps by name and version. ``url`` is any SQLAlchemy URL; default: SQLite in the home.
 
     ``blob_store`` is where the vectors go: a folder or an fsspec URL (``s3://bucket/gaps``);
     default: $DOGE_BLOB_STORE, else ``<home>/blobs``.
+
+    The registry is the bottom layer: it imports no plugin. What it committed leaves through the
+    listeners given to :meth:`on_commit`; the layers above (the CLI, ``doge serve``, the ``doge``
+    functions) connect them to the plugins' ``gap_event`` hook with
+    :func:`doge.pluginmanager.forward_gap_events`.
     """
 
     def __init__(
@@ -186,6 +196,7 @@ class Registry(Attachments):
         self.blobs = open_blob_store(blob_store, self.home)
         self._engine = make_engine(self.url, busy_timeout_s)
         self._write_engine = self._engine.execution_options(**{_WRITE: True})
+        self._listeners: list[CommitListener] = []
         self._ensure_schema()
 
     def __repr__(self) -> str:
@@ -193,6 +204,13 @@ class Registry(Attachments):
 
     def close(self) -> None:
         self._engine.dispose()
+
+    def on_commit(self, listener: CommitListener) -> None:
+        """Call ``listener(events, registry)`` after each commit that recorded history (a version
+        created or removed, an alias or label changed), outside the transaction. A listener given
+        twice is called once; one that raises is logged as a warning, and the change stays."""
+        if listener not in self._listeners:
+            self._listeners.append(listener)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -610,10 +628,13 @@ class Registry(Attachments):
             with s.begin():
                 yield s
             changes = [audit.entry(r) for r in s.info.pop(audit.PENDING, [])]
-        if changes:  # committed: tell the plugins (gap_event), outside the transaction
-            from doge.pluginmanager import fire_gap_events
-
-            fire_gap_events(changes, hide_password(self.url))
+        if changes and self._listeners:  # committed: tell the listeners, outside the transaction
+            where = hide_password(self.url)
+            for listener in self._listeners:
+                try:
+                    listener(changes, where)
+                except Exception as exc:  # the change is committed; a broken listener must not undo it
+                    log.warning("after a commit to %s, %r failed: %s", where, listener, exc)
 
     def _ref(self, ref) -> Ref:
         return _as_ref(ref)

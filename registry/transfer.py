@@ -5,16 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from doge.provenance import now_iso
+from doge.clock import now_iso
 
 from .copying import IncomingVersion, Placement, with_origin
 from .urls import hide_password
 
 if TYPE_CHECKING:
+    from .readable import ReadableRegistry
     from .registry import GapVersion, Registry
 
 
-def incoming_from(registry: Registry, gv: GapVersion, *, origin: dict, source: str, aliases: bool) -> IncomingVersion:
+def incoming_from(
+    registry: ReadableRegistry, gv: GapVersion, *, origin: dict, source: str, aliases: bool
+) -> IncomingVersion:
     """``gv`` of ``registry`` as an incoming version for another registry (its blob read and checked)."""
     return IncomingVersion(
         name=gv.name,
@@ -34,7 +37,7 @@ def incoming_from(registry: Registry, gv: GapVersion, *, origin: dict, source: s
     )
 
 
-def attached_from(registry: Registry, gv: GapVersion) -> list[dict]:
+def attached_from(registry: ReadableRegistry, gv: GapVersion) -> list[dict]:
     """``gv``'s previews and plots with their bytes (each checked), as ``IncomingVersion.attachments``."""
     out = []
     for record in registry.attachments(gv):
@@ -57,7 +60,7 @@ def push(
 
 
 def pull(
-    remote: Registry,
+    remote: ReadableRegistry,
     refs: Iterable,
     local: Registry,
     remote_name: str,
@@ -79,7 +82,7 @@ def pull(
 
 
 def _copy(
-    src: Registry,
+    src: ReadableRegistry,
     refs: Iterable,
     dst: Registry,
     verb: str,

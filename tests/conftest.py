@@ -38,7 +38,7 @@ def registry(home, registry_url):
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     """The random tiny unCLIP model (plus ControlNet), built once for the whole run."""
-    from doge.tiny import build_tiny_unclip
+    from doge.testing import build_tiny_unclip
 
     return build_tiny_unclip(tmp_path_factory.mktemp("models") / "tiny-unclip", seed=0)
 
@@ -46,7 +46,7 @@ def tiny_model(tmp_path_factory):
 @pytest.fixture(scope="session")
 def net(tiny_model, tmp_path_factory):
     """The tiny ControlNet with non-zero output layers, so that controls change images."""
-    from doge.tiny import build_active_controlnet
+    from doge.testing import build_active_controlnet
 
     return build_active_controlnet(tiny_model, tmp_path_factory.mktemp("nets") / "active", seed=1)
 

@@ -15,7 +15,7 @@ from doge.data.encoder import Encoder
 from doge.errors import DogeError
 from doge.plugins import clip_encoder
 from doge.plugins.clip_encoder import ClipEncoder
-from doge.tiny import build_tiny_clip, build_tiny_unclip
+from doge.testing import build_tiny_clip, build_tiny_unclip
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 

@@ -13,7 +13,7 @@ from PIL import Image
 from doge.errors import DogeError
 from doge.plugins.controls import CannyControl, DepthControl, NoControl, SegControl
 from doge.sample_data import edge_pictures
-from doge.tiny import build_tiny_depth
+from doge.testing import build_tiny_depth
 
 OUT_W, OUT_H = 128, 96  # not square, so a swapped (w, h) shows
 

@@ -40,7 +40,7 @@ def home(gap_home):
 
 @pytest.fixture(scope="module")
 def net(tiny_model, tmp_path_factory):
-    from doge.tiny import build_active_controlnet
+    from doge.testing import build_active_controlnet
 
     return build_active_controlnet(tiny_model, tmp_path_factory.mktemp("nets") / "active", seed=1)
 

@@ -9,7 +9,7 @@ from helpers import UNCLIP_COMPONENTS
 from PIL import Image
 
 from doge.rendering.pipeline import StableUnCLIPControlNetImg2ImgPipeline
-from doge.tiny import EMBED_DIM, activate_controlnet, build_tiny_lora
+from doge.testing import EMBED_DIM, activate_controlnet, build_tiny_lora
 
 STEPS = 2
 SIZE = 64

@@ -375,3 +375,46 @@ def test_a_text_encoder_plugin_drives_a_text_gap(fresh_plugins, tmp_path):
     # target texts "a bb of g", "a rr of g": mean letter counts (1, 1, 1); the red image is (1, 0, 0)
     assert torch.allclose(gap.vector, torch.tensor([0.0, 1.0, 1.0]))
     assert gap.provenance["text_encoder"]["model"] == "letter-count"
+
+
+def test_the_plugin_contract_offers_everything_from_one_cheap_import():
+    """``doge.plugin`` is the one module a plugin author imports from; importing it pulls in no
+    torch or numpy (plugins load even for ``doge --help``), and every name it lists resolves."""
+    code = (
+        "import sys\n"
+        "import doge.plugin as contract\n"
+        "heavy = [m for m in ('torch', 'numpy', 'transformers', 'diffusers') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "missing = [n for n in contract.__all__ if getattr(contract, n, None) is None]\n"
+        "assert not missing, missing\n"
+        "from doge.data.embeddings import Embeddings\n"
+        "from doge.rendering.control import Control\n"
+        "assert contract.Embeddings is Embeddings and contract.Control is Control\n"
+        "assert contract.estimators.mean_gap.__module__ == 'doge.gaps.estimators'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+def test_a_control_written_against_the_contract_alone_is_a_control(fresh_plugins, tmp_path):
+    from PIL import Image
+
+    from doge.plugin import Control, hookimpl
+
+    class Posterize(Control):
+        name = "posterize"
+        uses_controlnet = False
+        defaults = {"bits": 1}
+
+        def compute(self, image, size):
+            return image.resize(size).convert("L").point(lambda v: 255 if v >= 128 else 0).convert("RGB")
+
+    class PosterizePlugin:
+        @hookimpl
+        def register_controls(self, register):
+            register("posterize", Posterize)
+
+    pluginmanager.register_plugin(PosterizePlugin(), name="posterize-plugin")
+    control = pluginmanager.get("controls", "posterize")(control_dir=None, device="cpu")
+    assert pluginmanager.options("controls", "posterize")["bits"].default == 1
+    made = control.make(Image.new("RGB", (8, 8), (200, 200, 200)), (4, 4), tmp_path / "a.png")
+    assert made.size == (4, 4) and made.getpixel((0, 0)) == (255, 255, 255)

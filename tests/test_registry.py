@@ -417,6 +417,51 @@ def test_the_registry_imports_without_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+REGISTRY_BASE = {
+    "doge",
+    "doge.atomic",
+    "doge.clock",
+    "doge.errors",
+    "doge.extras",
+    "doge.home",
+    "doge.names",
+    "doge.urls",
+}
+
+
+def test_creating_a_version_imports_only_the_registry_and_the_base(tmp_path):
+    """The registry is the bottom layer: opening one and creating a version imports no plugin, no
+    plugin manager, no rendering code (it used to import 42 doge modules, every built-in plugin
+    among them, to fire gap_event)."""
+    code = (
+        "import sys, numpy as np\n"
+        "from doge.registry import Registry\n"
+        f"reg = Registry(home={str(tmp_path)!r})\n"
+        "reg.create('a->b', np.ones(4, dtype=np.float32), {})\n"
+        "print('\\n'.join(sorted(m for m in sys.modules if m == 'doge' or m.startswith('doge.'))))\n"
+        "print('pluggy' if 'pluggy' in sys.modules else '')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split()
+    assert "pluggy" not in out
+    imported = set(out)
+    above = sorted(m for m in imported if m not in REGISTRY_BASE and not m.startswith("doge.registry"))
+    assert not above, f"Registry.create imported modules above the registry: {above}"
+    assert len(imported) <= 25, sorted(imported)
+
+
+def test_commit_listeners_hear_each_committed_change_and_a_failing_one_is_a_warning(registry, caplog):
+    heard = []
+    registry.on_commit(lambda events, url: heard.append([(e["action"], e["version"]) for e in events]))
+    registry.on_commit(lambda events, url: 1 / 0)
+    registry.create(NAME, vec(0), {})
+    registry.tag(f"{NAME}@v1", "prod")
+    with pytest.raises(NotFound):
+        registry.untag(NAME, "staging")  # refused: nothing committed, nothing heard
+    assert heard == [[("version-created", 1)], [("alias-set", 1)]]
+    assert "division by zero" in caplog.text
+    assert registry.resolve(f"{NAME}@prod").version == 1  # the failing listener undid nothing
+
+
 def test_gap_version_is_a_frozen_value():
     gv = GapVersion(NAME, 1, "0" * 64, 8, "", None, "me")
     with pytest.raises(AttributeError):

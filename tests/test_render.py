@@ -156,7 +156,7 @@ def test_the_control_image_matters(render, tmp_path, net):
 
 
 def test_depth_seg_and_several_controlnets(render, tmp_path, net, domains):
-    from doge.tiny import build_tiny_depth
+    from doge.testing import build_tiny_depth
 
     depth_model = build_tiny_depth(tmp_path / "depth-model")
     out = tmp_path / "multi"
@@ -265,7 +265,7 @@ def test_count_cycles_through_fewer_sources(render, tmp_path):
 
 def test_lora_scale_zero_means_no_lora(render, tmp_path, tiny_model):
     pytest.importorskip("peft")
-    from doge.tiny import build_tiny_lora
+    from doge.testing import build_tiny_lora
 
     lora = build_tiny_lora(tiny_model, tmp_path / "lora")
     common = ["--gap", "real->painting", "--control", "none", "--limit", "1"]

@@ -9,7 +9,7 @@ import torch
 from helpers import UNCLIP_COMPONENTS
 from PIL import Image
 
-from doge.tiny import MARKER, build_tiny_clip, build_tiny_unclip, is_tiny_model
+from doge.testing import MARKER, build_tiny_clip, build_tiny_unclip, is_tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +134,7 @@ def test_the_tiny_depth_model_is_seeded_without_touching_the_callers_rng(tmp_pat
     import torch
     from safetensors.torch import load_file
 
-    from doge.tiny import build_tiny_depth
+    from doge.testing import build_tiny_depth
 
     torch.manual_seed(123)
     expected = torch.rand(3)

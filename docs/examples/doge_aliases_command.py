@@ -11,7 +11,7 @@ import json
 
 import click
 
-from doge.hooks import hookimpl
+from doge.plugin import hookimpl
 
 
 @hookimpl

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
-from doge.hooks import hookimpl
+from doge.plugin import hookimpl
 
 SIDE = 32  # images are compared at this size: colour statistics need no detail
 

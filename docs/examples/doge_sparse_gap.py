@@ -15,8 +15,7 @@ import math
 
 import torch
 
-from doge.errors import DogeError
-from doge.hooks import hookimpl
+from doge.plugin import DogeError, hookimpl
 
 
 def sparse_mean_gap(src, tgt, keep: float = 0.5):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-from doge.hooks import hookimpl
+from doge.plugin import hookimpl
 
 
 class ThresholdControl:

@@ -18,7 +18,7 @@ import json
 import os
 import urllib.request
 
-from doge.hooks import hookimpl
+from doge.plugin import hookimpl
 
 
 @hookimpl

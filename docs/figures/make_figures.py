@@ -41,7 +41,7 @@ def geometry_figure(work: Path) -> Path:
     from doge.api import create_gap
     from doge.registry import Registry
     from doge.sample_data import write_domains
-    from doge.tiny import build_tiny_unclip
+    from doge.testing import build_tiny_unclip
 
     model = build_tiny_unclip(work / "tiny-model", seed=0)
     data = write_domains(work / "data", count=8, size=64)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from doge import storage
@@ -49,6 +49,8 @@ from doge.rendering import manifest
 from doge.rendering.batch import load_engine
 from doge.rendering.plan import Job, check_unique_stems, output_stem, plan, refuse_inside_src
 from doge.rendering.run import run_plan
+from doge.rendering.settings import RenderSettings, settings_from_keywords
+from doge.runtime import Runtime
 
 log = logging.getLogger("doge")
 
@@ -110,7 +112,6 @@ def augment(
     balance: bool = False,
     count: int | None = None,
     weights=None,
-    edit_weight: float = 1.5,
     filter: bool = False,
     min_target_score: float | None = 0.5,
     min_source_similarity: float | None = None,
@@ -123,16 +124,19 @@ def augment(
     work=None,
     dry_run: bool = False,
     ray: str | None = None,
-    progress: bool = True,
-    registry=None,
-    home=None,
-    url=None,
-    **render_options,
+    settings: RenderSettings | None = None,
+    runtime: Runtime | None = None,
+    **options,
 ) -> dict:
     """Augment the labelled set in ``src`` with images shifted by ``gaps``; returns the summary ``--json`` prints.
 
-    ``render_options`` are :func:`doge.rendering.plan.plan`'s (model, steps, size, controls, seed, ...).
+    ``settings`` (:class:`~doge.rendering.settings.RenderSettings`) decide the pixels, ``runtime``
+    (:class:`~doge.runtime.Runtime`) how and where the renders run; any field of either may be
+    given as a keyword instead (``steps=20``, ``device="cpu"``). ``settings.edit_weight`` is the
+    weight when ``weights`` (a spread such as ``"1.0,1.5,2.0"``) is not given.
     """
+    settings, runtime = settings_from_keywords(settings, runtime, options, "augment")
+    progress = runtime.progress
     if output_format not in FORMATS:
         raise DogeError(f"--format {output_format!r}: use one of {', '.join(FORMATS)}")
     if with_sources not in WITH_SOURCES:
@@ -141,7 +145,7 @@ def augment(
         raise DogeError("--max-tries must be at least 1")
     out = storage.location(out)
     groups = gap_groups(gaps)
-    spread = parse_weights(weights) if weights is not None else [float(edit_weight)]
+    spread = parse_weights(weights) if weights is not None else [float(settings.edit_weight)]
     dataset = read_any(
         src,
         annotations=annotations,
@@ -172,7 +176,8 @@ def augment(
     by_class = dataset.by_class()
     targets = class_targets(by_class, per_class=per_class, ratio=ratio, balance=balance, count=count)
     slots = allocate(by_class, targets, len(groups), spread)
-    reg = registry_for(registry, home, url)
+    reg = registry_for(runtime.registry, runtime.home, runtime.url)
+    runtime = replace(runtime, registry=reg)
     details = []
     for group in groups:
         for text in group:
@@ -202,13 +207,8 @@ def augment(
     # One writer at a time in OUT (see doge.locks); each render work area has its own lock.
     with output_lock(out, "augment"):
         work = storage.location(work) if work else default_work(out)
-        if (
-            "controls" in render_options
-            and render_options["controls"] == ["seg"]
-            and dataset.masks is not None
-            and not render_options.get("control_dir")
-        ):
-            render_options["control_dir"] = dataset.masks  # the label images are the seg control's maps
+        if settings.controls == ("seg",) and dataset.masks is not None and not settings.control_dir:
+            settings = replace(settings, control_dir=dataset.masks)  # the label images are the seg control's maps
         chains = [Chain(slot, [slot.k]) for slot in slots]
         next_k: dict[int, int] = {}
         for slot in slots:
@@ -253,7 +253,7 @@ def augment(
                 if not jobs:
                     continue
                 p, engine, made, done = _render(
-                    group, work / _slug(group), image_set, jobs, engine, ray, progress, reg, edit_weight, render_options
+                    group, work / _slug(group), image_set, jobs, engine, ray, settings, runtime
                 )
                 last_plans[i] = p
                 written, skipped = written + made, skipped + done
@@ -363,13 +363,13 @@ def _record_in_registry(reg, out: Path, summary: dict) -> list[str]:
     return recorded
 
 
-def _render(group, folder, image_set, jobs, engine, ray, progress, reg, edit_weight, options):
-    p = plan(group, None, folder, sources=image_set, jobs=jobs, edit_weight=edit_weight, registry=reg, **options)
+def _render(group, folder, image_set, jobs, engine, ray, settings: RenderSettings, runtime: Runtime):
+    p = plan(group, None, folder, settings, runtime, sources=image_set, jobs=jobs)
     if not p.pending:
         return p, engine, 0, len(p.jobs)
     if not ray and engine is None:
         engine = load_engine(p)
-    result = run_plan(p, progress=progress, ray=ray, engine=None if ray else engine)
+    result = run_plan(p, progress=runtime.progress, ray=ray, engine=None if ray else engine)
     return p, engine, len(result.written), result.skipped
 
 

@@ -7,14 +7,15 @@ from pathlib import Path
 
 import doge
 from doge import pluginmanager
+from doge.clock import now_iso, who
 from doge.data.encoder import build_encoder
 from doge.data.encoding import encode_images
 from doge.data.images import discover
 from doge.errors import DogeError
 from doge.gaps.gap import Gap
+from doge.gaps.provenance import gap_provenance, side
 from doge.gaps.store import registry_for
 from doge.names import validate_name
-from doge.provenance import gap_provenance, now_iso, side, who
 
 log = logging.getLogger("doge")
 

@@ -6,12 +6,15 @@ from doge.gaps.gap import Gap
 
 
 def registry_for(registry=None, home=None, url=None):
-    """The registry a call names: the one given, else the one at ``home`` / ``url`` (or their defaults)."""
+    """The registry a call names: the one given, else the one at ``home`` / ``url`` (or their defaults);
+    either way its commits reach the plugins' ``gap_event`` hook."""
+    from doge.pluginmanager import forward_gap_events
+
     if registry is not None:
-        return registry
+        return forward_gap_events(registry)
     from doge.registry import Registry
 
-    return Registry(home=home, url=url)
+    return forward_gap_events(Registry(home=home, url=url))
 
 
 def load_gap(ref: str, *, registry=None, home=None, url=None) -> Gap:

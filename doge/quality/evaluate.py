@@ -16,6 +16,7 @@ import numpy as np
 
 import doge
 from doge import pluginmanager, storage
+from doge.clock import now_iso, who
 from doge.data.embeddings import Embeddings
 from doge.data.encoder import encoder_for_gap
 from doge.data.encoding import encode_images
@@ -23,7 +24,6 @@ from doge.data.images import discover, file_sha256
 from doge.errors import DogeError
 from doge.gaps.gap import Gap
 from doge.gaps.store import load_gap, registry_for
-from doge.provenance import now_iso, who
 from doge.quality.stability import DEFAULT_DRAWS, accepted_params, stability
 from doge.quality.transfer import DEFAULT_WEIGHTS, DomainJudge
 

@@ -65,8 +65,8 @@ class Output:
 def load_engine(p: Plan, device: str | None = None) -> Engine:
     """Load the plan's pipeline on ``device`` (default: the plan's, else the best there is)."""
     from doge.devices import pick_device, pick_dtype
+    from doge.hub import is_tiny_model, warn_if_tiny
     from doge.rendering.loading import load_pipeline
-    from doge.tiny import is_tiny_model, warn_if_tiny
 
     device = pick_device(device or p.device)
     dtype = pick_dtype(device, p.dtype)
@@ -77,8 +77,8 @@ def load_engine(p: Plan, device: str | None = None) -> Engine:
 
 def engine_for_pipeline(p: Plan, pipe) -> Engine:
     """An engine on ``pipe``, a user's loaded unCLIP pipeline: its modules, device and dtype, the plan's ControlNets."""
+    from doge.hub import is_tiny_model
     from doge.rendering.loading import pipeline_from_loaded
-    from doge.tiny import is_tiny_model
 
     width = p.gap_vector.shape[-1]
     built = pipeline_from_loaded(pipe, p.controlnets, int(width))

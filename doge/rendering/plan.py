@@ -27,7 +27,8 @@ from doge.names import parse_weighted_ref
 from doge.rendering import manifest
 from doge.rendering.geometry import FITS, Geometry
 from doge.rendering.loading import image_encoder_width
-from doge.rendering.recipes import resolve_recipe
+from doge.rendering.settings import RenderSettings, settings_from_keywords
+from doge.runtime import Runtime
 
 log = logging.getLogger("doge")
 
@@ -58,8 +59,9 @@ class Job:
 
 
 @dataclass
-class Settings:
-    """Every generation parameter; all of it goes into each manifest line."""
+class Generation:
+    """Every generation parameter as a plan resolved it (its model named, its sweep's weights, a
+    scale per ControlNet); all of it goes into each manifest line and the run's fingerprint."""
 
     model: str
     edit_weight: float
@@ -90,7 +92,7 @@ class Plan:
     out: Path
     controls: list  # Control instances
     controlnets: list[str]  # one id per control that uses a ControlNet
-    settings: Settings
+    settings: Generation
     jobs: list[Job]
     device: str | None
     dtype: str | None
@@ -330,76 +332,42 @@ def plan(
     gaps,
     src,
     out,
+    settings: RenderSettings | None = None,
+    runtime: Runtime | None = None,
     *,
-    model: str | None = None,
     per_source: int = 1,
     count: int | None = None,
-    edit_weight: float | None = None,
-    sweep: str | None = None,
-    steps: int | None = None,
-    guidance: float | None = None,
-    prompt: str = "",
-    negative_prompt: str | None = None,
-    noise_level: int = 0,
-    controls=None,
-    controlnets=None,
-    controlnet_scale=1.0,
-    control_dir=None,
-    control_options: dict | None = None,
-    control_start: float = 0.0,
-    control_end: float = 1.0,
-    guess_mode: bool = False,
-    size: int | None = None,
-    fit: str | None = None,
-    seed: int | None = None,
-    recipe: str | None = None,
-    batch_size: int = 4,
     limit: int | None = None,
     grid: bool = False,
-    lora: str | None = None,
-    lora_scale: float = 1.0,
-    device: str | None = None,
-    dtype: str | None = None,
-    registry=None,
-    home=None,
-    url=None,
     sources=None,
     jobs: list[Job] | None = None,
+    **options,
 ) -> Plan:
     """Validate everything and list the images to make; loads no model.
 
-    A setting left None comes from ``recipe`` (see :data:`RECIPES`), else from :data:`DEFAULTS`.
-
-    ``sources`` (an :class:`~doge.data.images.ImageSet`) and ``jobs`` replace the discovery of
-    ``src`` and the jobs made from ``per_source``/``count`` (``doge augment`` plans its own).
+    ``settings`` decide the pixels (default: ``RenderSettings()``, the defaults); ``runtime`` says
+    how and where (device, dtype, batch size, registry); any field of either may be given as a
+    keyword instead (``steps=2``, ``home=...``). ``sources`` (an
+    :class:`~doge.data.images.ImageSet`) and ``jobs`` replace the discovery of ``src`` and the jobs
+    made from ``per_source``/``count`` (``doge augment`` plans its own).
     """
-    given = dict(
-        edit_weight=edit_weight,
-        steps=steps,
-        guidance=guidance,
-        negative_prompt=negative_prompt,
-        size=size,
-        fit=fit,
-        seed=seed,
-    )
-    chosen, control_options = resolve_recipe(recipe, given, control_options)
-    edit_weight, steps, guidance = chosen["edit_weight"], chosen["steps"], chosen["guidance"]
-    negative_prompt, size, fit, seed = chosen["negative_prompt"], chosen["size"], chosen["fit"], chosen["seed"]
-    model = str(model or default_model())
-    weights = sweep_weights(sweep) if sweep else [finite(edit_weight, "--edit-weight")]
-    guidance, lora_scale = finite(guidance, "--guidance"), finite(lora_scale, "--lora-scale")
+    s, rt = settings_from_keywords(settings, runtime, options, "plan")
+    model = str(s.model or default_model())
+    weights = sweep_weights(s.sweep) if s.sweep else [finite(s.edit_weight, "--edit-weight")]
+    guidance, lora_scale = finite(s.guidance, "--guidance"), finite(s.lora_scale, "--lora-scale")
+    size, fit, seed, lora = s.size, s.fit, s.seed, s.lora
     if per_source < 1 or (count is not None and count < 1):
         raise DogeError("-n/--per-source and --count must be at least 1")
     if size < 64 or size % 8:
         raise DogeError(f"--size {size}: use a multiple of 8, at least 64 (768 for SD 2.1 unCLIP)")
     if fit not in FITS:
         raise DogeError(f"--fit {fit!r}: use one of {', '.join(FITS)} (keep: labels carry over; crop: the paper)")
-    if not 0 <= control_start < control_end <= 1:
+    if not 0 <= s.control_start < s.control_end <= 1:
         raise DogeError("--control-start/--control-end: need 0 <= start < end <= 1")
     if lora is not None and not Path(lora).exists() and "/" not in lora:
         raise DogeError(f"--lora {lora}: no such file or folder")
-    _check_noise_level(noise_level, model)
-    reg = registry_for(registry, home, url)
+    _check_noise_level(s.noise_level, model)
+    reg = registry_for(rt.registry, rt.home, rt.url)
     described, vector, encoder, extras = _load_gaps(gaps, reg)
     _check_encoder(encoder, described, model)
     if sources is None:
@@ -409,27 +377,29 @@ def plan(
     if src is not None:
         refuse_inside_src(src, out)
     _check_writable(out, grid)
-    built, nets = _build_controls(controls, control_dir, control_options, controlnets, device)
-    settings = Settings(
+    controls = list(s.controls) if s.controls is not None else None
+    controlnets = list(s.controlnets) if s.controlnets is not None else None
+    built, nets = _build_controls(controls, s.control_dir, s.control_options, controlnets, rt.device)
+    generation = Generation(
         model=model,
-        edit_weight=float(edit_weight),
+        edit_weight=float(s.edit_weight),
         weights=weights,
-        steps=steps,
+        steps=s.steps,
         guidance=guidance,
-        prompt=prompt,
-        negative_prompt=negative_prompt,
-        noise_level=noise_level,
+        prompt=s.prompt,
+        negative_prompt=s.negative_prompt,
+        noise_level=s.noise_level,
         size=size,
         seed=seed,
-        controlnet_scale=_scales(controlnet_scale, len(nets)),
-        control_start=control_start,
-        control_end=control_end,
-        guess_mode=guess_mode,
+        controlnet_scale=_scales(s.controlnet_scale, len(nets)),
+        control_start=s.control_start,
+        control_end=s.control_end,
+        guess_mode=s.guess_mode,
         lora=lora,
         lora_scale=lora_scale,
-        sweep=bool(sweep),
+        sweep=bool(s.sweep),
         fit=fit,
-        recipe=recipe,
+        recipe=s.recipe,
     )
     result = Plan(
         gaps=[{k: g[k] for k in ("ref", "sha256", "weight", "shift") if k in g} for g in described],
@@ -439,11 +409,11 @@ def plan(
         out=out,
         controls=built,
         controlnets=nets,
-        settings=settings,
-        jobs=_jobs(sources, per_source, count, weights, bool(sweep)) if jobs is None else list(jobs),
-        device=device,
-        dtype=dtype,
-        batch_size=batch_size,
+        settings=generation,
+        jobs=_jobs(sources, per_source, count, weights, bool(s.sweep)) if jobs is None else list(jobs),
+        device=rt.device,
+        dtype=rt.dtype,
+        batch_size=rt.batch_size,
         grid=grid,
     )
     result.fingerprint = _fingerprint(result)

@@ -9,20 +9,22 @@ blob store beside the gap's vector; its row records the settings that made it.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from PIL import Image
 
 from doge import storage
+from doge.clock import now_iso
 from doge.errors import DogeError
 from doge.gaps.store import registry_for
-from doge.provenance import now_iso
+from doge.hub import is_tiny_model
 from doge.rendering.grid import grid_row, stack_rows
 from doge.rendering.plan import plan
 from doge.rendering.run import run_plan
-from doge.tiny import is_tiny_model
+from doge.rendering.settings import RenderSettings, settings_from_keywords
+from doge.runtime import Runtime
 
 if TYPE_CHECKING:
     from doge.data.images import ImageSet
@@ -52,25 +54,38 @@ def preview_png(p, cell: int = PREVIEW_CELL) -> bytes:
     return png_bytes(stack_rows(rows))
 
 
-def make_preview(ref: str, src, *, n: int = 4, registry=None, progress: bool = True, **options) -> dict:
+def make_preview(
+    ref: str,
+    src,
+    settings: RenderSettings | None = None,
+    runtime: Runtime | None = None,
+    *,
+    n: int = 4,
+    registry=None,
+    progress: bool = True,
+    **options,
+) -> dict:
     """Render ``n`` source images of ``src`` shifted by gap ``ref`` and attach the grid to its
     version; returns the stored preview's record (``id``, ``sha256``, ``settings`` ...).
 
-    ``options`` are :func:`doge.rendering.plan.plan`'s (model, edit_weight, steps, size, seed, ...).
+    ``settings`` and ``runtime`` as :func:`doge.render` takes them; any field of either may be a
+    keyword instead (``steps=2``, ``device="cpu"``).
     """
     if n < 1:
         raise DogeError("-n: a preview needs at least 1 source image")
-    for fixed in ("per_source", "count", "limit", "grid", "registry"):
+    for fixed in ("per_source", "count", "limit", "grid"):
         if fixed in options:
             raise DogeError(f"a preview sets {fixed!r} itself; leave it out")
-    reg = registry_for(registry)
+    settings, runtime = settings_from_keywords(settings, runtime, options, "preview")
+    reg = registry_for(registry if registry is not None else runtime.registry, runtime.home, runtime.url)
+    runtime = replace(runtime, registry=reg, progress=progress and runtime.progress)
     gv = reg.resolve(ref)  # the version the preview is attached to, whatever alias moves later
     with tempfile.TemporaryDirectory(prefix="doge-preview-") as tmp:
-        p = plan([gv.ref], src, Path(tmp) / "out", limit=n, registry=reg, **options)
-        run_plan(p, progress=progress)
+        p = plan([gv.ref], src, Path(tmp) / "out", settings, runtime, limit=n)
+        run_plan(p, progress=runtime.progress)
         png = preview_png(p, cell=min(PREVIEW_CELL, p.settings.size))
     sources = cast("ImageSet", p.sources)
-    settings = {
+    record = {
         "gap": gv.ref,
         "src": storage.shown(src) if storage.is_remote(src) else str(Path(src).resolve()),
         "sources": [sources.relative(f) for f in sources.files],
@@ -82,4 +97,4 @@ def make_preview(ref: str, src, *, n: int = 4, registry=None, progress: bool = T
         "rendered_at": now_iso(),
         "tiny_model": is_tiny_model(p.settings.model),  # a random test model: its images are noise
     }
-    return reg.add_attachment(gv, png, "preview", settings)
+    return reg.add_attachment(gv, png, "preview", record)

@@ -13,9 +13,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from doge.clock import acting_as
 from doge.errors import DogeError
 from doge.names import validate_name
-from doge.provenance import acting_as
 from doge.quality.summary import compare_rows
 from doge.registry.fsck import check_version
 from doge.registry.labels import parse_labels

@@ -57,6 +57,7 @@ from starlette.staticfiles import StaticFiles
 
 import doge
 from doge.errors import DogeError
+from doge.pluginmanager import forward_gap_events
 from doge.registry import Registry
 from doge.registry.urls import hide_password
 from doge.serve import api, dataset_pages, pages
@@ -102,6 +103,7 @@ def create_app(
     names; see :func:`doge.serve.guard.allowed_hosts`), any other is answered 400."""
     if allow_writes and not tokens:
         raise DogeError(f"--allow-writes needs a token: set {TOKEN_ENV}=USER:TOKEN (at least 8 characters)")
+    forward_gap_events(registry)  # a write through the app reaches the plugins' gap_event hook
     routes = [
         Route("/", pages.library),
         Route("/compare", pages.compare),

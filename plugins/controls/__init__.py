@@ -4,8 +4,7 @@ Importing this package stays cheap (no torch, transformers or cv2): the plugin m
 it even for ``doge --help``; the heavy imports happen inside the controls' methods.
 """
 
-from doge.hooks import hookimpl
-from doge.plugins.controls.base import Control
+from doge.plugin import Control, hookimpl
 from doge.plugins.controls.canny import CannyControl
 from doge.plugins.controls.depth import DepthControl
 from doge.plugins.controls.hed import HedControl

@@ -29,9 +29,7 @@ from typing import Any
 
 from PIL import Image
 
-from doge.errors import DogeError
-from doge.plugins.controls.base import Control, gray_to_rgb, letterbox
-from doge.rendering.geometry import Geometry
+from doge.plugin import Control, DogeError, Geometry, gray_to_rgb, letterbox
 
 CLIP_SIDE = 224  # the side of the CLIP view the paper's maps were made at
 # CLIP's per-channel normalisation (OPENAI_CLIP_MEAN / _STD; SD 2.1 unCLIP's feature extractor's).

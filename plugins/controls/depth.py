@@ -13,9 +13,7 @@ from typing import Any
 
 from PIL import Image, ImageOps
 
-from doge.errors import DogeError, first_line
-from doge.plugins.controls.base import Control, gray_to_rgb, to_uint8
-from doge.rendering.geometry import Geometry
+from doge.plugin import Control, DogeError, Geometry, first_line, gray_to_rgb, pick_device, to_uint8
 
 # The DPT model the SD 2.1 depth ControlNets were trained with.
 DEFAULT_DEPTH_MODEL = "Intel/dpt-hybrid-midas"
@@ -76,8 +74,6 @@ class DepthControl(Control):
 def load_depth_model(model_id: str, device: str = "cpu"):
     """Load a depth-estimation model and its image processor, or raise a one-line DogeError."""
     from transformers import AutoImageProcessor, AutoModelForDepthEstimation
-
-    from doge.devices import pick_device
 
     device = pick_device(device)
     local = Path(model_id).expanduser()

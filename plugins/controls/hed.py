@@ -26,9 +26,7 @@ from typing import Any
 
 from PIL import Image
 
-from doge.errors import DogeError, first_line
-from doge.plugins.controls.base import Control, gray_to_rgb, letterbox
-from doge.rendering.geometry import Geometry
+from doge.plugin import Control, DogeError, Geometry, first_line, gray_to_rgb, letterbox, pick_device, write_atomic
 
 HED_REPO = "lllyasviel/Annotators"
 HED_FILE = "ControlNetHED.pth"
@@ -181,8 +179,6 @@ class HedControl(Control):
 
     def _load(self):
         if self._net is None:
-            from doge.devices import pick_device
-
             path = self.options["weights"] or _default_weights()
             net = _network()
             try:
@@ -199,8 +195,6 @@ class HedControl(Control):
         """Random weights of the real HED architecture as safetensors (for tests and the tiny model)."""
         import torch
         from safetensors.torch import save
-
-        from doge.atomic import write_atomic
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from doge.errors import DogeError
-from doge.plugins.controls.base import Control
+from doge.plugin import Control, DogeError
 
 
 class NoControl(Control):

@@ -17,9 +17,7 @@ from typing import Any
 
 from PIL import Image
 
-from doge.errors import DogeError
-from doge.plugins.controls.base import Control
-from doge.rendering.geometry import Geometry
+from doge.plugin import Control, DogeError, Geometry
 
 log = logging.getLogger("doge")
 

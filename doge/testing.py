@@ -1,4 +1,8 @@
-"""Tiny random models in the real models' layouts, for tests and offline trials.
+"""doge's test kit: tiny random models in the real models' layouts, for tests and offline trials.
+
+A plugin author tests a plugin against these, as doge's own tests do (see
+``docs/howto/test-a-plugin.md``); each builder writes a folder that loads through the same
+``from_pretrained`` path a real model takes.
 
 ``build_tiny_unclip`` writes a Stable unCLIP img2img pipeline (diffusers layout, nine components)
 plus a ``controlnet/`` folder that fits its UNet, a ``clip-text/`` CLIP model whose vision half is
@@ -11,19 +15,11 @@ model folder. Both are random: their images are noise, but every code path a rea
 from __future__ import annotations
 
 import json
-import logging
 import os
 import tempfile
 from pathlib import Path
 
-from doge.hub import quiet_transformers
-
-MARKER = "DOGE_TINY_MODEL.txt"
-MARKER_TEXT = (
-    "This is a tiny model with random weights, built by doge for tests and offline trials.\n"
-    "Its embeddings carry no meaning and the images it renders are noise.\n"
-    "For real results use stabilityai/stable-diffusion-2-1-unclip or another unCLIP model.\n"
-)
+from doge.hub import MARKER, MARKER_TEXT, is_tiny_model, quiet_transformers
 
 EMBED_DIM = 32  # CLIP width and projection width
 IMAGE_SIZE = 32  # CLIP vision input; small so encoding is quick
@@ -335,23 +331,6 @@ def build_tiny_depth(path: str | os.PathLike, seed: int = 0) -> Path:
     return path
 
 
-def is_tiny_model(path_or_id: str | os.PathLike) -> bool:
-    """Whether a model folder (or a component folder inside one) was built by doge as a tiny model.
-
-    Hub ids are looked up in the local HF cache only; this never reaches the network.
-    """
-    local = Path(path_or_id).expanduser()
-    if local.is_dir():
-        return (local / MARKER).is_file() or (local.parent / MARKER).is_file()
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        found = try_to_load_from_cache(str(path_or_id), MARKER)
-    except Exception:  # not a valid repo id, no cache: not a tiny model we know of
-        return False
-    return isinstance(found, str)
-
-
 def activate_controlnet(net, seed: int = 1, scale: float = 0.5):
     """Give a ControlNet built from a config non-zero zero-convolutions, so its residuals matter.
 
@@ -398,15 +377,15 @@ def build_tiny_lora(model_path: str | os.PathLike, path: str | os.PathLike, seed
     return Path(path)
 
 
-def warn_if_tiny(model: str | os.PathLike | None) -> None:
-    """Say plainly, once per model, that a run uses a random tiny model: its outputs are noise."""
-    if model is None or str(model) in _warned or not is_tiny_model(model):
-        return
-    _warned.add(str(model))
-    logging.getLogger("doge").warning(
-        "%s is a random tiny test model: its embeddings and images are noise, useful only to check that doge runs",
-        model,
-    )
-
-
-_warned: set[str] = set()
+__all__ = [
+    "EMBED_DIM",
+    "MARKER",
+    "activate_controlnet",
+    "build_active_controlnet",
+    "build_tiny_clip",
+    "build_tiny_depth",
+    "build_tiny_lora",
+    "build_tiny_unclip",
+    "is_tiny_model",
+    "write_tokenizer_files",
+]
