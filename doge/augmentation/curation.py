@@ -16,8 +16,8 @@ import json
 from pathlib import Path
 
 from doge.atomic import write_atomic
+from doge.clock import now_iso
 from doge.errors import DogeError
-from doge.provenance import now_iso
 
 CURATION_FILE = "doge-curation.json"
 VERDICTS = ("rejected", "kept")
