@@ -69,6 +69,15 @@ gap.add_command(compare)
 @workers_option()
 @device_option()
 @click.option("--description", default="", help="Free text stored with the version.")
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="local",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Encode the images on Ray: a local Ray, or a cluster (auto, ray://HOST:PORT).",
+)
 @json_option("Print the stored version as JSON.")
 @pass_settings
 def create(
@@ -92,6 +101,7 @@ def create(
     workers,
     device,
     description,
+    ray_address,
     as_json,
 ):
     """Encode --src and --tgt and store their gap as the next version of NAME.
@@ -119,6 +129,8 @@ def create(
             raise click.UsageError(
                 "a gap with a text side is a difference of means: drop --estimator/--estimator-option"
             )
+        if ray_address is not None:
+            raise click.UsageError("--ray encodes images: a gap with a text side is made here; drop --ray")
         g = create_text_gap(
             name,
             src=src,
@@ -144,6 +156,7 @@ def create(
             estimator=estimator,
             estimator_params=pluginmanager.parse_options("estimators", estimator, pairs),
             registry=settings.registry(),
+            ray=ray_address,
             **common,
         )
     if as_json:

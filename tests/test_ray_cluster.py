@@ -37,7 +37,11 @@ def cluster(s3_endpoint):
     at the local S3 server, as a real cluster's nodes carry their own credentials."""
     if ray.is_initialized():
         ray.shutdown()
-    made = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
+    # A node's death is noticed within about 2 s (Ray's default health checks take longer).
+    fast = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500, "health_check_failure_threshold": 4}
+    made = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False, "_system_config": fast}
+    )
     try:
         made.add_node(num_cpus=1)
         made.wait_for_nodes()
@@ -139,3 +143,12 @@ def test_render_and_augment_on_a_two_node_cluster_from_and_to_s3(
     assert [r["file_name"] for r in rows] == [r["file_name"] for r in local_rows]
     for row in rows:
         assert close(get(client, name, f"aug/{row['file_name']}"), (tmp_path / "aug" / row["file_name"]).read_bytes())
+
+    # gap create --ray: the cluster's actors encode the S3 sets and give the local run's gap
+    upload(client, name, domains["painting"], "painting")
+    gap = dict(model=str(tiny_model), progress=False, batch_size=2)
+    here = doge.create_gap("r->p", domains["real"], domains["painting"], home=tmp_path / "h1", workers=0, **gap)
+    there = doge.create_gap("r->p", f"{url}/real", f"{url}/painting", home=tmp_path / "h2", ray="auto", **gap)
+    assert np.allclose(np.asarray(here.vector), np.asarray(there.vector), atol=1e-5)
+    assert there.provenance["source"]["digest"] == here.provenance["source"]["digest"]
+    assert there.provenance["source"]["images"] == here.provenance["source"]["images"]

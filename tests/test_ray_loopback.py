@@ -13,9 +13,9 @@ except ImportError:
         raise
     pytest.skip("Ray is not installed: pip install 'doge[ray]'", allow_module_level=True)
 
+from doge import raycluster
 from doge.errors import DogeError
 from doge.net import is_loopback
-from doge.rendering import ray_runner
 
 
 def listening(process: psutil.Process) -> set[tuple[str, int]]:
@@ -39,7 +39,7 @@ def doge_ray():
         ray.shutdown()
     me = psutil.Process()
     before = listening(me)
-    assert ray_runner._connect(ray, "local", progress=False) is True
+    assert raycluster.connect(ray, "local", progress=False) is True
 
     @ray.remote(num_cpus=0)
     def work(x):
@@ -80,5 +80,5 @@ def test_a_local_ray_that_comes_up_on_the_network_is_stopped_and_refused():
             calls.append("shutdown")
 
     with pytest.raises(DogeError, match="192.0.2.2, not on 127.0.0.1.*render without --ray"):
-        ray_runner._start_on_loopback(FakeRay(), {})
+        raycluster.start_on_loopback(FakeRay(), {})
     assert calls == ["init", "shutdown"]

@@ -320,3 +320,13 @@ def test_parquet_and_webdataset_outputs_on_s3(augment, bucket, domains, tmp_path
     assert [k for k in keys(client, name, "pq/") if k.endswith(".parquet")] == ["pq/data/train-00000-of-00001.parquet"]
     augment(train, f"{url}/wds", per_class=1, output_format="webdataset", shard_size=1)
     assert len([k for k in keys(client, name, "wds/") if k.endswith(".tar")]) == 2
+
+
+def test_augment_into_a_bucket_that_cannot_be_written_fails_before_rendering(augment, s3_endpoint, domains, tmp_path):
+    train = tmp_path / "train"
+    (train / "cat").mkdir(parents=True)
+    first = sorted(domains["real"].iterdir())[0]
+    (train / "cat" / first.name).write_bytes(first.read_bytes())
+    with pytest.raises(DogeError, match="cannot write to s3://no-such-bucket-aug/out"):
+        augment(train, "s3://no-such-bucket-aug/out", per_class=1, work=tmp_path / "work")
+    assert not (tmp_path / "work").exists()  # nothing rendered

@@ -169,8 +169,11 @@ def augment(
     refuse_inside_src(dataset.root, storage.location(work) if work else default_work(out), "--work")
     folders = class_folders(dataset.classes)
     check_names(dataset, folders, with_sources)
-    # an earlier OUT's names, and the folders this run writes to, stay inside OUT
-    check_out(out, folders, annotations_name)
+    if storage.is_remote(out) and not dry_run:
+        storage.check_writable(out)  # a bucket that cannot take the dataset fails before anything renders
+    with storage.errors(out, "read"):
+        # an earlier OUT's names, and the folders this run writes to, stay inside OUT
+        check_out(out, folders, annotations_name)
     if output_format == "parquet":
         parquet_features(dataset)  # its schema (and datasets itself) before anything renders
     by_class = dataset.by_class()

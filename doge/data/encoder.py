@@ -59,6 +59,17 @@ def describe(encoder) -> dict[str, Any]:
     }
 
 
+def encode_pixels(encoder, pixels):
+    """``encoder``'s vectors of a batch of preprocessed ``pixels``, as float32 on the CPU (a local run
+    and a Ray actor alike)."""
+    import torch  # only code that encodes pays for torch; this module is imported by the CLI too
+
+    # no_grad, not inference_mode: inference tensors refuse later in-place maths by estimators.
+    with torch.no_grad():
+        vectors = encoder.encode(pixels)
+    return vectors.detach().to(device="cpu", dtype=torch.float32)
+
+
 def build_encoder(encoder: str = "clip", model: str | None = None, device: str | None = None, dtype: str | None = None):
     """An instance of the encoder plugin registered as ``encoder``."""
     cls = pluginmanager.get("encoders", encoder)

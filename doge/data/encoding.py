@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from doge import storage
 from doge.data.embeddings import Embeddings
+from doge.data.encoder import encode_pixels
 from doge.data.images import ImageSet, combine_digest, decode_image, relative_posix
 from doge.errors import DogeError
 
@@ -130,8 +131,12 @@ def encode_images(
     workers: int | None = None,
     progress: bool = True,
     desc: str = "",
+    ray: str | None = None,
 ) -> Embeddings:
-    """Encode every decodable image of ``imageset``; rows follow ``imageset.files`` minus skips."""
+    """Encode every decodable image of ``imageset``; rows follow ``imageset.files`` minus skips.
+
+    ``ray`` ("local", "auto" or a cluster address) encodes on Ray's actors instead
+    (:mod:`doge.data.ray_encoding`): the same rows, vectors and digest."""
     files = list(imageset.files)
     if not files:
         raise DogeError(f"no images to encode in {imageset.root}")
@@ -139,18 +144,27 @@ def encode_images(
     hashes: list[str] = []
     chunks: list[torch.Tensor] = []
     skipped = 0
-    with tqdm(total=len(files), desc=desc or None, unit="img", disable=not progress) as bar:
-        for batch in _batches(files, encoder.preprocessor, batch_size, workers):
-            for index, reason in batch.skipped:
-                _warn_skip(files[index], reason)
-            skipped += len(batch.skipped)
-            if batch.pixels is not None:
-                chunks.append(_encode_batch(encoder, batch.pixels))
-                kept.extend(batch.indices)
-                hashes.extend(batch.hashes)
-            bar.update(len(batch.indices) + len(batch.skipped))
-            if skipped:
-                bar.set_postfix(skipped=skipped)
+    if ray:
+        # Ray is an optional extra and slow to import: only a --ray run pays for it.
+        from doge.data.ray_encoding import encode_on_ray
+
+        kept, hashes, vectors, skips = encode_on_ray(encoder.describe(), files, batch_size, ray, progress)
+        for index, reason in skips:
+            _warn_skip(files[index], reason)
+        skipped, chunks = len(skips), [vectors] if vectors is not None else []
+    else:
+        with tqdm(total=len(files), desc=desc or None, unit="img", disable=not progress) as bar:
+            for batch in _batches(files, encoder.preprocessor, batch_size, workers):
+                for index, reason in batch.skipped:
+                    _warn_skip(files[index], reason)
+                skipped += len(batch.skipped)
+                if batch.pixels is not None:
+                    chunks.append(encode_pixels(encoder, batch.pixels))
+                    kept.extend(batch.indices)
+                    hashes.extend(batch.hashes)
+                bar.update(len(batch.indices) + len(batch.skipped))
+                if skipped:
+                    bar.set_postfix(skipped=skipped)
     if not kept:
         raise DogeError(f"none of the {len(files)} images in {imageset.root} could be decoded (see the warnings above)")
     if skipped:
@@ -164,13 +178,6 @@ def encode_images(
         skipped=skipped,
         digest=combine_digest(zip(rel, hashes)),
     )
-
-
-def _encode_batch(encoder, pixels: torch.Tensor) -> torch.Tensor:
-    # no_grad, not inference_mode: inference tensors refuse later in-place maths by estimators.
-    with torch.no_grad():
-        vectors = encoder.encode(pixels)
-    return vectors.detach().to(device="cpu", dtype=torch.float32)
 
 
 def _warn_skip(path: Path, reason: str) -> None:

@@ -40,8 +40,11 @@ def create_gap(
     registry=None,
     home=None,
     url=None,
+    ray: str | None = None,
 ) -> Gap:
-    """Encode both folders, estimate the gap, and store it as the next version of ``name``."""
+    """Encode both folders, estimate the gap, and store it as the next version of ``name``.
+
+    ``ray`` ("local", "auto", a cluster address) encodes the images on Ray's actors."""
     # Everything a user can get wrong is checked before a model loads.
     validate_name(name)
     estimate = pluginmanager.get("estimators", estimator)
@@ -51,8 +54,8 @@ def create_gap(
     reg = registry_for(registry, home, url)
 
     enc = build_encoder(encoder, model=model, device=device)
-    src_emb = encode_images(enc, src_set, batch_size=batch_size, workers=workers, progress=progress, desc="source")
-    tgt_emb = encode_images(enc, tgt_set, batch_size=batch_size, workers=workers, progress=progress, desc="target")
+    src_emb = encode_images(enc, src_set, batch_size, workers, progress, desc="source", ray=ray)
+    tgt_emb = encode_images(enc, tgt_set, batch_size, workers, progress, desc="target", ray=ray)
     vector, params, *rest = estimate(src_emb, tgt_emb, **estimator_params)
     extras = {k: v.float().cpu().numpy() for k, v in (rest[0] if rest else {}).items()}  # e.g. coral's transform
     if not bool(vector.isfinite().all()):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from doge.rendering.pipeline import StableUnCLIPControlNetImg2ImgPipeline
 
 log = logging.getLogger("doge")
+
+COMMIT_SECONDS = 10.0  # how often, at most, a manifest on an object store is put again whole
+PUT_THREADS = 8  # objects of one batch put at once to an object store
 
 
 @dataclass
@@ -90,32 +94,49 @@ class OutputWriter:
 
     A manifest line is appended only after its image is in place, so a line always names a whole
     image; an image already written by this run (a batch delivered twice) is not written again.
+
+    On an object store (see :mod:`doge.storage`) a batch's images are put concurrently, and the
+    manifest, which has to be put again whole each time, is committed at most every
+    :data:`COMMIT_SECONDS` and when the writer closes (also when the run fails): a run killed in
+    between leaves images the manifest does not list yet, which the rerun makes again with the same
+    bytes, and never a line without its image.
     """
 
     def __init__(self, out: Path, total: int, progress: bool = True):
         from tqdm.auto import tqdm
+
+        from doge import storage
 
         self.out = out
         self.written: list[str] = []
         self._seen: set[str] = set()
         self._bar = tqdm(total=total, unit="img", desc="render", disable=not progress)
         self._advanced = 0.0  # images' worth of steps shown but not yet written
+        self._remote = storage.is_remote(out)
+        self._pending: list[dict] = []  # lines of images in place, not yet in the remote manifest
+        self._committed_at = 0.0
 
     def write(self, outputs: list[Output]) -> None:
         """Write a batch's images, then their manifest lines; if a write fails (a full disk), the
         batch's images that have no line yet are removed again, so no image is left unlisted."""
-        entries, fresh = [], []
+        entries, fresh, puts = [], [], []
         try:
             for output in outputs:
                 target = self.out / output.path
                 if output.entry is None:
                     if not target.exists():  # a control map is made once per source
-                        write_atomic(target, output.png)
+                        puts.append((target, output.png))
                 elif output.path not in self._seen and output.path not in fresh:
-                    write_atomic(target, output.png)
+                    puts.append((target, output.png))
                     entries.append(output.entry)
                     fresh.append(output.path)
-            manifest.append(self.out / "manifest.jsonl", entries)
+            self._put(puts)
+            if self._remote:
+                self._pending += entries
+                if time.monotonic() - self._committed_at >= COMMIT_SECONDS:
+                    self._commit()
+            else:
+                manifest.append(self.out / "manifest.jsonl", entries)
         except BaseException:
             for path in fresh:
                 (self.out / path).unlink(missing_ok=True)
@@ -126,13 +147,34 @@ class OutputWriter:
             self._bar.update(max(0.0, len(entries) - self._advanced))
             self._advanced = 0.0
 
+    def _put(self, puts: list[tuple]) -> None:
+        if not self._remote or len(puts) < 2:
+            for target, data in puts:
+                write_atomic(target, data)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        # one request each, waiting on the network: a batch's objects go up side by side
+        with ThreadPoolExecutor(max_workers=min(PUT_THREADS, len(puts))) as pool:
+            for done in [pool.submit(write_atomic, target, data) for target, data in puts]:
+                done.result()
+
+    def _commit(self) -> None:
+        if self._pending:
+            manifest.append(self.out / "manifest.jsonl", self._pending)
+            self._pending = []
+            self._committed_at = time.monotonic()
+
     def advance(self, images: float) -> None:
         """Move the bar by a share of an image (a denoising step of a batch) before it is written."""
         self._advanced += images
         self._bar.update(images)
 
     def close(self) -> list[str]:
-        self._bar.close()
+        try:
+            self._commit()
+        finally:
+            self._bar.close()
         return self.written
 
 

@@ -21,15 +21,13 @@ import warnings
 from collections import defaultdict
 
 from doge.errors import DogeError, first_line
-from doge.net import is_loopback
+from doge.raycluster import MAX_RESTARTS, READ_CPUS, TASK_RETRIES, actor_layout
+from doge.raycluster import connect as _connect
+from doge.raycluster import import_ray as _import_ray
 from doge.rendering.batch import Output, OutputWriter, control_outputs, load_engine, load_source, render_batch
 from doge.rendering.plan import Job, Plan
 
 log = logging.getLogger("doge")
-
-# How often Ray restarts an actor that died and redoes its batch before the run fails.
-MAX_RESTARTS = 3
-READ_CPUS = 0.25  # what a task reading sources asks of Ray
 
 
 def run_on_ray(p: Plan, address: str, progress: bool = True) -> list[str]:
@@ -56,7 +54,7 @@ def run_on_ray(p: Plan, address: str, progress: bool = True) -> list[str]:
                 batch_size=p.batch_size,
                 compute=ray.data.ActorPoolStrategy(size=count),
                 max_restarts=MAX_RESTARTS,
-                max_task_retries=MAX_RESTARTS,
+                max_task_retries=TASK_RETRIES,
                 # one actor per node before two on one: a cluster's nodes all render, and losing
                 # one node costs the fewest actors
                 scheduling_strategy="SPREAD",
@@ -77,88 +75,6 @@ def run_on_ray(p: Plan, address: str, progress: bool = True) -> list[str]:
         if started:
             ray.shutdown()
     return writer.written
-
-
-def actor_layout(resources: dict, device: str | None = None) -> tuple[int, dict]:
-    """How many actors to start and what each asks Ray for: one per GPU, else one per CPU.
-
-    One CPU (half, on a one-CPU cluster) is left to the tasks that read the sources: actors that
-    take every CPU starve those tasks and the run never finishes.
-    """
-    cpus = float(resources.get("CPU", 1))
-    gpus = int(resources.get("GPU", 0))
-    if not gpus and (device or "").startswith("cuda"):
-        raise DogeError(f"--device {device} with --ray, but the Ray cluster has no GPU; use --device auto or cpu")
-    spare = cpus - min(1.0, cpus / 2)
-    if gpus and not (device or "auto").startswith(("cpu", "mps")):
-        return gpus, {"num_gpus": 1, "num_cpus": min(1.0, spare / gpus)}
-    count = max(1, int(cpus))
-    return count, {"num_cpus": spare / count}
-
-
-def _import_ray():
-    try:
-        import ray
-        import ray.data
-    except ImportError:
-        raise DogeError("--ray needs Ray Data: pip install 'doge[ray]'") from None
-    return ray
-
-
-def _connect(ray, address: str, progress: bool) -> bool:
-    """Start or join Ray unless this process already has; True if this call started it."""
-    if ray.is_initialized():
-        return False
-    quiet = {} if progress else {"logging_level": logging.ERROR, "log_to_driver": False}
-    try:
-        if address in (None, "", "local"):
-            _start_on_loopback(ray, quiet)
-        else:
-            ray.init(address=address, **quiet)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise DogeError(
-            f"--ray {address}: could not join a Ray cluster there ({first_line(exc)[:200]}); check the address, "
-            "or give --ray without an address to start a local Ray"
-        ) from None
-    ray.data.DataContext.get_current().enable_progress_bars = progress
-    return True
-
-
-def _start_on_loopback(ray, quiet: dict) -> None:
-    """Start a local Ray whose processes listen on 127.0.0.1 only.
-
-    Ray gives a node it starts the machine's network address, so that other machines could join,
-    and its GCS, raylet and workers then accept unauthenticated connections (which run whatever
-    they are sent) from the network. Ray uses the loopback address instead when clusters are
-    off (``ray_constants.ENABLE_RAY_CLUSTER``, read from RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER when
-    Ray is imported); it is held off while this node starts, and the started node is checked.
-    Joining a cluster (``--ray auto``, ``ray://``) is the user's choice and does not come here.
-    """
-    constants = _ray_constants()
-    saved = getattr(constants, "ENABLE_RAY_CLUSTER", None)
-    if saved is not None:
-        constants.ENABLE_RAY_CLUSTER = False
-    try:
-        ray.init(include_dashboard=False, **quiet)
-    finally:
-        if saved is not None:
-            constants.ENABLE_RAY_CLUSTER = saved
-    addresses = sorted({str(node.get("NodeManagerAddress")) for node in ray.nodes()})
-    if not all(is_loopback(a) for a in addresses):
-        ray.shutdown()
-        raise DogeError(
-            f"the local Ray started on {', '.join(addresses)}, not on 127.0.0.1, so it would take connections "
-            "from the network (this Ray version does not let doge keep it on loopback); render without --ray, "
-            "or start a Ray cluster you have secured and join it with --ray auto"
-        )
-
-
-def _ray_constants():
-    try:
-        from ray._private import ray_constants  # Ray 2.60 has no public switch for this
-    except ImportError:  # a Ray that moved it: the check after the start still holds
-        return None
-    return ray_constants
 
 
 def _read_sources(ray, p: Plan):
