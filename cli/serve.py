@@ -26,9 +26,24 @@ from doge.net import is_loopback
     metavar="NAME",
     help="Also answer requests for this Host name (a reverse proxy's name; repeatable). Others get 400.",
 )
+@click.option(
+    "--dataset",
+    "datasets",
+    multiple=True,
+    type=click.Path(file_okay=False, exists=True),
+    help="An OUT folder of doge augment or doge render to show at /datasets (repeatable).",
+)
+@click.option(
+    "--dataset-page-size",
+    default=48,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="Images on one page of a dataset's grid.",
+)
 @pass_settings
-def serve(settings, host, port, allow_writes, allow_hosts):
-    """Serve the gap library: pages (library, names, versions, compare) and a JSON API.
+def serve(settings, host, port, allow_writes, allow_hosts, datasets, dataset_page_size):
+    """Serve the gap library: pages (library, names, versions, compare) and a JSON API, and with
+    --dataset the datasets doge made (images with their labels drawn, scores, reviewers' marks).
 
     Needs the serve extra: pip install 'doge[serve]'. Read-only unless --allow-writes.
     """
@@ -46,6 +61,8 @@ def serve(settings, host, port, allow_writes, allow_hosts):
         allow_writes=allow_writes,
         tokens=tokens,
         hosts=hosts,
+        datasets=datasets,
+        dataset_per_page=dataset_page_size,
     )
     sock = _listen(host, port)  # bound here, so a taken port is one line and port 0 shows the port it got
     port = sock.getsockname()[1]

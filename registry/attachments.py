@@ -21,7 +21,8 @@ PNG_SUFFIX = ".png"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PREVIEW = "preview"
 PLOT = "plot"
-KINDS = (PREVIEW, PLOT)
+DATASET = "dataset"  # an overview sheet of a dataset doge augment made with the version (settings: its folder, counts)
+KINDS = (PREVIEW, PLOT, DATASET)
 MAX_BYTES = 32 * 1024 * 1024
 
 

@@ -363,8 +363,20 @@ def _attachment(kind: str, settings: Check) -> Check:
 
 PREVIEW = _attachment("preview", PREVIEW_SETTINGS)
 PLOT = _attachment("plot", PLOT_SETTINGS)
-# an overview sheet of a dataset doge augment made with the version: its settings are augment's own
-DATASET = _attachment("dataset", obj({"folder": text(4096)}))
+_COUNT = optional(integer(0, None))  # nullable counts
+DATASET_SETTINGS = obj(  # doge augment's record of a dataset it made with the version
+    {
+        "out": text(4096),
+        "format": text(100),
+        "images": _COUNT,
+        "generated": _COUNT,
+        "classes": _COUNT,
+        "rejected_by_people": _COUNT,
+        "rejected_by_filter": _COUNT,
+    },
+    required=("out",),
+)
+DATASET = _attachment("dataset", DATASET_SETTINGS)
 ATTACHMENTS = {"preview": PREVIEW, "plot": PLOT, "dataset": DATASET}
 
 VERSION = obj(
@@ -510,7 +522,7 @@ def damage_of_text(kind: str, text) -> str | None:
 
 def check_settings(kind: str, settings, what: str) -> None:
     """A preview's or a plot's ``settings`` object, checked before it is stored."""
-    schema = {"plot": PLOT_SETTINGS, "dataset": obj({"folder": text(4096)})}.get(kind, PREVIEW_SETTINGS)
+    schema = {"plot": PLOT_SETTINGS, "dataset": DATASET_SETTINGS}.get(kind, PREVIEW_SETTINGS)
     _checked(schema, settings, f"{what}: settings")
 
 

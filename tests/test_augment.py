@@ -74,15 +74,20 @@ def test_class_folders_to_imagefolder_loaded_by_datasets(run, class_folders, tmp
     ]
     for r in rows(out):
         assert len(r["doge_source_sha256"]) == 64 and len(r["doge_gap_sha256"]) == 64 and r["doge_seed"] >= 0
-    # OUT holds only the dataset (class folders, metadata, card): the render work area is beside it.
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "cat", "dog", "metadata.jsonl"]
+    # OUT holds only the dataset (class folders, metadata, card, the run's summary and a contact sheet
+    # per class as top-level files no loader reads): the render work area is beside it.
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["cat", "dog"]
+    files = sorted(p.name for p in out.iterdir() if p.is_file())
+    assert [f for f in files if not f.startswith("contact-sheet-")] == ["README.md", "doge-run.json", "metadata.jsonl"]
+    assert len([f for f in files if f.startswith("contact-sheet-cat-")]) == 1
     card = (out / "README.md").read_text()
     import yaml
 
     header = yaml.safe_load(card.split("---")[1])
     assert header["doge"]["classes"] == ["cat", "dog"] and header["task_categories"] == ["image-classification"]
     assert "tiny random test model" in card and header["doge"]["gaps"][0]["sha256"] in card
-    assert "| cat | 2 | 3 | 3 | 0 | 0 |" in card
+    assert "| cat | 2 | 3 | 3 | 0 | 0 | 0 |" in card
+    assert "## Contact sheets" in card and "contact-sheet-dog-" in card
 
 
 def test_dry_run_plans_without_a_model(home, class_folders, tmp_path):

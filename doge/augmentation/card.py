@@ -60,6 +60,16 @@ def _skipped(summary: dict) -> list[str]:
     return [*lines, ""]
 
 
+def _sheets(sheets: dict[str, str]) -> list[str]:
+    if not sheets:
+        return []
+    lines = ["## Contact sheets", "", "The first new images of each class, their labels drawn:", ""]
+    for label, name in sheets.items():
+        alt = _cell(label or "(no class)").replace("[", "\\[").replace("]", "\\]")
+        lines += [f"### {alt}", "", f"![{alt}](<{name}>)", ""]
+    return lines
+
+
 def write_card(out: Path, summary: dict) -> Path:
     classes = summary["class_names"]
     total = summary["images"]
@@ -99,7 +109,8 @@ def write_card(out: Path, summary: dict) -> Path:
         "",
     ]
     rows = [
-        f"| {_cell(name) or '(none)'} | {c['sources']} | {c['asked']} | {c['made']} | {c['rejected']} | {c['short']} |"
+        f"| {_cell(name) or '(none)'} | {c['sources']} | {c['asked']} | {c['made']} | {c['rejected']} "
+        f"| {c.get('rejected_by_people', 0)} | {c['short']} |"
         for name, c in summary["classes"].items()
     ]
     gaps = [
@@ -145,13 +156,16 @@ def write_card(out: Path, summary: dict) -> Path:
         "",
         "## Counts per class",
         "",
-        "| class | sources | asked | made | rejected by the filter | short |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| class | sources | asked | made | rejected by the filter | rejected by people | short |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
         *rows,
         "",
         f"Filter: {summary['filter'] or 'off'}. Rejected images were replaced by the next sample of the same "
-        "source until the budget was met or the tries ran out ('short').",
+        "source until the budget was met or the tries ran out ('short'). Images rejected by people are "
+        "those reviewers marked in `doge serve --dataset` (kept in `doge-curation.json`); a rerun of the "
+        "same command drops them and refills.",
         "",
+        *_sheets(summary.get("contact_sheets") or {}),
         "## Render settings",
         "",
         "```json",

@@ -41,6 +41,7 @@ class Item:
     work_image: Path | None  # the rendered PNG; None for a source itself
     entry: dict | None  # the render manifest line; None for a source
     folder: str = ""  # the class folder of the source's label (doge.augmentation.naming)
+    doge_id: str | None = None  # the work area's name for a new image (what reviewers' marks name)
 
     @property
     def generated(self) -> bool:
@@ -163,6 +164,7 @@ def doge_columns(item: Item) -> dict:
     e = item.entry or {}
     return {
         "doge_generated": item.generated,
+        "doge_id": item.doge_id,
         "doge_class_folder": item.folder,
         "doge_source": storage.shown(item.source.path),
         "doge_source_sha256": e.get("source_sha256"),
@@ -407,6 +409,7 @@ def parquet_features(dataset: Dataset):
     columns.update(
         {
             "doge_generated": Value("bool"),
+            "doge_id": Value("string"),
             "doge_source": Value("string"),
             "doge_source_sha256": Value("string"),
             "doge_gaps": Value("string"),

@@ -9,15 +9,18 @@ nothing but the dataset, so every loader (``ImageFolder`` included) sees only it
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from doge import storage
-from doge.atomic import make_dirs
+from doge.atomic import make_dirs, write_atomic
 from doge.augmentation.budget import Slot, allocate, class_targets, parse_weights
 from doge.augmentation.card import write_card
+from doge.augmentation.contact import write_contact_sheets
+from doge.augmentation.curation import CURATION_FILE, rejected_ids
 from doge.augmentation.hf import describe_source, read_any
 from doge.augmentation.inputs import Dataset
 from doge.augmentation.naming import class_folders
@@ -35,11 +38,13 @@ from doge.augmentation.outputs import (
     write_parquet,
     write_webdataset,
 )
+from doge.augmentation.readback import RUN_FILE
 from doge.errors import DogeError
 from doge.gaps.store import load_gap, registry_for
 from doge.locks import output_lock
 from doge.names import parse_weighted_ref
 from doge.quality.filtering import filter_outputs
+from doge.registry.attachments import DATASET
 from doge.rendering import manifest
 from doge.rendering.batch import load_engine
 from doge.rendering.plan import Job, check_unique_stems, output_stem, plan, refuse_inside_src
@@ -80,6 +85,12 @@ def _slug(group: list[str]) -> str:
 
 def _work_name(dataset: Dataset, slot_source: int, k: int) -> str:
     return f"images/{output_stem(dataset.sources[slot_source].rel)}_{k}.png"
+
+
+def image_id(group: list[str], work_name: str) -> str:
+    """A new image's ``doge_id``: its name in the work area (``<gap folder>/images/<stem>_<k>.png``),
+    the same in every output format and across reruns; reviewers' marks name images by it."""
+    return f"{_slug(group)}/{work_name}"
 
 
 def augment(
@@ -205,6 +216,21 @@ def augment(
         next_k: dict[int, int] = {}
         for slot in slots:
             next_k[slot.source] = max(next_k.get(slot.source, 0), slot.k + 1)
+        # Images a reviewer rejected (doge serve): their slot takes the source's next sample, like
+        # a filter's rejection, without using up --max-tries (each was a real image someone saw).
+        local_out = not storage.is_remote(out)
+        people = rejected_ids(out) if local_out else set()  # reviewers mark local folders (doge serve)
+
+        def by_people(chain: Chain, k: int) -> bool:
+            return image_id(groups[chain.slot.gap], _work_name(dataset, chain.slot.source, k)) in people
+
+        def refill(chain: Chain) -> None:
+            chain.ks.append(next_k[chain.slot.source])
+            next_k[chain.slot.source] += 1
+
+        for chain in chains:
+            while by_people(chain, chain.ks[-1]):
+                refill(chain)
         written, skipped, engine = 0, 0, None
         filter_options = {
             "min_target_score": min_target_score,
@@ -240,15 +266,17 @@ def augment(
             grown = False
             for chain in chains:
                 entry = verdicts[chain.slot.gap].get(_work_name(dataset, chain.slot.source, chain.ks[-1]))
-                if entry and (entry.get("filter") or {}).get("rejected") and len(chain.ks) < max_tries:
-                    chain.ks.append(next_k[chain.slot.source])
-                    next_k[chain.slot.source] += 1
+                tries = sum(not by_people(chain, k) for k in chain.ks)
+                if entry and (entry.get("filter") or {}).get("rejected") and tries < max_tries:
+                    refill(chain)
+                    while by_people(chain, chain.ks[-1]):
+                        refill(chain)
                     grown = True
             if not grown:
                 break
 
         entries = {i: manifest.read(work / _slug(g) / "manifest.jsonl") for i, g in enumerate(groups)}
-        items, counts = _collect(dataset, chains, entries, work, groups, targets, with_sources, filter, folders)
+        items, counts = _collect(dataset, chains, entries, work, groups, targets, with_sources, filter, folders, people)
         make_dirs(out)
         link = with_sources == "link"
         stats: dict = {"dropped_annotations": 0}
@@ -265,6 +293,9 @@ def augment(
         summary = {
             **base,
             "work": storage.shown(work),
+            # where doge serve --dataset may read a source and a control map (local folders only)
+            "work_dir": None if storage.is_remote(work) else str(Path(work).resolve()),
+            "src_root": None if storage.is_remote(dataset.root) else str(Path(dataset.root).resolve()),
             "classes": counts,
             "class_names": dataset.classes,
             "label_column": label_column,
@@ -289,8 +320,50 @@ def augment(
             "render": _settings(any_plan),
             "tiny_model": any(bool(it.entry.get("tiny_model")) for it in generated),
         }
+        summary["curation"] = {
+            "file": CURATION_FILE if local_out and (out / CURATION_FILE).is_file() else None,
+            "rejected_by_people": sum(c["rejected_by_people"] for c in counts.values()),
+            "rejected_by_filter": sum(c["rejected"] for c in counts.values()),
+        }
+        if local_out:  # the run's summary, contact sheets and registry record: what doge serve --dataset shows
+            write_atomic(out / RUN_FILE, (json.dumps(summary, indent=1, default=str) + "\n").encode("utf-8"))
+            summary["contact_sheets"] = write_contact_sheets(out, summary)
         summary["card"] = str(write_card(out, summary))
+        if local_out:
+            write_atomic(out / RUN_FILE, (json.dumps(summary, indent=1, default=str) + "\n").encode("utf-8"))
+            summary["datasets_recorded"] = _record_in_registry(reg, out, summary)
     return summary
+
+
+def _record_in_registry(reg, out: Path, summary: dict) -> list[str]:
+    """Record OUT on each gap version it was made with (an attachment of kind ``dataset``: an
+    overview sheet, with the folder and counts), replacing that version's earlier record of OUT,
+    so the library lists the datasets made with each version. A registry that refuses is a warning."""
+    from doge.augmentation.contact import overview_png
+
+    png = overview_png(out, summary)
+    if png is None:
+        return []
+    settings = {
+        "out": str(out.resolve()),
+        "format": summary["format"],
+        "images": summary["images"],
+        "generated": summary["generated"],
+        "classes": len(summary["class_names"]),
+        "rejected_by_people": summary["curation"]["rejected_by_people"],
+        "rejected_by_filter": summary["curation"]["rejected_by_filter"],
+    }
+    recorded = []
+    for ref in dict.fromkeys(g["ref"] for g in summary["gap_details"]):
+        try:
+            for old in reg.attachments(ref, kind=DATASET):
+                if (old.get("settings") or {}).get("out") == settings["out"]:
+                    reg.remove_attachment(ref, old["id"], kind=DATASET)
+            reg.add_attachment(ref, png, DATASET, settings)
+            recorded.append(ref)
+        except DogeError as exc:
+            log.warning("doge augment: could not record %s on %s in the registry (%s)", out, ref, exc)
+    return recorded
 
 
 def _render(group, folder, image_set, jobs, engine, ray, settings: RenderSettings, runtime: Runtime):
@@ -316,10 +389,19 @@ def _filter(groups, work: Path, options: dict) -> dict[int, dict[str, dict]]:
     return verdicts
 
 
-def _collect(dataset, chains, entries, work, groups, targets, with_sources, filtered, folders):
-    """The dataset's items (accepted new images, then sources if asked) and the counts per class."""
+def _collect(dataset, chains, entries, work, groups, targets, with_sources, filtered, folders, people=frozenset()):
+    """The dataset's items (accepted new images, then sources if asked) and the counts per class:
+    ``rejected`` by the filter, ``rejected_by_people`` (reviewers' marks in OUT/doge-curation.json)."""
     counts = {
-        label: {"sources": len(ix), "asked": targets[label], "made": 0, "rejected": 0, "short": 0, "skipped": 0}
+        label: {
+            "sources": len(ix),
+            "asked": targets[label],
+            "made": 0,
+            "rejected": 0,
+            "rejected_by_people": 0,
+            "short": 0,
+            "skipped": 0,
+        }
         for label, ix in dataset.by_class().items()
     }
     for skipped in dataset.skipped:
@@ -335,11 +417,15 @@ def _collect(dataset, chains, entries, work, groups, targets, with_sources, filt
             path = work / _slug(groups[slot.gap]) / name
             if entry is None or not path.is_file():
                 continue
+            key = image_id(groups[slot.gap], name)
+            if key in people:
+                c["rejected_by_people"] += 1
+                continue
             if filtered and (entry.get("filter") or {}).get("rejected"):  # an earlier --filter's verdict
                 c["rejected"] += 1
                 continue
             source = dataset.sources[slot.source]
-            accepted = Item(source, f"{source_stem(dataset, source)}_{k}", path, entry, folders[source.label])
+            accepted = Item(source, f"{source_stem(dataset, source)}_{k}", path, entry, folders[source.label], key)
         if accepted is None:
             c["short"] += 1
         else:

@@ -26,6 +26,15 @@ URLs (a ref in a URL is percent-encoded: ``real-%3Epainting@v2``):
 ``POST /api/gaps/REF/tag``              ``{"alias": "prod"}`` (writes: see above)
 ``POST /api/gaps/NAME/untag``           ``{"alias": "prod"}``
 ``POST /api/gaps/REF/labels``           ``{"set": {"team": "vision"}, "remove": ["old"]}``
+``/datasets``                           the ``--dataset`` folders served (augment and render outputs)
+``/datasets/NAME``                      a grid with labels drawn: ``?class=``, ``?gap=``, ``?min=``/``?max=``
+                                        (target score), ``?status=``, ``?kind=``, ``?page=``; per-class summary
+``/datasets/NAME/images/INDEX``         one image beside its source and control maps, its labels listed
+``/datasets/NAME/thumbs/INDEX``         its thumbnail (cached under DOGE_HOME by the image's sha256)
+``/datasets/NAME/files/INDEX/WHAT``     ``image``, ``source``, ``mask``, ``control-NAME`` (inside the dataset only)
+``POST /datasets/NAME/curation``        the page's form: ticked images marked rejected/kept (token field)
+``/api/datasets``, ``/api/datasets/NAME``  the same as JSON
+``POST /api/datasets/NAME/curation``    ``{"rejected": [doge_id], "kept": [...], "clear": [...]}`` (writes)
 =====================================  ==============================================================
 
 The views are module functions: HTML pages in :mod:`doge.serve.pages`, the JSON API in
@@ -51,9 +60,10 @@ from doge.errors import DogeError
 from doge.pluginmanager import forward_gap_events
 from doge.registry import Registry
 from doge.registry.urls import hide_password
-from doge.serve import api, pages
+from doge.serve import api, dataset_pages, pages
 from doge.serve.auth import TOKEN_ENV, parse_tokens, tokens_from_env
 from doge.serve.common import SAFE_HEADERS, ref_url
+from doge.serve.datasets import Thumbnails, dataset_names
 from doge.serve.guard import HostAllowList, allowed_hosts
 
 __all__ = ["PER_PAGE", "TOKEN_ENV", "SecurityHeaders", "create_app", "parse_tokens", "ref_url", "tokens_from_env"]
@@ -84,11 +94,13 @@ def create_app(
     tokens: dict[str, str] | None = None,
     per_page: int = PER_PAGE,
     hosts: Iterable[str] | None = None,
+    datasets=(),
+    dataset_per_page: int = dataset_pages.PER_PAGE,
 ) -> Starlette:
-    """The web application over ``registry``. With ``allow_writes``, ``tokens`` ({token: user})
-    may tag, untag and label; without it every write is refused. ``hosts``: the Host names it
-    answers (default: the loopback names; see :func:`doge.serve.guard.allowed_hosts`), any other
-    is answered 400."""
+    """The web application over ``registry``, and over the output folders in ``datasets``. With
+    ``allow_writes``, ``tokens`` ({token: user}) may tag, untag, label and mark dataset images;
+    without it every write is refused. ``hosts``: the Host names it answers (default: the loopback
+    names; see :func:`doge.serve.guard.allowed_hosts`), any other is answered 400."""
     if allow_writes and not tokens:
         raise DogeError(f"--allow-writes needs a token: set {TOKEN_ENV}=USER:TOKEN (at least 8 characters)")
     forward_gap_events(registry)  # a write through the app reaches the plugins' gap_event hook
@@ -107,6 +119,16 @@ def create_app(
         Route("/api/gaps/{ref}/untag", api.untag, methods=["POST"]),
         Route("/api/gaps/{ref}/labels", api.labels, methods=["POST"]),
         Route("/api/gaps/{ref}", api.gap),
+        Route("/datasets", dataset_pages.index),
+        Route("/datasets/{name}", dataset_pages.dataset),
+        Route("/datasets/{name}/images/{index:int}", dataset_pages.image),
+        Route("/datasets/{name}/thumbs/{index:int}", dataset_pages.thumbnail),
+        Route("/datasets/{name}/overlays/{index:int}", dataset_pages.overlay),
+        Route("/datasets/{name}/files/{index:int}/{what}", dataset_pages.file),
+        Route("/datasets/{name}/curation", dataset_pages.curate_form, methods=["POST"]),
+        Route("/api/datasets", dataset_pages.api_index),
+        Route("/api/datasets/{name}", dataset_pages.api_dataset),
+        Route("/api/datasets/{name}/curation", dataset_pages.api_curate, methods=["POST"]),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
     allowed = frozenset(hosts) if hosts is not None else allowed_hosts()
@@ -116,6 +138,9 @@ def create_app(
         exception_handlers={DogeError: _refused},
     )
     app.state.registry = registry
+    app.state.datasets = dataset_names(datasets)
+    app.state.dataset_per_page = dataset_per_page
+    app.state.thumbnails = Thumbnails(Path(registry.home) / "cache" / "thumbnails")
     app.state.templates = templates(registry, allow_writes=allow_writes)
     app.state.allow_writes = allow_writes
     app.state.tokens = dict(tokens or {})

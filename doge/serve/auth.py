@@ -49,7 +49,15 @@ def user_of(request: Request, tokens: dict[str, str]) -> str | None:
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not given:
         return None
+    return user_for(given, tokens)
+
+
+def user_for(given: str, tokens: dict[str, str]) -> str | None:
+    """The user whose token is ``given`` (a bearer header's, or a page form's token field), or None."""
+    given = (given or "").strip()
+    if not given:
+        return None
     for token, user in tokens.items():
-        if hmac.compare_digest(given.strip().encode(), token.encode()):
+        if hmac.compare_digest(given.encode(), token.encode()):
             return user
     return None

@@ -111,10 +111,23 @@ def version_page(request: Request, ref: str, diff_ref: str):
             {**e, "summary": summary(e), "plot": plots.get(e["evaluation_id"])} for e in reversed(evaluations)
         ],
         previews=[a for a in reversed(attachments) if a["kind"] == "preview"],
+        datasets=_datasets_made_with(request, attachments),
         others=others,
         diff=diff,
         diff_ref=diff_ref,
     )
+
+
+def _datasets_made_with(request: Request, attachments: list[dict]) -> list[dict]:
+    """The datasets doge augment recorded on a version, each linked when this serve shows it (--dataset)."""
+    served = {str(d.root.resolve()): name for name, d in getattr(request.app.state, "datasets", {}).items()}
+    shown = []
+    for a in reversed(attachments):
+        if a["kind"] != "dataset":
+            continue
+        settings = a.get("settings") if isinstance(a.get("settings"), dict) else {}
+        shown.append({**a, "out": str(settings.get("out", "")), "served": served.get(str(settings.get("out", "")))})
+    return shown
 
 
 def compare(request: Request):
