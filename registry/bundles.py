@@ -428,7 +428,12 @@ def import_bundle(registry: Registry, path, *, new_version: bool = False) -> lis
     Importing a bundle twice changes nothing; its aliases are set, moving an alias of the same
     name that pointed elsewhere.
     """
-    bundle = read_bundle(path)
+    try:
+        bundle = read_bundle(path)
+    except NotFound:
+        raise
+    except DogeError as e:
+        raise DogeError(f"{first_line(e)}; nothing was stored") from None
     when = now_iso()
     items = [_incoming(e, bundle, when) for e in sorted(bundle.entries, key=lambda e: (e.name, e.version))]
     return registry.add_versions(items, new_version=new_version, where="this registry")
