@@ -17,7 +17,8 @@ from doge.net import is_loopback
 @click.option(
     "--allow-writes",
     is_flag=True,
-    help="Let holders of a DOGE_SERVE_TOKEN (USER:TOKEN, comma-separated) tag, untag and label over the API.",
+    help="Let holders of a DOGE_SERVE_TOKEN (USER:TOKEN, comma-separated) tag, untag and label over the API, "
+    "and mark --dataset images rejected or kept.",
 )
 @click.option(
     "--allow-host",
@@ -34,6 +35,14 @@ from doge.net import is_loopback
     help="An OUT folder of doge augment or doge render to show at /datasets (repeatable).",
 )
 @click.option(
+    "--source-root",
+    "source_roots",
+    multiple=True,
+    type=click.Path(file_okay=False, exists=True),
+    help="A folder a --dataset's sources (or its --work area) may be shown from, when its run recorded one "
+    "inside it (repeatable). Without it only files inside OUT and its default work area are served.",
+)
+@click.option(
     "--dataset-page-size",
     default=48,
     show_default=True,
@@ -41,7 +50,7 @@ from doge.net import is_loopback
     help="Images on one page of a dataset's grid.",
 )
 @pass_settings
-def serve(settings, host, port, allow_writes, allow_hosts, datasets, dataset_page_size):
+def serve(settings, host, port, allow_writes, allow_hosts, datasets, source_roots, dataset_page_size):
     """Serve the gap library: pages (library, names, versions, compare) and a JSON API, and with
     --dataset the datasets doge made (images with their labels drawn, scores, reviewers' marks).
 
@@ -62,6 +71,7 @@ def serve(settings, host, port, allow_writes, allow_hosts, datasets, dataset_pag
         tokens=tokens,
         hosts=hosts,
         datasets=datasets,
+        source_roots=source_roots,
         dataset_per_page=dataset_page_size,
     )
     sock = _listen(host, port)  # bound here, so a taken port is one line and port 0 shows the port it got

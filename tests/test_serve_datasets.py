@@ -109,19 +109,24 @@ def client_for(app) -> TestClient:
     return TestClient(app, base_url="http://127.0.0.1")  # a loopback Host: what doge serve answers by default
 
 
-def app_for(home, *datasets, writes=False, per_page=48):
+def app_for(home, *datasets, writes=False, per_page=48, source_roots=()):
     from doge.registry import Registry
     from doge.serve.app import create_app
     from doge.serve.auth import parse_tokens
 
     tokens = parse_tokens(TOKEN) if writes else None
     return create_app(
-        Registry(home=home), allow_writes=writes, tokens=tokens, datasets=list(datasets), dataset_per_page=per_page
+        Registry(home=home),
+        allow_writes=writes,
+        tokens=tokens,
+        datasets=list(datasets),
+        source_roots=list(source_roots),
+        dataset_per_page=per_page,
     )
 
 
 def test_the_dataset_page_draws_each_box_where_augment_mapped_it(coco_run):
-    client = client_for(app_for(coco_run["home"], coco_run["out"]))
+    client = client_for(app_for(coco_run["home"], coco_run["out"], source_roots=[coco_run["src"]]))
     listing = client.get("/datasets").text
     assert 'href="/datasets/aug"' in listing and "coco" in listing
     html = client.get("/datasets/aug").text
@@ -220,6 +225,75 @@ def test_no_file_outside_the_dataset_is_served(tmp_path):
         # the source recorded in the metadata lies outside the run's source root: never served
         assert client.get(f"/datasets/out/files/{index}/source").status_code in (400, 404)
     assert client.get("/datasets/out/files/0/..%2F..%2Fsecret").status_code == 404
+
+
+def _hostile_dataset(tmp_path, run: dict, rows: list[dict]) -> Path:
+    out = tmp_path / "out"
+    (out / "cat").mkdir(parents=True)
+    Image.new("RGB", (8, 8), "green").save(out / "cat" / "ok.png")
+    (out / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (out / "doge-run.json").write_text(json.dumps({"format": "imagefolder", **run}))
+    return out
+
+
+def test_a_source_root_recorded_in_the_dataset_is_not_trusted(tmp_path):
+    """doge-run.json is inside the dataset: its src_root ("/") widens nothing; a source is served only
+    from OUT, its work area, or a folder the operator named with --source-root."""
+    src = tmp_path / "src"
+    src.mkdir()
+    secret = src / "secret.png"
+    Image.new("RGB", (8, 8), "blue").save(secret)
+    row = {"file_name": "cat/ok.png", "label": "cat", "doge_generated": True, "doge_id": "cat/ok.png"}
+    out = _hostile_dataset(tmp_path, {"src_root": "/"}, [{**row, "doge_source": str(secret).lstrip("/")}])
+    client = client_for(app_for(tmp_path / "home", out))
+    got = client.get("/datasets/out/files/0/source")
+    assert got.status_code == 404 and got.content != secret.read_bytes()
+    # "/" is not inside --source-root either: still refused when the operator named src
+    client = client_for(app_for(tmp_path / "home", out, source_roots=[src]))
+    assert client.get("/datasets/out/files/0/source").status_code == 404
+    # a recorded src_root inside a folder the operator named: served
+    (out / "doge-run.json").write_text(json.dumps({"format": "imagefolder", "src_root": str(src)}))
+    (out / "metadata.jsonl").write_text(json.dumps({**row, "doge_source": "secret.png"}) + "\n")
+    assert client_for(app_for(tmp_path / "home", out)).get("/datasets/out/files/0/source").status_code == 404
+    got = client.get("/datasets/out/files/0/source")
+    assert got.status_code == 200 and got.content == secret.read_bytes()
+
+
+@pytest.mark.parametrize("hostile", ["work_dir", "id"])
+def test_control_maps_resolve_inside_the_datasets_own_roots(tmp_path, hostile):
+    """A work_dir from doge-run.json outside the dataset's roots, or a doge_id with '..', reaches no control map."""
+    leak = tmp_path / "leak"
+    (leak / "controls").mkdir(parents=True)
+    Image.new("RGB", (8, 8), "blue").save(leak / "controls" / "a_canny.png")
+    (tmp_path / ".out.doge-work").mkdir()
+    if hostile == "work_dir":
+        run, doge_id = {"work_dir": str(tmp_path)}, "leak/images/a_0.png"
+    else:
+        run, doge_id = {"work_dir": str(tmp_path / ".out.doge-work")}, "../leak/images/a_0.png"
+    run["render"] = {"controls": [{"name": "canny"}]}
+    row = {"file_name": "cat/ok.png", "label": "cat", "doge_generated": True, "doge_id": doge_id}
+    out = _hostile_dataset(tmp_path, run, [row])
+    client = client_for(app_for(tmp_path / "home", out))
+    assert client.get("/datasets/out/files/0/control-canny").status_code == 404
+    assert "control-canny" not in client.get("/datasets/out/images/0").text
+
+
+def test_curation_bodies_are_bounded_and_flat(tmp_path):
+    """The curation routes read a body through serve's guard: too deep or too large is a 400, not a 500."""
+    from doge.serve.guard import MAX_BODY_BYTES
+
+    row = {"file_name": "cat/ok.png", "label": "cat", "doge_generated": True, "doge_id": "cat/ok.png"}
+    out = _hostile_dataset(tmp_path, {}, [row])
+    client = TestClient(app_for(tmp_path / "home", out, writes=True), base_url="http://127.0.0.1")
+    auth = {"Authorization": "Bearer s3cret-token", "Content-Type": "application/json"}
+    deep = "[" * 30_000 + "]" * 30_000
+    got = client.post("/api/datasets/out/curation", content=deep, headers=auth)
+    assert got.status_code == 400 and "levels deep" in got.json()["error"]
+    big = "token=wrong&" + "id=" + "x" * (MAX_BODY_BYTES + 10)
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    got = client.post("/datasets/out/curation", content=big, headers=form)
+    assert got.status_code == 400 and "larger than" in got.text
+    assert not (out / "doge-curation.json").exists()
 
 
 def test_a_render_folder_is_served_read_only(tmp_path, gap_home, tiny_model, domains):

@@ -6,9 +6,12 @@ in output pixels.
 RLE, label images laid out with nearest neighbour), so they are drawn as they are stored; nothing is
 mapped twice. What ``doge serve --dataset`` shows and the contact sheets draw both come from here.
 
-Everything in these files is user input: a ``file_name`` or a source path names a file only after
-:func:`contained` has resolved it (symlinks followed) inside one of the dataset's roots: OUT, the
-augment work area beside it, and the source dataset the run recorded.
+Everything in these files is user input, ``doge-run.json`` included: a ``file_name`` or a source path
+names a file only after :func:`contained` has resolved it (symlinks followed) inside one of the
+dataset's roots (:meth:`OutputFolder.roots`): OUT, the default work area beside it
+(``.OUT.doge-work``), and the folders the reader named itself (``doge serve --source-root``). The
+``src_root`` and ``work_dir`` a run recorded are used only when they lie inside one of those; a
+folder a file inside the dataset names is never a root by itself.
 """
 
 from __future__ import annotations
@@ -20,9 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from doge.errors import DogeError, NotFound
-from doge.paths import inside
+from doge.paths import inside, relative_key
 
 RUN_FILE = "doge-run.json"  # doge augment's summary in OUT (see doge.augmentation.run)
+
+
+def default_work(out: Path) -> Path:
+    """doge augment's work area when none is given: ``.OUT.doge-work`` beside OUT."""
+    return out.parent / f".{out.name}.doge-work"
+
+
 SCORES = ("target_score", "source_similarity")
 
 
@@ -62,6 +72,7 @@ class OutputFolder:
     records: list[Record]
     run: dict  # doge-run.json (augment), {} for a render folder
     stamp: tuple = ()  # what changes when the folder is rewritten (see :func:`stamp_of`)
+    trusted: tuple[Path, ...] = ()  # folders the reader named (doge serve --source-root), never from the files
 
     @property
     def classes(self) -> list[str]:
@@ -72,13 +83,24 @@ class OutputFolder:
         return sorted({r.gap for r in self.records if r.gap})
 
     def roots(self) -> list[Path]:
-        """Where this dataset's files may be: OUT, its work area and its source dataset."""
-        found = [self.root.resolve()]
-        for key in ("work_dir", "src_root"):
-            value = self.run.get(key)
-            if isinstance(value, str) and value and Path(value).is_absolute() and Path(value).is_dir():
-                found.append(Path(value).resolve())
-        return found
+        """Where this dataset's files may be: OUT, its default work area, and the folders the reader
+        named (``trusted``); never a folder that a file inside the dataset names."""
+        return [self.root.resolve(), default_work(self.root.resolve()), *(Path(t).resolve() for t in self.trusted)]
+
+    def recorded_root(self, key: str) -> Path | None:
+        """The folder ``doge-run.json`` records under ``key`` (``src_root``, ``work_dir``), only when it
+        lies inside one of :meth:`roots` (:func:`contained`, symlinks followed); else None."""
+        value = self.run.get(key)
+        if not isinstance(value, str) or not value or not os.path.isabs(value):
+            return None
+        for root in self.roots():
+            if os.path.realpath(value) == str(root):
+                return root
+            try:
+                return contained(root, value)
+            except DogeError:
+                continue
+        return None
 
     def image_path(self, record: Record) -> Path:
         """The record's image file (for a WebDataset or Parquet sample: its shard)."""
@@ -99,11 +121,12 @@ class OutputFolder:
         return contained(self.root, record.mask) if record.mask else None
 
     def source_path(self, record: Record) -> Path | None:
-        """The source image, only when the run recorded its source dataset and it lies inside."""
-        src_root = self.run.get("src_root")
-        if not record.source or not isinstance(src_root, str) or not src_root:
+        """The source image, only when the run recorded its source dataset, that folder lies inside
+        :meth:`roots`, and the source lies inside that folder."""
+        src_root = self.recorded_root("src_root")
+        if not record.source or src_root is None:
             return None
-        return contained(Path(src_root), record.source)
+        return contained(src_root, record.source)
 
     def control_paths(self, record: Record) -> list[tuple[str, Path]]:
         """The control maps the render made for the record's source (name, path), those that exist."""
@@ -112,11 +135,14 @@ class OutputFolder:
         if self.kind == "render":
             folder, image = self.root, record.file
         else:
-            work = self.run.get("work_dir")
-            if not isinstance(work, str) or "/images/" not in record.id:
+            work = self.recorded_root("work_dir") or default_work(self.root.resolve())
+            if "/images/" not in record.id:
                 return []
             slug, image = record.id.split("/images/", 1)
-            folder, image = Path(work) / slug, "images/" + image
+            try:
+                folder, image = contained(work, slug), relative_key("images/" + image, "a doge_id")
+            except DogeError:
+                return []
         stem = Path(image).stem.rsplit("_", 1)[0]
         found = []
         for name in record.controls:
@@ -169,8 +195,10 @@ def stamp_of(root: Path) -> tuple:
     return tuple(out)
 
 
-def read_output(root, run: dict | None = None) -> OutputFolder:
-    """The output folder ``root`` read back (``run``: augment's summary when it is not yet in OUT)."""
+def read_output(root, run: dict | None = None, trusted=()) -> OutputFolder:
+    """The output folder ``root`` read back (``run``: augment's summary when it is not yet in OUT;
+    ``trusted``: further folders its sources may be read from, named by the reader)."""
+    trusted = tuple(Path(t) for t in trusted)
     root = Path(root)
     if not root.is_dir():
         raise NotFound(f"{root} is not a folder: give the OUT folder of a doge augment or doge render")
@@ -180,7 +208,7 @@ def read_output(root, run: dict | None = None) -> OutputFolder:
         if not isinstance(run, dict):
             raise DogeError(f"{root / RUN_FILE} is not a doge run summary (a JSON object); move it away")
     if (root / "manifest.jsonl").is_file() and not run:
-        return OutputFolder(root, "render", _render_records(root), {}, stamp)
+        return OutputFolder(root, "render", _render_records(root), {}, stamp, trusted)
     fmt = run.get("format") or _guess(root)
     if fmt == "imagefolder":
         records = _imagefolder_records(root, str(run.get("label_column") or "label"))
@@ -199,7 +227,7 @@ def read_output(root, run: dict | None = None) -> OutputFolder:
     for r in records:
         if r.generated:
             r.controls = tuple(str(c) for c in controls if c and c != "none")
-    return OutputFolder(root, fmt, records, run, stamp)
+    return OutputFolder(root, fmt, records, run, stamp, trusted)
 
 
 def _guess(root: Path) -> str | None:

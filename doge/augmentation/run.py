@@ -38,7 +38,7 @@ from doge.augmentation.outputs import (
     write_parquet,
     write_webdataset,
 )
-from doge.augmentation.readback import RUN_FILE
+from doge.augmentation.readback import RUN_FILE, default_work
 from doge.errors import DogeError
 from doge.gaps.store import load_gap, registry_for
 from doge.locks import output_lock
@@ -63,10 +63,6 @@ class Chain:
 
     slot: Slot
     ks: list[int] = field(default_factory=list)
-
-
-def default_work(out: Path) -> Path:
-    return out.parent / f".{out.name}.doge-work"
 
 
 def gap_groups(gaps) -> list[list[str]]:

@@ -95,12 +95,14 @@ def create_app(
     per_page: int = PER_PAGE,
     hosts: Iterable[str] | None = None,
     datasets=(),
+    source_roots=(),
     dataset_per_page: int = dataset_pages.PER_PAGE,
 ) -> Starlette:
     """The web application over ``registry``, and over the output folders in ``datasets``. With
-    ``allow_writes``, ``tokens`` ({token: user}) may tag, untag, label and mark dataset images;
-    without it every write is refused. ``hosts``: the Host names it answers (default: the loopback
-    names; see :func:`doge.serve.guard.allowed_hosts`), any other is answered 400."""
+        ``allow_writes``, ``tokens`` ({token: user}) may tag, untag, label and mark dataset images;
+        without it every write is refused. ``source_roots``: folders besides a dataset's own (OUT and
+    its default work area) whose images serve shows as sources and control maps. ``hosts``: the Host names it answers (default: the loopback
+        names; see :func:`doge.serve.guard.allowed_hosts`), any other is answered 400."""
     if allow_writes and not tokens:
         raise DogeError(f"--allow-writes needs a token: set {TOKEN_ENV}=USER:TOKEN (at least 8 characters)")
     forward_gap_events(registry)  # a write through the app reaches the plugins' gap_event hook
@@ -138,7 +140,7 @@ def create_app(
         exception_handlers={DogeError: _refused},
     )
     app.state.registry = registry
-    app.state.datasets = dataset_names(datasets)
+    app.state.datasets = dataset_names(datasets, source_roots)
     app.state.dataset_per_page = dataset_per_page
     app.state.thumbnails = Thumbnails(Path(registry.home) / "cache" / "thumbnails")
     app.state.templates = templates(registry, allow_writes=allow_writes)

@@ -26,7 +26,8 @@ from doge.locks import output_lock
 from doge.serve.auth import TOKEN_ENV, user_for, user_of
 from doge.serve.common import status_for
 from doge.serve.datasets import STATUSES, Query, ServedDataset
-from doge.serve.pages import error_page, render
+from doge.serve.guard import body_bytes, json_body
+from doge.serve.pages import error_page, page_number, render
 
 log = logging.getLogger("doge")
 
@@ -42,13 +43,6 @@ def _dataset(request: Request) -> ServedDataset:
         known = ", ".join(request.app.state.datasets) or "none (start doge serve with --dataset OUT)"
         raise NotFound(f"no dataset {name!r} is served here; served: {known}")
     return served
-
-
-def _page_number(text: str | None) -> int:
-    try:
-        return max(1, int(text)) if text else 1
-    except ValueError:
-        raise DogeError(f"page {str(text)[:40]!r}: give a number") from None
 
 
 def _rgb(name: str) -> str:
@@ -140,7 +134,7 @@ def dataset(request: Request):
     try:
         served = _dataset(request)
         query = Query.parse(request.query_params)
-        page = _page_number(request.query_params.get("page"))
+        page = page_number(request.query_params.get("page"))
         folder = served.folder()
         marks = served.marks()
         records = served.select(query)
@@ -339,19 +333,22 @@ async def curate_form(request: Request):
     state = request.app.state
     if not state.allow_writes:
         return error_page(request, DogeError("this doge serve is read-only: start it with --allow-writes"))
-    body = (await request.body()).decode("utf-8", "replace")
+    try:
+        body = (await body_bytes(request, "tick fewer images at once")).decode("utf-8", "replace")
+    except DogeError as exc:
+        return error_page(request, exc)
     form = parse_qs(body, keep_blank_values=True, max_num_fields=MAX_MARKS + 10)
     user = user_for(form.get("token", [""])[0], state.tokens or {})
     if user is None:
-        exc = DogeError(f"marking images needs a token from {TOKEN_ENV}: type it into the token field")
-        return render(request, "error.html", status=401, message=str(exc))
+        needed = f"marking images needs a token from {TOKEN_ENV}: type it into the token field"
+        return render(request, "error.html", status=401, message=needed)
     try:
         served = _dataset(request)
         changes = _changes(form.get("id", []), form.get("verdict", [""])[0])
         await run_in_threadpool(_apply, served, changes, user)
         back = parse_qs(form.get("back", [""])[0])
         query = Query.parse({k: v[0] for k, v in back.items()})
-        page = _page_number(back.get("page", [""])[0])
+        page = page_number(back.get("page", [""])[0])
     except DogeError as exc:
         return error_page(request, exc)
     log.warning("doge serve: %s images of %s marked %s by %s", len(changes), served.name, form["verdict"][0], user)
@@ -378,7 +375,7 @@ def api_dataset(request: Request):
     try:
         served = _dataset(request)
         query = Query.parse(request.query_params)
-        page = _page_number(request.query_params.get("page"))
+        page = page_number(request.query_params.get("page"))
         folder, marks = served.folder(), served.marks()
         records = served.select(query)
     except DogeError as exc:
@@ -410,11 +407,8 @@ async def api_curate(request: Request):
             {"error": f"a write needs 'Authorization: Bearer TOKEN' with a token from {TOKEN_ENV}"}, status_code=401
         )
     try:
-        body = await request.json()
-    except ValueError:
-        body = None
-    try:
-        if not isinstance(body, dict) or not all(
+        body = await json_body(request)
+        if not all(
             isinstance(body.get(k, []), list) and all(isinstance(i, str) for i in body.get(k, []))
             for k in ("rejected", "kept", "clear")
         ):

@@ -83,9 +83,10 @@ class Query:
 class ServedDataset:
     """One ``--dataset`` folder: read back lazily, reloaded when its files change."""
 
-    def __init__(self, name: str, root: Path):
+    def __init__(self, name: str, root: Path, trusted=()):
         self.name = name
         self.root = Path(root)
+        self.trusted = tuple(Path(t) for t in trusted)  # --source-root: sources may be read there too
         self._folder: OutputFolder | None = None
         self._marks: tuple[tuple, dict[str, dict]] | None = None
         self._filtered: OrderedDict = OrderedDict()
@@ -99,7 +100,7 @@ class ServedDataset:
 
         with self._lock:
             if self._folder is None or self._folder.stamp != stamp_of(self.root):
-                self._folder = read_output(self.root)
+                self._folder = read_output(self.root, trusted=self.trusted)
                 self._filtered.clear()
             return self._folder
 
@@ -219,8 +220,13 @@ def histogram(scores: list[float], bins: int = HISTOGRAM_BINS) -> dict:
     return {"lo": lo, "hi": hi, "counts": counts}
 
 
-def dataset_names(folders) -> dict[str, ServedDataset]:
-    """``--dataset`` folders by their URL name: the folder's name (safe characters), made unique."""
+def dataset_names(folders, source_roots=()) -> dict[str, ServedDataset]:
+    """``--dataset`` folders by their URL name: the folder's name (safe characters), made unique.
+    ``source_roots`` (``--source-root``): the folders besides each dataset's own whose files the
+    run's recorded source dataset and work area may be read from."""
+    for folder in source_roots or []:
+        if not Path(folder).is_dir():
+            raise DogeError(f"--source-root {folder}: not a folder; give the source dataset a run read")
     served: dict[str, ServedDataset] = {}
     for folder in folders or []:
         path = Path(folder)
@@ -230,7 +236,7 @@ def dataset_names(folders) -> dict[str, ServedDataset]:
         name, n = base, 2
         while name in served:
             name, n = f"{base}-{n}", n + 1
-        served[name] = ServedDataset(name, path)
+        served[name] = ServedDataset(name, path, source_roots or ())
     return served
 
 

@@ -74,21 +74,29 @@ class HostAllowList:
         await send({"type": "http.response.body", "body": body})
 
 
-async def json_body(request: Request) -> dict:
-    """The request's JSON object body, at most :data:`MAX_BODY_BYTES` and :data:`MAX_BODY_DEPTH`
-    deep; a DogeError (400) otherwise, read no further than the limit."""
+async def body_bytes(request: Request, fix: str) -> bytes:
+    """The request's body, at most :data:`MAX_BODY_BYTES`: a DogeError (400, ending in ``fix``)
+    otherwise, read no further than the limit."""
     declared = request.headers.get("content-length")
+    too_big = f"the body is larger than {MAX_BODY_BYTES} bytes; {fix}"
     if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
-        raise DogeError(f"the body is larger than {MAX_BODY_BYTES} bytes; send a small JSON object")
+        raise DogeError(too_big)
     data = bytearray()
     async for chunk in request.stream():
         data += chunk
         if len(data) > MAX_BODY_BYTES:
-            raise DogeError(f"the body is larger than {MAX_BODY_BYTES} bytes; send a small JSON object")
+            raise DogeError(too_big)
+    return bytes(data)
+
+
+async def json_body(request: Request) -> dict:
+    """The request's JSON object body, at most :data:`MAX_BODY_BYTES` and :data:`MAX_BODY_DEPTH`
+    deep; a DogeError (400) otherwise, read no further than the limit."""
+    data = await body_bytes(request, "send a small JSON object")
     if _depth_over(data, MAX_BODY_DEPTH):
         raise DogeError(f"the body is nested more than {MAX_BODY_DEPTH} levels deep; send a flat JSON object")
     try:
-        body = json.loads(bytes(data))
+        body = json.loads(data)
     except (ValueError, RecursionError):
         raise DogeError("send a JSON object body") from None
     if not isinstance(body, dict):

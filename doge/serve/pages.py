@@ -39,7 +39,7 @@ def library(request: Request):
             state.registry,
             where=where,
             search=search or None,
-            page=_page_number(q.get("page"), 1),
+            page=page_number(q.get("page"), 1),
             per_page=state.per_page,
         )
     except DogeError as exc:
@@ -140,8 +140,9 @@ def compare(request: Request):
     return render(request, "compare.html", refs=refs, rows=rows, names=registry.names())
 
 
-def _page_number(text: str | None, default: int) -> int:
+def page_number(text: str | None, default: int = 1) -> int:
+    """A ``?page=`` value (1 and up; ``default`` when absent), or one DogeError line."""
     try:
         return max(1, int(text)) if text else default
     except ValueError:
-        raise DogeError(f"page {text!r}: give a number") from None
+        raise DogeError(f"page {str(text)[:40]!r}: give a number") from None
