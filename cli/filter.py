@@ -11,7 +11,11 @@ from doge.cli.options import encoding_options, json_option
 @click.command("filter")
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--gap", "gap_ref", help="Gap to judge with (default: the one the images were rendered with).")
-@click.option("--src", type=click.Path(), help="Reference source images (default: the gap's own folder).")
+@click.option(
+    "--src",
+    type=click.Path(),
+    help="Reference source images (default: the gap's own folder); the manifest's sources are read only inside it.",
+)
 @click.option("--tgt", type=click.Path(), help="Reference target images (default: the gap's own folder).")
 @click.option(
     "--min-target-score",

@@ -19,6 +19,7 @@ from click.core import ParameterSource
 from doge.cli.context import Settings, control_options
 from doge.rendering.geometry import FITS
 from doge.rendering.recipes import RECIPES
+from doge.rendering.settings import RECIPE_FIELDS  # the settings a --recipe fills in when left at their defaults
 
 Decorator = Callable[[Callable], Callable]
 
@@ -202,9 +203,6 @@ CONTROL_ALIASES = {
     "hed_weights": ("hed", "weights"),
     "hed_maps": ("hed", "maps"),
 }
-
-# The settings a --recipe fills in when their flags are left at their defaults.
-RECIPE_FIELDS = ("edit_weight", "steps", "guidance", "negative_prompt", "size", "fit", "seed")
 
 
 def render_settings_options(*names: str) -> Decorator:

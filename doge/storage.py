@@ -207,8 +207,10 @@ def relative(path: Any, root: Any) -> str:
         return Path(path).as_posix()
 
 
-def is_inside(inner: Any, outer: Any) -> bool:
-    """True when ``inner`` is ``outer`` or lies below it (local paths resolved, URLs compared by key)."""
+def same_or_below(inner: Any, outer: Any) -> bool:
+    """True when the folder ``inner`` is ``outer`` or lies below it (local paths resolved, URLs
+    compared by key): for two folders a user named (``--out`` inside ``--src``). A name read from a
+    user's file goes through :func:`child` / :func:`contains` instead."""
     inner, outer = location(inner), location(outer)
     if is_remote(inner) != is_remote(outer):
         return False

@@ -11,8 +11,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from doge.atomic import make_dirs
 from doge.errors import DogeError, first_line
-
-from .urls import hide_password
+from doge.urls import hide_password
 
 SQLITE_BUSY_TIMEOUT_S = 30
 WRITE = "doge_write"  # execution option that marks a write transaction

@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from doge.errors import DogeError, IntegrityError, first_line
+from doge.urls import hide_password
 
 from . import audit, evaluations, gapfile, records
 from .attachments import PNG_SUFFIX, attachment_record
 from .models import AliasRow, AttachmentRow, AuditRow, EvaluationRow, GapRow, LabelRow
 from .registry import Registry
-from .urls import hide_password
 
 GRACE_S = 3600.0  # gc keeps unreferenced blobs younger than this: a create may be about to commit its row
 LEFTOVER_MIN_AGE_S = 600.0  # a temp file younger than this may be a write in progress: never collected

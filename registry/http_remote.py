@@ -17,11 +17,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 from doge.errors import DogeError, NotFound, first_line
+from doge.urls import hide_password
 
 from . import records
 from .blobs import checked
 from .labels import checked_labels
-from .urls import hide_password
 
 TIMEOUT_S = 60
 

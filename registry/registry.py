@@ -23,6 +23,7 @@ from doge.clock import iso_utc, who
 from doge.errors import DogeError, IntegrityError, NotFound, first_line
 from doge.home import doge_home
 from doge.names import MAX_VERSION, Ref, parse_ref, validate_alias, validate_name
+from doge.urls import hide_password
 
 from . import audit, gapfile, labels, records, schema
 from . import evaluations as evaluation_records
@@ -33,7 +34,6 @@ from .copying import ADDED, PRESENT, Placement, VersionConflict, place
 from .database import SQLITE_BUSY_TIMEOUT_S, advisory_lock, db_errors, make_engine
 from .database import WRITE as _WRITE
 from .models import AliasRow, AuditRow, EvaluationRow, GapName, GapRow, LabelRow
-from .urls import hide_password
 
 if TYPE_CHECKING:
     import numpy as np

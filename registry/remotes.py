@@ -18,9 +18,9 @@ from sqlalchemy.engine import make_url
 from doge.atomic import write_atomic
 from doge.errors import DogeError, NotFound
 from doge.home import doge_home
+from doge.urls import hide_password
 
 from .http_remote import HttpRegistry, is_http
-from .urls import hide_password
 
 REMOTES_FILE = "remotes.json"
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")

@@ -13,10 +13,10 @@ from pathlib import Path
 from sqlalchemy import func, inspect, select, text
 
 from doge.errors import DogeError
+from doge.urls import hide_password
 
 from .database import advisory_lock
 from .models import Base
-from .urls import hide_password
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 FIRST = "0001_initial"  # what doge 0.1 made, before it recorded a revision

@@ -6,9 +6,9 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from doge.clock import now_iso
+from doge.urls import hide_password
 
 from .copying import IncomingVersion, Placement, with_origin
-from .urls import hide_password
 
 if TYPE_CHECKING:
     from .readable import ReadableRegistry

@@ -160,3 +160,20 @@ def test_filter_refuses_a_folder_another_command_is_writing(home, rendered):
     assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
     assert f"in use by doge render (pid {holder.pid} on this host" in result.output
     assert (rendered / "manifest.jsonl").read_bytes() == before
+
+
+@pytest.mark.parametrize("hostile", ["http://127.0.0.1:9/x.png", "s3://bucket/x.png", "outside", "climb"])
+def test_a_manifest_source_outside_the_source_folder_is_refused_naming_its_line(home, rendered, tmp_path, hostile):
+    outside = tmp_path / "secret.png"
+    shutil.copy(sorted((rendered).glob("**/*.png"))[0], outside)
+    kept = lines(rendered)
+    first = kept[0]
+    real = Path(first["source"])
+    first["source"] = {"outside": str(outside), "climb": f"{real.parent}/../../{outside.parent.name}/secret.png"}.get(
+        hostile, hostile
+    )
+    (rendered / "manifest.jsonl").write_text("".join(json.dumps(line) + "\n" for line in kept))
+    result = run(home, "filter", rendered, "--min-target-score", "0", "--workers", "0")
+    assert result.exit_code != 0
+    assert first["image"] in result.output and "--src" in result.output
+    assert "Traceback" not in result.output

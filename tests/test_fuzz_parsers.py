@@ -17,7 +17,7 @@ from doge.names import parse_ref, parse_weighted_ref, validate_alias, validate_n
 from doge.registry import Registry, gapfile
 from doge.registry.bundles import MANIFEST, import_bundle, write_bundle
 from doge.registry.remotes import normalise_target
-from doge.registry.urls import hide_password
+from doge.urls import hide_password
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 SECRET = "S3cretXq9"

@@ -146,3 +146,47 @@ def test_augments_parquet_output_is_an_input_with_its_class_names(run, classifie
     again = run(tmp_path / "aug", tmp_path / "aug2", per_class=1, dry_run=True)
     assert sorted(again["per_class"]) == ["cat", "dog"]
     assert {c["sources"] for c in again["per_class"].values()} == {3}  # 2 sources + 1 rendered, per class
+
+
+def _path_only_shard(root, names: list[str]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root.mkdir(parents=True, exist_ok=True)
+    image = pa.array(
+        [{"bytes": None, "path": n} for n in names], pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    )
+    pq.write_table(pa.table({"image": image, "label": list(range(len(names)))}), str(root / "train.parquet"))
+
+
+def test_a_cell_without_bytes_is_read_only_inside_the_datasets_own_folder(domains, tmp_path):
+    from doge.augmentation.hf import read_hf
+
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(png(photos(domains, 1)[0]))
+    ok = tmp_path / "ok"
+    (ok / "images").mkdir(parents=True)
+    (ok / "images" / "a.png").write_bytes(secret.read_bytes())
+    _path_only_shard(ok, ["images/a.png"])
+    got = read_hf(ok, tmp_path / "cache")
+    assert got.sources[0].path.read_bytes() == secret.read_bytes()
+    for n, name in enumerate([str(secret), "../secret.png", f"file://{secret}", "http://example.com/x.png"]):
+        bad = tmp_path / f"bad{n}"
+        _path_only_shard(bad, ["images/a.png", name] if n == 0 else [name])
+        if n == 0:
+            (bad / "images").mkdir()
+            (bad / "images" / "a.png").write_bytes(secret.read_bytes())
+        with pytest.raises(DogeError, match=rf"row {1 if n == 0 else 0} \(image\)") as caught:
+            read_hf(bad, tmp_path / f"cache{n}")
+        assert str(bad) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_python_dataset_with_path_only_cells_is_refused(domains, tmp_path):
+    from doge.augmentation.hf import read_hf
+
+    secret = tmp_path / "secret.png"
+    photos(domains, 1)[0].save(secret)
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["cat"])})
+    ds = datasets.Dataset.from_dict({"image": [str(secret)], "label": [0]}, features=features)
+    with pytest.raises(DogeError, match=r"row 0 \(image\).*must carry its images' bytes"):
+        read_hf(ds, tmp_path / "cache")

@@ -16,7 +16,7 @@ from doge.errors import DogeError
 from doge.names import parse_ref, validate_name
 from doge.registry import Registry
 from doge.registry.bundles import MANIFEST, import_bundle, write_bundle
-from doge.registry.urls import hide_password
+from doge.urls import hide_password
 
 NAME = "real->painting"
 

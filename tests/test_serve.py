@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 
 from doge.cli.main import get_cli
 from doge.hooks import hookimpl
-from doge.registry.urls import hide_passwords_in
+from doge.urls import hide_passwords_in
 
 LOCAL = "http://127.0.0.1"  # doge serve answers only the Host names it serves (loopback by default)
 SECRET = "hunter2-secret"

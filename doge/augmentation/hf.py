@@ -147,10 +147,11 @@ def read_hf(
     if mask_column:
         raw = raw.cast_column(mask_column, datasets.Image(decode=False))
     cache = storage.location(cache)
+    root = None if type(src).__module__.startswith("datasets.") else storage.location(src)
     sources: list[LabelledSource] = []
     coco_categories: dict[str, int] = {}
     for index, row in enumerate(raw):
-        data, suffix = _image_bytes(row[image_column], f"{where} row {index} ({image_column})")
+        data, suffix = _image_bytes(row[image_column], f"{where} row {index} ({image_column})", root)
         rel = f"{index:06d}{suffix}"
         path = cache / "images" / rel
         _write_once(path, data)
@@ -166,7 +167,7 @@ def read_hf(
                 label = main_category(annotations, {i: n for n, i in coco_categories.items()})
         mask = None
         if mask_column:
-            mask_data, _ = _image_bytes(row[mask_column], f"{where} row {index} ({mask_column})")
+            mask_data, _ = _image_bytes(row[mask_column], f"{where} row {index} ({mask_column})", root)
             mask = cache / "masks" / f"{index:06d}.png"
             _write_once(mask, _as_png(mask_data))
         sources.append(LabelledSource(path, label, rel, index if use_objects else None, annotations, mask))
@@ -237,11 +238,28 @@ def _label(value, names: list[str] | None) -> str:
     return "" if value is None else str(value)
 
 
-def _image_bytes(value, where: str) -> tuple[bytes, str]:
-    """The stored bytes of an Image cell and the file suffix they call for."""
+def _image_bytes(value, where: str, root) -> tuple[bytes, str]:
+    """The stored bytes of an Image cell and the file suffix they call for.
+
+    A cell without bytes names a file: it is read only when that name is a relative key inside the
+    dataset's own folder ``root`` (the one containment rule, :func:`doge.storage.child`); a dataset
+    passed from Python has no folder (``root`` None), so such a cell is refused."""
     if not isinstance(value, dict) or not (value.get("bytes") or value.get("path")):
         raise DogeError(f"{where} holds no image: fix or drop that row")
-    data = value.get("bytes") or storage.read_bytes(value["path"])
+    data = value.get("bytes")
+    if not data:
+        if root is None:
+            raise DogeError(
+                f"{where} names the file {str(value['path'])[:80]!r} instead of holding its bytes: a dataset "
+                "passed from Python has no folder to hold it in, so it must carry its images' bytes; fix or drop that row"
+            )
+        path = storage.child(root, value["path"], where)
+        if not storage.is_file(path):
+            raise DogeError(
+                f"{where} names {str(value['path'])[:80]!r}, which is no file in {storage.shown(root)}: "
+                "fix or drop that row"
+            )
+        data = storage.read_bytes(path)
     suffix = PurePosixPath(str(value.get("path") or "")).suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         suffix = _sniff(data)

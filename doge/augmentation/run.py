@@ -156,7 +156,7 @@ def augment(
     )
     refuse_inside_src(dataset.root, out)
     for given, folder in (("SRC", dataset.root), ("--masks", dataset.masks)):
-        if folder is not None and storage.is_inside(folder, out):
+        if folder is not None and storage.same_or_below(folder, out):
             raise DogeError(
                 f"{given} {storage.shown(folder)} lies inside --out {storage.shown(out)}: augment would write its classes among your "
                 f"images and clean up there on a rerun; put --out beside {given}"

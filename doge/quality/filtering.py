@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -66,6 +67,35 @@ def _references(gap, src, tgt) -> tuple[Path, Path]:
             "give reference images of both domains with --src DIR --tgt DIR"
         )
     return folders[0], folders[1]
+
+
+def _sources(entries: dict[str, dict], images: list[str], root, out) -> dict[str, Any]:
+    """Each image's ``source`` from the manifest, held inside the reference source folder ``root``
+    (``--src``, else the gap's own) by the one containment rule (:func:`doge.storage.child`).
+
+    The manifest is a user's file: a source that is a URL of another kind than ``root``, absolute
+    outside it, or climbs out with ``..`` is refused naming the manifest line, never fetched."""
+    found = {}
+    for image in images:
+        source = entries[image].get("source")
+        if source is None:
+            continue
+        where = f"{storage.shown(out / MANIFEST)} line for {image!r}: its source"
+        fix = f"; give the folder the images were rendered from with --src (now {storage.shown(root)})"
+        if not isinstance(source, str) or storage.is_url(source) != storage.is_remote(root):
+            raise DogeError(f"{where} {str(source)[:80]!r} is not inside {storage.shown(root)}{fix}")
+        if storage.is_remote(root):
+            path = storage.location(source)
+            if storage.protocol(path) != storage.protocol(root):
+                raise DogeError(f"{where} {source[:80]!r} is not inside {storage.shown(root)}{fix}")
+            rel = storage.relative(path, root)
+        else:
+            rel = storage.relative(Path(source).absolute(), Path(root).absolute())
+        try:
+            found[image] = storage.child(root, rel, where)
+        except DogeError as exc:
+            raise DogeError(f"{exc}{fix}") from None
+    return found
 
 
 def _embed_files(enc, files: list[Path], options: dict, desc: str) -> dict[str, np.ndarray]:
@@ -153,8 +183,8 @@ def filter_outputs(
         present = [image for image in entries if (out / image).is_file()]
         generated = _embed_files(enc, [out / image for image in present], options, "generated")
         generated = {image: generated[str(out / image)] for image in present if str(out / image) in generated}
-        sources = sorted(s for s in {entries[i].get("source") for i in present} if s is not None)
-        readable = [storage.location(s) for s in sources]
+        source_of = _sources(entries, present, ref_src, out)
+        readable = sorted(set(source_of.values()), key=str)
         source_emb = _embed_files(enc, [s for s in readable if storage.is_file(s)], options, "sources")
 
         scored = [image for image in present if image in generated]
@@ -162,7 +192,7 @@ def filter_outputs(
         deleted = 0
         for image, score in zip(scored, scores):
             entry = entries[image]
-            src_vec = source_emb.get(str(storage.location(entry["source"]))) if entry.get("source") else None
+            src_vec = source_emb.get(str(source_of[image])) if image in source_of else None
             similarity = None if src_vec is None else cosine(generated[image], src_vec)
             record = {**verdict(float(score), similarity, min_target_score, min_source_similarity), "gap": g.ref}
             if record["rejected"] and delete:

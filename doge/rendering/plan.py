@@ -203,7 +203,7 @@ def _check_noise_level(noise_level: int, model: str) -> None:
 def refuse_inside_src(src, folder, option: str = "--out") -> None:
     """What a run writes must not land inside its source folder: the rerun of the same command would
     take those images for sources (a class named after the folder), and so on with every rerun."""
-    if storage.is_inside(folder, src):
+    if storage.same_or_below(folder, src):
         folder, src = storage.shown(folder), storage.shown(src)
         raise DogeError(
             f"{option} {folder} is inside --src {src}: its images would be sources on the next run; "

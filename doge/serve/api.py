@@ -19,10 +19,10 @@ from doge.names import validate_name
 from doge.quality.summary import compare_rows
 from doge.registry.fsck import check_version
 from doge.registry.labels import parse_labels
-from doge.registry.urls import hide_password, hide_passwords_in
 from doge.serve.auth import TOKEN_ENV, user_of
 from doge.serve.common import SAFE_HEADERS, download, headers_for, status_for
 from doge.serve.guard import json_body
+from doge.urls import hide_password, hide_passwords_in
 
 log = logging.getLogger("doge")
 

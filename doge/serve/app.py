@@ -3,7 +3,7 @@
 A Starlette application over one :class:`doge.registry.Registry` (SQLite, or PostgreSQL with an
 S3 blob store: whatever the CLI would use). Pages are server-rendered Jinja2 with autoescaping
 (a description holding ``<script>`` is shown as text) and no JavaScript; every value from the
-registry passes through :func:`doge.registry.urls.hide_passwords_in` first, so no password of any
+registry passes through :func:`doge.urls.hide_passwords_in` first, so no password of any
 URL reaches a page or the API. Read-only unless built with ``allow_writes``; then tag, untag and
 label need ``Authorization: Bearer TOKEN`` and are recorded in the history under the token's user.
 
@@ -59,12 +59,12 @@ import doge
 from doge.errors import DogeError
 from doge.pluginmanager import forward_gap_events
 from doge.registry import Registry
-from doge.registry.urls import hide_password
 from doge.serve import api, dataset_pages, pages
 from doge.serve.auth import TOKEN_ENV, parse_tokens, tokens_from_env
 from doge.serve.common import SAFE_HEADERS, ref_url
 from doge.serve.datasets import Thumbnails, dataset_names
 from doge.serve.guard import HostAllowList, allowed_hosts
+from doge.urls import hide_password
 
 __all__ = ["PER_PAGE", "TOKEN_ENV", "SecurityHeaders", "create_app", "parse_tokens", "ref_url", "tokens_from_env"]
 

@@ -13,8 +13,8 @@ from doge.names import parse_ref
 from doge.quality.summary import best, compare_rows, summary
 from doge.registry.labels import parse_labels
 from doge.registry.library import library_page
-from doge.registry.urls import hide_passwords_in
 from doge.serve.common import headers_for, ref_url, status_for
+from doge.urls import hide_passwords_in
 
 
 def render(request: Request, template: str, status: int = 200, headers=None, **context) -> HTMLResponse:
