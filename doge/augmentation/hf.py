@@ -22,6 +22,7 @@ from PIL import Image
 
 from doge import storage
 from doge.atomic import write_atomic
+from doge.augmentation.contact import SHEET_PREFIX
 from doge.augmentation.inputs import (
     METADATA_FILES,
     Dataset,
@@ -214,9 +215,16 @@ def _parquet_files(root) -> list:
 
 
 def _has_images(root) -> bool:
+    """Whether ``root`` holds image files besides the contact sheets an augment run leaves at its top."""
     if storage.is_remote(root):
-        return any(PurePosixPath(rel).suffix.lower() in IMAGE_SUFFIXES for rel in storage.list_files(root))
-    return any(p.suffix.lower() in IMAGE_SUFFIXES for p in root.rglob("*") if p.is_file())
+        names = [PurePosixPath(rel) for rel in storage.list_files(root)]
+    else:
+        names = [p.relative_to(root) for p in root.rglob("*") if p.is_file()]
+    return any(n.suffix.lower() in IMAGE_SUFFIXES and not _is_contact_sheet(n) for n in names)
+
+
+def _is_contact_sheet(relative) -> bool:
+    return len(relative.parts) == 1 and relative.name.startswith(SHEET_PREFIX)
 
 
 def _class_names(feature) -> list[str] | None:
