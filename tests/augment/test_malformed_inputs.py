@@ -6,25 +6,7 @@ import re
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
-
-from doge.cli.main import get_cli
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory, tiny_model, domains):
-    from doge.api import create_gap
-
-    home = tmp_path_factory.mktemp("home")
-    create_gap("real->painting", domains["real"], domains["painting"], model=str(tiny_model), home=home,
-               progress=False, workers=0)  # fmt: skip
-    return home
-
-
-def doge(home, *argv):
-    return CliRunner().invoke(get_cli(), ["--home", str(home), *[str(a) for a in argv]])
-
 
 # -- augment: malformed COCO JSON and imagefolder metadata --------------------------------------
 
