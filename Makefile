@@ -57,7 +57,7 @@ docs: $(STAMP)
 # Remake the site's figures from real runs (tiny model) and the doge serve screenshots (chromium).
 figures: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python docs/figures/make_figures.py
-	HF_HUB_OFFLINE=1 DOGE_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_serve_browser.py
+	HF_HUB_OFFLINE=1 DOGE_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/serve/test_serve_browser.py
 
 clean:
 	rm -rf $(DEMO) .pytest_cache build

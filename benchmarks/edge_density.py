@@ -3,7 +3,7 @@
 The paper's canny map (its generate.py and pipeline): CLIP's processor pixels of the 224-px centre
 crop, normalised with CLIP's mean and std, cast to float16, min–max stretched over all channels,
 truncated to uint8, colour Canny at 100/800, Lanczos up to the output. The reference is built
-without doge (``tests/paper_reference.py``, CLIP's own processor and torch's float16 cast). Beside
+without doge (``tests/rendering/paper_reference.py``, CLIP's own processor and torch's float16 cast). Beside
 it, with ``--fit crop`` so every map covers the same square:
 
 - ``--canny-maps paper``: pixels that differ from the reference (should be 0);
@@ -36,7 +36,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "rendering"))
 
 from common import machine, print_table
 from paper_reference import paper_canny

@@ -7,7 +7,7 @@ Each ``register_*`` hook receives a ``register(name, obj)`` callback; a plugin c
 thing it offers. Two plugins that register one name are an error naming both. Built-ins
 (``doge.plugins.*``) register through these very hooks; third parties are found through the
 ``doge`` entry-point group, or registered at run time with ``doge.pluginmanager.register_plugin``.
-Every hook here has a test that exercises a plugin implementing it (tests/test_plugins.py).
+Every hook here has a test that exercises a plugin implementing it (tests/plugins/test_plugins.py).
 """
 
 import pluggy

@@ -6,7 +6,7 @@
   the random tiny one, so the outputs are noise, as the page says.
 
 The serve screenshots (``docs/serve-*.png``) come from the browser test:
-``DOGE_UPDATE_SCREENSHOT=1 pytest tests/test_serve_browser.py`` (``make figures`` runs both).
+``DOGE_UPDATE_SCREENSHOT=1 pytest tests/serve/test_serve_browser.py`` (``make figures`` runs both).
 
 Usage: python docs/figures/make_figures.py [WORK_DIR]
 """

@@ -14,7 +14,7 @@ from doge.rendering.recipes import DEFAULTS, PAPER_NEGATIVE_PROMPT
 from doge.rendering.settings import RenderSettings, settings_from_keywords
 from doge.runtime import Runtime
 
-CLI = Path(__file__).resolve().parents[1] / "cli"
+CLI = Path(__file__).resolve().parents[2] / "cli"
 
 
 def test_render_settings_are_a_frozen_value_with_the_recipe_resolved_once():

@@ -285,7 +285,7 @@ def crop_map(name: str, size: int, **options) -> np.ndarray:
 @pytest.mark.parametrize("name", EXACT)
 def test_paper_maps_are_the_papers_construction_pixel_for_pixel(name):
     """--canny-maps paper at --fit crop is generate.py's map: normalised CLIP pixels, float16 stretch,
-    truncation, colour Canny, the pipeline's Lanczos (reference: tests/paper_reference.py)."""
+    truncation, colour Canny, the pipeline's Lanczos (reference: tests/rendering/paper_reference.py)."""
     from paper_reference import paper_canny
 
     for size in (512, 768):

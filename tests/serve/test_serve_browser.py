@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import pytest
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def chromium() -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # top-level folder -> the package it installs as (pyproject's package-dir)
 FOLDERS = {"doge": "doge", "plugins": "doge/plugins", "registry": "doge/registry", "cli": "doge/cli"}
 

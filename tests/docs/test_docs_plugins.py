@@ -16,7 +16,7 @@ from PIL import Image
 
 from doge import pluginmanager
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 ENTRY_POINTS = {
     "colour-stats": "doge_colour_stats",
     "sparse-gap": "doge_sparse_gap",

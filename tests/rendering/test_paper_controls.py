@@ -177,7 +177,7 @@ def test_hed_edges_are_a_soft_map_at_the_output_size(tiny_model):
 @pytest.mark.slow  # two HED passes at 1024 px on the CPU (~30 s)
 def test_hed_paper_maps_are_the_papers_construction(tiny_model, name="written"):
     """--hed-maps paper at --fit crop: HED on the 224-px stretched CLIP view at detect resolution 1024,
-    back to 512, Lanczos to the output (reference: tests/paper_reference.py)."""
+    back to 512, Lanczos to the output (reference: tests/rendering/paper_reference.py)."""
     from paper_reference import paper_hed
 
     from doge.rendering.geometry import fit_geometry

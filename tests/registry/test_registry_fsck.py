@@ -195,3 +195,28 @@ def test_check_and_gc_cover_preview_and_plot_pngs(registry):
     assert not registry.blobs.exists(orphan, PNG_SUFFIX)
     assert registry.blobs.exists(kept["sha256"], PNG_SUFFIX)  # in use: never collected
     assert registry.read_attachment(gv.ref, kept["id"])[1] == png((255, 0, 0))
+
+
+# -- registry check: a folder where a blob should be ----------------------------------------------
+
+
+def test_registry_check_reports_a_folder_in_place_of_a_blob_and_checks_the_rest(tmp_path):
+    from doge.registry import Registry
+
+    registry = Registry(home=tmp_path / "home")
+    try:
+        rng = np.random.default_rng(0)
+        hit = registry.create("a->b", rng.standard_normal(8).astype(np.float32), {})
+        fine = registry.create("c->d", rng.standard_normal(8).astype(np.float32), {})
+        path = registry.blobs.path(hit.sha256)
+        path.unlink()
+        path.mkdir()  # once: 'Error: ...: Is a directory' and the check stopped there
+        result = CliRunner().invoke(get_cli(), ["--home", str(tmp_path / "home"), "registry", "check", "--json"])
+        assert result.exit_code == 1, result.output
+        report = json.loads(result.output)
+        assert [(p["ref"], p["kind"]) for p in report["problems"]] == [("a->b@v1", "unreadable-blob")]
+        assert str(path) in report["problems"][0]["message"] and report["versions"] == 2
+        shown = CliRunner().invoke(get_cli(), ["--home", str(tmp_path / "home"), "gap", "show", fine.ref])
+        assert shown.exit_code == 0, shown.output
+    finally:
+        registry.close()

@@ -1,4 +1,4 @@
-"""Examples that cannot rot: every runnable block of the documentation runs (tests/docs_runner.py)."""
+"""Examples that cannot rot: every runnable block of the documentation runs (tests/docs/docs_runner.py)."""
 
 from __future__ import annotations
 

@@ -50,3 +50,22 @@ def test_weighted_refs_for_gap_arithmetic():
     assert parse_weighted_ref("day->night") == (Ref("day->night"), 1.0)
     with pytest.raises(DogeError, match="REF:NUMBER"):
         parse_weighted_ref("day->night:lots")
+
+
+# -- 7. messages that said the wrong thing -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, says, never",
+    [
+        ("a" * 300, "the limit is 200", "lowercase"),
+        ("x'; drop table t; --", "invalid gap name", "redirect"),
+        ("x--", "invalid gap name", "redirect"),
+        ("real-", "redirect", None),
+    ],
+)
+def test_name_messages_name_the_real_problem(name, says, never):
+    with pytest.raises(DogeError) as info:
+        validate_name(name)
+    assert says in str(info.value) and (never is None or never not in str(info.value))
+    assert len(str(info.value)) < 300

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from doge.cli.main import get_cli
+from doge.quality.filtering import verdict
 
 
 @pytest.fixture(scope="module")
@@ -177,3 +178,13 @@ def test_a_manifest_source_outside_the_source_folder_is_refused_naming_its_line(
     assert result.exit_code != 0
     assert first["image"] in result.output and "--src" in result.output
     assert "Traceback" not in result.output
+
+
+def test_filter_rejects_an_undefined_source_similarity_and_records_null():
+    record = verdict(0.9, float("nan"), 0.5, 0.8)
+    assert record["rejected"] and record["source_similarity"] is None
+    assert record["reasons"] == ["source similarity undefined (a zero embedding)"]
+    json.dumps(record, allow_nan=False)  # the manifest stays valid JSON
+    kept = verdict(0.9, float("nan"), 0.5, None)  # no minimum asked for: nothing to fail
+    assert not kept["rejected"] and kept["source_similarity"] is None
+    assert verdict(0.9, 0.79, 0.5, 0.8)["reasons"] == ["source similarity 0.790 < 0.8"]

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 MARKER = re.compile(
     r"^<!--\s*runnable(?::\s*(?P<mode>[\w-]+))?\s*-->[ \t]*\n```(?P<lang>[\w-]+)[^\n]*\n(?P<code>.*?)^```[ \t]*$",
     re.S | re.M,

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SOURCES = [ROOT / "doge", ROOT / "plugins", ROOT / "registry", ROOT / "cli"]
 
 # The digest of each diffusers function a block follows, as of the version its marker names

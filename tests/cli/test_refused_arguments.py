@@ -1,0 +1,136 @@
+"""Arguments render and augment refuse before any work: nan and inf, an output inside the source,
+budgets beyond reason, two sources that would share an output name."""
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from doge.cli.main import get_cli
+
+FAST = ["--size", "64", "--steps", "2"]
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, tiny_model, domains):
+    from doge.api import create_gap
+
+    home = tmp_path_factory.mktemp("home")
+    create_gap("real->painting", domains["real"], domains["painting"], model=str(tiny_model), home=home,
+               progress=False, workers=0)  # fmt: skip
+    return home
+
+
+def doge(home, *argv):
+    return CliRunner().invoke(get_cli(), ["--home", str(home), *[str(a) for a in argv]])
+
+
+# -- numbers that are not numbers: nan and inf --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--gap", "real->painting:nan"], "bad weight in 'real->painting:nan'"),
+        (["--gap", "real->painting:-inf"], "bad weight in 'real->painting:-inf'"),
+        (["--gap", "real->painting", "--edit-weight", "nan"], "--edit-weight nan: give a finite number"),
+        (["--gap", "real->painting", "--edit-weight", "inf"], "--edit-weight inf: give a finite number"),
+        (["--gap", "real->painting", "--guidance", "nan"], "--guidance nan: give a finite number"),
+        (["--gap", "real->painting", "--controlnet-scale", "inf"], "--controlnet-scale inf: give a finite number"),
+        (["--gap", "real->painting", "--lora-scale", "nan"], "--lora-scale nan: give a finite number"),
+        (["--gap", "real->painting", "--sweep", "0:nan:3"], "--sweep '0:nan:3': write START:STOP:COUNT"),
+    ],
+)
+def test_render_refuses_nan_and_inf_before_any_model_loads(
+    home, tiny_model, domains, tmp_path, monkeypatch, args, said
+):
+    # each once rendered a folder of black images (NaN embeddings or guidance), exit status 0
+    def no_model(*a, **k):
+        pytest.fail("the model loaded before the numbers were checked")
+
+    monkeypatch.setattr("doge.rendering.loading.load_pipeline", no_model)
+    out = tmp_path / "out"
+    result = doge(home, "--quiet", "render", *args, "--src", domains["real"], "--out", out, "--model", tiny_model,
+                  "--control", "none", *FAST)  # fmt: skip
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    line = result.output.strip().splitlines()[-1]
+    assert line.startswith("Error: ") and said in line, result.output
+    assert not (out / "images").exists() or not any((out / "images").iterdir())
+
+
+@pytest.mark.parametrize(("args", "said"), [(["--ratio", "nan"], "--ratio nan"), (["--ratio", "inf"], "--ratio inf")])
+def test_augment_refuses_a_nan_or_infinite_ratio(home, domains, tmp_path, args, said):
+    result = doge(
+        home, "augment", domains["real"], "--gap", "real->painting", "--out", tmp_path / "o", *args, "--dry-run"
+    )
+    assert (result.exit_code == 1 and result.exception is None) or isinstance(result.exception, SystemExit), (
+        result.output
+    )
+    assert said in result.output and "give a finite number" in result.output, result.output
+
+
+# -- an output folder inside the source folder ------------------------------------------------
+
+
+@pytest.mark.parametrize("inside", [".", "out", "cat/out"])
+def test_render_refuses_an_out_inside_src(home, tiny_model, tmp_path, monkeypatch, inside):
+    # once: the rerun of the same command took the first run's images for sources of a class "out"
+    monkeypatch.setattr("doge.rendering.loading.load_pipeline", lambda *a, **k: pytest.fail("model loaded"))
+    src = tmp_path / "src dir"
+    (src / "cat").mkdir(parents=True)
+    Image.new("RGB", (64, 48), "grey").save(src / "cat" / "a.png")
+    out = src / inside
+    result = doge(home, "--quiet", "render", "--gap", "real->painting", "--src", src, "--out", out,
+                  "--model", tiny_model, "--control", "none", *FAST)  # fmt: skip
+    assert result.exit_code == 1, result.output
+    line = result.output.strip().splitlines()[-1]
+    assert line.startswith("Error: ") and "inside --src" in line and "outside" in line, result.output
+    assert sorted(p.relative_to(src).as_posix() for p in src.rglob("*")) == ["cat", "cat/a.png"]
+
+
+@pytest.mark.parametrize(("out", "work"), [("aug", None), ("../aug", "work")])
+def test_augment_refuses_an_out_or_work_area_inside_src(home, tmp_path, out, work):
+    src = tmp_path / "src"
+    (src / "cat").mkdir(parents=True)
+    Image.new("RGB", (64, 48), "grey").save(src / "cat" / "a.png")
+    args = ["--work", src / work] if work else []
+    result = doge(home, "augment", src, "--gap", "real->painting", "--out", src / out, "--count", "1", *args)
+    assert result.exit_code == 1, result.output
+    assert "inside" in result.output and "Traceback" not in result.output, result.output
+    assert sorted(p.relative_to(src).as_posix() for p in src.rglob("*")) == ["cat", "cat/a.png"]
+
+
+# -- budgets beyond reason ------------------------------------------------------------------------
+
+
+def test_render_refuses_a_hundred_million_images_at_once(home, tiny_model, domains, tmp_path):
+    # once: minutes and gigabytes of planning before the first image, then a hang
+    result = doge(home, "--quiet", "render", "--gap", "real->painting", "--src", domains["real"], "--out",
+                  tmp_path / "o", "--model", tiny_model, "--control", "none", "--count", "100000000", *FAST)  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "--count asks for 100000000 images; one run makes at most 1000000" in result.output
+
+
+@pytest.mark.parametrize(("args", "said"), [(["--per-class", "10000000"], "--per-class asks for"),
+                                            (["--ratio", "1e9"], "--ratio asks for")])  # fmt: skip
+def test_augment_refuses_a_budget_beyond_a_million_images_even_dry(home, domains, tmp_path, args, said):
+    result = doge(home, "augment", domains["real"], "--gap", "real->painting", "--out", tmp_path / "o", *args,
+                  "--dry-run")  # fmt: skip
+    assert result.exit_code == 1 and said in result.output and "split the work" in result.output, result.output
+
+
+# -- two sources, one output name ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("first", "second"), [("x/a.png", "x/a.jpg"), ("x__y/z.png", "x/y__z.png")])
+def test_two_sources_that_would_share_output_names_are_refused(home, tiny_model, tmp_path, monkeypatch, first, second):
+    # once: 2 sources, 1 image written, the other silently counted as "already there"
+    monkeypatch.setattr("doge.rendering.loading.load_pipeline", lambda *a, **k: pytest.fail("model loaded"))
+    src = tmp_path / "src"
+    for i, rel in enumerate((first, second)):
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (64, 48), (i * 80, 0, 0)).save(src / rel)
+    result = doge(home, "--quiet", "render", "--gap", "real->painting", "--src", src, "--out", tmp_path / "out",
+                  "--model", tiny_model, "--control", "none", *FAST)  # fmt: skip
+    assert result.exit_code == 1, result.output
+    line = result.output.strip().splitlines()[-1]
+    assert line.startswith("Error: ") and first in line and second in line and "rename one" in line, result.output
