@@ -233,6 +233,7 @@ def augment(
             "min_source_similarity": min_source_similarity,
             "src": filter_src,
             "tgt": filter_tgt,
+            "sources_root": dataset.root,  # the new images were rendered from the dataset's files
             "progress": progress,
             "registry": reg,
         }

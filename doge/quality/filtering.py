@@ -145,6 +145,7 @@ def filter_outputs(
     *,
     src=None,
     tgt=None,
+    sources_root=None,
     min_target_score: float | None = DEFAULT_MIN_TARGET_SCORE,
     min_source_similarity: float | None = None,
     delete: bool = False,
@@ -157,7 +158,10 @@ def filter_outputs(
     home=None,
     url=None,
 ) -> dict:
-    """Score every image listed in ``out/manifest.jsonl``, mark the rejected ones, return a summary."""
+    """Score every image listed in ``out/manifest.jsonl``, mark the rejected ones, return a summary.
+
+    A manifest line's ``source`` is read only inside ``sources_root`` (default: the reference
+    source folder, ``src`` or the gap's own)."""
     from doge.data.encoder import encoder_for_gap
     from doge.data.images import discover
     from doge.gaps.store import load_gap, registry_for
@@ -183,7 +187,8 @@ def filter_outputs(
         present = [image for image in entries if (out / image).is_file()]
         generated = _embed_files(enc, [out / image for image in present], options, "generated")
         generated = {image: generated[str(out / image)] for image in present if str(out / image) in generated}
-        source_of = _sources(entries, present, ref_src, out)
+        sources_at = ref_src if sources_root is None else storage.location(sources_root)
+        source_of = _sources(entries, present, sources_at, out)
         readable = sorted(set(source_of.values()), key=str)
         source_emb = _embed_files(enc, [s for s in readable if storage.is_file(s)], options, "sources")
 

@@ -2,21 +2,11 @@
 
 import json
 
-import numpy as np
-from click.testing import CliRunner
+from helpers import doge, vec
 
-from doge.cli.main import get_cli
 from doge.registry import Registry
 
 NAME = "real->painting"
-
-
-def vec(seed: int, dim: int = 8) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal(dim).astype(np.float32)
-
-
-def doge(*args, env=None):
-    return CliRunner().invoke(get_cli(), [str(a) for a in args], env=env)
 
 
 # -- 8. global options after the command ---------------------------------------------------

@@ -3,35 +3,14 @@ what a person reads."""
 
 import json
 
-import numpy as np
 import pytest
-from click.testing import CliRunner
+from helpers import doge, one_line_error, vec
 
-from doge.cli.main import get_cli
 from doge.errors import DogeError
 from doge.names import parse_ref
 from doge.registry import Registry
 
 NAME = "real->painting"
-
-
-def vec(seed: int, dim: int = 8) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal(dim).astype(np.float32)
-
-
-def doge(*args, env=None):
-    return CliRunner().invoke(get_cli(), [str(a) for a in args], env=env)
-
-
-def one_line_error(result, *words):
-    """The command failed with one 'Error:' line holding ``words``, and no traceback."""
-    assert result.exit_code != 0, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
 
 
 # -- 3. huge version numbers ---------------------------------------------------------------

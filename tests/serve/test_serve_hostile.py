@@ -7,13 +7,9 @@ from doge.cli.main import get_cli
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory, tiny_model, domains):
-    from doge.api import create_gap
-
-    home = tmp_path_factory.mktemp("home")
-    create_gap("real->painting", domains["real"], domains["painting"], model=str(tiny_model), home=home,
-               progress=False, workers=0)  # fmt: skip
-    return home
+def home(gap_home):
+    """conftest's registry holding real->painting@v1, shared by this module's tests."""
+    return gap_home
 
 
 def doge(home, *argv):
