@@ -5,6 +5,8 @@ cluster is joined, how a local one is kept on loopback, and how many actors ask 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from doge.errors import DogeError, first_line
 from doge.net import is_loopback
@@ -100,3 +102,18 @@ def _ray_constants():
     except ImportError:  # a Ray that moved it: the check after the start still holds
         return None
     return ray_constants
+
+
+@contextmanager
+def numpy_batches(dataset) -> Iterator:
+    """The Ray Data ``dataset``'s batches as numpy, as a stream that is closed on leaving the block.
+
+    Closing stops Ray Data's executor thread before the caller shuts Ray down: left running (a batch
+    that raised mid-stream), that thread touches the shut-down worker and Ray ends the whole process."""
+    stream = iter(dataset.iter_batches(batch_size=None, batch_format="numpy"))
+    try:
+        yield stream
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()

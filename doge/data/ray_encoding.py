@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from doge.errors import DogeError, first_line
-from doge.raycluster import MAX_RESTARTS, READ_CPUS, TASK_RETRIES, actor_layout, connect, import_ray
+from doge.raycluster import MAX_RESTARTS, READ_CPUS, TASK_RETRIES, actor_layout, connect, import_ray, numpy_batches
 
 log = logging.getLogger("doge")
 
@@ -55,9 +55,10 @@ def encode_on_ray(
                 **resources,
             )
         found: dict[int, tuple] = {}
-        for batch in results.iter_batches(batch_size=None, batch_format="numpy"):
-            for index, vector, sha, reason in zip(batch["index"], batch["vector"], batch["sha"], batch["reason"]):
-                found[int(index)] = (np.asarray(vector, dtype=np.float32), str(sha), str(reason))
+        with numpy_batches(results) as batches:
+            for batch in batches:
+                for index, vector, sha, reason in zip(batch["index"], batch["vector"], batch["sha"], batch["reason"]):
+                    found[int(index)] = (np.asarray(vector, dtype=np.float32), str(sha), str(reason))
     except DogeError:
         raise
     except Exception as exc:

@@ -21,7 +21,7 @@ import warnings
 from collections import defaultdict
 
 from doge.errors import DogeError, first_line
-from doge.raycluster import MAX_RESTARTS, READ_CPUS, TASK_RETRIES, actor_layout
+from doge.raycluster import MAX_RESTARTS, READ_CPUS, TASK_RETRIES, actor_layout, numpy_batches
 from doge.raycluster import connect as _connect
 from doge.raycluster import import_ray as _import_ray
 from doge.rendering.batch import Output, OutputWriter, control_outputs, load_engine, load_source, render_batch
@@ -60,8 +60,9 @@ def run_on_ray(p: Plan, address: str, progress: bool = True) -> list[str]:
                 scheduling_strategy="SPREAD",
                 **resources,
             )
-        for batch in results.iter_batches(batch_size=None, batch_format="numpy"):
-            writer.write(_outputs(batch))
+        with numpy_batches(results) as batches:
+            for batch in batches:
+                writer.write(_outputs(batch))
     except DogeError:
         raise
     except Exception as exc:
