@@ -12,14 +12,17 @@ from doge.errors import DogeError
 
 
 @dataclass
-class Settings:
+class GlobalOptions:
+    """The options of ``doge`` itself (``--home``, ``--registry``, ``--blobs``, ``--quiet``), which every
+    command reads; a command takes them as ``doge_options`` (``@pass_doge_options``)."""
+
     home: str | None
     registry_url: str | None
     quiet: bool
     blob_store: str | None = None
 
     def registry(self, **options):
-        """The registry these settings name, connected to the plugins' ``gap_event`` hook; ``options``
+        """The registry these options name, connected to the plugins' ``gap_event`` hook; ``options``
         go to :class:`doge.registry.Registry`."""
         from doge.pluginmanager import forward_gap_events
         from doge.registry import Registry
@@ -29,7 +32,7 @@ class Settings:
         )
 
 
-pass_settings = click.make_pass_decorator(Settings)
+pass_doge_options = click.make_pass_decorator(GlobalOptions)
 
 
 def echo_json(data) -> None:
@@ -78,7 +81,7 @@ def accept_global_options(command: click.Command) -> None:
                 click.Option(
                     [f"global_{attr}", *decls],
                     expose_value=False,
-                    is_eager=True,  # set before the command's own callbacks read the settings
+                    is_eager=True,  # set before the command's own callbacks read the options
                     callback=_set_global(attr),
                     **extra,
                 )
@@ -90,9 +93,9 @@ def accept_global_options(command: click.Command) -> None:
 
 def _set_global(attr: str):
     def callback(ctx: click.Context, _param, value):
-        settings = ctx.find_object(Settings)
-        if settings is not None and value not in (None, False):
-            setattr(settings, attr, value)
+        doge_options = ctx.find_object(GlobalOptions)
+        if doge_options is not None and value not in (None, False):
+            setattr(doge_options, attr, value)
 
     return callback
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from doge.cli.context import echo_json, pass_settings
+from doge.cli.context import echo_json
 from doge.cli.options import encoding_options, json_option
 
 
@@ -32,22 +32,7 @@ from doge.cli.options import encoding_options, json_option
 @click.option("--delete", is_flag=True, help="Delete rejected image files too (their manifest lines stay).")
 @encoding_options
 @json_option("Print the summary as JSON.")
-@pass_settings
-def filter_(
-    settings,
-    out,
-    gap_ref,
-    src,
-    tgt,
-    min_target_score,
-    min_source_similarity,
-    delete,
-    model,
-    batch_size,
-    workers,
-    device,
-    as_json,
-):
+def filter_(out, gap_ref, src, tgt, min_target_score, min_source_similarity, delete, model, runtime, as_json):
     """Score rendered images in OUT and mark the rejected ones in OUT/manifest.jsonl."""
     from doge.quality.filtering import filter_outputs
 
@@ -60,11 +45,7 @@ def filter_(
         min_source_similarity=min_source_similarity,
         delete=delete,
         model=model,
-        batch_size=batch_size,
-        workers=workers,
-        device=device,
-        progress=not settings.quiet,
-        registry=settings.registry(),
+        runtime=runtime,
     )
     if as_json:
         echo_json(result)

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import click
 
-from doge.cli.context import echo_json, echo_table, key_values, pass_settings
+from doge.cli.context import echo_json, echo_table, key_values, pass_doge_options
 from doge.cli.gap_eval import compare, eval_
 from doge.cli.options import (
-    batch_size_option,
     device_option,
     json_option,
     model_option,
     render_settings_options,
     runtime_options,
     seed_option,
-    workers_option,
+    value_options,
 )
+from doge.gaps.options import Sampling, TextSides
 
 LIST_LIMIT = 100  # what a person reads in `doge gap list`; --all or --limit for more
 
@@ -36,19 +35,23 @@ gap.add_command(compare)
 @click.argument("name")
 @click.option("--src", type=click.Path(), help="Folder of source-domain images (or of class folders).")
 @click.option("--tgt", type=click.Path(), help="Folder of target-domain images (or of class folders).")
-@click.option(
-    "--src-text",
-    metavar="TEMPLATE",
-    help="The source as text instead of images, e.g. 'a photo of a {}' ({} takes each class name).",
-)
-@click.option("--tgt-text", metavar="TEMPLATE", help="The target as text, e.g. 'a pencil sketch of a {}'.")
-@click.option("--classes", metavar="A,B,...", help="Class names for the text templates' {}.")
-@click.option(
-    "--classes-from", type=click.Path(file_okay=False), help="Take the class names from this folder's sub-folders."
-)
-@click.option(
-    "--text-model",
-    help="CLIP text tower for --src-text/--tgt-text (default: the one aligned with --model's image encoder).",
+@value_options(
+    TextSides,
+    "text",
+    click.option(
+        "--src-text",
+        metavar="TEMPLATE",
+        help="The source as text instead of images, e.g. 'a photo of a {}' ({} takes each class name).",
+    ),
+    click.option("--tgt-text", metavar="TEMPLATE", help="The target as text, e.g. 'a pencil sketch of a {}'."),
+    click.option("--classes", metavar="A,B,...", help="Class names for the text templates' {}."),
+    click.option(
+        "--classes-from", type=click.Path(file_okay=False), help="Take the class names from this folder's sub-folders."
+    ),
+    click.option(
+        "--text-model",
+        help="CLIP text tower for --src-text/--tgt-text (default: the one aligned with --model's image encoder).",
+    ),
 )
 @model_option("HF id or local folder of the encoder's model.")
 @click.option("--encoder", default="clip", show_default=True, help="Encoder plugin.")
@@ -60,48 +63,40 @@ gap.add_command(compare)
     metavar="KEY=VALUE",
     help="An option of the estimator (repeatable), e.g. --estimator trimmed-mean --estimator-option trim=0.2.",
 )
-@click.option(
-    "--src-limit", type=click.IntRange(min=1), help="At most this many source images (drawn evenly across classes)."
+@value_options(
+    Sampling,
+    "sampling",
+    click.option(
+        "--src-limit",
+        type=click.IntRange(min=1),
+        help="At most this many source images (drawn evenly across classes).",
+    ),
+    click.option("--tgt-limit", type=click.IntRange(min=1), help="At most this many target images."),
+    seed_option(0, "Seed for sampling images."),
 )
-@click.option("--tgt-limit", type=click.IntRange(min=1), help="At most this many target images.")
-@seed_option(0, "Seed for sampling images.")
-@batch_size_option(32)
-@workers_option()
-@device_option()
+@runtime_options(
+    "batch_size",
+    "workers",
+    "device",
+    "ray",
+    batch_size=32,
+    batch_help="Images per encoder call.",
+    ray_help="Encode the images on Ray: a local Ray, or a cluster (auto, ray://HOST:PORT).",
+)
 @click.option("--description", default="", help="Free text stored with the version.")
-@click.option(
-    "--ray",
-    "ray_address",
-    is_flag=False,
-    flag_value="local",
-    default=None,
-    metavar="[ADDRESS]",
-    help="Encode the images on Ray: a local Ray, or a cluster (auto, ray://HOST:PORT).",
-)
 @json_option("Print the stored version as JSON.")
-@pass_settings
 def create(
-    settings,
     name,
     src,
     tgt,
-    src_text,
-    tgt_text,
-    classes,
-    classes_from,
-    text_model,
+    text,
     model,
     encoder,
     estimator,
     estimator_options,
-    src_limit,
-    tgt_limit,
-    seed,
-    batch_size,
-    workers,
-    device,
+    sampling,
+    runtime,
     description,
-    ray_address,
     as_json,
 ):
     """Encode --src and --tgt and store their gap as the next version of NAME.
@@ -112,55 +107,25 @@ def create(
     from doge import pluginmanager
     from doge.api import create_gap, create_text_gap
 
-    common = dict(  # what an image gap and a text gap are both made with
-        model=model,
-        encoder=encoder,
-        src_limit=src_limit,
-        tgt_limit=tgt_limit,
-        seed=seed,
-        batch_size=batch_size,
-        workers=workers,
-        device=device,
-        description=description,
-        progress=not settings.quiet,
-    )  # the registry is opened only once the arguments are known to be right
-    if src_text is not None or tgt_text is not None:
+    common = dict(model=model, encoder=encoder, description=description, sampling=sampling, runtime=runtime)
+    if text.src_text is not None or text.tgt_text is not None:
         if estimator != "mean" or estimator_options:
             raise click.UsageError(
                 "a gap with a text side is a difference of means: drop --estimator/--estimator-option"
             )
-        if ray_address is not None:
+        if runtime.ray is not None:
             raise click.UsageError("--ray encodes images: a gap with a text side is made here; drop --ray")
-        g = create_text_gap(
-            name,
-            src=src,
-            tgt=tgt,
-            src_text=src_text,
-            tgt_text=tgt_text,
-            classes=classes,
-            classes_from=classes_from,
-            text_model=text_model,
-            registry=settings.registry(),
-            **common,
-        )
+        g = create_text_gap(name, src=src, tgt=tgt, text=text, **common)
     else:
         if src is None or tgt is None:
             raise click.UsageError("give --src DIR and --tgt DIR (or --src-text / --tgt-text for text sides)")
-        if classes or classes_from or text_model:
+        if text.classes or text.classes_from or text.text_model:
             raise click.UsageError("--classes, --classes-from and --text-model go with --src-text / --tgt-text")
         pairs = key_values(estimator_options, "--estimator-option", "trim=0.2")
-        g = create_gap(
-            name,
-            src,
-            tgt,
-            estimator=estimator,
-            estimator_params=pluginmanager.parse_options("estimators", estimator, pairs),
-            registry=settings.registry(),
-            ray=ray_address,
-            **common,
-        )
+        params = pluginmanager.parse_options("estimators", estimator, pairs)
+        g = create_gap(name, src, tgt, estimator=estimator, estimator_params=params, **common)
     if as_json:
-        echo_json(settings.registry().resolve(g.ref).to_json())
+        echo_json(runtime.registry.resolve(g.ref).to_json())
         return
     src_side, tgt_side = g.provenance["source"], g.provenance["target"]
     click.echo(
@@ -201,15 +166,15 @@ def _side_words(side: dict, which: str) -> str:
 @click.option("--store", is_flag=True, help="Keep the top words on the version as explain.* labels (gap show).")
 @device_option()
 @json_option()
-@pass_settings
+@pass_doge_options
 def explain(
-    settings, ref, text_model, template, words, no_phrases, extra_words, top, no_center, store, device, as_json
+    doge_options, ref, text_model, template, words, no_phrases, extra_words, top, no_center, store, device, as_json
 ):
     """What REF means in words: words toward its target and toward its source, by cosine."""
     from doge.api import load_gap
     from doge.gaps.explain import explain_gap, explanation_labels
 
-    reg = settings.registry()
+    reg = doge_options.registry()
     g = load_gap(ref, registry=reg)
     result = explain_gap(
         g,
@@ -221,8 +186,8 @@ def explain(
         top=top,
         center=not no_center,
         device=device,
-        home=settings.home,
-        progress=not settings.quiet,
+        home=doge_options.home,
+        progress=not doge_options.quiet,
     )
     if store:
         reg.label(g.ref, explanation_labels(result))
@@ -264,8 +229,8 @@ def explain(
 )
 @click.option("--all", "show_all", is_flag=True, help="Every version, however many.")
 @json_option("Machine-readable output (one version a line).")
-@pass_settings
-def list_(settings, name, where, search, remote_name, limit, show_all, as_json):
+@pass_doge_options
+def list_(doge_options, name, where, search, remote_name, limit, show_all, as_json):
     """List gap versions (all, or the versions of NAME)."""
     from doge.cli.remote import open_remote
     from doge.registry.labels import parse_labels
@@ -274,7 +239,7 @@ def list_(settings, name, where, search, remote_name, limit, show_all, as_json):
         raise click.UsageError("--limit and --all contradict each other: give one")
     if limit is None and not show_all and not as_json:
         limit = LIST_LIMIT
-    registry = open_remote(settings, remote_name) if remote_name else settings.registry()
+    registry = open_remote(doge_options, remote_name) if remote_name else doge_options.registry()
     found, total = registry.list_rows(name, where=parse_labels(where), search=search, limit=limit)
     if as_json:
         # one version a line, its provenance text spliced in as stored: fast for 10,000 versions
@@ -307,12 +272,12 @@ def list_(settings, name, where, search, remote_name, limit, show_all, as_json):
 @gap.command()
 @click.argument("ref")
 @json_option()
-@pass_settings
-def show(settings, ref, as_json):
+@pass_doge_options
+def show(doge_options, ref, as_json):
     """Show one gap version and its provenance."""
     from doge.registry.fsck import check_version
 
-    reg = settings.registry()
+    reg = doge_options.registry()
     v = reg.resolve(ref)
     evaluations, previews = reg.evaluations(v), reg.previews(v)
     damage = check_version(reg, v, deep=False)  # the sha256 only: show stays fast
@@ -375,25 +340,23 @@ def preview_summary(p: dict) -> str:
 )
 @runtime_options("device", "dtype", "batch_size")
 @json_option("Print the stored preview as JSON.")
-@pass_settings
-def preview(settings, ref, src, count, remove, render, runtime, as_json):
+def preview(ref, src, count, remove, render, runtime, as_json):
     """Render a small grid of what gap REF does to -n images of --src and attach it to the version.
 
     The grid (source | shifted, one row per image) is stored in the blob store beside the gap and
     listed by 'doge gap show'; 'doge serve' shows it. Several previews per version; --rm ID removes one.
     """
-    reg = settings.registry()
     if remove is not None:
         if src:
             raise click.UsageError("--rm removes a preview; it takes no --src")
-        p = reg.remove_attachment(ref, remove, kind="preview")
+        p = runtime.registry.remove_attachment(ref, remove, kind="preview")
         click.echo(f"removed preview {p['id']} of {p['ref']}")
         return
     if not src:
         raise click.UsageError("give --src DIR: the images to preview the gap on (or --rm ID)")
     from doge.api import preview as make_preview
 
-    p = make_preview(ref, src, render, replace(runtime, registry=reg), n=count)
+    p = make_preview(ref, src, render, runtime, n=count)
     if as_json:
         echo_json(p)
         return
@@ -403,20 +366,20 @@ def preview(settings, ref, src, count, remove, render, runtime, as_json):
 @gap.command()
 @click.argument("ref")
 @click.argument("alias")
-@pass_settings
-def tag(settings, ref, alias):
+@pass_doge_options
+def tag(doge_options, ref, alias):
     """Point ALIAS of REF's name at REF's version (moving it if it exists)."""
-    v = settings.registry().tag(ref, alias)
+    v = doge_options.registry().tag(ref, alias)
     click.echo(f"{v.name}@{alias} -> {v.ref}")
 
 
 @gap.command()
 @click.argument("name")
 @click.argument("alias")
-@pass_settings
-def untag(settings, name, alias):
+@pass_doge_options
+def untag(doge_options, name, alias):
     """Remove ALIAS from NAME."""
-    v = settings.registry().untag(name, alias)
+    v = doge_options.registry().untag(name, alias)
     click.echo(f"removed {name}@{alias} (it pointed at {v.ref})")
 
 
@@ -424,12 +387,12 @@ def untag(settings, name, alias):
 @click.argument("ref")
 @click.argument("labels", nargs=-1, metavar="KEY=VALUE...")
 @click.option("--rm", "remove", multiple=True, metavar="KEY", help="Remove this label (repeatable).")
-@pass_settings
-def label(settings, ref, labels, remove):
+@pass_doge_options
+def label(doge_options, ref, labels, remove):
     """Set KEY=VALUE labels on REF's version, or remove them with --rm KEY."""
     from doge.registry.labels import parse_labels
 
-    v = settings.registry().label(ref, parse_labels(labels), remove=remove)
+    v = doge_options.registry().label(ref, parse_labels(labels), remove=remove)
     shown = ", ".join(f"{k}={val}" for k, val in sorted(v.labels.items())) or "none"
     click.echo(f"{v.ref} labels: {shown}")
 
@@ -437,10 +400,10 @@ def label(settings, ref, labels, remove):
 @gap.command()
 @click.argument("name")
 @json_option()
-@pass_settings
-def history(settings, name, as_json):
+@pass_doge_options
+def history(doge_options, name, as_json):
     """Who created, removed, tagged or labelled versions of NAME, and when (oldest first)."""
-    entries = settings.registry().history(name)
+    entries = doge_options.registry().history(name)
     if as_json:
         echo_json(entries)
         return
@@ -474,10 +437,10 @@ def _change(value) -> str:
 
 @gap.command()
 @click.argument("ref")
-@pass_settings
-def rm(settings, ref):
+@pass_doge_options
+def rm(doge_options, ref):
     """Remove one gap version (its number is never reused)."""
-    v = settings.registry().remove(ref)
+    v = doge_options.registry().remove(ref)
     click.echo(f"removed {v.ref}")
 
 
@@ -488,19 +451,19 @@ def rm(settings, ref):
     type=click.Path(dir_okay=False),
     help="Write the REFs (every version if none given), their aliases and provenance to one .doge file.",
 )
-@pass_settings
-def export(settings, args, bundle):
+@pass_doge_options
+def export(doge_options, args, bundle):
     """Write REF to FILE.safetensors (it carries its provenance), or several gaps to a --bundle."""
     if bundle:
         from doge.registry.bundles import write_bundle
 
-        versions = write_bundle(settings.registry(), args, bundle)
+        versions = write_bundle(doge_options.registry(), args, bundle)
         click.echo(f"wrote {bundle}: {len(versions)} gap version(s): {', '.join(v.ref for v in versions)}")
         return
     if len(args) != 2:
         raise click.UsageError("give REF FILE, or --bundle LIB.doge [REF...]")
     ref, file = args
-    v = settings.registry().export(ref, file)
+    v = doge_options.registry().export(ref, file)
     click.echo(f"exported {v.ref} to {file} (sha256 {v.sha256[:12]})")
 
 
@@ -513,8 +476,8 @@ def export(settings, args, bundle):
     help="Bundles: where an entry's number is taken here (or was used here), store it as the next version.",
 )
 @json_option("Bundles: print what became of each entry as JSON.")
-@pass_settings
-def import_(settings, file, as_name, new_version, as_json):
+@pass_doge_options
+def import_(doge_options, file, as_name, new_version, as_json):
     """Import a gap from a .safetensors file, or every gap of a .doge bundle, written by 'doge gap export'."""
     from doge.registry.bundles import import_bundle, is_bundle
 
@@ -523,10 +486,10 @@ def import_(settings, file, as_name, new_version, as_json):
             raise click.UsageError("--as renames a single gap file; a bundle keeps the names it holds")
         from doge.cli.remote import report
 
-        placed = import_bundle(settings.registry(), file, new_version=new_version)
+        placed = import_bundle(doge_options.registry(), file, new_version=new_version)
         report(placed, "imported", f"from {file}", "here", as_json)
         return
-    v = settings.registry().import_file(file, as_name=as_name)
+    v = doge_options.registry().import_file(file, as_name=as_name)
     click.echo(f"imported {file} as {v.ref} (sha256 {v.sha256[:12]})")
 
 
@@ -540,14 +503,14 @@ def import_(settings, file, as_name, new_version, as_json):
 )
 @click.option("--aliases", is_flag=True, help="Also set the versions' aliases on the remote.")
 @json_option()
-@pass_settings
-def push(settings, refs, remote_name, new_version, aliases, as_json):
+@pass_doge_options
+def push(doge_options, refs, remote_name, new_version, aliases, as_json):
     """Copy REFs to REMOTE, keeping their sha256 and version numbers (all or nothing)."""
     from doge.cli.remote import open_remote, report
     from doge.registry.transfer import push as push_versions
 
-    remote = open_remote(settings, remote_name, must_exist=False)
-    placed = push_versions(settings.registry(), refs, remote, remote_name, new_version=new_version, aliases=aliases)
+    remote = open_remote(doge_options, remote_name, must_exist=False)
+    placed = push_versions(doge_options.registry(), refs, remote, remote_name, new_version=new_version, aliases=aliases)
     report(placed, "pushed", f"to {remote_name}", f"on {remote_name}", as_json)
 
 
@@ -560,8 +523,8 @@ def push(settings, refs, remote_name, new_version, aliases, as_json):
 )
 @click.option("--aliases", is_flag=True, help="Also set the versions' aliases here.")
 @json_option()
-@pass_settings
-def pull(settings, specs, new_version, aliases, as_json):
+@pass_doge_options
+def pull(doge_options, specs, new_version, aliases, as_json):
     """Copy REFs of a remote into this registry, keeping their sha256 and version numbers."""
     from doge.cli.remote import open_remote, report
     from doge.registry.remotes import split_remote_ref
@@ -570,9 +533,11 @@ def pull(settings, specs, new_version, aliases, as_json):
     by_remote: dict[str, list[str]] = {}
     for name, ref in map(split_remote_ref, specs):
         by_remote.setdefault(name, []).append(ref)
-    local = settings.registry()
+    local = doge_options.registry()
     placed = {
-        name: pull_versions(open_remote(settings, name), refs, local, name, new_version=new_version, aliases=aliases)
+        name: pull_versions(
+            open_remote(doge_options, name), refs, local, name, new_version=new_version, aliases=aliases
+        )
         for name, refs in by_remote.items()
     }
     if as_json:
@@ -586,12 +551,12 @@ def pull(settings, specs, new_version, aliases, as_json):
 @click.argument("ref_a")
 @click.argument("ref_b")
 @json_option()
-@pass_settings
-def diff(settings, ref_a, ref_b, as_json):
+@pass_doge_options
+def diff(doge_options, ref_a, ref_b, as_json):
     """Compare two gaps: cosine, norm ratio and provenance differences."""
     from doge.gaps.compare import gap_diff
 
-    reg = settings.registry()
+    reg = doge_options.registry()
     a, b = reg.resolve(ref_a), reg.resolve(ref_b)
     result = gap_diff(a.ref, reg.load_vector(a), a.provenance, b.ref, reg.load_vector(b), b.provenance)
     if as_json:

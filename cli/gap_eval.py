@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from doge.cli.context import echo_json, echo_table, pass_settings, table_lines
+from doge.cli.context import echo_json, echo_table, pass_doge_options, table_lines
 from doge.cli.options import encoding_options, json_option, seed_option
 from doge.quality.summary import compare_rows, summary  # imports nothing: no torch on gap show
 
@@ -40,24 +40,7 @@ def _weights(spec: str) -> list[float]:
 @seed_option(0, "Seed for sampling images.")
 @encoding_options
 @json_option("Print the evaluation record as JSON.")
-@pass_settings
-def eval_(
-    settings,
-    ref,
-    src,
-    tgt,
-    weights_spec,
-    draws,
-    estimators,
-    plot,
-    store,
-    seed,
-    model,
-    batch_size,
-    workers,
-    device,
-    as_json,
-):
+def eval_(ref, src, tgt, weights_spec, draws, estimators, plot, store, seed, model, runtime, as_json):
     """Judge gap REF on held-out images: transfer, stability, and which estimator does best."""
     from doge.quality.evaluate import evaluate_gap
 
@@ -72,11 +55,7 @@ def eval_(
         plot=plot,
         store=store,
         seed=seed,
-        batch_size=batch_size,
-        workers=workers,
-        device=device,
-        progress=not settings.quiet,
-        registry=settings.registry(),
+        runtime=runtime,
     )
     if as_json:
         echo_json(record)
@@ -161,10 +140,10 @@ def evaluation_summary_line(record: dict) -> str:
 @click.command()
 @click.argument("refs", nargs=-1, required=True)
 @json_option()
-@pass_settings
-def compare(settings, refs, as_json):
+@pass_doge_options
+def compare(doge_options, refs, as_json):
     """Tabulate the latest evaluation of each gap REF (see doge gap eval)."""
-    rows = compare_rows(settings.registry(), refs)
+    rows = compare_rows(doge_options.registry(), refs)
     if as_json:
         echo_json(rows)
         return

@@ -8,7 +8,7 @@ import sys
 import click
 
 import doge
-from doge.cli.context import Settings, accept_global_options
+from doge.cli.context import GlobalOptions, accept_global_options
 from doge.errors import DogeError, first_line
 
 
@@ -59,7 +59,7 @@ def cli(ctx: click.Context, home, registry_url, blob_store, quiet):
     """
     logging.addLevelName(logging.WARNING, "warning")
     logging.basicConfig(format="%(levelname)s: %(message)s", level=logging.WARNING)
-    ctx.obj = Settings(home=home, registry_url=registry_url, quiet=quiet, blob_store=blob_store)
+    ctx.obj = GlobalOptions(home=home, registry_url=registry_url, quiet=quiet, blob_store=blob_store)
 
 
 BUILTIN_COMMANDS = "doge.cli.commands"

@@ -16,7 +16,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from doge.cli.context import Settings, control_options
+from doge.cli.context import GlobalOptions, control_options
 from doge.rendering.geometry import FITS
 from doge.rendering.recipes import RECIPES
 from doge.rendering.settings import RECIPE_FIELDS  # the settings a --recipe fills in when left at their defaults
@@ -53,18 +53,40 @@ def workers_option() -> Decorator:
     return click.option("--workers", type=click.IntRange(min=0), help="Decoding worker processes (default: automatic).")
 
 
+def ray_option(help: str) -> Decorator:
+    """``--ray [ADDRESS]``: bare, a local Ray; ``auto`` or ``ray://HOST:PORT`` joins a cluster."""
+    return click.option("--ray", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]", help=help)
+
+
 def encoding_options(f: Callable) -> Callable:
-    """--model, --batch-size, --workers and --device of the commands that encode images (eval, filter)."""
-    for option in reversed(
-        [
-            model_option("Model of the gap's encoder (default: the one in its provenance).", envvar=None),
-            batch_size_option(32),
-            workers_option(),
-            device_option(),
-        ]
-    ):
-        f = option(f)
-    return f
+    """--model, --batch-size, --workers and --device of the commands that encode images with a gap's
+    encoder (eval, filter): the command takes ``model`` and one ``runtime``."""
+    f = runtime_options("batch_size", "workers", "device", batch_size=32, batch_help="Images per encoder call.")(f)
+    return model_option("Model of the gap's encoder (default: the one in its provenance).", envvar=None)(f)
+
+
+def value_options(cls: type, into: str, *options: Decorator) -> Decorator:
+    """Add the click ``options`` (each named for a field of the frozen dataclass ``cls``) and pass
+    the command one ``cls`` value, made of them, as ``into``: a command takes a few values, not
+    one parameter per flag."""
+
+    def decorate(f: Callable) -> Callable:
+        names: list[str] = []
+
+        @functools.wraps(f)
+        def command(*args: Any, **kwargs: Any) -> Any:
+            kwargs[into] = cls(**{name: kwargs.pop(name) for name in names})
+            return f(*args, **kwargs)
+
+        command.__click_params__ = list(getattr(f, "__click_params__", []))  # type: ignore[attr-defined]
+        known = len(command.__click_params__)  # type: ignore[attr-defined]
+        decorated: Callable = command
+        for option in reversed(options):
+            decorated = option(decorated)
+        names.extend(param.name for param in decorated.__click_params__[known:])  # type: ignore[attr-defined]
+        return decorated
+
+    return decorate
 
 
 # -- what decides the pixels: RenderSettings --------------------------------------------------
@@ -250,8 +272,13 @@ def build_render_settings(ctx: click.Context, given: dict[str, Any]):
 # -- how and where it runs: Runtime -------------------------------------------------------------
 
 
-def runtime_options(*names: str, batch_size: int = 4, batch_help: str = "Images per pipeline call.") -> Decorator:
-    """Add ``names`` among device, dtype, batch_size and workers, and pass the command one
+def runtime_options(
+    *names: str,
+    batch_size: int = 4,
+    batch_help: str = "Images per pipeline call.",
+    ray_help: str = "Run on Ray: bare, a local Ray; 'auto' or ray://HOST:PORT joins a cluster.",
+) -> Decorator:
+    """Add ``names`` among device, dtype, batch_size, workers and ray, and pass the command one
     ``runtime`` value (:class:`~doge.runtime.Runtime`) holding them, the registry of the global
     options and their ``--quiet``."""
     options = {
@@ -259,6 +286,7 @@ def runtime_options(*names: str, batch_size: int = 4, batch_help: str = "Images 
         "dtype": dtype_option(),
         "batch_size": batch_size_option(batch_size, batch_help),
         "workers": workers_option(),
+        "ray": ray_option(ray_help),
     }
 
     def decorate(f: Callable) -> Callable:
@@ -267,7 +295,7 @@ def runtime_options(*names: str, batch_size: int = 4, batch_help: str = "Images 
             from doge.runtime import Runtime
 
             given = {name: kwargs.pop(name) for name in names}
-            state = click.get_current_context().find_object(Settings)
+            state = click.get_current_context().find_object(GlobalOptions)
             assert state is not None  # the doge group always sets it
             kwargs["runtime"] = Runtime(**given, registry=state.registry(), progress=not state.quiet)
             return f(*args, **kwargs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from doge.cli.context import echo_json, pass_settings
+from doge.cli.context import echo_json, pass_doge_options
 from doge.cli.options import json_option
 
 
@@ -15,12 +15,12 @@ def registry():
 
 @registry.command()
 @json_option()
-@pass_settings
-def info(settings, as_json):
+@pass_doge_options
+def info(doge_options, as_json):
     """Show the registry's URL (password hidden), schema revision, blob store and counts."""
     from doge.registry import registry_info
 
-    data = registry_info(settings.home, settings.registry_url, settings.blob_store)
+    data = registry_info(doge_options.home, doge_options.registry_url, doge_options.blob_store)
     if as_json:
         echo_json(data)
         return
@@ -34,12 +34,12 @@ def info(settings, as_json):
 
 
 @registry.command()
-@pass_settings
-def upgrade(settings):
+@pass_doge_options
+def upgrade(doge_options):
     """Migrate the registry's schema to this doge's revision (one transaction; back up first)."""
     from doge.registry import upgrade_registry
 
-    result = upgrade_registry(settings.home, settings.registry_url)
+    result = upgrade_registry(doge_options.home, doge_options.registry_url)
     if not result["changed"]:
         click.echo(f"{result['url']} is already at schema revision {result['after']}")
     elif result["before"] is None:
@@ -50,13 +50,13 @@ def upgrade(settings):
 
 @registry.command()
 @json_option()
-@pass_settings
-def check(settings, as_json):
+@pass_doge_options
+def check(doge_options, as_json):
     """Check every version's blob (present, sha256, readable, width) and every alias; list the
     blobs nothing refers to. Exits 1 if anything is damaged. Changes nothing."""
     from doge.registry.fsck import check as check_registry
 
-    report = check_registry(settings.registry())
+    report = check_registry(doge_options.registry())
     if as_json:
         echo_json(report.to_json())
     else:
@@ -86,13 +86,13 @@ def check(settings, as_json):
     help="Keep unreferenced blobs younger than this many minutes (a create may be about to commit its row).",
 )
 @json_option()
-@pass_settings
-def gc(settings, dry_run, grace_minutes, as_json):
+@pass_doge_options
+def gc(doge_options, dry_run, grace_minutes, as_json):
     """Remove blobs no version refers to (after 'gap rm', an interrupted push or import), and
     temp files of interrupted writes; safe beside a create running at the same time."""
     from doge.registry.fsck import gc as collect
 
-    result = collect(settings.registry(), dry_run=dry_run, grace_s=grace_minutes * 60)
+    result = collect(doge_options.registry(), dry_run=dry_run, grace_s=grace_minutes * 60)
     if as_json:
         echo_json(result)
         return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from doge.cli.context import echo_json, echo_table, pass_settings
+from doge.cli.context import echo_json, echo_table, pass_doge_options
 from doge.cli.options import json_option
 
 
@@ -21,23 +21,23 @@ def remote():
     help="Blob store of the remote: a shared folder or an fsspec URL such as s3://bucket/gaps "
     "(default for SQLite: the blobs/ folder beside the database file; required for PostgreSQL).",
 )
-@pass_settings
-def add(settings, name, url, blobs):
+@pass_doge_options
+def add(doge_options, name, url, blobs):
     """Add remote NAME at URL: a doge home folder, sqlite:///path/registry.db or postgresql+psycopg://..."""
     from doge.registry.remotes import add_remote
 
-    r = add_remote(name, url, blobs, home=settings.home).to_json()
+    r = add_remote(name, url, blobs, home=doge_options.home).to_json()
     click.echo(f"added remote {r['name']}: registry {r['url']}, blobs {r['blobs']}")
 
 
 @remote.command("list")
 @json_option()
-@pass_settings
-def list_(settings, as_json):
+@pass_doge_options
+def list_(doge_options, as_json):
     """List the remotes (passwords hidden)."""
     from doge.registry.remotes import load_remotes
 
-    remotes = [r.to_json() for r in load_remotes(settings.home).values()]
+    remotes = [r.to_json() for r in load_remotes(doge_options.home).values()]
     if as_json:
         echo_json(remotes)
         return
@@ -49,22 +49,22 @@ def list_(settings, as_json):
 
 @remote.command()
 @click.argument("name")
-@pass_settings
-def remove(settings, name):
+@pass_doge_options
+def remove(doge_options, name):
     """Forget remote NAME (nothing in it is touched)."""
     from doge.registry.remotes import remove_remote
 
-    remove_remote(name, home=settings.home)
+    remove_remote(name, home=doge_options.home)
     click.echo(f"removed remote {name}")
 
 
-def open_remote(settings, name: str, *, must_exist: bool = True):
+def open_remote(doge_options, name: str, *, must_exist: bool = True):
     """The registry of remote ``name``."""
     from doge.pluginmanager import forward_gap_events
     from doge.registry.remotes import get_remote, open_registry
 
-    remote = get_remote(name, home=settings.home)
-    return forward_gap_events(open_registry(remote, home=settings.home, must_exist=must_exist))
+    remote = get_remote(name, home=doge_options.home)
+    return forward_gap_events(open_registry(remote, home=doge_options.home, must_exist=must_exist))
 
 
 def report(placements, verb: str, whence: str, where: str, as_json: bool = False) -> None:

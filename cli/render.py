@@ -25,19 +25,16 @@ from doge.cli.options import json_option, render_settings_options, runtime_optio
     "--limit", type=click.IntRange(min=1), help="Use at most this many sources (drawn evenly across classes)."
 )
 @click.option("--grid", is_flag=True, help="Also write OUT/grid/: source | controls | outputs per row.")
-@click.option(
-    "--ray",
-    "ray_address",
-    is_flag=False,
-    flag_value="local",
-    default=None,
-    metavar="[ADDRESS]",
-    help="Render on Ray (pip install 'doge[ray]'): bare, a local Ray; 'auto' or ray://HOST:PORT joins a cluster.",
-)
 @render_settings_options()
-@runtime_options("device", "dtype", "batch_size")
+@runtime_options(
+    "device",
+    "dtype",
+    "batch_size",
+    "ray",
+    ray_help="Render on Ray (pip install 'doge[ray]'): bare, a local Ray; 'auto' or ray://HOST:PORT joins a cluster.",
+)
 @json_option("Print a JSON summary.")
-def render(gaps, src, out, per_source, count, limit, grid, ray_address, render, runtime, as_json):
+def render(gaps, src, out, per_source, count, limit, grid, render, runtime, as_json):
     """Shift each source image's CLIP embedding by the gap(s) and generate with Stable unCLIP + ControlNet.
 
     Outputs: OUT/images/<source>_<k>.png, OUT/controls/, OUT/manifest.jsonl (one line an image)
@@ -56,7 +53,6 @@ def render(gaps, src, out, per_source, count, limit, grid, ray_address, render, 
         count=count,
         limit=limit,
         grid=grid,
-        ray=ray_address,
     )
     if as_json:
         echo_json(

@@ -6,7 +6,7 @@ import socket
 
 import click
 
-from doge.cli.context import pass_settings
+from doge.cli.context import pass_doge_options
 from doge.errors import DogeError
 from doge.net import is_loopback
 
@@ -49,8 +49,8 @@ from doge.net import is_loopback
     type=click.IntRange(1, 1000),
     help="Images on one page of a dataset's grid.",
 )
-@pass_settings
-def serve(settings, host, port, allow_writes, allow_hosts, datasets, source_roots, dataset_page_size):
+@pass_doge_options
+def serve(doge_options, host, port, allow_writes, allow_hosts, datasets, source_roots, dataset_page_size):
     """Serve the gap library: pages (library, names, versions, compare) and a JSON API, and with
     --dataset the datasets doge made (images with their labels drawn, scores, reviewers' marks).
 
@@ -66,7 +66,7 @@ def serve(settings, host, port, allow_writes, allow_hosts, datasets, source_root
     tokens = tokens_from_env() if allow_writes else None  # refused before anything listens
     hosts = allowed_hosts(host, allow_hosts)
     app = create_app(
-        settings.registry(busy_timeout_s=BUSY_TIMEOUT_S),
+        doge_options.registry(busy_timeout_s=BUSY_TIMEOUT_S),
         allow_writes=allow_writes,
         tokens=tokens,
         hosts=hosts,

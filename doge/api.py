@@ -50,7 +50,6 @@ def render(
     count: int | None = None,
     limit: int | None = None,
     grid: bool = False,
-    ray: str | None = None,
     pipeline=None,
     **options,
 ) -> RenderResult:
@@ -61,8 +60,8 @@ def render(
     (:class:`Runtime`). Any field of either may also be given as a keyword, which wins:
     ``doge.render(["real->painting"], "photos", "out", steps=20, device="cpu")``.
 
-    ``ray`` runs the batches on Ray: ``"local"`` starts a local Ray, ``"auto"`` or
-    ``"ray://host:port"`` joins a cluster. ``pipeline``, an already loaded
+    ``ray`` (a field of the runtime) runs the batches on Ray: ``"local"`` starts a local Ray,
+    ``"auto"`` or ``"ray://host:port"`` joins a cluster. ``pipeline``, an already loaded
     ``StableUnCLIPImg2ImgPipeline`` (diffusers' or doge's), is rendered with as it is (its modules,
     device and dtype; ``model`` defaults to the one it was loaded from); only the plan's
     ControlNets load.
@@ -70,8 +69,8 @@ def render(
     settings, runtime = settings_from_keywords(settings, runtime, options, "render")
     jobs: dict[str, Any] = dict(per_source=per_source, count=count, limit=limit, grid=grid)
     if pipeline is None:
-        return run_plan(plan(gaps, src, out, settings, runtime, **jobs), progress=runtime.progress, ray=ray)
-    if ray:
+        return run_plan(plan(gaps, src, out, settings, runtime, **jobs), progress=runtime.progress, ray=runtime.ray)
+    if runtime.ray:
         raise DogeError("pipeline= renders in this process; leave out ray= (Ray's actors load the model themselves)")
     if settings.lora or runtime.device or runtime.dtype:
         raise DogeError(

@@ -1,38 +1,78 @@
-"""``Runtime``: how and where a job runs, as one frozen value (nothing here changes a pixel).
+"""``Runtime``: how and where a job runs, as one frozen value (nothing here changes a pixel or a
+vector), and the folding of keywords into such values.
 
-The CLI builds it once from its shared options (``--device``, ``--dtype``, ``--batch-size``,
-``--workers``, ``--quiet``, ``--home``, ``--registry``); the Python functions take it, or the same
-names as keywords.
+The CLI builds a ``Runtime`` once from its shared options (``--device``, ``--dtype``,
+``--batch-size``, ``--workers``, ``--ray``, ``--quiet``, ``--home``, ``--registry``); the Python
+functions take it, or the same names as keywords (``doge.create_gap(..., device="cpu")``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
+
+from doge.errors import DogeError
 
 
 @dataclass(frozen=True)
 class Runtime:
-    """Device, dtype, batch size, workers, progress and which registry: how a job runs.
+    """Device, dtype, batch size, workers, Ray, progress and which registry: how a job runs.
 
-    ``device``/``dtype`` None (or ``"auto"``): the best there is (fp16 on CUDA). ``registry`` is an
-    open registry; when None, the one at ``home``/``url`` (or their defaults) is opened.
+    ``device``/``dtype`` None (or ``"auto"``): the best there is (fp16 on CUDA). ``batch_size``
+    None: the job's own default (:meth:`batch`). ``ray`` ("local", "auto", ``ray://HOST:PORT``)
+    runs the job's batches on Ray. ``registry`` is an open registry; when None, the one at
+    ``home``/``url`` (or their defaults) is opened.
     """
 
     device: str | None = None
     dtype: str | None = None
-    batch_size: int = 4
+    batch_size: int | None = None
     workers: int | None = None
+    ray: str | None = None
     progress: bool = True
     registry: Any = None
     home: Any = None
     url: str | None = None
 
-    @classmethod
-    def names(cls) -> frozenset[str]:
-        return frozenset(f.name for f in fields(cls))
+    def __post_init__(self) -> None:
+        if self.batch_size is not None and (isinstance(self.batch_size, bool) or int(self.batch_size) < 1):
+            raise DogeError(f"batch_size {self.batch_size!r}: use a whole number of at least 1")
+        if self.workers is not None and int(self.workers) < 0:
+            raise DogeError(f"workers {self.workers!r}: use 0 (decode here) or more")
+
+    def batch(self, default: int) -> int:
+        """The batch size: the one given, else the job's ``default`` (4 renders, 32 encodings)."""
+        return int(self.batch_size) if self.batch_size is not None else default
 
 
-def pick_values(options: dict[str, Any], names: frozenset[str]) -> dict[str, Any]:
-    """The entries of ``options`` named in ``names``, removed from ``options``."""
-    return {name: options.pop(name) for name in list(options) if name in names}
+def field_names(cls: type) -> frozenset[str]:
+    """The fields of the dataclass ``cls``: the keywords that fold into it."""
+    return frozenset(f.name for f in fields(cls))
+
+
+def fold_keywords(what: str, keywords: dict[str, Any], *values: tuple[type, Any]) -> list[Any]:
+    """Each ``(cls, value)`` of ``values`` with the ``keywords`` that name its fields applied
+    (``value`` None: ``cls``'s defaults); a keyword that names no field of any is refused in one line.
+
+    This keeps the Python API keyword-friendly (``doge.render(gaps, src, out, steps=20,
+    device="cpu")``) while each function takes its values. The values' field names are distinct,
+    so each keyword has one home.
+    """
+    left = dict(keywords)
+    folded = []
+    for cls, value in values:
+        mine = {name: left.pop(name) for name in list(left) if name in field_names(cls)}
+        if value is None:
+            folded.append(cls(**mine))
+        else:
+            folded.append(replace(value, **mine) if mine else value)
+    if left:
+        known = ", ".join(sorted(set().union(*(field_names(cls) for cls, _ in values))))
+        raise DogeError(f"{what}() got unknown option(s) {', '.join(sorted(left))}; it takes: {known}")
+    return folded
+
+
+def runtime_from_keywords(runtime: Runtime | None, keywords: dict[str, Any], what: str) -> Runtime:
+    """``runtime`` (or the defaults) with the keywords that name its fields (``device="cpu"``)."""
+    (folded,) = fold_keywords(what, keywords, (Runtime, runtime))
+    return folded

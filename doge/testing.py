@@ -18,6 +18,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from doge.hub import MARKER, MARKER_TEXT, is_tiny_model, quiet_transformers
 
@@ -169,7 +170,8 @@ def _unet_config() -> dict:
 def _unet():
     from diffusers import UNet2DConditionModel
 
-    return UNet2DConditionModel(**_unet_config()).eval()
+    unet: Any = UNet2DConditionModel(**_unet_config())  # diffusers' models type as their config mixin
+    return unet.eval()
 
 
 def _controlnet():
@@ -180,14 +182,15 @@ def _controlnet():
         config.pop(key)
     # Same downsampling as the VAE (8x), so a full-size control image lands on the latent grid.
     # Built from a config, its zero convolutions start at zero: residuals are zero by default.
-    return ControlNetModel(conditioning_embedding_out_channels=(8, 8, 16, 16), **config).eval()
+    controlnet: Any = ControlNetModel(conditioning_embedding_out_channels=(8, 8, 16, 16), **config)
+    return controlnet.eval()
 
 
 def _vae():
     from diffusers import AutoencoderKL
 
     # Four blocks give the 8x downsampling of the real SD VAE; 64 px images -> 8x8 latents.
-    return AutoencoderKL(
+    vae: Any = AutoencoderKL(
         in_channels=3,
         out_channels=3,
         down_block_types=("DownEncoderBlock2D",) * 4,
@@ -197,7 +200,8 @@ def _vae():
         norm_num_groups=8,
         latent_channels=LATENT_CHANNELS,
         sample_size=64,
-    ).eval()
+    )
+    return vae.eval()
 
 
 def _schedulers():

@@ -123,7 +123,9 @@ class EfficientNetPreprocessor:
             image = image.convert("RGB")
         w, h = image.size
         scale = RESIZE / min(w, h)
-        image = image.resize((max(IMAGE_SIZE, round(w * scale)), max(IMAGE_SIZE, round(h * scale))), Image.BICUBIC)
+        image = image.resize(
+            (max(IMAGE_SIZE, round(w * scale)), max(IMAGE_SIZE, round(h * scale))), Image.Resampling.BICUBIC
+        )
         w, h = image.size
         left, top = (w - IMAGE_SIZE) // 2, (h - IMAGE_SIZE) // 2
         image = image.crop((left, top, left + IMAGE_SIZE, top + IMAGE_SIZE))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from doge.augmentation.options import Budget
 from doge.errors import DogeError, finite
 from doge.rendering.plan import check_image_count
 
@@ -27,16 +28,10 @@ class Slot:
     weight: float
 
 
-def class_targets(
-    by_class: dict[str, list[int]],
-    *,
-    per_class: int | None = None,
-    ratio: float | None = None,
-    balance: bool = False,
-    count: int | None = None,
-) -> dict[str, int]:
+def class_targets(by_class: dict[str, list[int]], budget: Budget) -> dict[str, int]:
     """New images per class for the one budget given (at most ``MAX_IMAGES`` in all)."""
-    targets = _targets(by_class, per_class=per_class, ratio=ratio, balance=balance, count=count)
+    per_class, ratio, count = budget.per_class, budget.ratio, budget.count
+    targets = _targets(by_class, per_class=per_class, ratio=ratio, balance=budget.balance, count=count)
     asked = [name for name, v in (("--per-class", per_class), ("--ratio", ratio), ("--count", count)) if v is not None]
     check_image_count(sum(targets.values()), (asked or ["--balance"])[0])
     return targets

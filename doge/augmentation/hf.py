@@ -32,48 +32,38 @@ from doge.augmentation.inputs import (
     main_category,
     read_dataset,
 )
+from doge.augmentation.options import DatasetInput
 from doge.data.images import IMAGE_SUFFIXES
 from doge.errors import DogeError
 
 MARKERS = ("state.json", "dataset_dict.json")  # what datasets' save_to_disk leaves in a folder
 
 
-def read_any(
-    src,
-    *,
-    cache,
-    annotations=None,
-    masks=None,
-    label_column: str = "label",
-    input_format: str | None = None,
-    image_column: str = "image",
-    objects_column: str = "objects",
-    mask_column: str | None = None,
-    split: str | None = None,
-):
-    """The labelled set ``src``, whatever its layout: a Hugging Face dataset (an object, a
-    ``save_to_disk`` folder, Parquet shards; its images written once into ``cache``) here, anything
-    else through :func:`~doge.augmentation.inputs.read_dataset`."""
-    if input_format not in (None, "hf") or annotations:
+def read_any(src, reading: DatasetInput, cache):
+    """The labelled set ``src``, read as ``reading`` says, whatever its layout: a Hugging Face
+    dataset (an object, a ``save_to_disk`` folder, Parquet shards; its images written once into
+    ``cache``) here, anything else through :func:`~doge.augmentation.inputs.read_dataset`."""
+    r = reading
+    if r.input_format not in (None, "hf") or r.annotations:
         return read_dataset(
-            src, annotations=annotations, masks=masks, label_column=label_column, input_format=input_format
+            src, annotations=r.annotations, masks=r.masks, label_column=r.label_column, input_format=r.input_format
         )
-    if not (input_format == "hf" or type(src).__module__.startswith("datasets.")):
+    if not (r.input_format == "hf" or type(src).__module__.startswith("datasets.")):
         root = storage.location(src)
         if not storage.is_folder(root) or not is_hf_folder(root):
-            return read_dataset(src, masks=masks, label_column=label_column, input_format=input_format)
+            return read_dataset(src, masks=r.masks, label_column=r.label_column, input_format=r.input_format)
     dataset = read_hf(
         src,
         cache,
-        image_column=image_column,
-        label_column=label_column,
-        objects_column=objects_column,
-        mask_column=mask_column,
-        split=split,
+        image_column=r.image_column,
+        label_column=r.label_column,
+        objects_column=r.objects_column,
+        mask_column=r.mask_column,
+        split=r.split,
     )
     drop_undecodable(dataset)
-    if masks is not None:
-        attach_masks(dataset, storage.location(masks))
+    if r.masks is not None:
+        attach_masks(dataset, storage.location(r.masks))
     return dataset
 
 

@@ -28,9 +28,6 @@ from doge.augmentation.naming import check_file_name, escape_key
 from doge.errors import DogeError
 from doge.rendering.plan import output_stem
 
-FORMATS = ("imagefolder", "coco", "webdataset", "parquet")
-WITH_SOURCES = ("none", "link", "copy")
-DEFAULT_SHARD_SIZE = 1_000_000_000
 PARQUET_DIR = "data"  # OUT/data/train-00000-of-00002.parquet, ...: the layout `datasets` reads as split train
 
 

@@ -24,10 +24,8 @@ from doge.augmentation.curation import CURATION_FILE, rejected_ids
 from doge.augmentation.hf import describe_source, read_any
 from doge.augmentation.inputs import Dataset
 from doge.augmentation.naming import class_folders
+from doge.augmentation.options import Budget, DatasetInput, Layout, Refill
 from doge.augmentation.outputs import (
-    DEFAULT_SHARD_SIZE,
-    FORMATS,
-    WITH_SOURCES,
     Item,
     check_names,
     check_out,
@@ -40,7 +38,7 @@ from doge.augmentation.outputs import (
 )
 from doge.augmentation.readback import RUN_FILE, default_work
 from doge.errors import DogeError
-from doge.gaps.store import load_gap, registry_for
+from doge.gaps.store import load_gap, with_registry
 from doge.locks import output_lock
 from doge.names import parse_weighted_ref
 from doge.quality.filtering import filter_outputs
@@ -49,12 +47,10 @@ from doge.rendering import manifest
 from doge.rendering.batch import load_engine
 from doge.rendering.plan import Job, check_unique_stems, output_stem, plan, refuse_inside_src
 from doge.rendering.run import run_plan
-from doge.rendering.settings import RenderSettings, settings_from_keywords
-from doge.runtime import Runtime
+from doge.rendering.settings import RenderSettings
+from doge.runtime import Runtime, fold_keywords
 
 log = logging.getLogger("doge")
-
-DEFAULT_MAX_TRIES = 3
 
 
 @dataclass
@@ -94,89 +90,47 @@ def augment(
     gaps,
     out,
     *,
-    annotations=None,
-    masks=None,
-    label_column: str = "label",
-    input_format: str | None = None,
-    image_column: str = "image",
-    objects_column: str = "objects",
-    mask_column: str | None = None,
-    split: str | None = None,
-    output_format: str = "imagefolder",
-    per_class: int | None = None,
-    ratio: float | None = None,
-    balance: bool = False,
-    count: int | None = None,
-    weights=None,
-    filter: bool = False,
-    min_target_score: float | None = 0.5,
-    min_source_similarity: float | None = None,
-    filter_src=None,
-    filter_tgt=None,
-    max_tries: int = DEFAULT_MAX_TRIES,
-    with_sources: str = "none",
-    shard_size: int = DEFAULT_SHARD_SIZE,
-    annotations_name: str = "annotations.json",
-    work=None,
-    dry_run: bool = False,
-    ray: str | None = None,
+    reading: DatasetInput | None = None,
+    budget: Budget | None = None,
+    refill: Refill | None = None,
+    layout: Layout | None = None,
     settings: RenderSettings | None = None,
     runtime: Runtime | None = None,
+    dry_run: bool = False,
     **options,
 ) -> dict:
     """Augment the labelled set in ``src`` with images shifted by ``gaps``; returns the summary ``--json`` prints.
 
-    ``settings`` (:class:`~doge.rendering.settings.RenderSettings`) decide the pixels, ``runtime``
-    (:class:`~doge.runtime.Runtime`) how and where the renders run; any field of either may be
-    given as a keyword instead (``steps=20``, ``device="cpu"``). ``settings.edit_weight`` is the
-    weight when ``weights`` (a spread such as ``"1.0,1.5,2.0"``) is not given.
+    ``reading`` (:class:`~doge.augmentation.options.DatasetInput`) says how ``src`` is read,
+    ``budget`` (:class:`~doge.augmentation.budget.Budget`) how many images, ``refill``
+    (:class:`~doge.augmentation.options.Refill`) whether they are filtered and replaced,
+    ``layout`` (:class:`~doge.augmentation.options.Layout`) how OUT is written; ``settings``
+    (:class:`~doge.rendering.settings.RenderSettings`) decide the pixels and ``runtime``
+    (:class:`~doge.runtime.Runtime`) how and where the renders run. Any field of any of them may
+    be given as a keyword instead (``per_class=50``, ``filter=True``, ``steps=20``, ``device="cpu"``).
+    ``settings.edit_weight`` is the weight when ``budget.weights`` (``"1.0,1.5,2.0"``) is not given.
     """
-    settings, runtime = settings_from_keywords(settings, runtime, options, "augment")
-    progress = runtime.progress
-    if output_format not in FORMATS:
-        raise DogeError(f"--format {output_format!r}: use one of {', '.join(FORMATS)}")
-    if with_sources not in WITH_SOURCES:
-        raise DogeError(f"--with-sources {with_sources!r}: use one of {', '.join(WITH_SOURCES)}")
-    if max_tries < 1:
-        raise DogeError("--max-tries must be at least 1")
-    out = storage.location(out)
-    groups = gap_groups(gaps)
-    spread = parse_weights(weights) if weights is not None else [float(settings.edit_weight)]
-    dataset = read_any(
-        src,
-        annotations=annotations,
-        masks=masks,
-        label_column=label_column,
-        input_format=input_format,
-        image_column=image_column,
-        objects_column=objects_column,
-        mask_column=mask_column,
-        split=split,
-        cache=(storage.location(work) if work else default_work(out)) / "hf-sources",
+    reading, budget, refill, layout, settings, runtime = fold_keywords(
+        "augment",
+        options,
+        (DatasetInput, reading),
+        (Budget, budget),
+        (Refill, refill),
+        (Layout, layout),
+        (RenderSettings, settings),
+        (Runtime, runtime),
     )
-    refuse_inside_src(dataset.root, out)
-    for given, folder in (("SRC", dataset.root), ("--masks", dataset.masks)):
-        if folder is not None and storage.same_or_below(folder, out):
-            raise DogeError(
-                f"{given} {storage.shown(folder)} lies inside --out {storage.shown(out)}: augment would write its classes among your "
-                f"images and clean up there on a rerun; put --out beside {given}"
-            )
-    check_unique_stems(source.rel for source in dataset.sources)
-    refuse_inside_src(dataset.root, storage.location(work) if work else default_work(out), "--work")
-    folders = class_folders(dataset.classes)
-    check_names(dataset, folders, with_sources)
-    if storage.is_remote(out) and not dry_run:
-        storage.check_writable(out)  # a bucket that cannot take the dataset fails before anything renders
-    with storage.errors(out, "read"):
-        # an earlier OUT's names, and the folders this run writes to, stay inside OUT
-        check_out(out, folders, annotations_name)
-    if output_format == "parquet":
-        parquet_features(dataset)  # its schema (and datasets itself) before anything renders
+    out = storage.location(out)
+    work = storage.location(layout.work) if layout.work else default_work(out)
+    groups = gap_groups(gaps)
+    spread = parse_weights(budget.weights) if budget.weights is not None else [float(settings.edit_weight)]
+    dataset = read_any(src, reading, cache=work / "hf-sources")
+    folders = _check_places(dataset, out, work, layout, dry_run)
     by_class = dataset.by_class()
-    targets = class_targets(by_class, per_class=per_class, ratio=ratio, balance=balance, count=count)
+    targets = class_targets(by_class, budget)
     slots = allocate(by_class, targets, len(groups), spread)
-    reg = registry_for(runtime.registry, runtime.home, runtime.url)
-    runtime = replace(runtime, registry=reg)
+    runtime = with_registry(runtime)
+    reg = runtime.registry
     details = []
     for group in groups:
         for text in group:
@@ -187,7 +141,7 @@ def augment(
         "out": storage.shown(out),
         "src": describe_source(src),
         "input": dataset.kind,
-        "format": output_format,
+        "format": layout.output_format,
         "gaps": ["+".join(g) for g in groups],
         "weights": spread,
         "planned": len(slots),
@@ -205,7 +159,6 @@ def augment(
 
     # One writer at a time in OUT (see doge.locks); each render work area has its own lock.
     with output_lock(out, "augment"):
-        work = storage.location(work) if work else default_work(out)
         if settings.controls == ("seg",) and dataset.masks is not None and not settings.control_dir:
             settings = replace(settings, control_dir=dataset.masks)  # the label images are the seg control's maps
         chains = [Chain(slot, [slot.k]) for slot in slots]
@@ -220,23 +173,14 @@ def augment(
         def by_people(chain: Chain, k: int) -> bool:
             return image_id(groups[chain.slot.gap], _work_name(dataset, chain.slot.source, k)) in people
 
-        def refill(chain: Chain) -> None:
+        def next_sample(chain: Chain) -> None:
             chain.ks.append(next_k[chain.slot.source])
             next_k[chain.slot.source] += 1
 
         for chain in chains:
             while by_people(chain, chain.ks[-1]):
-                refill(chain)
+                next_sample(chain)
         written, skipped, engine = 0, 0, None
-        filter_options = {
-            "min_target_score": min_target_score,
-            "min_source_similarity": min_source_similarity,
-            "src": filter_src,
-            "tgt": filter_tgt,
-            "sources_root": dataset.root,  # the new images were rendered from the dataset's files
-            "progress": progress,
-            "registry": reg,
-        }
         image_set = dataset.image_set()
         last_plans: dict[int, object] = {}
         while True:
@@ -252,39 +196,30 @@ def augment(
                 )
                 if not jobs:
                     continue
-                p, engine, made, done = _render(
-                    group, work / _slug(group), image_set, jobs, engine, ray, settings, runtime
-                )
+                p, engine, made, done = _render(group, work / _slug(group), image_set, jobs, engine, settings, runtime)
                 last_plans[i] = p
                 written, skipped = written + made, skipped + done
-            if not filter:
+            if not refill.filter:
                 break
-            verdicts = _filter(groups, work, filter_options)
+            verdicts = _filter(groups, work, refill, dataset.root, runtime)
             grown = False
             for chain in chains:
                 entry = verdicts[chain.slot.gap].get(_work_name(dataset, chain.slot.source, chain.ks[-1]))
                 tries = sum(not by_people(chain, k) for k in chain.ks)
-                if entry and (entry.get("filter") or {}).get("rejected") and tries < max_tries:
-                    refill(chain)
+                if entry and (entry.get("filter") or {}).get("rejected") and tries < refill.max_tries:
+                    next_sample(chain)
                     while by_people(chain, chain.ks[-1]):
-                        refill(chain)
+                        next_sample(chain)
                     grown = True
             if not grown:
                 break
 
         entries = {i: manifest.read(work / _slug(g) / "manifest.jsonl") for i, g in enumerate(groups)}
-        items, counts = _collect(dataset, chains, entries, work, groups, targets, with_sources, filter, folders, people)
+        items, counts = _collect(
+            dataset, chains, entries, work, groups, targets, layout.with_sources, refill.filter, folders, people
+        )
         make_dirs(out)
-        link = with_sources == "link"
-        stats: dict = {"dropped_annotations": 0}
-        if output_format == "imagefolder":
-            write_imagefolder(out, dataset, items, link, label_column)
-        elif output_format == "coco":
-            write_coco(out, dataset, items, link, annotations_name, stats)
-        elif output_format == "parquet":
-            write_parquet(out, dataset, items, shard_size, stats)
-        else:
-            write_webdataset(out, dataset, items, shard_size)
+        stats = _write(out, dataset, items, layout, reading.label_column)
         generated = [it for it in items if it.generated]
         any_plan = next(iter(last_plans.values()), None)
         summary = {
@@ -295,22 +230,22 @@ def augment(
             "src_root": None if storage.is_remote(dataset.root) else str(Path(dataset.root).resolve()),
             "classes": counts,
             "class_names": dataset.classes,
-            "label_column": label_column,
-            "annotations_name": annotations_name,
+            "label_column": reading.label_column,
+            "annotations_name": layout.annotations_name,
             "masks": dataset.masks is not None,
             "dropped_annotations": stats["dropped_annotations"],
             "images": len(items),
             "generated": len(generated),
             "written": written,
             "skipped": skipped,
-            "with_sources": with_sources,
+            "with_sources": layout.with_sources,
             "filter": (
                 {
-                    "min_target_score": min_target_score,
-                    "min_source_similarity": min_source_similarity,
-                    "max_tries": max_tries,
+                    "min_target_score": refill.min_target_score,
+                    "min_source_similarity": refill.min_source_similarity,
+                    "max_tries": refill.max_tries,
                 }
-                if filter
+                if refill.filter
                 else None
             ),
             "gap_details": details,
@@ -363,27 +298,76 @@ def _record_in_registry(reg, out: Path, summary: dict) -> list[str]:
     return recorded
 
 
-def _render(group, folder, image_set, jobs, engine, ray, settings: RenderSettings, runtime: Runtime):
+def _render(group, folder, image_set, jobs, engine, settings: RenderSettings, runtime: Runtime):
     p = plan(group, None, folder, settings, runtime, sources=image_set, jobs=jobs)
     if not p.pending:
         return p, engine, 0, len(p.jobs)
-    if not ray and engine is None:
+    if not runtime.ray and engine is None:
         engine = load_engine(p)
-    result = run_plan(p, progress=runtime.progress, ray=ray, engine=None if ray else engine)
+    result = run_plan(p, progress=runtime.progress, ray=runtime.ray, engine=None if runtime.ray else engine)
     return p, engine, len(result.written), result.skipped
 
 
-def _filter(groups, work: Path, options: dict) -> dict[int, dict[str, dict]]:
-    """Score every group's images as ``doge filter`` does; the verdicts land in its manifest."""
+def _filter(groups, work: Path, refill: Refill, sources_root, runtime: Runtime) -> dict[int, dict[str, dict]]:
+    """Score every group's images as ``doge filter`` does; the verdicts land in its manifest. The
+    new images were rendered from the dataset's files: their sources are read inside ``sources_root``."""
     verdicts: dict[int, dict[str, dict]] = {}
     for i, group in enumerate(groups):
         folder = work / _slug(group)
         if not (folder / "manifest.jsonl").is_file():
             verdicts[i] = {}
             continue
-        filter_outputs(folder, str(parse_weighted_ref(group[0])[0]), **options)
+        filter_outputs(
+            folder,
+            str(parse_weighted_ref(group[0])[0]),
+            src=refill.filter_src,
+            tgt=refill.filter_tgt,
+            sources_root=sources_root,
+            min_target_score=refill.min_target_score,
+            min_source_similarity=refill.min_source_similarity,
+            runtime=runtime,
+        )
         verdicts[i] = manifest.read(folder / "manifest.jsonl")
     return verdicts
+
+
+def _check_places(dataset, out, work, layout: Layout, dry_run: bool) -> dict[str, str]:
+    """Refuse an OUT or work area inside SRC, an SRC or masks inside OUT, names OUT cannot hold and
+    an OUT that cannot be written, before anything renders; returns the label → class folder map."""
+    refuse_inside_src(dataset.root, out)
+    for given, folder in (("SRC", dataset.root), ("--masks", dataset.masks)):
+        if folder is not None and storage.same_or_below(folder, out):
+            raise DogeError(
+                f"{given} {storage.shown(folder)} lies inside --out {storage.shown(out)}: augment would write its "
+                f"classes among your images and clean up there on a rerun; put --out beside {given}"
+            )
+    check_unique_stems(source.rel for source in dataset.sources)
+    refuse_inside_src(dataset.root, work, "--work")
+    folders = class_folders(dataset.classes)
+    check_names(dataset, folders, layout.with_sources)
+    if storage.is_remote(out) and not dry_run:
+        storage.check_writable(out)  # a bucket that cannot take the dataset fails before anything renders
+    with storage.errors(out, "read"):
+        # an earlier OUT's names, and the folders this run writes to, stay inside OUT
+        check_out(out, folders, layout.annotations_name)
+    if layout.output_format == "parquet":
+        parquet_features(dataset)  # its schema (and datasets itself) before anything renders
+    return folders
+
+
+def _write(out, dataset, items, layout: Layout, label_column: str) -> dict:
+    """Lay ``items`` out in OUT in the layout's format; returns what the writers counted."""
+    link = layout.with_sources == "link"
+    stats: dict = {"dropped_annotations": 0}
+    if layout.output_format == "imagefolder":
+        write_imagefolder(out, dataset, items, link, label_column)
+    elif layout.output_format == "coco":
+        write_coco(out, dataset, items, link, layout.annotations_name, stats)
+    elif layout.output_format == "parquet":
+        write_parquet(out, dataset, items, layout.shard_size, stats)
+    else:
+        write_webdataset(out, dataset, items, layout.shard_size)
+    return stats
 
 
 def _collect(dataset, chains, entries, work, groups, targets, with_sources, filtered, folders, people=frozenset()):

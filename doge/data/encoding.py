@@ -26,8 +26,10 @@ from doge.data.embeddings import Embeddings
 from doge.data.encoder import encode_pixels
 from doge.data.images import ImageSet, combine_digest, decode_image, relative_posix
 from doge.errors import DogeError
+from doge.runtime import Runtime
 
 log = logging.getLogger("doge")
+ENCODE_BATCH = 32  # images per encoder call when the caller names no batch size
 
 Preprocessor = Callable[[object], torch.Tensor]
 
@@ -127,7 +129,7 @@ def iter_image_batches(
 def encode_images(
     encoder,
     imageset: ImageSet,
-    batch_size: int = 32,
+    batch_size: int = ENCODE_BATCH,
     workers: int | None = None,
     progress: bool = True,
     desc: str = "",
@@ -177,6 +179,14 @@ def encode_images(
         folder=storage.shown(imageset.root),
         skipped=skipped,
         digest=combine_digest(zip(rel, hashes)),
+    )
+
+
+def encode_as(encoder, imageset: ImageSet, runtime: Runtime, desc: str = "") -> Embeddings:
+    """:func:`encode_images` as ``runtime`` says: its batch size (default ``ENCODE_BATCH``),
+    workers, progress and Ray."""
+    return encode_images(
+        encoder, imageset, runtime.batch(ENCODE_BATCH), runtime.workers, runtime.progress, desc=desc, ray=runtime.ray
     )
 
 

@@ -9,13 +9,15 @@ import doge
 from doge import pluginmanager
 from doge.clock import now_iso, who
 from doge.data.encoder import build_encoder
-from doge.data.encoding import encode_images
+from doge.data.encoding import encode_as
 from doge.data.images import discover
 from doge.errors import DogeError
 from doge.gaps.gap import Gap
+from doge.gaps.options import Sampling, TextSides
 from doge.gaps.provenance import gap_provenance, side
-from doge.gaps.store import registry_for
+from doge.gaps.store import with_registry
 from doge.names import validate_name
+from doge.runtime import Runtime, fold_keywords
 
 log = logging.getLogger("doge")
 
@@ -29,33 +31,28 @@ def create_gap(
     encoder: str = "clip",
     estimator: str = "mean",
     estimator_params: dict | None = None,
-    src_limit: int | None = None,
-    tgt_limit: int | None = None,
-    seed: int = 0,
-    batch_size: int = 32,
-    workers: int | None = None,
-    device: str | None = None,
     description: str = "",
-    progress: bool = True,
-    registry=None,
-    home=None,
-    url=None,
-    ray: str | None = None,
+    sampling: Sampling | None = None,
+    runtime: Runtime | None = None,
+    **options,
 ) -> Gap:
     """Encode both folders, estimate the gap, and store it as the next version of ``name``.
 
-    ``ray`` ("local", "auto", a cluster address) encodes the images on Ray's actors."""
+    ``sampling`` (:class:`Sampling`) picks the images, ``runtime`` (:class:`~doge.runtime.Runtime`)
+    says how they are encoded (its ``ray``: on Ray's actors) and into which registry; any field of
+    either may be a keyword instead (``src_limit=100``, ``device="cpu"``, ``home=...``)."""
+    sampling, runtime = fold_keywords("create_gap", options, (Sampling, sampling), (Runtime, runtime))
     # Everything a user can get wrong is checked before a model loads.
     validate_name(name)
     estimate = pluginmanager.get("estimators", estimator)
     estimator_params = pluginmanager.check_options("estimators", estimator, estimator_params)
-    src_set = discover(src, limit=src_limit, seed=seed)
-    tgt_set = discover(tgt, limit=tgt_limit, seed=seed)
-    reg = registry_for(registry, home, url)
+    src_set = discover(src, limit=sampling.src_limit, seed=sampling.seed)
+    tgt_set = discover(tgt, limit=sampling.tgt_limit, seed=sampling.seed)
+    reg = with_registry(runtime).registry
 
-    enc = build_encoder(encoder, model=model, device=device)
-    src_emb = encode_images(enc, src_set, batch_size, workers, progress, desc="source", ray=ray)
-    tgt_emb = encode_images(enc, tgt_set, batch_size, workers, progress, desc="target", ray=ray)
+    enc = build_encoder(encoder, model=model, device=runtime.device)
+    src_emb = encode_as(enc, src_set, runtime, "source")
+    tgt_emb = encode_as(enc, tgt_set, runtime, "target")
     vector, params, *rest = estimate(src_emb, tgt_emb, **estimator_params)
     extras = {k: v.float().cpu().numpy() for k, v in (rest[0] if rest else {}).items()}  # e.g. coral's transform
     if not bool(vector.isfinite().all()):
@@ -67,9 +64,9 @@ def create_gap(
         params=params,
         src=src_emb,
         tgt=tgt_emb,
-        src_limit=src_limit,
-        tgt_limit=tgt_limit,
-        seed=seed,
+        src_limit=sampling.src_limit,
+        tgt_limit=sampling.tgt_limit,
+        seed=sampling.seed,
         description=description,
     )
     record = reg.create(name, vector.float().cpu().numpy(), provenance, description=description, extras=extras)
@@ -82,24 +79,13 @@ def create_text_gap(
     *,
     src: str | Path | None = None,
     tgt: str | Path | None = None,
-    src_text: str | None = None,
-    tgt_text: str | None = None,
-    classes: str | list[str] | None = None,
-    classes_from: str | Path | None = None,
+    text: TextSides | None = None,
     model: str | None = None,
-    text_model: str | None = None,
     encoder: str = "clip",
-    src_limit: int | None = None,
-    tgt_limit: int | None = None,
-    seed: int = 0,
-    batch_size: int = 32,
-    workers: int | None = None,
-    device: str | None = None,
     description: str = "",
-    progress: bool = True,
-    registry=None,
-    home=None,
-    url=None,
+    sampling: Sampling | None = None,
+    runtime: Runtime | None = None,
+    **options,
 ) -> Gap:
     """A gap with at least one side given as text: mean(target) - mean(source) embeddings.
 
@@ -108,38 +94,46 @@ def create_text_gap(
     directions of LADS and StyleGAN-NADA); the other side may be a folder of images (encoded by
     that image encoder). The vector lives in the image encoder's space, so render and eval take
     it like any gap.
+
+    ``text`` (:class:`TextSides`), ``sampling`` (:class:`Sampling`) and ``runtime``
+    (:class:`~doge.runtime.Runtime`): any of their fields may be a keyword instead
+    (``src_text="a photo of a {}"``, ``classes="cat,dog"``, ``device="cpu"``).
     """
+    text, sampling, runtime = fold_keywords(
+        "create_text_gap", options, (TextSides, text), (Sampling, sampling), (Runtime, runtime)
+    )
+    src_text, tgt_text, seed = text.src_text, text.tgt_text, sampling.seed
     from doge.data.text import build_text_encoder, class_names, describe_image_encoder, fill_template
 
     validate_name(name)
-    for which, folder, text in (("source", src, src_text), ("target", tgt, tgt_text)):
-        if (folder is None) == (text is None):
+    for which, folder, template in (("source", src, src_text), ("target", tgt, tgt_text)):
+        if (folder is None) == (template is None):
             flag = "--src" if which == "source" else "--tgt"
             raise DogeError(f"give the {which} as {flag} DIR or as {flag}-text TEMPLATE (one of them)")
-    names = class_names(classes, classes_from)
+    names = class_names(text.classes, text.classes_from)
     texts = {k: fill_template(t, names) for k, t in (("source", src_text), ("target", tgt_text)) if t is not None}
     sets = {
         k: discover(f, limit=lim, seed=seed)
-        for k, f, lim in (("source", src, src_limit), ("target", tgt, tgt_limit))
+        for k, f, lim in (("source", src, sampling.src_limit), ("target", tgt, sampling.tgt_limit))
         if f is not None
     }
-    reg = registry_for(registry, home, url)
+    reg = with_registry(runtime).registry
 
     # Text on both sides needs the image encoder's identity and width, not its weights.
     image_side = describe_image_encoder(encoder, model) if not sets else None
     enc = None
     if image_side is None:
-        enc = build_encoder(encoder, model=model, device=device)
+        enc = build_encoder(encoder, model=model, device=runtime.device)
         image_side = enc.describe()
-    text_enc = build_text_encoder(image_side, text_model=text_model, device=device)
+    text_enc = build_text_encoder(image_side, text_model=text.text_model, device=runtime.device)
     means, sides = {}, {}
-    for key, template, limit in (("source", src_text, src_limit), ("target", tgt_text, tgt_limit)):
+    for key, template, limit in (("source", src_text, sampling.src_limit), ("target", tgt_text, sampling.tgt_limit)):
         if template is not None:
             means[key] = text_enc.encode(texts[key]).mean(0)
             sides[key] = {"text": template, "classes": names if "{}" in template else [], "texts": len(texts[key])}
         else:
             assert enc is not None  # built above whenever a side is a folder of images
-            emb = encode_images(enc, sets[key], batch_size=batch_size, workers=workers, progress=progress, desc=key)
+            emb = encode_as(enc, sets[key], runtime, key)
             means[key] = emb.vectors.mean(0)
             sides[key] = side(emb, limit)
     vector = (means["target"] - means["source"]).float()

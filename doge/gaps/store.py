@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from doge.gaps.gap import Gap
+from doge.runtime import Runtime
 
 
 def registry_for(registry=None, home=None, url=None):
@@ -15,6 +18,11 @@ def registry_for(registry=None, home=None, url=None):
     from doge.registry import Registry
 
     return forward_gap_events(Registry(home=home, url=url))
+
+
+def with_registry(runtime: Runtime) -> Runtime:
+    """``runtime`` holding the registry it names, opened (see :func:`registry_for`)."""
+    return replace(runtime, registry=registry_for(runtime.registry, runtime.home, runtime.url))
 
 
 def load_gap(ref: str, *, registry=None, home=None, url=None) -> Gap:

@@ -19,13 +19,14 @@ from doge import pluginmanager, storage
 from doge.clock import now_iso, who
 from doge.data.embeddings import Embeddings
 from doge.data.encoder import encoder_for_gap
-from doge.data.encoding import encode_images
+from doge.data.encoding import encode_as
 from doge.data.images import discover, file_sha256
 from doge.errors import DogeError
 from doge.gaps.gap import Gap
-from doge.gaps.store import load_gap, registry_for
+from doge.gaps.store import load_gap, with_registry
 from doge.quality.stability import DEFAULT_DRAWS, accepted_params, stability
 from doge.quality.transfer import DEFAULT_WEIGHTS, DomainJudge
+from doge.runtime import Runtime, runtime_from_keywords
 
 log = logging.getLogger("doge")
 
@@ -38,13 +39,13 @@ class Side:
     hashes: set[str]
 
 
-def _encode_side(enc, folder, limit, seed, options, desc) -> Side:
+def _encode_side(enc, folder, limit, seed, runtime: Runtime, desc) -> Side:
     images = discover(folder, limit=limit, seed=seed)
-    emb = encode_images(enc, images, desc=desc, **options)
+    emb = encode_as(enc, images, runtime, desc)
     return Side(emb, {file_sha256(storage.location(images.root) / f) for f in emb.files})
 
 
-def _reference(gap: Gap, enc, options) -> tuple[Side, Side] | None:
+def _reference(gap: Gap, enc, runtime: Runtime) -> tuple[Side, Side] | None:
     """The gap's own reference images, re-encoded, when both folders still exist."""
     prov = gap.provenance
     src, tgt = prov.get("source", {}), prov.get("target", {})
@@ -53,7 +54,7 @@ def _reference(gap: Gap, enc, options) -> tuple[Side, Side] | None:
     seed = prov.get("seed", 0)
     sides = []
     for side, desc in ((src, "reference source"), (tgt, "reference target")):
-        encoded = _encode_side(enc, side["folder"], side.get("limit"), seed, options, desc)
+        encoded = _encode_side(enc, side["folder"], side.get("limit"), seed, runtime, desc)
         if side.get("digest") and encoded.emb.digest != side["digest"]:
             log.warning("%s changed since %s was made; using the images it holds now", side["folder"], gap.ref)
         sides.append(encoded)
@@ -138,30 +139,29 @@ def evaluate_gap(
     plot=None,
     store: bool = True,
     seed: int = 0,
-    batch_size: int = 32,
-    workers: int | None = None,
-    device: str | None = None,
-    progress: bool = True,
-    registry=None,
-    home=None,
-    url=None,
+    runtime: Runtime | None = None,
+    **options,
 ) -> dict:
-    """Judge gap ``ref`` on held-out images ``src`` and ``tgt``; store and return the record."""
+    """Judge gap ``ref`` on held-out images ``src`` and ``tgt``; store and return the record.
+
+    ``runtime`` (:class:`~doge.runtime.Runtime`) says how the images are encoded and which registry
+    holds the gap; any of its fields may be a keyword instead (``device="cpu"``, ``home=...``)."""
+    runtime = runtime_from_keywords(runtime, options, "evaluate_gap")
     weights = sorted({float(w) for w in weights})
     if plot is not None:
         from doge.quality.plot import check_plot_path
 
         check_plot_path(plot)
-    reg = registry_for(registry, home, url)
+    runtime = with_registry(runtime)
+    reg = runtime.registry
     gap = load_gap(ref, registry=reg)
     discover(src), discover(tgt)  # a wrong folder is reported before a model loads
-    enc = encoder_for_gap(gap, model, device)
-    options = {"batch_size": batch_size, "workers": workers, "progress": progress}
+    enc = encoder_for_gap(gap, model, runtime.device)
     held = (
-        _encode_side(enc, src, None, seed, options, "held-out source"),
-        _encode_side(enc, tgt, None, seed, options, "held-out target"),
+        _encode_side(enc, src, None, seed, runtime, "held-out source"),
+        _encode_side(enc, tgt, None, seed, runtime, "held-out target"),
     )
-    reference = _reference(gap, enc, options)
+    reference = _reference(gap, enc, runtime)
     overlap = _overlap(gap, held, reference)
     hs, ht = held[0].emb.vectors.numpy(), held[1].emb.vectors.numpy()
     extras = {k: v.numpy() for k, v in gap.extras.items()}

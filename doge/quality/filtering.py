@@ -26,6 +26,7 @@ from doge.errors import DogeError, NotFound
 from doge.gaps.compare import cosine
 from doge.locks import output_lock
 from doge.rendering import manifest
+from doge.runtime import Runtime, runtime_from_keywords
 
 DEFAULT_MIN_TARGET_SCORE = 0.5
 MANIFEST = "manifest.jsonl"
@@ -98,15 +99,15 @@ def _sources(entries: dict[str, dict], images: list[str], root, out) -> dict[str
     return found
 
 
-def _embed_files(enc, files: list[Path], options: dict, desc: str) -> dict[str, np.ndarray]:
+def _embed_files(enc, files: list[Path], runtime: Runtime, desc: str) -> dict[str, np.ndarray]:
     """Embeddings of the decodable ``files``, keyed by ``str(path)`` as given."""
-    from doge.data.encoding import encode_images
+    from doge.data.encoding import encode_as
     from doge.data.images import ImageSet, relative_posix
 
     if not files:
         return {}
     root = Path(".")
-    emb = encode_images(enc, ImageSet(root=root, files=files, labels=[""] * len(files)), desc=desc, **options)
+    emb = encode_as(enc, ImageSet(root=root, files=files, labels=[""] * len(files)), runtime, desc)
     by_name = {relative_posix(f, root): str(f) for f in files}
     return {by_name[name]: vector for name, vector in zip(emb.files, emb.vectors.numpy().astype(np.float64))}
 
@@ -150,47 +151,44 @@ def filter_outputs(
     min_source_similarity: float | None = None,
     delete: bool = False,
     model: str | None = None,
-    batch_size: int = 32,
-    workers: int | None = None,
-    device: str | None = None,
-    progress: bool = True,
-    registry=None,
-    home=None,
-    url=None,
+    runtime: Runtime | None = None,
+    **options,
 ) -> dict:
     """Score every image listed in ``out/manifest.jsonl``, mark the rejected ones, return a summary.
 
     A manifest line's ``source`` is read only inside ``sources_root`` (default: the reference
-    source folder, ``src`` or the gap's own)."""
+    source folder, ``src`` or the gap's own). ``runtime`` (:class:`~doge.runtime.Runtime`) says how
+    the images are encoded and which registry holds the gap; any of its fields may be a keyword
+    instead (``device="cpu"``, ``home=...``)."""
+    runtime = runtime_from_keywords(runtime, options, "filter_outputs")
     from doge.data.encoder import encoder_for_gap
     from doge.data.images import discover
-    from doge.gaps.store import load_gap, registry_for
+    from doge.gaps.store import load_gap, with_registry
     from doge.quality.transfer import check_sizes, domain_classifier
 
     out = storage.location(out)
     _manifest_entries(out)  # nothing to filter is one line, before the folder is locked
     with output_lock(out, "filter"):  # no render or other filter writes there meanwhile
         entries = _manifest_entries(out)
-        reg = registry_for(registry, home, url)
-        g = load_gap(_gap_of(entries, gap), registry=reg)
+        runtime = with_registry(runtime)
+        g = load_gap(_gap_of(entries, gap), registry=runtime.registry)
         ref_src, ref_tgt = _references(g, src, tgt)
         ref_sets = discover(ref_src), discover(ref_tgt)
-        enc = encoder_for_gap(g, model, device)
-        options = {"batch_size": batch_size, "workers": workers, "progress": progress}
+        enc = encoder_for_gap(g, model, runtime.device)
 
         refs = [
-            np.stack(list(_embed_files(enc, s.files, options, d).values()))
+            np.stack(list(_embed_files(enc, s.files, runtime, d).values()))
             for s, d in zip(ref_sets, ("reference source", "reference target"))
         ]
         check_sizes(*refs)
         classifier = domain_classifier(*refs)
         present = [image for image in entries if (out / image).is_file()]
-        generated = _embed_files(enc, [out / image for image in present], options, "generated")
+        generated = _embed_files(enc, [out / image for image in present], runtime, "generated")
         generated = {image: generated[str(out / image)] for image in present if str(out / image) in generated}
         sources_at = ref_src if sources_root is None else storage.location(sources_root)
         source_of = _sources(entries, present, sources_at, out)
         readable = sorted(set(source_of.values()), key=str)
-        source_emb = _embed_files(enc, [s for s in readable if storage.is_file(s)], options, "sources")
+        source_emb = _embed_files(enc, [s for s in readable if storage.is_file(s)], runtime, "sources")
 
         scored = [image for image in present if image in generated]
         scores = classifier.predict_proba(np.stack([generated[i] for i in scored]))[:, 1] if scored else []

@@ -35,6 +35,7 @@ log = logging.getLogger("doge")
 # Images one run may plan: a plan holds a job per image, so --count 100000000 filled memory for
 # minutes before the first image (a million takes about a second and 200 MB to plan).
 MAX_IMAGES = 1_000_000
+RENDER_BATCH = 4  # images per pipeline call when the runtime names none
 
 
 def check_image_count(total: int, asked: str) -> None:
@@ -413,7 +414,7 @@ def plan(
         jobs=_jobs(sources, per_source, count, weights, bool(s.sweep)) if jobs is None else list(jobs),
         device=rt.device,
         dtype=rt.dtype,
-        batch_size=rt.batch_size,
+        batch_size=rt.batch(RENDER_BATCH),
         grid=grid,
     )
     result.fingerprint = _fingerprint(result)

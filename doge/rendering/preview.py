@@ -9,7 +9,7 @@ blob store beside the gap's vector; its row records the settings that made it.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -18,7 +18,7 @@ from PIL import Image
 from doge import storage
 from doge.clock import now_iso
 from doge.errors import DogeError
-from doge.gaps.store import registry_for
+from doge.gaps.store import with_registry
 from doge.hub import is_tiny_model
 from doge.rendering.grid import grid_row, stack_rows
 from doge.rendering.plan import plan
@@ -61,8 +61,6 @@ def make_preview(
     runtime: Runtime | None = None,
     *,
     n: int = 4,
-    registry=None,
-    progress: bool = True,
     **options,
 ) -> dict:
     """Render ``n`` source images of ``src`` shifted by gap ``ref`` and attach the grid to its
@@ -77,8 +75,8 @@ def make_preview(
         if fixed in options:
             raise DogeError(f"a preview sets {fixed!r} itself; leave it out")
     settings, runtime = settings_from_keywords(settings, runtime, options, "preview")
-    reg = registry_for(registry if registry is not None else runtime.registry, runtime.home, runtime.url)
-    runtime = replace(runtime, registry=reg, progress=progress and runtime.progress)
+    runtime = with_registry(runtime)
+    reg = runtime.registry
     gv = reg.resolve(ref)  # the version the preview is attached to, whatever alias moves later
     with tempfile.TemporaryDirectory(prefix="doge-preview-") as tmp:
         p = plan([gv.ref], src, Path(tmp) / "out", settings, runtime, limit=n)

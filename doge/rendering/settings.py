@@ -8,12 +8,11 @@ made, and every field of a made value is final. The CLI builds it from its share
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-from doge.errors import DogeError
 from doge.rendering.recipes import resolve_recipe
-from doge.runtime import Runtime, pick_values
+from doge.runtime import Runtime, fold_keywords
 
 # The settings a recipe may fill in (None: not given).
 RECIPE_FIELDS = ("edit_weight", "steps", "guidance", "negative_prompt", "size", "fit", "seed")
@@ -59,10 +58,6 @@ class RenderSettings:
         if isinstance(self.controlnet_scale, list):
             object.__setattr__(self, "controlnet_scale", tuple(self.controlnet_scale))
 
-    @classmethod
-    def names(cls) -> frozenset[str]:
-        return frozenset(f.name for f in fields(cls))
-
 
 def settings_from_keywords(
     settings: RenderSettings | None, runtime: Runtime | None, options: dict[str, Any], what: str
@@ -73,16 +68,5 @@ def settings_from_keywords(
     A keyword replaces that field of a ``settings`` already made: its recipe was resolved when it
     was made, so ``recipe=`` here fills only the settings neither value gives.
     """
-    options = dict(options)
-    render_kw = pick_values(options, RenderSettings.names())
-    runtime_kw = pick_values(options, Runtime.names())
-    if options:
-        known = ", ".join(sorted(RenderSettings.names() | Runtime.names()))
-        raise DogeError(f"{what}() got unknown option(s) {', '.join(sorted(options))}; it takes: {known}")
-    if settings is None:
-        settings = RenderSettings(**render_kw)
-    elif render_kw:
-        given = {f.name: getattr(settings, f.name) for f in fields(settings)}
-        settings = RenderSettings(**{**given, **render_kw})
-    runtime = replace(runtime or Runtime(), **runtime_kw)
-    return settings, runtime
+    folded_settings, folded_runtime = fold_keywords(what, options, (RenderSettings, settings), (Runtime, runtime))
+    return folded_settings, folded_runtime

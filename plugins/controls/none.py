@@ -18,7 +18,7 @@ class NoControl(Control):
             )
         super().__init__(control_dir=None, device=device, **options)
 
-    def make(self, image, size, source_path):
+    def make(self, image, size, source_path, geometry=None):
         return None
 
     def compute(self, image, size):

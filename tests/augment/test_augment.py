@@ -107,6 +107,39 @@ def test_dry_run_plans_without_a_model(home, class_folders, tmp_path):
     assert result.exit_code != 0 and "exactly one budget" in result.output and "Traceback" not in result.output
 
 
+def test_the_python_api_takes_values_and_keywords_alike(home, class_folders, tmp_path):
+    import doge
+    from doge.augmentation.options import Budget, DatasetInput, Layout
+
+    with_values = doge.augment(
+        class_folders,
+        ["real->painting"],
+        tmp_path / "a",
+        reading=DatasetInput(label_column="label"),
+        budget=Budget(ratio=1.5),
+        layout=Layout(output_format="coco"),
+        runtime=doge.Runtime(home=home),
+        dry_run=True,
+    )
+    with_keywords = doge.augment(
+        class_folders, ["real->painting"], tmp_path / "a", ratio=1.5, output_format="coco", home=home, dry_run=True
+    )
+    assert with_values == with_keywords and with_values["planned"] == 9 and with_values["format"] == "coco"
+    # a keyword replaces that field of a value given beside it
+    per_class = doge.augment(
+        class_folders,
+        ["real->painting"],
+        tmp_path / "a",
+        budget=Budget(per_class=1),
+        per_class=2,
+        home=home,
+        dry_run=True,
+    )
+    assert per_class["planned"] == 4
+    with pytest.raises(doge.DogeError, match=r"augment\(\) got unknown option\(s\) per_clas"):
+        doge.augment(class_folders, ["real->painting"], tmp_path / "a", per_clas=2, home=home, dry_run=True)
+
+
 def test_rerun_after_a_kill_makes_only_what_is_missing(run, class_folders, tmp_path, monkeypatch):
     from doge.rendering import batch
 

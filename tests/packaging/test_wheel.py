@@ -65,3 +65,8 @@ def test_the_migrations_ship_with_their_template(wheel_names):
     assert versions, "no migration versions found"
     for name in versions:
         assert f"doge/registry/migrations/versions/{name}" in wheel_names
+
+
+def test_the_wheel_marks_doge_as_typed(wheel_names):
+    # PEP 561: without the marker, mypy ignores doge's hints in a user's project
+    assert "doge/py.typed" in wheel_names

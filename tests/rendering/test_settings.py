@@ -31,7 +31,8 @@ def test_render_settings_are_a_frozen_value_with_the_recipe_resolved_once():
 
 def test_keywords_fold_into_the_values_and_an_unknown_one_is_one_line():
     s, rt = settings_from_keywords(None, None, {"steps": 3, "device": "cpu", "controls": ["none"]}, "render")
-    assert (s.steps, s.controls, rt.device, rt.batch_size) == (3, ("none",), "cpu", 4)
+    assert (s.steps, s.controls, rt.device, rt.batch_size) == (3, ("none",), "cpu", None)
+    assert (rt.batch(4), Runtime(batch_size=2).batch(4)) == (4, 2)  # None: the job's own default
     given = RenderSettings(recipe="paper")
     s2, _ = settings_from_keywords(given, Runtime(batch_size=2), {"size": 64}, "render")
     assert (s2.size, s2.fit, s2.recipe) == (64, "crop", "paper") and given.size == 768
@@ -40,7 +41,19 @@ def test_keywords_fold_into_the_values_and_an_unknown_one_is_one_line():
 
 
 @pytest.mark.parametrize(
-    "flag", ["--json", "--device", "--dtype", "--batch-size", "--workers", "--seed", "--model", "--steps", "--control"]
+    "flag",
+    [
+        "--json",
+        "--device",
+        "--dtype",
+        "--batch-size",
+        "--workers",
+        "--ray",
+        "--seed",
+        "--model",
+        "--steps",
+        "--control",
+    ],
 )
 def test_each_shared_option_is_declared_once(flag):
     declared = [

@@ -1,0 +1,84 @@
+"""The values ``doge augment`` takes beside the render settings and the runtime: how SRC is read,
+how many new images, whether they are filtered and refilled, and how OUT is laid out. Each is
+frozen; the CLI builds them from its flags (this module imports nothing heavy, so ``doge augment
+--help`` stays quick).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from doge.errors import DogeError
+
+FORMATS = ("imagefolder", "coco", "webdataset", "parquet")
+WITH_SOURCES = ("none", "link", "copy")
+DEFAULT_SHARD_SIZE = 1_000_000_000
+DEFAULT_MAX_TRIES = 3
+
+
+@dataclass(frozen=True)
+class DatasetInput:
+    """How SRC is read: its COCO file and label images, its layout, and a Hugging Face dataset's columns.
+
+    ``input_format`` None: found from SRC (class folders, imagefolder metadata, a Hugging Face dataset).
+    """
+
+    annotations: Any = None  # COCO detection/instance JSON
+    masks: Any = None  # label images, one per source, matched by stem
+    label_column: str = "label"
+    input_format: str | None = None
+    image_column: str = "image"
+    objects_column: str = "objects"
+    mask_column: str | None = None
+    split: str | None = None
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How many new images: exactly one of ``per_class`` (N a class), ``ratio`` (R a source),
+    ``balance`` (every class up to the largest) or ``count`` (N in all, split evenly between classes);
+    checked against the dataset's classes (:func:`doge.augmentation.budget.class_targets`).
+    ``weights`` (``"1.0,1.5,2.0"``) spreads edit weights over the images; None: the render's one."""
+
+    per_class: int | None = None
+    ratio: float | None = None
+    balance: bool = False
+    count: int | None = None
+    weights: Any = None
+
+
+@dataclass(frozen=True)
+class Refill:
+    """``--filter``: score each new image as ``doge filter`` does and replace a rejected one with the
+    source's next sample, at most ``max_tries`` samples a slot. ``filter_src``/``filter_tgt``: the
+    reference images (default: the gap's own)."""
+
+    filter: bool = False
+    min_target_score: float | None = 0.5
+    min_source_similarity: float | None = None
+    filter_src: Any = None
+    filter_tgt: Any = None
+    max_tries: int = DEFAULT_MAX_TRIES
+
+    def __post_init__(self) -> None:
+        if self.max_tries < 1:
+            raise DogeError("--max-tries must be at least 1")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How OUT is written: its format, whether the real images join it, shard size, the COCO file's
+    name, and the render work area (default: ``.<OUT>.doge-work`` beside OUT)."""
+
+    output_format: str = "imagefolder"
+    with_sources: str = "none"
+    shard_size: int = DEFAULT_SHARD_SIZE
+    annotations_name: str = "annotations.json"
+    work: Any = None
+
+    def __post_init__(self) -> None:
+        if self.output_format not in FORMATS:
+            raise DogeError(f"--format {self.output_format!r}: use one of {', '.join(FORMATS)}")
+        if self.with_sources not in WITH_SOURCES:
+            raise DogeError(f"--with-sources {self.with_sources!r}: use one of {', '.join(WITH_SOURCES)}")

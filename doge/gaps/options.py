@@ -1,0 +1,32 @@
+"""The values a gap is made with beside the runtime: which images of each folder
+(:class:`Sampling`) and, for a gap with a text side, its templates (:class:`TextSides`). This
+module imports nothing heavy, so the CLI builds them while ``doge gap create --help`` stays quick.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Which images of each folder a gap is made of: at most ``src_limit``/``tgt_limit`` (drawn
+    evenly across classes, with ``seed``); None: all of them."""
+
+    src_limit: int | None = None
+    tgt_limit: int | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TextSides:
+    """A gap's text sides: a template a side (``"a pencil sketch of a {}"``) filled with each class
+    name (``classes``: "a,b" or a list; ``classes_from``: a folder of class folders), embedded by
+    ``text_model`` (default: the CLIP text tower aligned with the image encoder)."""
+
+    src_text: str | None = None
+    tgt_text: str | None = None
+    classes: str | list[str] | None = None
+    classes_from: str | Path | None = None
+    text_model: str | None = None

@@ -1,0 +1,72 @@
+"""The shape of doge's code that callers rely on: options travel as values (no function takes a long
+tail of parameters), and every value folds keywords into one home."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from doge.errors import DogeError
+
+ROOT = Path(__file__).resolve().parents[2]
+MOST_PARAMETERS = 12
+# Mirrors diffusers' StableUnCLIPImg2ImgPipeline.__call__ (keyword for keyword, so a diffusers
+# user's call works on doge's pipeline); tests/rendering/test_diffusers_copies.py watches it.
+MIRRORS_UPSTREAM = {"doge/rendering/pipeline.py:__call__"}
+
+
+def _functions():
+    for folder in ("doge", "plugins", "registry", "cli"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    yield f"{path.relative_to(ROOT)}:{node.name}", node
+
+
+def test_no_function_takes_more_than_a_dozen_parameters():
+    too_many = {}
+    for where, node in _functions():
+        a = node.args
+        names = [x.arg for x in (*a.posonlyargs, *a.args, *a.kwonlyargs) if x.arg not in ("self", "cls")]
+        if len(names) > MOST_PARAMETERS and where not in MIRRORS_UPSTREAM:
+            too_many[where] = len(names)
+    assert not too_many, f"group these options into a value (doge.runtime, doge.augmentation.options): {too_many}"
+
+
+def test_each_keyword_has_one_home_among_the_values_a_function_folds():
+    from doge.augmentation.options import Budget, DatasetInput, Layout, Refill
+    from doge.gaps.options import Sampling, TextSides
+    from doge.rendering.settings import RenderSettings
+    from doge.runtime import Runtime, field_names
+
+    for values in ((DatasetInput, Budget, Refill, Layout, RenderSettings, Runtime), (TextSides, Sampling, Runtime)):
+        seen: dict[str, str] = {}
+        for cls in values:
+            for name in field_names(cls):
+                assert name not in seen, f"{name} is a field of {seen[name]} and {cls.__name__}"
+                seen[name] = cls.__name__
+
+
+def test_values_are_checked_when_made_and_keywords_fold_into_them():
+    from doge.augmentation.options import Budget, Layout, Refill
+    from doge.runtime import Runtime, fold_keywords
+
+    with pytest.raises(DogeError, match="--format 'csv'"):
+        Layout(output_format="csv")
+    with pytest.raises(DogeError, match="--max-tries"):
+        Refill(max_tries=0)
+    with pytest.raises(DogeError, match="batch_size 0"):
+        Runtime(batch_size=0)
+    layout, budget, runtime = fold_keywords(
+        "augment",
+        {"per_class": 3, "with_sources": "copy", "device": "cpu"},
+        (Layout, None),
+        (Budget, Budget(ratio=None, weights="1,2")),
+        (Runtime, Runtime(workers=0)),
+    )
+    assert (layout.with_sources, budget.per_class, budget.weights) == ("copy", 3, "1,2")
+    assert (runtime.device, runtime.workers) == ("cpu", 0)
+    with pytest.raises(DogeError, match=r"^augment\(\) got unknown option\(s\) per_clas; it takes: .*per_class"):
+        fold_keywords("augment", {"per_clas": 3}, (Budget, None))
