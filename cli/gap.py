@@ -125,7 +125,9 @@ def create(
         params = pluginmanager.parse_options("estimators", estimator, pairs)
         g = create_gap(name, src, tgt, estimator=estimator, estimator_params=params, **common)
     if as_json:
-        echo_json(runtime.registry.resolve(g.ref).to_json())
+        from doge.gaps.store import with_registry
+
+        echo_json(with_registry(runtime).registry.resolve(g.ref).to_json())
         return
     src_side, tgt_side = g.provenance["source"], g.provenance["target"]
     click.echo(
@@ -340,7 +342,8 @@ def preview_summary(p: dict) -> str:
 )
 @runtime_options("device", "dtype", "batch_size")
 @json_option("Print the stored preview as JSON.")
-def preview(ref, src, count, remove, render, runtime, as_json):
+@pass_doge_options
+def preview(doge_options, ref, src, count, remove, render, runtime, as_json):
     """Render a small grid of what gap REF does to -n images of --src and attach it to the version.
 
     The grid (source | shifted, one row per image) is stored in the blob store beside the gap and
@@ -349,7 +352,7 @@ def preview(ref, src, count, remove, render, runtime, as_json):
     if remove is not None:
         if src:
             raise click.UsageError("--rm removes a preview; it takes no --src")
-        p = runtime.registry.remove_attachment(ref, remove, kind="preview")
+        p = doge_options.registry().remove_attachment(ref, remove, kind="preview")
         click.echo(f"removed preview {p['id']} of {p['ref']}")
         return
     if not src:

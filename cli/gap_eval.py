@@ -10,9 +10,13 @@ from doge.quality.summary import compare_rows, summary  # imports nothing: no to
 
 
 def _weights(spec: str) -> list[float]:
+    from doge.errors import DogeError
     from doge.rendering.plan import sweep_weights
 
-    return sweep_weights(spec)
+    try:
+        return sweep_weights(spec)
+    except DogeError as exc:  # the same START:STOP:COUNT as render's --sweep, under this command's flag
+        raise DogeError(str(exc).replace("--sweep", "--weights", 1)) from None
 
 
 @click.command("eval")

@@ -9,6 +9,7 @@ lists the options it takes by name; each is defined here only.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -83,7 +84,11 @@ def value_options(cls: type, into: str, *options: Decorator) -> Decorator:
         decorated: Callable = command
         for option in reversed(options):
             decorated = option(decorated)
-        names.extend(param.name for param in decorated.__click_params__[known:])  # type: ignore[attr-defined]
+        added = decorated.__click_params__[known:]  # type: ignore[attr-defined]
+        names.extend(param.name for param in added if param.expose_value)
+        strays = set(names) - {f.name for f in dataclasses.fields(cls)}
+        if strays:
+            raise TypeError(f"value_options({cls.__name__}): {sorted(strays)} name no field of it")
         return decorated
 
     return decorate
@@ -297,7 +302,10 @@ def runtime_options(
             given = {name: kwargs.pop(name) for name in names}
             state = click.get_current_context().find_object(GlobalOptions)
             assert state is not None  # the doge group always sets it
-            kwargs["runtime"] = Runtime(**given, registry=state.registry(), progress=not state.quiet)
+            # the registry opens when the job needs it, after the command's own checks
+            kwargs["runtime"] = Runtime(
+                **given, home=state.home, url=state.registry_url, blobs=state.blob_store, progress=not state.quiet
+            )
             return f(*args, **kwargs)
 
         decorated: Callable = command

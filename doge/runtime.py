@@ -21,7 +21,8 @@ class Runtime:
     ``device``/``dtype`` None (or ``"auto"``): the best there is (fp16 on CUDA). ``batch_size``
     None: the job's own default (:meth:`batch`). ``ray`` ("local", "auto", ``ray://HOST:PORT``)
     runs the job's batches on Ray. ``registry`` is an open registry; when None, the one at
-    ``home``/``url`` (or their defaults) is opened.
+    ``home``/``url`` (with the blob store ``blobs``; each None: its default) is opened when the
+    job first needs it, after its arguments are checked.
     """
 
     device: str | None = None
@@ -33,6 +34,7 @@ class Runtime:
     registry: Any = None
     home: Any = None
     url: str | None = None
+    blobs: str | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size is not None and (isinstance(self.batch_size, bool) or int(self.batch_size) < 1):
@@ -58,21 +60,33 @@ def fold_keywords(what: str, keywords: dict[str, Any], *values: tuple[type, Any]
     device="cpu")``) while each function takes its values. The values' field names are distinct,
     so each keyword has one home.
     """
-    left = dict(keywords)
+    known = set().union(*(field_names(cls) for cls, _ in values))
+    unknown = sorted(set(keywords) - known)
+    if unknown:  # before any value is made: a typo is named, not hidden behind another value's check
+        raise DogeError(f"{what}() got unknown option(s) {', '.join(unknown)}; it takes: {', '.join(sorted(known))}")
     folded = []
     for cls, value in values:
-        mine = {name: left.pop(name) for name in list(left) if name in field_names(cls)}
+        mine = {name: given for name, given in keywords.items() if name in field_names(cls)}
         if value is None:
             folded.append(cls(**mine))
         else:
             folded.append(replace(value, **mine) if mine else value)
-    if left:
-        known = ", ".join(sorted(set().union(*(field_names(cls) for cls, _ in values))))
-        raise DogeError(f"{what}() got unknown option(s) {', '.join(sorted(left))}; it takes: {known}")
     return folded
 
 
-def runtime_from_keywords(runtime: Runtime | None, keywords: dict[str, Any], what: str) -> Runtime:
-    """``runtime`` (or the defaults) with the keywords that name its fields (``device="cpu"``)."""
+def runtime_from_keywords(
+    runtime: Runtime | None, keywords: dict[str, Any], what: str, unused: tuple[str, ...] = ()
+) -> Runtime:
+    """``runtime`` (or the defaults) with the keywords that name its fields (``device="cpu"``);
+    a field in ``unused`` that is set is refused (see :func:`refuse_unused`)."""
     (folded,) = fold_keywords(what, keywords, (Runtime, runtime))
+    refuse_unused(folded, what, unused)
     return folded
+
+
+def refuse_unused(runtime: Runtime, what: str, names: tuple[str, ...]) -> None:
+    """Refuse, in one line, a runtime setting ``what`` has no use for (an encoder runs in float32:
+    ``dtype=`` would be ignored), rather than take it silently."""
+    given = [name for name in names if getattr(runtime, name) is not None]
+    if given:
+        raise DogeError(f"{what}() does not use {', '.join(f'{n}=' for n in given)}; leave it out")

@@ -325,7 +325,9 @@ def _filter(groups, work: Path, refill: Refill, sources_root, runtime: Runtime) 
             sources_root=sources_root,
             min_target_score=refill.min_target_score,
             min_source_similarity=refill.min_source_similarity,
-            runtime=runtime,
+            # the filter's encoder batches as doge filter does (32), here, in float32; --batch-size,
+            # --ray and --dtype are the renders'
+            runtime=replace(runtime, batch_size=None, ray=None, dtype=None),
         )
         verdicts[i] = manifest.read(folder / "manifest.jsonl")
     return verdicts

@@ -17,7 +17,7 @@ from doge.gaps.options import Sampling, TextSides
 from doge.gaps.provenance import gap_provenance, side
 from doge.gaps.store import with_registry
 from doge.names import validate_name
-from doge.runtime import Runtime, fold_keywords
+from doge.runtime import Runtime, fold_keywords, refuse_unused
 
 log = logging.getLogger("doge")
 
@@ -42,6 +42,7 @@ def create_gap(
     says how they are encoded (its ``ray``: on Ray's actors) and into which registry; any field of
     either may be a keyword instead (``src_limit=100``, ``device="cpu"``, ``home=...``)."""
     sampling, runtime = fold_keywords("create_gap", options, (Sampling, sampling), (Runtime, runtime))
+    refuse_unused(runtime, "create_gap", ("dtype",))
     # Everything a user can get wrong is checked before a model loads.
     validate_name(name)
     estimate = pluginmanager.get("estimators", estimator)
@@ -102,6 +103,7 @@ def create_text_gap(
     text, sampling, runtime = fold_keywords(
         "create_text_gap", options, (TextSides, text), (Sampling, sampling), (Runtime, runtime)
     )
+    refuse_unused(runtime, "create_text_gap", ("dtype",))
     src_text, tgt_text, seed = text.src_text, text.tgt_text, sampling.seed
     from doge.data.text import build_text_encoder, class_names, describe_image_encoder, fill_template
 

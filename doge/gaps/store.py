@@ -8,21 +8,21 @@ from doge.gaps.gap import Gap
 from doge.runtime import Runtime
 
 
-def registry_for(registry=None, home=None, url=None):
-    """The registry a call names: the one given, else the one at ``home`` / ``url`` (or their defaults);
-    either way its commits reach the plugins' ``gap_event`` hook."""
+def registry_for(registry=None, home=None, url=None, blobs=None):
+    """The registry a call names: the one given, else the one at ``home`` / ``url`` with the blob
+    store ``blobs`` (each None: its default); either way its commits reach the plugins' ``gap_event`` hook."""
     from doge.pluginmanager import forward_gap_events
 
     if registry is not None:
         return forward_gap_events(registry)
     from doge.registry import Registry
 
-    return forward_gap_events(Registry(home=home, url=url))
+    return forward_gap_events(Registry(home=home, url=url, blob_store=blobs))
 
 
 def with_registry(runtime: Runtime) -> Runtime:
     """``runtime`` holding the registry it names, opened (see :func:`registry_for`)."""
-    return replace(runtime, registry=registry_for(runtime.registry, runtime.home, runtime.url))
+    return replace(runtime, registry=registry_for(runtime.registry, runtime.home, runtime.url, runtime.blobs))
 
 
 def load_gap(ref: str, *, registry=None, home=None, url=None) -> Gap:

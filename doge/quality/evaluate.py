@@ -146,7 +146,7 @@ def evaluate_gap(
 
     ``runtime`` (:class:`~doge.runtime.Runtime`) says how the images are encoded and which registry
     holds the gap; any of its fields may be a keyword instead (``device="cpu"``, ``home=...``)."""
-    runtime = runtime_from_keywords(runtime, options, "evaluate_gap")
+    runtime = runtime_from_keywords(runtime, options, "evaluate_gap", unused=("dtype",))
     weights = sorted({float(w) for w in weights})
     if plot is not None:
         from doge.quality.plot import check_plot_path

@@ -160,7 +160,7 @@ def filter_outputs(
     source folder, ``src`` or the gap's own). ``runtime`` (:class:`~doge.runtime.Runtime`) says how
     the images are encoded and which registry holds the gap; any of its fields may be a keyword
     instead (``device="cpu"``, ``home=...``)."""
-    runtime = runtime_from_keywords(runtime, options, "filter_outputs")
+    runtime = runtime_from_keywords(runtime, options, "filter_outputs", unused=("dtype",))
     from doge.data.encoder import encoder_for_gap
     from doge.data.images import discover
     from doge.gaps.store import load_gap, with_registry

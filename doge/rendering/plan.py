@@ -21,7 +21,7 @@ from doge.atomic import make_dirs, write_error
 from doge.data.images import ImageSet, discover
 from doge.errors import DogeError, finite
 from doge.gaps.shifting import is_coral
-from doge.gaps.store import load_gap, registry_for  # doge.gaps.gap imports torch: so does a plan
+from doge.gaps.store import load_gap, with_registry  # doge.gaps.gap imports torch: so does a plan
 from doge.hub import component_config, default_model, require_config
 from doge.names import parse_weighted_ref
 from doge.rendering import manifest
@@ -368,7 +368,8 @@ def plan(
     if lora is not None and not Path(lora).exists() and "/" not in lora:
         raise DogeError(f"--lora {lora}: no such file or folder")
     _check_noise_level(s.noise_level, model)
-    reg = registry_for(rt.registry, rt.home, rt.url)
+    rt = with_registry(rt)
+    reg = rt.registry
     described, vector, encoder, extras = _load_gaps(gaps, reg)
     _check_encoder(encoder, described, model)
     if sources is None:

@@ -80,7 +80,7 @@ def make_preview(
     gv = reg.resolve(ref)  # the version the preview is attached to, whatever alias moves later
     with tempfile.TemporaryDirectory(prefix="doge-preview-") as tmp:
         p = plan([gv.ref], src, Path(tmp) / "out", settings, runtime, limit=n)
-        run_plan(p, progress=runtime.progress)
+        run_plan(p, progress=runtime.progress, ray=runtime.ray)
         png = preview_png(p, cell=min(PREVIEW_CELL, p.settings.size))
     sources = cast("ImageSet", p.sources)
     record = {

@@ -314,6 +314,23 @@ def test_masks_resized_nearest_and_webdataset_read_back(run, domains, tmp_path):
     assert sum(json.loads(s["json"])["doge_generated"] for s in samples) == 3
 
 
+def test_the_filter_encodes_as_doge_filter_does_whatever_the_renders_batch(run, class_folders, tmp_path, monkeypatch):
+    import doge.data.encoding as encoding
+
+    calls = []
+    encode = encoding.encode_images
+
+    def recording(encoder, imageset, batch_size=32, workers=None, progress=True, desc="", ray=None):
+        calls.append((desc, batch_size, ray))
+        return encode(encoder, imageset, batch_size, workers, progress, desc, ray)
+
+    monkeypatch.setattr(encoding, "encode_images", recording)
+    run(class_folders, tmp_path / "aug", per_class=1, filter=True, min_target_score=0.0, batch_size=2, workers=0)
+    # --batch-size is the renders'; the filter's encoder takes 32 images a call, here, as doge filter does
+    assert calls and {(batch, ray) for _, batch, ray in calls} == {(32, None)}
+    assert {desc for desc, _, _ in calls} >= {"reference source", "reference target", "generated"}
+
+
 def test_filter_replaces_rejected_images_with_the_next_k(run, class_folders, tmp_path):
     work = tmp_path / "work"  # one render work area: the runs differ only in the filter's verdicts
     out = tmp_path / "keep-all"

@@ -130,3 +130,23 @@ def test_two_sources_that_would_share_output_names_are_refused(home, tiny_model,
     assert result.exit_code == 1, result.output
     line = result.output.strip().splitlines()[-1]
     assert line.startswith("Error: ") and first in line and second in line and "rename one" in line, result.output
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["gap", "create", "a->b", "--src", ".", "--tgt", ".", "--classes", "x"], "--classes, --classes-from"),
+        (["gap", "create", "a->b", "--src-text", "a {}", "--tgt-text", "b {}", "--ray"], "drop --ray"),
+        (["gap", "eval", "a->b", "--src", ".", "--tgt", ".", "--weights", "abc"], "--weights 'abc'"),
+        (["render", "--gap", "a->b", "--src", ".", "--out", "o", "--sweep", "1:2:1"], "COUNT must be at least 2"),
+    ],
+)
+def test_a_refused_command_opens_no_registry(tmp_path, argv, said):
+    # an unreachable --registry would hide the real mistake, and a fresh --home would gain a database
+    home = tmp_path / "home"
+    result = CliRunner().invoke(get_cli(), ["--home", str(home), *argv])
+    assert result.exit_code != 0 and said in result.output, result.output
+    assert not home.exists()
+    unreachable = ["--registry", "postgresql+psycopg://nobody@127.0.0.1:9/none"]
+    result = CliRunner().invoke(get_cli(), [*unreachable, "--home", str(home), *argv])
+    assert said in result.output and not home.exists(), result.output

@@ -70,3 +70,19 @@ def test_values_are_checked_when_made_and_keywords_fold_into_them():
     assert (runtime.device, runtime.workers) == ("cpu", 0)
     with pytest.raises(DogeError, match=r"^augment\(\) got unknown option\(s\) per_clas; it takes: .*per_class"):
         fold_keywords("augment", {"per_clas": 3}, (Budget, None))
+
+
+def test_a_misspelt_keyword_is_named_before_any_value_checks_the_others():
+    from doge.augmentation.options import Layout
+    from doge.runtime import fold_keywords
+
+    with pytest.raises(DogeError, match=r"^augment\(\) got unknown option\(s\) stepz;"):
+        fold_keywords("augment", {"output_format": "csv", "stepz": 2}, (Layout, None))
+
+
+def test_a_runtime_setting_a_function_cannot_use_is_refused(tmp_path):
+    from doge.api import create_gap
+
+    with pytest.raises(DogeError, match=r"create_gap\(\) does not use dtype=; leave it out"):
+        create_gap("a->b", tmp_path, tmp_path, dtype="fp16", home=tmp_path / "home")
+    assert not (tmp_path / "home").exists()  # refused before the registry opened
