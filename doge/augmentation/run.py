@@ -61,6 +61,54 @@ class Chain:
     ks: list[int] = field(default_factory=list)
 
 
+class Samples:
+    """Every slot's chain of samples: its first ``k``, then the source's next one for each image
+    rejected. An image a reviewer rejected (doge serve) is passed over at once and does not use up
+    ``--max-tries`` (each was a real image someone saw); one the filter rejected does."""
+
+    def __init__(self, dataset: Dataset, groups: list[list[str]], slots: list[Slot], people: set[str]):
+        self.dataset, self.groups, self.people = dataset, groups, people
+        self.chains = [Chain(slot, [slot.k]) for slot in slots]
+        self.next_k: dict[int, int] = {}
+        for slot in slots:
+            self.next_k[slot.source] = max(self.next_k.get(slot.source, 0), slot.k + 1)
+        for chain in self.chains:
+            self._pass_over_people(chain)
+
+    def work_name(self, chain: Chain, k: int) -> str:
+        return _work_name(self.dataset, chain.slot.source, k)
+
+    def by_people(self, chain: Chain, k: int) -> bool:
+        return image_id(self.groups[chain.slot.gap], self.work_name(chain, k)) in self.people
+
+    def tries(self, chain: Chain) -> int:
+        """The samples of ``chain`` that count against ``--max-tries``."""
+        return sum(not self.by_people(chain, k) for k in chain.ks)
+
+    def advance(self, chain: Chain) -> None:
+        """Give ``chain`` the source's next sample (past any a reviewer rejected)."""
+        self._next(chain)
+        self._pass_over_people(chain)
+
+    def jobs(self, gap: int) -> list[Job]:
+        """Every sample of gap group ``gap``, in (source, k) order."""
+        found = {
+            Job(c.slot.source, k, c.slot.weight, self.work_name(c, k))
+            for c in self.chains
+            if c.slot.gap == gap
+            for k in c.ks
+        }
+        return sorted(found, key=lambda j: (j.source, j.k))
+
+    def _pass_over_people(self, chain: Chain) -> None:
+        while self.by_people(chain, chain.ks[-1]):
+            self._next(chain)
+
+    def _next(self, chain: Chain) -> None:
+        chain.ks.append(self.next_k[chain.slot.source])
+        self.next_k[chain.slot.source] += 1
+
+
 def gap_groups(gaps) -> list[list[str]]:
     """``--gap A --gap B+C:0.5`` → [[A], [B, C:0.5]]: the budget is split between groups, a group's gaps add up."""
     if isinstance(gaps, str):
@@ -161,58 +209,11 @@ def augment(
     with output_lock(out, "augment"):
         if settings.controls == ("seg",) and dataset.masks is not None and not settings.control_dir:
             settings = replace(settings, control_dir=dataset.masks)  # the label images are the seg control's maps
-        chains = [Chain(slot, [slot.k]) for slot in slots]
-        next_k: dict[int, int] = {}
-        for slot in slots:
-            next_k[slot.source] = max(next_k.get(slot.source, 0), slot.k + 1)
-        # Images a reviewer rejected (doge serve): their slot takes the source's next sample, like
-        # a filter's rejection, without using up --max-tries (each was a real image someone saw).
         local_out = not storage.is_remote(out)
         people = rejected_ids(out) if local_out else set()  # reviewers mark local folders (doge serve)
-
-        def by_people(chain: Chain, k: int) -> bool:
-            return image_id(groups[chain.slot.gap], _work_name(dataset, chain.slot.source, k)) in people
-
-        def next_sample(chain: Chain) -> None:
-            chain.ks.append(next_k[chain.slot.source])
-            next_k[chain.slot.source] += 1
-
-        for chain in chains:
-            while by_people(chain, chain.ks[-1]):
-                next_sample(chain)
-        written, skipped, engine = 0, 0, None
-        image_set = dataset.image_set()
-        last_plans: dict[int, object] = {}
-        while True:
-            for i, group in enumerate(groups):
-                jobs = sorted(
-                    {
-                        Job(c.slot.source, k, c.slot.weight, _work_name(dataset, c.slot.source, k))
-                        for c in chains
-                        if c.slot.gap == i
-                        for k in c.ks
-                    },
-                    key=lambda j: (j.source, j.k),
-                )
-                if not jobs:
-                    continue
-                p, engine, made, done = _render(group, work / _slug(group), image_set, jobs, engine, settings, runtime)
-                last_plans[i] = p
-                written, skipped = written + made, skipped + done
-            if not refill.filter:
-                break
-            verdicts = _filter(groups, work, refill, dataset.root, runtime)
-            grown = False
-            for chain in chains:
-                entry = verdicts[chain.slot.gap].get(_work_name(dataset, chain.slot.source, chain.ks[-1]))
-                tries = sum(not by_people(chain, k) for k in chain.ks)
-                if entry and (entry.get("filter") or {}).get("rejected") and tries < refill.max_tries:
-                    next_sample(chain)
-                    while by_people(chain, chain.ks[-1]):
-                        next_sample(chain)
-                    grown = True
-            if not grown:
-                break
+        samples = Samples(dataset, groups, slots, people)
+        written, skipped, last_plans = _render_and_refill(samples, work, settings, runtime, refill)
+        chains = samples.chains
 
         entries = {i: manifest.read(work / _slug(g) / "manifest.jsonl") for i, g in enumerate(groups)}
         items, counts = _collect(
@@ -296,6 +297,36 @@ def _record_in_registry(reg, out: Path, summary: dict) -> list[str]:
         except DogeError as exc:
             log.warning("doge augment: could not record %s on %s in the registry (%s)", out, ref, exc)
     return recorded
+
+
+def _render_and_refill(
+    samples: Samples, work, settings: RenderSettings, runtime: Runtime, refill: Refill
+) -> tuple[int, int, dict[int, object]]:
+    """Render every sample; with ``refill.filter``, score them and give each rejected slot its next
+    sample until none is rejected or it ran out of tries. Returns (written, already there, the last
+    plan of each gap group)."""
+    written, skipped, engine = 0, 0, None
+    image_set = samples.dataset.image_set()
+    last_plans: dict[int, object] = {}
+    while True:
+        for i, group in enumerate(samples.groups):
+            jobs = samples.jobs(i)
+            if not jobs:
+                continue
+            p, engine, made, done = _render(group, work / _slug(group), image_set, jobs, engine, settings, runtime)
+            last_plans[i] = p
+            written, skipped = written + made, skipped + done
+        if not refill.filter:
+            return written, skipped, last_plans
+        verdicts = _filter(samples.groups, work, refill, samples.dataset.root, runtime)
+        grown = False
+        for chain in samples.chains:
+            entry = verdicts[chain.slot.gap].get(samples.work_name(chain, chain.ks[-1]))
+            if entry and (entry.get("filter") or {}).get("rejected") and samples.tries(chain) < refill.max_tries:
+                samples.advance(chain)
+                grown = True
+        if not grown:
+            return written, skipped, last_plans
 
 
 def _render(group, folder, image_set, jobs, engine, settings: RenderSettings, runtime: Runtime):
