@@ -258,7 +258,9 @@ def test_plot_needs_matplotlib_and_a_png_name_said_in_one_line(lab, monkeypatch)
 
 def test_eval_names_its_own_flag_for_bad_weights(lab, tmp_path):
     bad = run(lab, "gap", "eval", "real->painting", "--src", tmp_path, "--tgt", tmp_path, "--weights", "abc")
-    assert bad.exit_code != 0 and "--weights 'abc': write START:STOP:COUNT" in bad.output and "--sweep" not in bad.output
+    assert (
+        bad.exit_code != 0 and "--weights 'abc': write START:STOP:COUNT" in bad.output and "--sweep" not in bad.output
+    )
 
 
 def test_eval_of_an_unknown_gap_or_folder_is_one_line(lab, tmp_path):
