@@ -13,7 +13,7 @@ from doge.cli.options import json_option, render_settings_options, runtime_optio
 _UNITS = {"": 1, "B": 1, "K": 10**3, "KB": 10**3, "M": 10**6, "MB": 10**6, "G": 10**9, "GB": 10**9}
 
 
-def _bytes(ctx, param, value):
+def _bytes(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
     if value is None:
         return None
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]?B?)\s*", str(value).upper())

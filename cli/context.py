@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from doge.errors import DogeError
+
+if TYPE_CHECKING:  # the registry (SQLAlchemy) is imported when a command opens it
+    from doge.registry import Registry
 
 
 @dataclass
@@ -21,7 +24,7 @@ class GlobalOptions:
     quiet: bool
     blob_store: str | None = None
 
-    def registry(self, **options):
+    def registry(self, **options: Any) -> Registry:
         """The registry these options name, connected to the plugins' ``gap_event`` hook; ``options``
         go to :class:`doge.registry.Registry`."""
         from doge.pluginmanager import forward_gap_events

@@ -152,7 +152,7 @@ def compare(doge_options, refs, as_json):
         echo_json(rows)
         return
 
-    def fmt(value, spec):
+    def fmt(value: float | None, spec: str) -> str:
         return "-" if value is None else format(value, spec)
 
     table = [

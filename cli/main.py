@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import click
 
@@ -15,7 +16,7 @@ from doge.errors import DogeError, first_line
 class DogeGroup(click.Group):
     """A click group that turns a DogeError into one line naming the fix, not a traceback."""
 
-    def invoke(self, ctx):
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except DogeError as exc:

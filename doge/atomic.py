@@ -12,6 +12,7 @@ import io
 import os
 import tempfile
 from pathlib import Path
+from typing import cast
 
 from doge.errors import DogeError
 
@@ -39,10 +40,10 @@ def write_error(path: str | os.PathLike, exc: OSError, what: str = "write") -> W
     return WriteError(f"cannot {what} {path}: {reason}; {fix}")
 
 
-def make_dirs(folder):
+def make_dirs(folder: str | os.PathLike[str]) -> Path:
     """``mkdir -p`` that fails as one ``WriteError`` line; an object store has no folders to make."""
     if _remote(folder):
-        return folder
+        return cast(Path, folder)  # a UPath, returned as given (doge's signatures write it as Path)
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -10,14 +10,25 @@ thing it offers. Two plugins that register one name are an error naming both. Bu
 Every hook here has a test that exercises a plugin implementing it (tests/plugins/test_plugins.py).
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 import pluggy
+
+if TYPE_CHECKING:  # named in the signatures only: importing doge.hooks stays as cheap as it was
+    import click
+
+    from doge.data.encoder import Encoder
+    from doge.plugin import Estimator
 
 hookspec = pluggy.HookspecMarker("doge")
 hookimpl = pluggy.HookimplMarker("doge")
 
 
 @hookspec
-def register_encoders(register):
+def register_encoders(register: Callable[[str, type[Encoder]], None]) -> None:
     """Register image encoders: ``register("clip", ClipEncoder)``.
 
     An encoder is a class built as ``cls(model=..., device=..., dtype=...)`` (each may be None:
@@ -32,7 +43,7 @@ def register_encoders(register):
 
 
 @hookspec
-def register_estimators(register):
+def register_estimators(register: Callable[[str, Estimator], None]) -> None:
     """Register gap estimators: ``register("mean", mean_gap)``.
 
     An estimator is a function ``fn(src: Embeddings, tgt: Embeddings, **options)`` returning
@@ -56,7 +67,7 @@ def register_estimators(register):
 
 
 @hookspec
-def register_text_encoders(register):
+def register_text_encoders(register: Callable[[str, type], None]) -> None:
     """Register text towers aligned with an image encoder: ``register("clip", ClipTextEncoder)``.
 
     The name is the image encoder's (a gap's ``encoder.plugin``); the class offers
@@ -65,7 +76,7 @@ def register_text_encoders(register):
 
 
 @hookspec
-def register_controls(register):
+def register_controls(register: Callable[[str, type], None]) -> None:
     """Register control modes for render: ``register("canny", CannyControl)``.
 
     A control is a class built as ``cls(control_dir=..., device=..., **options)``. Subclassing
@@ -92,7 +103,7 @@ def register_controls(register):
 
 
 @hookspec
-def register_commands(cli):
+def register_commands(cli: click.Group) -> None:
     """Add click commands or groups to the ``doge`` CLI group: ``@cli.command() def hello(): ...``.
 
     A command should be thin: parse, call ``doge`` (the Python API), print; a user's mistake is a
@@ -101,7 +112,7 @@ def register_commands(cli):
 
 
 @hookspec
-def gap_event(event, registry):
+def gap_event(event: dict[str, Any], registry: str) -> None:
     """A change to the registry was committed: called once per history record, in order.
 
     ``event`` is the record as ``doge gap history --json`` shows it (``id``, ``name``,

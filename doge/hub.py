@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,7 +152,7 @@ def quiet_loading() -> None:
 
 
 @contextmanager
-def quiet_transformers():
+def quiet_transformers() -> Iterator[None]:
     """Hide transformers' shard-writing bars and its notice that it uses the PIL image processor.
 
     The notice is a warn-once: given here, it stays quiet later too, which is what we want when

@@ -76,7 +76,7 @@ def output_lock(folder, command: str) -> Iterator[Path]:
         _release(lock, mine)
 
 
-def _lock_folder(folder):
+def _lock_folder(folder: Path) -> Path:
     """Where ``folder``'s lock lives: in it, or for an object store (no exclusive create there) in a
     local folder named after its URL, so two runs on this machine still exclude each other."""
     from doge import storage

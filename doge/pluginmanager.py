@@ -8,12 +8,17 @@ import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pluggy
 
 from doge import hooks
 from doge.errors import DogeError
+
+if TYPE_CHECKING:
+    from doge.registry.readable import ReadableRegistry
+
+RegistryT = TypeVar("RegistryT", bound="ReadableRegistry")
 
 ENTRY_POINT_GROUP = "doge"
 
@@ -239,7 +244,7 @@ def describe() -> dict[str, list[dict[str, str]]]:
     return out
 
 
-def forward_gap_events(registry):
+def forward_gap_events(registry: RegistryT) -> RegistryT:
     """Connect ``registry``'s commits to the plugins' ``gap_event`` hook, and return it.
 
     The registry imports no plugin: the layers that open one (the CLI, ``doge serve``, the ``doge``

@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import ModuleType
+from typing import Any
 
 from doge.errors import DogeError, first_line
 from doge.net import is_loopback
@@ -39,7 +41,7 @@ def actor_layout(resources: dict, device: str | None = None) -> tuple[int, dict]
     return count, {"num_cpus": spare / count}
 
 
-def import_ray():
+def import_ray() -> ModuleType:
     try:
         import ray
         import ray.data
@@ -96,7 +98,7 @@ def start_on_loopback(ray, quiet: dict) -> None:
         )
 
 
-def _ray_constants():
+def _ray_constants() -> Any:  # ray's ray_constants module (ModuleType refuses the flag set on it), or None
     try:
         from ray._private import ray_constants  # Ray 2.60 has no public switch for this
     except ImportError:  # a Ray that moved it: the check after the start still holds

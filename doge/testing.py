@@ -18,9 +18,16 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from doge.hub import MARKER, MARKER_TEXT, is_tiny_model, quiet_transformers
+
+if TYPE_CHECKING:  # transformers and diffusers load when a tiny model is built, not on import
+    # from diffusers' submodules: type checkers read its top-level names as dummy placeholders
+    from diffusers.models import AutoencoderKL, ControlNetModel, UNet2DConditionModel
+    from diffusers.schedulers import DDIMScheduler, DDPMScheduler
+    from transformers import CLIPTokenizer, CLIPVisionModelWithProjection
+    from transformers.image_processing_utils import BaseImageProcessor
 
 EMBED_DIM = 32  # CLIP width and projection width
 IMAGE_SIZE = 32  # CLIP vision input; small so encoding is quick
@@ -79,7 +86,7 @@ def write_tokenizer_files(folder: Path) -> None:
     (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(_MERGES) + "\n", encoding="utf-8")
 
 
-def _tokenizer():
+def _tokenizer() -> CLIPTokenizer:
     from transformers import CLIPTokenizer
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -88,7 +95,7 @@ def _tokenizer():
         return CLIPTokenizer.from_pretrained(tmp, model_max_length=77)
 
 
-def _image_processor():
+def _image_processor() -> BaseImageProcessor:
     import transformers
 
     # Without torchvision, CLIPImageProcessor falls back to the PIL one with a warning.
@@ -101,7 +108,7 @@ def _image_processor():
     )
 
 
-def _vision_model():
+def _vision_model() -> CLIPVisionModelWithProjection:
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
     config = CLIPVisionConfig(
@@ -167,14 +174,14 @@ def _unet_config() -> dict:
     )
 
 
-def _unet():
+def _unet() -> UNet2DConditionModel:
     from diffusers import UNet2DConditionModel
 
     unet: Any = UNet2DConditionModel(**_unet_config())  # diffusers' models type as their config mixin
     return unet.eval()
 
 
-def _controlnet():
+def _controlnet() -> ControlNetModel:
     from diffusers import ControlNetModel
 
     config = _unet_config()
@@ -186,7 +193,7 @@ def _controlnet():
     return controlnet.eval()
 
 
-def _vae():
+def _vae() -> AutoencoderKL:
     from diffusers import AutoencoderKL
 
     # Four blocks give the 8x downsampling of the real SD VAE; 64 px images -> 8x8 latents.
@@ -204,7 +211,7 @@ def _vae():
     return vae.eval()
 
 
-def _schedulers():
+def _schedulers() -> tuple[DDPMScheduler, DDIMScheduler]:
     from diffusers import DDIMScheduler, DDPMScheduler
 
     noising = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 # query parameters that hold secrets (libpq's password/sslpassword, fsspec and cloud keys, tokens)
@@ -38,7 +39,7 @@ def _hide_pair(m: re.Match) -> str:
 _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+")
 
 
-def hide_passwords_in(value):
+def hide_passwords_in(value: Any) -> Any:
     """``value`` (text, or JSON-like lists and dicts of it) with the password of every URL in it
     hidden: what doge serve puts on a page or in its API passes through this."""
     if isinstance(value, str):

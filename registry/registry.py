@@ -37,6 +37,7 @@ from .models import AliasRow, AuditRow, EvaluationRow, GapName, GapRow, LabelRow
 
 if TYPE_CHECKING:
     import numpy as np
+    from sqlalchemy import ColumnElement, ColumnExpressionArgument
 
 MAX_IMPORT_BYTES = 64 * 1024 * 1024
 
@@ -826,7 +827,7 @@ def _matching(text: str):
     """Versions whose name, description, or a label's key or value holds ``text``, any case."""
     needle = text.lower()
 
-    def holds(column):
+    def holds(column: ColumnExpressionArgument[str]) -> ColumnElement[bool]:
         return func.lower(column).contains(needle, autoescape=True)
 
     in_labels = select(LabelRow.version_id).where(or_(holds(LabelRow.key), holds(LabelRow.value)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, inspect, select, text
 
@@ -17,6 +18,11 @@ from doge.urls import hide_password
 
 from .database import advisory_lock
 from .models import Base
+
+if TYPE_CHECKING:  # Alembic is imported only to create or upgrade a registry
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.engine import Connection
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 FIRST = "0001_initial"  # what doge 0.1 made, before it recorded a revision
@@ -27,7 +33,7 @@ VERSION_TABLE = "alembic_version"
 _SCHEMA_LOCK = 0x646F6765  # PostgreSQL advisory lock key for creating or upgrading ("doge")
 
 
-def alembic_config(connection=None):
+def alembic_config(connection: Connection | None = None) -> Config:
     from alembic.config import Config
 
     cfg = Config()
@@ -37,7 +43,7 @@ def alembic_config(connection=None):
 
 
 @functools.cache
-def _scripts():
+def _scripts() -> ScriptDirectory:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config())

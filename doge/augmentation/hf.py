@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 from pathlib import PurePosixPath
+from types import ModuleType
 from typing import Any
 
 from PIL import Image
@@ -173,7 +174,7 @@ def read_hf(
     return dataset
 
 
-def _import_datasets():
+def _import_datasets() -> ModuleType:
     # datasets (and pyarrow) load only when a Hugging Face dataset is read: an optional extra
     try:
         import datasets

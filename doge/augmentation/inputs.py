@@ -13,9 +13,13 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from doge import storage
 from doge.errors import DogeError, NotFound
+
+if TYPE_CHECKING:  # the render engine's image set is imported on first use
+    from doge.data.images import ImageSet
 
 METADATA_FILES = ("metadata.jsonl", "metadata.csv")
 MASK_SUFFIXES = (".png", ".tif", ".tiff", ".bmp", ".gif")
@@ -53,7 +57,7 @@ class Dataset:
             out.setdefault(s.label, []).append(i)
         return {label: sorted(ix, key=lambda i: self.sources[i].rel) for label, ix in sorted(out.items())}
 
-    def image_set(self):
+    def image_set(self) -> ImageSet:
         """The sources as the render engine's :class:`~doge.data.images.ImageSet`."""
         from doge.data.images import ImageSet
 

@@ -7,6 +7,8 @@ laid out like the image with nearest neighbour, so no label value is invented.
 
 from __future__ import annotations
 
+from types import ModuleType
+
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -44,7 +46,7 @@ def map_mask(geometry: Geometry, mask: Image.Image) -> Image.Image:
 # -- COCO --------------------------------------------------------------------------------------
 
 
-def _mask_utils():
+def _mask_utils() -> ModuleType:
     # pycocotools is the optional `coco` extra: only --format coco with segmentations needs it.
     try:
         from pycocotools import mask as mask_utils

@@ -316,7 +316,7 @@ def write_webdataset(out: Path, dataset: Dataset, items: list[Item], shard_size:
     shard, size, written = 0, 0, 0
     tar, tmp = None, None
 
-    def close():
+    def close() -> None:
         nonlocal tar, tmp
         if tar is not None:
             tar.close()
@@ -471,7 +471,7 @@ def write_parquet(out: Path, dataset: Dataset, items: list[Item], shard_size: in
     rows: list[dict] = []
     size = 0
 
-    def flush():
+    def flush() -> None:
         nonlocal rows, size
         if not rows:
             return

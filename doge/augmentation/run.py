@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -251,7 +252,7 @@ def augment(
             ),
             "gap_details": details,
             "render": _settings(any_plan),
-            "tiny_model": any(bool(it.entry.get("tiny_model")) for it in generated),
+            "tiny_model": any(bool((it.entry or {}).get("tiny_model")) for it in generated),
         }
         summary["curation"] = {
             "file": CURATION_FILE if local_out and (out / CURATION_FILE).is_file() else None,
@@ -403,7 +404,18 @@ def _write(out, dataset, items, layout: Layout, label_column: str) -> dict:
     return stats
 
 
-def _collect(dataset, chains, entries, work, groups, targets, with_sources, filtered, folders, people=frozenset()):
+def _collect(
+    dataset: Dataset,
+    chains: list[Chain],
+    entries: dict[int, dict[str, dict]],
+    work: Path,
+    groups: list[list[str]],
+    targets: dict[str, int],
+    with_sources: str,
+    filtered: bool,
+    folders: dict[str, str],
+    people: AbstractSet[str] = frozenset(),
+) -> tuple[list[Item], dict[str, dict[str, int]]]:
     """The dataset's items (accepted new images, then sources if asked) and the counts per class:
     ``rejected`` by the filter, ``rejected_by_people`` (reviewers' marks in OUT/doge-curation.json)."""
     counts = {

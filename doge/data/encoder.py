@@ -59,7 +59,7 @@ def describe(encoder) -> dict[str, Any]:
     }
 
 
-def encode_pixels(encoder, pixels):
+def encode_pixels(encoder: Encoder, pixels: torch.Tensor) -> torch.Tensor:
     """``encoder``'s vectors of a batch of preprocessed ``pixels``, as float32 on the CPU (a local run
     and a Ray actor alike)."""
     import torch  # only code that encodes pays for torch; this module is imported by the CLI too

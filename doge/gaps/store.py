@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from doge.gaps.gap import Gap
 from doge.runtime import Runtime
 
+if TYPE_CHECKING:  # the registry (SQLAlchemy) is imported on first use
+    from doge.registry import Registry
 
-def registry_for(registry=None, home=None, url=None, blobs=None):
+
+def registry_for(
+    registry: Registry | None = None,
+    home: str | os.PathLike | None = None,
+    url: str | None = None,
+    blobs: str | os.PathLike | None = None,
+) -> Registry:
     """The registry a call names: the one given, else the one at ``home`` / ``url`` with the blob
     store ``blobs`` (each None: its default); either way its commits reach the plugins' ``gap_event`` hook."""
     from doge.pluginmanager import forward_gap_events

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -198,7 +199,7 @@ def evaluate_gap(
     return record
 
 
-def json_safe(value):
+def json_safe(value: Any) -> Any:
     """``value`` with NaN and infinities as None, so that the record is strict JSON."""
     if isinstance(value, dict):
         return {k: json_safe(v) for k, v in value.items()}

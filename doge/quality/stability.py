@@ -10,6 +10,8 @@ reference images, which says how many images are enough.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,7 +30,7 @@ def accepted_params(estimator, params: dict) -> dict:
     return {k: v for k, v in (params or {}).items() if k in names}
 
 
-def vector_estimator(estimator):
+def vector_estimator(estimator: Callable[..., Any]) -> Callable[..., Any]:
     """The estimator, or its cheaper twin that gives the same vector (``coral`` -> ``mean``)."""
     return getattr(estimator, "vector_estimator", estimator)
 

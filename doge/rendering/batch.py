@@ -307,7 +307,9 @@ def _generate_batch(
     if on_step is not None:
         share = len(jobs) / s.steps
 
-        def step_done(pipe, i, t, tensors):
+        def step_done(
+            pipe: StableUnCLIPControlNetImg2ImgPipeline, i: int, t: torch.Tensor, tensors: dict[str, torch.Tensor]
+        ) -> dict[str, torch.Tensor]:
             on_step(share)
             return {}
 

@@ -9,12 +9,15 @@ the output resolution, laid out over the source as the output is (``--fit``, see
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageOps
 
 from doge.errors import DogeError
 from doge.rendering.geometry import Geometry
+
+if TYPE_CHECKING:  # numpy is imported where a map is computed
+    import numpy as np
 
 # Lossless formats first: when a folder holds both a.png and a.jpg, a.png is the map.
 MAP_SUFFIXES = (".png", ".tif", ".tiff", ".bmp", ".webp", ".jpg", ".jpeg")
@@ -175,7 +178,7 @@ def stretch_to_8bit(img: Image.Image) -> Image.Image:
     return Image.fromarray(to_uint8(values))
 
 
-def to_uint8(values):
+def to_uint8(values: np.ndarray) -> np.ndarray:
     """Min–max normalise an array to uint8; a flat array becomes all zeros."""
     import numpy as np
 

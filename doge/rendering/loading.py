@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import logging
 import warnings
+from typing import TYPE_CHECKING
 
 from doge.errors import DogeError, NotFound, first_line
 from doge.hub import component_config, quiet_loading, quiet_transformers
+
+if TYPE_CHECKING:  # diffusers, torch and PIL load with the engine, not with this module
+    import torch
+    from diffusers.models import ControlNetModel
+    from PIL import Image
+
+    from doge.rendering.pipeline import StableUnCLIPControlNetImg2ImgPipeline
 
 log = logging.getLogger("doge")
 
@@ -35,10 +43,11 @@ def _from_pretrained(cls, location: str, what: str, **kwargs):
         ) from None
 
 
-def _pipeline_classes():
+def _pipeline_classes() -> tuple[type[ControlNetModel], type[StableUnCLIPControlNetImg2ImgPipeline]]:
     """diffusers' ControlNetModel and doge's pipeline class, imported here to keep diffusers off the CLI's fast paths."""
     with quiet_transformers():  # importing diffusers' pipelines prints transformers' torchvision notice
-        from diffusers import ControlNetModel
+        # from the defining package: type checkers read diffusers' top-level names as dummy placeholders
+        from diffusers.models import ControlNetModel
 
         from doge.rendering.pipeline import StableUnCLIPControlNetImg2ImgPipeline
     return ControlNetModel, StableUnCLIPControlNetImg2ImgPipeline
@@ -67,7 +76,7 @@ def load_pipeline(model: str, controlnets: list[str], device: str, dtype, lora: 
     return pipe.to(device)
 
 
-def embed_images(pipe, images):
+def embed_images(pipe: StableUnCLIPControlNetImg2ImgPipeline, images: list[Image.Image]) -> torch.Tensor:
     """CLIP ``image_embeds`` of PIL images with the pipeline's own image encoder, as gaps are made:
     through :func:`doge.data.clip_pixels.clip_pixels`, the one preprocessing ``gap create`` uses."""
     import torch

@@ -8,6 +8,7 @@ import logging
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -23,6 +24,9 @@ from doge.serve.auth import TOKEN_ENV, user_of
 from doge.serve.common import SAFE_HEADERS, download, headers_for, status_for
 from doge.serve.guard import json_body
 from doge.urls import hide_password, hide_passwords_in
+
+if TYPE_CHECKING:
+    from doge.registry.registry import GapVersion
 
 log = logging.getLogger("doge")
 
@@ -139,7 +143,7 @@ async def write(request: Request, change: Callable[[dict], object]):
     except DogeError as exc:
         return api_error(exc)
 
-    def run():
+    def run() -> object:
         with acting_as(f"{user} (doge serve)"):
             return change(body)
 
@@ -164,7 +168,7 @@ async def untag(request: Request):
 async def labels(request: Request):
     registry = request.app.state.registry
 
-    def change(body):
+    def change(body: dict) -> GapVersion:
         values, remove = body.get("set") or {}, body.get("remove") or []
         if not isinstance(values, dict) or not isinstance(remove, list):
             raise DogeError('labels: send {"set": {"key": "value"}, "remove": ["key"]}')

@@ -227,7 +227,7 @@ def _refused(exc: DogeError) -> JSONResponse:
 async def thumbnail(request: Request):
     state = request.app.state
 
-    def make():
+    def make() -> tuple[bytes, str]:
         served = _dataset(request)
         folder = served.folder()
         return state.thumbnails.get(folder, served.record(request.path_params["index"]))

@@ -8,6 +8,7 @@ import socket
 from collections.abc import Iterable
 
 from starlette.requests import Request
+from starlette.types import Receive, Scope, Send
 
 from doge.errors import DogeError
 
@@ -48,7 +49,7 @@ class HostAllowList:
         self.app = app
         self.hosts = hosts
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or ANY_HOST in self.hosts:
             return await self.app(scope, receive, send)
         given = [v for k, v in scope.get("headers", []) if k == b"host"]

@@ -25,6 +25,7 @@ Letterbox bars (``--fit pad``) stay black: edges are found on the picture only.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -50,7 +51,7 @@ class CannyControl(Control):
     defaults: dict[str, Any] = {"low": 100, "high": 800, "maps": "auto"}
     empty_hint = "lower --canny-low/--canny-high (e.g. 50/200) or use --control depth"
 
-    def __init__(self, control_dir=None, device="cpu", **options):
+    def __init__(self, control_dir: str | Path | None = None, device: str = "cpu", **options: Any) -> None:
         super().__init__(control_dir=control_dir, device=device, **options)
         low, high = self.options["low"], self.options["high"]
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)):

@@ -9,11 +9,15 @@ need ``invert`` (``--depth-invert``), which turns the stretched 0..255 map upsid
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageOps
 
 from doge.plugin import Control, DogeError, Geometry, first_line, gray_to_rgb, pick_device, to_uint8
+
+if TYPE_CHECKING:  # transformers loads with the depth model, on first use
+    from transformers import PreTrainedModel
+    from transformers.image_processing_utils import BaseImageProcessor
 
 # The DPT model the SD 2.1 depth ControlNets were trained with.
 DEFAULT_DEPTH_MODEL = "Intel/dpt-hybrid-midas"
@@ -25,15 +29,15 @@ class DepthControl(Control):
     # invert: the maps store distance (near = dark); flip them to the near = bright that the ControlNet expects.
     defaults = {"model": DEFAULT_DEPTH_MODEL, "invert": False}
 
-    def __init__(self, control_dir=None, device="cpu", **options):
+    def __init__(self, control_dir: str | Path | None = None, device: str = "cpu", **options: Any) -> None:
         super().__init__(control_dir=control_dir, device=device, **options)
         if self.options["invert"] and self.control_dir is None:
             raise DogeError(
                 "--depth-invert flips depth maps read from --control-dir; the estimated ones are already "
                 "near = bright, as the depth ControlNet expects: drop --depth-invert or pass --control-dir"
             )
-        self._model = None
-        self._processor = None
+        self._model: PreTrainedModel | None = None
+        self._processor: BaseImageProcessor | None = None
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()
@@ -65,8 +69,8 @@ class DepthControl(Control):
         # MiDaS predicts inverse depth, so near is bright: what the depth ControlNets expect.
         return gray_to_rgb(to_uint8(depth.cpu().numpy()))
 
-    def _load(self):
-        if self._model is None:
+    def _load(self) -> tuple[PreTrainedModel, BaseImageProcessor]:
+        if self._model is None or self._processor is None:  # loaded together
             self._model, self._processor = load_depth_model(str(self.options["model"]), self.device)
         return self._model, self._processor
 

@@ -22,11 +22,14 @@ Two constructions (option ``maps``, ``--hed-maps``):
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from doge.plugin import Control, DogeError, Geometry, first_line, gray_to_rgb, letterbox, pick_device, write_atomic
+
+if TYPE_CHECKING:  # torch loads with the network, on first use
+    import torch
 
 HED_REPO = "lllyasviel/Annotators"
 HED_FILE = "ControlNetHED.pth"
@@ -38,7 +41,7 @@ PAPER_DETECT_RESOLUTION = 1024
 PAPER_IMAGE_RESOLUTION = 512
 
 
-def _network():
+def _network() -> torch.nn.Module:
     """``ControlNetHED_Apache2``, with the same parameter names as the checkpoint."""
     import torch
     from torch import nn
@@ -59,13 +62,13 @@ def _network():
             return h, self.projection(h)
 
     class ControlNetHED(nn.Module):
-        def __init__(self):
+        def __init__(self) -> None:
             super().__init__()
             self.norm = nn.Parameter(torch.zeros(size=(1, 3, 1, 1)))
             for i, (cin, cout, n) in enumerate(_BLOCKS, start=1):
                 setattr(self, f"block{i}", DoubleConvBlock(cin, cout, n))
 
-        def forward(self, x):
+        def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
             h = x - self.norm
             projections = []
             for i in range(1, len(_BLOCKS) + 1):
@@ -115,11 +118,11 @@ class HedControl(Control):
     # maps: auto (HED at the output's resolution) or paper (the paper's 224-px construction).
     defaults = {"weights": None, "maps": "auto"}
 
-    def __init__(self, control_dir=None, device="cpu", **options):
+    def __init__(self, control_dir: str | Path | None = None, device: str = "cpu", **options: Any) -> None:
         super().__init__(control_dir=control_dir, device=device, **options)
         if self.options["maps"] not in MAPS:
             raise DogeError(f"--hed-maps {self.options['maps']!r}: use auto or paper")
-        self._net = None
+        self._net: torch.nn.Module | None = None
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()
@@ -177,7 +180,7 @@ class HedControl(Control):
         edge = 1.0 / (1.0 + np.exp(-np.mean(np.stack(edges, axis=2), axis=2).astype(np.float64)))
         return (edge * 255.0).clip(0, 255).astype(np.uint8)
 
-    def _load(self):
+    def _load(self) -> torch.nn.Module:
         if self._net is None:
             path = self.options["weights"] or _default_weights()
             net = _network()

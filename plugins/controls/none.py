@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from doge.plugin import Control, DogeError
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from doge.plugin import Control, DogeError, Geometry
 
 
 class NoControl(Control):
@@ -11,15 +16,17 @@ class NoControl(Control):
     uses_controlnet = False
     defaults = {}
 
-    def __init__(self, control_dir=None, device="cpu", **options):
+    def __init__(self, control_dir: str | Path | None = None, device: str = "cpu", **options: Any) -> None:
         if control_dir is not None:
             raise DogeError(
                 "--control none uses no control maps; drop --control-dir or pick --control canny, depth or seg"
             )
         super().__init__(control_dir=None, device=device, **options)
 
-    def make(self, image, size, source_path, geometry=None):
+    def make(
+        self, image: Image.Image, size: tuple[int, int], source_path: str | Path, geometry: Geometry | None = None
+    ) -> None:
         return None
 
-    def compute(self, image, size):
+    def compute(self, image: Image.Image, size: tuple[int, int]) -> None:
         return None

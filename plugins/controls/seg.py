@@ -13,11 +13,14 @@ import json
 import logging
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from doge.plugin import Control, DogeError, Geometry
+
+if TYPE_CHECKING:  # importlib.resources.abc is Python 3.11's home of Traversable
+    from importlib.resources.abc import Traversable
 
 log = logging.getLogger("doge")
 
@@ -33,7 +36,7 @@ class SegControl(Control):
     map_resample = Image.Resampling.NEAREST
     stretch_wide_maps = False
 
-    def __init__(self, control_dir=None, device="cpu", **options):
+    def __init__(self, control_dir: str | Path | None = None, device: str = "cpu", **options: Any) -> None:
         if control_dir is None:
             raise DogeError(
                 "the seg control reads precomputed segmentation maps: pass --control-dir DIR with one map "
@@ -50,7 +53,7 @@ class SegControl(Control):
             info["options"]["labels"] = str(self.options["labels"])
         return info
 
-    def compute(self, image, size):
+    def compute(self, image: Image.Image, size: tuple[int, int]) -> Image.Image | None:
         # Unreachable: __init__ insists on control_dir, so make() always reads a map.
         raise DogeError("the seg control needs --control-dir")
 
@@ -110,7 +113,7 @@ def read_label_ids(path: str | Path):
     return array.astype(np.int64)
 
 
-def _tables():
+def _tables() -> Traversable:
     return resources.files("doge.plugins.controls").joinpath("seg_labels")
 
 
