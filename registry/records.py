@@ -74,9 +74,15 @@ def number(lo: float | None = None, hi: float | None = None) -> Check:
         if not math.isfinite(value):
             raise RecordError(path, f"must be a finite number, got {value}")
         if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise RecordError(path, f"must be from {lo:g} to {hi:g}, got {value:g}")
+            raise RecordError(path, f"must be {_bounds(lo, hi)}, got {value:g}")
 
     return check
+
+
+def _bounds(lo: float | None, hi: float | None) -> str:
+    if lo is None:
+        return f"at most {hi:g}"
+    return f"at least {lo:g}" if hi is None else f"from {lo:g} to {hi:g}"
 
 
 def boolean(value, path) -> None:

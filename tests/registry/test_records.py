@@ -110,6 +110,10 @@ BAD_BUNDLE_RECORDS = [
         "field 'source.images' must be an integer, got str",
     ),
     (lambda e: e["evaluations"][0]["transfer"].update(accuracy_at_best=7), "from 0 to 1, got 7"),
+    (
+        lambda e: e["evaluations"][0]["transfer"].update(centroid_ratio_at_best=-1),
+        "field 'transfer.centroid_ratio_at_best' must be at least 0, got -1",
+    ),
     (lambda e: e["evaluations"][0].update(sneaky=1), "field 'sneaky' is not a field this doge knows"),
     (lambda e: e["evaluations"][0]["transfer"].pop("best_weight"), "field 'transfer.best_weight' is missing"),
     (lambda e: e["attachments"][1]["settings"].update(controls=5), "preview 2: field 'settings.controls'"),
