@@ -7,15 +7,16 @@
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from helpers import free_port
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -36,10 +37,35 @@ def chromium() -> str:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@contextmanager
+def doge_serve(home, *args, probe: str, env=None):
+    """``doge serve`` over ``home`` with ``args`` in a child process on a free loopback port; yields
+    its URL once ``probe`` answers (fails the test after 60 s or when the child exits)."""
+    port = free_port()
+    env = {**os.environ, "DOGE_HOME": str(home), **(env or {})}
+    env.pop("DOGE_REGISTRY_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "doge.cli.main", "serve", "--port", str(port), *map(str, args)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(base + probe, timeout=2).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    out = proc.stdout.read().decode() if proc.poll() is not None else "(still running)"
+                    pytest.fail(f"doge serve did not answer on {base}: {out}")
+                time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")
@@ -71,31 +97,8 @@ def library_home(tmp_path_factory, tiny_model, domains):
 
 @pytest.fixture(scope="module")
 def server(library_home):
-    port = free_port()
-    env = {**os.environ, "DOGE_HOME": str(library_home)}
-    env.pop("DOGE_REGISTRY_URL", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "doge.cli.main", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(base + "/api/gaps", timeout=2).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    out = proc.stdout.read().decode() if proc.poll() is not None else "(still running)"
-                    pytest.fail(f"doge serve did not answer on {base}: {out}")
-                time.sleep(0.2)
+    with doge_serve(library_home, probe="/api/gaps") as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 @pytest.mark.slow
@@ -162,29 +165,9 @@ def dataset_server(tmp_path_factory, gap_home, tiny_model, domains):
     src = coco_source(base / "coco", domains)
     out, work = base / "aug", base / "work"
     augment_coco(src, out, gap_home, tiny_model, work=work)
-    port = free_port()
-    env = {**os.environ, "DOGE_HOME": str(gap_home), "DOGE_SERVE_TOKEN": "alice:s3cret-token"}
-    env.pop("DOGE_REGISTRY_URL", None)
-    argv = ["serve", "--port", str(port), "--dataset", str(out), "--allow-writes", "--dataset-page-size", "1"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "doge.cli.main", *argv], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(base_url + "/api/datasets", timeout=2).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    text = proc.stdout.read().decode() if proc.poll() is not None else "(still running)"
-                    pytest.fail(f"doge serve did not answer on {base_url}: {text}")
-                time.sleep(0.2)
-        yield {"url": base_url, "src": src, "out": out, "work": work, "home": gap_home, "model": tiny_model}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+    args = ["--dataset", out, "--allow-writes", "--dataset-page-size", "1"]
+    with doge_serve(gap_home, *args, probe="/api/datasets", env={"DOGE_SERVE_TOKEN": "alice:s3cret-token"}) as url:
+        yield {"url": url, "src": src, "out": out, "work": work, "home": gap_home, "model": tiny_model}
 
 
 @pytest.mark.slow
