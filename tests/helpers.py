@@ -100,11 +100,8 @@ def augment_tiny(src, out, tiny_model, home, gaps=("real->painting",), **options
 def render_cli(home, tiny_model, src, out, *args, ok=True):
     """``doge --home HOME --quiet render --src SRC --out OUT --model TINY --size 64 --steps 2 ARGS``
     through click's test runner; asserts that it succeeded unless ``ok=False``."""
-    result = doge("--home", home, "--quiet", "render", "--src", src, "--out", out, "--model", tiny_model,
-                  "--size", "64", "--steps", "2", *args)  # fmt: skip
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
+    return cli(home, "render", "--src", src, "--out", out, "--model", tiny_model, "--size", "64", "--steps", "2",
+               *args, ok=ok)  # fmt: skip
 
 
 # -- labelled datasets built from the real photographs (conftest's ``domains``) ------------------
@@ -315,6 +312,14 @@ def blob_files(home) -> list[str]:
 
 def doge(*args, env=None):
     return CliRunner().invoke(get_cli(), [str(a) for a in args], env=env)
+
+
+def cli(home, *args, ok=True):
+    """``doge --home HOME --quiet ARGS``; asserts that it succeeded unless ``ok=False``."""
+    result = doge("--home", home, "--quiet", *args)
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
 
 
 def one_line_error(result, *words):
