@@ -1,4 +1,5 @@
-"""What the benchmarks share: the machine's description, tables, and measuring a child process.
+"""What the benchmarks share: the machine's description, tables, measuring a child process, and the
+tiny model's render job (its model, sources and registry) that the CPU render benchmarks time.
 
 Each measured run is a fresh subprocess, so one run's imports, caches and freed-but-kept memory
 never colour the next. Peak memory comes two ways: the kernel's peak RSS of the child (and,
@@ -192,3 +193,40 @@ def registry_with_gap(home: Path, model: Path) -> Path:
     registry.create("real->bench", vector, {"encoder": {"plugin": "clip", "model": str(model), "dim": width}})
     registry.close()
     return home
+
+
+@dataclass
+class TinyCannyJob:
+    """A render job for the tiny model with its canny ControlNet on the CPU, from real photo crops."""
+
+    sources: Path  # the folder of source images
+    count: int  # how many sources it holds
+    options: dict  # doge.render's (and plan's) keywords: model, controls, size, steps, per_source, home, device
+
+    @property
+    def images(self) -> int:
+        return self.count * self.options["per_source"]
+
+    def describe(self, *details: str) -> str:
+        """One line for the report: the model, size, steps, ``details`` and the images per run."""
+        size, steps, per_source = self.options["size"], self.options["steps"], self.options["per_source"]
+        images = f"{self.count} sources x {per_source} = {self.images} images per run"
+        return ", ".join(["tiny model, canny ControlNet", f"{size}x{size}", f"{steps} steps", *details, images])
+
+
+def tiny_canny_job(work: Path, sources: int, per_source: int, size: int, steps: int) -> TinyCannyJob:
+    """The tiny model, ``sources`` photo crops and a registry holding ``real->bench``, built in ``work``."""
+    model = tiny_model(work)
+    folder = render_sources(work / "sources", sources, size)
+    home = registry_with_gap(work / "home", model)
+    options = dict(
+        model=str(model),
+        controls=["canny"],
+        controlnets=[str(model / "controlnet")],
+        size=size,
+        steps=steps,
+        per_source=per_source,
+        home=home,
+        device="cpu",
+    )
+    return TinyCannyJob(folder, sources, options)

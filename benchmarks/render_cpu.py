@@ -22,32 +22,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine, print_table, registry_with_gap, render_sources, tiny_model
+from common import machine, print_table, tiny_canny_job
 
 
 def main() -> None:
     args = _parse()
     logging.getLogger("doge").setLevel(logging.ERROR)  # the tiny model's warning, once per run
     work = Path(args.work or tempfile.mkdtemp(prefix="doge-bench-render-cpu-"))
-    model = tiny_model(work)
-    sources = render_sources(work / "sources", args.sources, args.size)
-    home = registry_with_gap(work / "home", model)
-    common = dict(
-        model=str(model),
-        controls=["canny"],
-        controlnets=[str(model / "controlnet")],
-        size=args.size,
-        steps=args.steps,
-        per_source=args.per_source,
-        home=home,
-        device="cpu",
-    )
-    images = args.sources * args.per_source
+    job = tiny_canny_job(work, args.sources, args.per_source, args.size, args.steps)
+    sources, common, images = job.sources, job.options, job.images
     print(f"machine: {machine()}")
-    print(
-        f"tiny model, canny ControlNet, {args.size}x{args.size}, {args.steps} steps, "
-        f"{args.sources} sources x {args.per_source} = {images} images per run"
-    )
+    print(job.describe())
 
     rows = []
     for batch_size in args.batch_sizes:

@@ -32,34 +32,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine, print_table, registry_with_gap, render_sources, tiny_model
+from common import machine, print_table, tiny_canny_job
 
 
 def main() -> None:
     args = _parse()
     logging.getLogger("doge").setLevel(logging.ERROR)
     work = Path(tempfile.mkdtemp(prefix="doge-bench-storage-"))
-    model = tiny_model(work)
-    sources = render_sources(work / "sources", args.sources, args.size)
-    home = registry_with_gap(work / "home", model)
-    options = dict(
-        model=str(model),
-        controls=["canny"],
-        controlnets=[str(model / "controlnet")],
-        size=args.size,
-        steps=args.steps,
-        per_source=args.per_source,
-        batch_size=args.batch_size,
-        home=home,
-        device="cpu",
-        progress=False,
-    )
-    images = args.sources * args.per_source
+    job = tiny_canny_job(work, args.sources, args.per_source, args.size, args.steps)
+    sources, images = job.sources, job.images
+    options = {**job.options, "batch_size": args.batch_size, "progress": False}
     print(f"machine: {machine()}")
-    print(
-        f"tiny model, canny ControlNet, {args.size}x{args.size}, {args.steps} steps, batch size {args.batch_size}, "
-        f"{args.sources} sources x {args.per_source} = {images} images per run"
-    )
+    print(job.describe(f"batch size {args.batch_size}"))
     with s3_server() as endpoint:
         bucket = upload(endpoint, sources)
         import doge

@@ -102,14 +102,21 @@ def s3_endpoint():
 
 
 @pytest.fixture
-def s3(s3_endpoint):
-    """A new bucket's URL for this test, and a raw S3 client to look behind doge's back."""
+def bucket(s3_endpoint):
+    """A new bucket for this test: its s3:// URL, a raw S3 client to look behind doge's back, and its name."""
     import boto3
 
     client = boto3.client("s3", endpoint_url=s3_endpoint)
-    bucket = f"gaps-{uuid.uuid4().hex[:10]}"
-    client.create_bucket(Bucket=bucket)
-    return f"s3://{bucket}/team/gaps", client, bucket
+    name = f"test-{uuid.uuid4().hex[:10]}"
+    client.create_bucket(Bucket=name)
+    return f"s3://{name}", client, name
+
+
+@pytest.fixture
+def s3(bucket):
+    """A registry remote's URL (team/gaps in a new bucket), the raw S3 client, and the bucket's name."""
+    url, client, name = bucket
+    return f"{url}/team/gaps", client, name
 
 
 # -- PostgreSQL: a schema of its own, and a read-only role ----------------------------------

@@ -4,6 +4,7 @@ import contextlib
 import json
 import multiprocessing as mp
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -72,6 +73,146 @@ def make_gap_home(home: Path, tiny_model, domains, estimators=("mean",)) -> Path
             workers=0,
         )
     return home
+
+
+# -- the tiny model at the tests' settings -------------------------------------------------
+
+# 2 steps at 64 px without a ControlNet, no progress bars: what a test of doge's plumbing needs.
+TINY_JOB = {"steps": 2, "size": 64, "controls": ["none"], "progress": False}
+
+
+def render_tiny(gaps, src, out, tiny_model, **options):
+    """``doge.render`` of ``gaps`` from ``src`` into ``out`` with the tiny model at ``TINY_JOB``'s
+    settings; ``options`` add to them or replace them (give ``home`` or ``registry``)."""
+    import doge
+
+    return doge.render(list(gaps), src, out, model=str(tiny_model), **{**TINY_JOB, **options})
+
+
+def augment_tiny(src, out, tiny_model, home, gaps=("real->painting",), **options):
+    """``doge.augment`` of ``src`` into ``out`` with ``gaps`` from ``home``'s registry and the tiny
+    model at ``TINY_JOB``'s settings; ``options`` add to them or replace them."""
+    import doge
+
+    return doge.augment(src, list(gaps), out, model=str(tiny_model), home=home, **{**TINY_JOB, **options})
+
+
+def render_cli(home, tiny_model, src, out, *args, ok=True):
+    """``doge --home HOME --quiet render --src SRC --out OUT --model TINY --size 64 --steps 2 ARGS``
+    through click's test runner; asserts that it succeeded unless ``ok=False``."""
+    return cli(home, "render", "--src", src, "--out", out, "--model", tiny_model, "--size", "64", "--steps", "2",
+               *args, ok=ok)  # fmt: skip
+
+
+# -- labelled datasets built from the real photographs (conftest's ``domains``) ------------------
+
+
+def write_class_folders(root: Path, domains, count: int | None = None, cats: int = 2) -> Path:
+    """The first ``count`` real photographs (all by default, sorted by name) as class folders in
+    ``root``: the first ``cats`` of them under cat/, the others under dog/."""
+    for i, f in enumerate(sorted(domains["real"].iterdir())[:count]):
+        folder = root / ("cat" if i < cats else "dog")
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, folder / f.name)
+    return root
+
+
+def coco_rle(mask: np.ndarray) -> dict:
+    """``mask`` as a COCO RLE segmentation (counts as text, as in a JSON file)."""
+    from pycocotools import mask as mu
+
+    rle = mu.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": list(rle["size"]), "counts": rle["counts"].decode()}
+
+
+def coco_mask() -> np.ndarray:
+    """The mask of each image ``write_coco`` writes: rows 8..40, columns 30..90 of 64 x 96."""
+    mask = np.zeros((64, 96), bool)
+    mask[8:40, 30:90] = True
+    return mask
+
+
+def write_coco(root: Path, domains, n: int = 2, first_class: str = "car") -> Path:
+    """A COCO dataset in ``root``: ``n`` real photographs as 96 x 64 JPEGs (000000.jpg, ...; image
+    ids 10, 11, ...), each with a box of ``first_class`` (category 1) and a polygon and an RLE of
+    ``coco_mask()`` of 'road' (category 2), in instances.json. At --size 64 the output is 64 x 64:
+    with --fit keep, x scales by 2/3."""
+    root.mkdir(parents=True)
+    images, anns = [], []
+    files = sorted(domains["real"].iterdir())
+    mask = coco_mask()
+    for i in range(n):
+        Image.open(files[i % len(files)]).convert("RGB").resize((96, 64)).save(root / f"{i:06d}.jpg")
+        images.append({"id": 10 + i, "file_name": f"{i:06d}.jpg", "width": 96, "height": 64})
+        anns += [
+            {"id": 3 * i + 1, "image_id": 10 + i, "category_id": 1, "bbox": [12, 6, 30, 20], "area": 600, "iscrowd": 0},
+            {
+                "id": 3 * i + 2,
+                "image_id": 10 + i,
+                "category_id": 2,
+                "bbox": [0, 30, 48, 30],
+                "segmentation": [[0, 30, 48, 30, 48, 60, 0, 60]],
+                "area": 1440,
+                "iscrowd": 0,
+            },
+            {
+                "id": 3 * i + 3,
+                "image_id": 10 + i,
+                "category_id": 2,
+                "bbox": [30, 8, 60, 32],
+                "segmentation": coco_rle(mask),
+                "area": int(mask.sum()),
+                "iscrowd": 1,
+            },
+        ]
+    categories = [{"id": 1, "name": first_class}, {"id": 2, "name": "road"}]
+    (root / "instances.json").write_text(json.dumps({"images": images, "annotations": anns, "categories": categories}))
+    return root
+
+
+# -- object stores (conftest's ``bucket``) ------------------------------------------------------
+
+
+def upload(client, bucket: str, folder: Path, prefix: str) -> None:
+    """Every file below ``folder`` into ``bucket`` under ``prefix``/, at its path relative to ``folder``."""
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            client.put_object(
+                Bucket=bucket, Key=f"{prefix}/{path.relative_to(folder).as_posix()}", Body=path.read_bytes()
+            )
+
+
+# -- servers on loopback -----------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serve_in_thread(app):
+    """``app`` (an ASGI app, say doge serve's) served by uvicorn in a thread on a loopback port; yields its URL."""
+    import threading
+    import time
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 # -- output-folder locks ------------------------------------------------------------------
@@ -171,6 +312,14 @@ def blob_files(home) -> list[str]:
 
 def doge(*args, env=None):
     return CliRunner().invoke(get_cli(), [str(a) for a in args], env=env)
+
+
+def cli(home, *args, ok=True):
+    """``doge --home HOME --quiet ARGS``; asserts that it succeeded unless ``ok=False``."""
+    result = doge("--home", home, "--quiet", *args)
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
 
 
 def one_line_error(result, *words):

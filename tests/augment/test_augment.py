@@ -1,6 +1,7 @@
 """`doge augment` on the tiny model: every input layout and output format, read back by the loaders
 a trainer uses (datasets, pycocotools, webdataset), budgets, resume after a kill, filter refill, dry run."""
 
+import functools
 import json
 import shutil
 from pathlib import Path
@@ -8,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import augment_tiny, coco_mask, write_class_folders, write_coco
 from PIL import Image
 
 from doge.cli.main import get_cli
 
 GAP_ESTIMATORS = ("mean", "median")  # conftest's gap_home makes one version each
-FAST = {"steps": 2, "size": 64, "controls": ["none"], "progress": False}
 
 
 @pytest.fixture(scope="module")
@@ -25,22 +26,13 @@ def home(gap_home):
 @pytest.fixture(scope="module")
 def class_folders(tmp_path_factory, domains):
     """Two classes of unequal size: cat (2 images), dog (4 images)."""
-    root = tmp_path_factory.mktemp("set") / "train"
-    for i, f in enumerate(sorted(domains["real"].iterdir())):
-        cls = "cat" if i < 2 else "dog"
-        (root / cls).mkdir(parents=True, exist_ok=True)
-        shutil.copy(f, root / cls / f.name)
-    return root
+    return write_class_folders(tmp_path_factory.mktemp("set") / "train", domains)
 
 
 @pytest.fixture
 def run(home, tiny_model):
-    import doge
-
-    def invoke(src, out, gaps=("real->painting",), **options):
-        return doge.augment(src, list(gaps), out, model=str(tiny_model), home=home, **{**FAST, **options})
-
-    return invoke
+    """``run(src, out, gaps=..., **options)``: doge.augment with the tiny model in this module's home."""
+    return functools.partial(augment_tiny, tiny_model=tiny_model, home=home)
 
 
 def rows(out: Path) -> list[dict]:
@@ -189,48 +181,10 @@ def test_imagefolder_metadata_csv_input_with_label_column_and_sources(run, domai
         assert r["file_name"].startswith(r["species"] + "/") and (out / r["file_name"]).is_file()
 
 
-def _rle(mask: np.ndarray) -> dict:
-    from pycocotools import mask as mu
-
-    rle = mu.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": list(rle["size"]), "counts": rle["counts"].decode()}
-
-
 @pytest.fixture
 def coco_set(domains, tmp_path):
     """Two 96 x 64 images with a box, a polygon and an RLE mask each (output 64 x 64: x scales by 2/3)."""
-    root = tmp_path / "coco"
-    root.mkdir()
-    images, anns = [], []
-    for i, f in enumerate(sorted(domains["real"].iterdir())[:2]):
-        Image.open(f).convert("RGB").resize((96, 64)).save(root / f"{i:06d}.jpg")
-        images.append({"id": 10 + i, "file_name": f"{i:06d}.jpg", "width": 96, "height": 64})
-        mask = np.zeros((64, 96), bool)
-        mask[8:40, 30:90] = True
-        anns += [
-            {"id": 3 * i + 1, "image_id": 10 + i, "category_id": 1, "bbox": [12, 6, 30, 20], "area": 600, "iscrowd": 0},
-            {
-                "id": 3 * i + 2,
-                "image_id": 10 + i,
-                "category_id": 2,
-                "bbox": [0, 30, 48, 30],
-                "segmentation": [[0, 30, 48, 30, 48, 60, 0, 60]],
-                "area": 1440,
-                "iscrowd": 0,
-            },
-            {
-                "id": 3 * i + 3,
-                "image_id": 10 + i,
-                "category_id": 2,
-                "bbox": [30, 8, 60, 32],
-                "segmentation": _rle(mask),
-                "area": int(mask.sum()),
-                "iscrowd": 1,
-            },
-        ]
-    doc = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "car"}, {"id": 2, "name": "road"}]}
-    (root / "instances.json").write_text(json.dumps(doc))
-    return root, mask
+    return write_coco(tmp_path / "coco", domains), coco_mask()
 
 
 # A 96 x 64 source at --size 64: keep keeps its 3:2 aspect on the 64 x 64 output, scaled by 2/3 to

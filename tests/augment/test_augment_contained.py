@@ -4,6 +4,7 @@ unique by construction, Parquet carries typed labels, COCO masks and boxes stay 
 
 Each test here failed on the code before: it names the finding it holds down."""
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -11,12 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import augment_tiny, coco_rle
 from PIL import Image
 
 from doge.cli.main import get_cli
 from doge.errors import DogeError
-
-FAST = {"steps": 2, "size": 64, "controls": ["none"], "progress": False}
 
 
 @pytest.fixture(scope="module")
@@ -26,12 +26,8 @@ def home(gap_home):
 
 @pytest.fixture
 def run(home, tiny_model):
-    import doge
-
-    def invoke(src, out, **options):
-        return doge.augment(src, ["real->painting"], out, model=str(tiny_model), home=home, **{**FAST, **options})
-
-    return invoke
+    """``run(src, out, **options)``: doge.augment with the tiny model in this module's home."""
+    return functools.partial(augment_tiny, tiny_model=tiny_model, home=home)
 
 
 def picture(path: Path, size=(40, 32), seed=0) -> Path:
@@ -422,13 +418,6 @@ def test_imagefolder_card_line_gives_the_class_order(run, tmp_path):
 # -- COCO consistency ----------------------------------------------------------------------------
 
 
-def _rle(mask: np.ndarray) -> dict:
-    from pycocotools import mask as mu
-
-    rle = mu.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": list(rle["size"]), "counts": rle["counts"].decode()}
-
-
 def test_a_swapped_rle_size_is_refused_without_declared_size(tmp_path):
     from doge.augmentation.inputs import read_dataset
 
@@ -439,7 +428,7 @@ def test_a_swapped_rle_size_is_refused_without_declared_size(tmp_path):
     doc = {
         "images": [{"id": 1, "file_name": "a.png"}],
         "annotations": [
-            {"id": 5, "image_id": 1, "category_id": 1, "segmentation": _rle(mask), "bbox": [10, 10, 10, 10]}
+            {"id": 5, "image_id": 1, "category_id": 1, "segmentation": coco_rle(mask), "bbox": [10, 10, 10, 10]}
         ],
         "categories": [{"id": 1, "name": "car"}],
     }
@@ -469,7 +458,14 @@ def test_coco_zero_area_dropped_counted_and_mask_boxes_agree(run, tmp_path):
         # a degenerate polygon (a line): zero area
         {"id": 2, "image_id": 1, "category_id": 1, "segmentation": [[20, 20, 40, 20, 60, 20]], "bbox": [20, 20, 40, 0]},
         # a mask whose declared bbox is a little loose
-        {"id": 3, "image_id": 1, "category_id": 2, "segmentation": _rle(mask), "bbox": [28, 6, 64, 36], "iscrowd": 1},
+        {
+            "id": 3,
+            "image_id": 1,
+            "category_id": 2,
+            "segmentation": coco_rle(mask),
+            "bbox": [28, 6, 64, 36],
+            "iscrowd": 1,
+        },
     ]
     doc = {"images": [{"id": 1, "file_name": "a.png", "width": 96, "height": 64}], "annotations": anns}
     doc["categories"] = [{"id": 1, "name": "car"}, {"id": 2, "name": "road"}]
@@ -500,7 +496,7 @@ def test_parquet_coco_objects_are_typed(run, tmp_path):
             "segmentation": [[0, 30, 20, 30, 20, 50, 0, 50]],
             "bbox": [0, 30, 20, 20],
         },
-        {"id": 3, "image_id": 1, "category_id": 9, "segmentation": _rle(mask), "bbox": [8, 8, 32, 16]},
+        {"id": 3, "image_id": 1, "category_id": 9, "segmentation": coco_rle(mask), "bbox": [8, 8, 32, 16]},
     ]
     doc = {"images": [{"id": 1, "file_name": "a.png"}], "annotations": anns}
     doc["categories"] = [{"id": 7, "name": "car"}, {"id": 9, "name": "road"}]

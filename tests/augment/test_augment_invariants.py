@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import augment_tiny
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -23,7 +24,6 @@ from PIL import Image
 from doge.augmentation.contact import SHEET_PREFIX
 from doge.rendering.geometry import Geometry
 
-FAST = {"steps": 2, "size": 64, "controls": ["none"], "progress": False, "batch_size": 1}
 TRICKY = [
     ".",
     "..",
@@ -253,7 +253,6 @@ def check_output(out: Path, spec: dict, labels: dict, boxes: dict, summary: dict
 
 
 def exercise(spec: dict, home: Path, tiny_model: Path) -> None:
-    import doge
     from doge.rendering import batch
 
     root = Path(tempfile.mkdtemp(prefix="doge-inv-"))
@@ -266,7 +265,7 @@ def exercise(spec: dict, home: Path, tiny_model: Path) -> None:
         src_before = snapshot(root / "src")
         out = root / "out"
         options = {
-            **FAST,
+            "batch_size": 1,
             "annotations": annotations,
             "output_format": spec["output"],
             "fit": spec["fit"],
@@ -276,7 +275,7 @@ def exercise(spec: dict, home: Path, tiny_model: Path) -> None:
         }
 
         def augment():
-            return doge.augment(root / "src", ["real->painting"], out, model=str(tiny_model), home=home, **options)
+            return augment_tiny(root / "src", out, tiny_model, home, **options)
 
         real_write, calls = batch.OutputWriter.write, {"n": 0}
 

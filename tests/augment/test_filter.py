@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import render_tiny
 
 from doge.cli.main import get_cli
 from doge.quality.filtering import verdict
@@ -19,21 +20,8 @@ def home(gap_home):
 
 @pytest.fixture(scope="module")
 def rendered_once(home, tiny_model, domains, tmp_path_factory):
-    import doge
-
     out = tmp_path_factory.mktemp("rendered") / "out"
-    doge.render(
-        ["real->painting"],
-        domains["real"],
-        out,
-        model=str(tiny_model),
-        steps=2,
-        size=64,
-        controls=["none"],
-        per_source=2,
-        progress=False,
-        home=home,
-    )
+    render_tiny(["real->painting"], domains["real"], out, tiny_model, per_source=2, home=home)
     return out
 
 
@@ -111,26 +99,12 @@ def test_delete_removes_only_rejected_files_and_says_how_many(home, rendered):
 
 
 def test_a_rerun_of_the_render_does_not_make_deleted_images_again(home, rendered, tiny_model, domains):
-    import doge
-
     run(home, "filter", rendered, "--min-target-score", "0", "--workers", "0")
     cut = sorted(line["filter"]["target_score"] for line in lines(rendered))[3]
     run(home, "filter", rendered, "--min-target-score", cut, "--delete", "--workers", "0")
     gone = {line["image"] for line in lines(rendered) if line["filter"].get("deleted")}
     assert gone
-    again = doge.render(
-        ["real->painting"],
-        domains["real"],
-        rendered,
-        model=str(tiny_model),
-        steps=2,
-        size=64,
-        controls=["none"],
-        per_source=2,
-        progress=False,
-        home=home,
-        grid=True,
-    )
+    again = render_tiny(["real->painting"], domains["real"], rendered, tiny_model, per_source=2, home=home, grid=True)
     assert again.written == [] and not any((rendered / image).exists() for image in gone)
     assert len(again.grids) == 1  # the contact sheet shows what is left
 

@@ -1,20 +1,20 @@
 """`doge augment` reads Hugging Face datasets: a save_to_disk folder, a folder of Parquet shards, and
 (Python API) a datasets.Dataset with a label, a COCO-style objects column, or a mask column."""
 
+import functools
 import io
 import json
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import augment_tiny
 from PIL import Image
 
 from doge.cli.main import get_cli
 from doge.errors import DogeError
 
 datasets = pytest.importorskip("datasets")
-
-FAST = {"steps": 2, "size": 64, "controls": ["none"], "progress": False}
 
 
 @pytest.fixture(scope="module")
@@ -24,12 +24,8 @@ def home(gap_home):
 
 @pytest.fixture
 def run(home, tiny_model):
-    import doge
-
-    def invoke(src, out, **options):
-        return doge.augment(src, ["real->painting"], out, model=str(tiny_model), home=home, **{**FAST, **options})
-
-    return invoke
+    """``run(src, out, **options)``: doge.augment with the tiny model in this module's home."""
+    return functools.partial(augment_tiny, tiny_model=tiny_model, home=home)
 
 
 def photos(domains, n: int, size=(96, 64)) -> list[Image.Image]:

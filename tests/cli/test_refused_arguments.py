@@ -2,10 +2,8 @@
 budgets beyond reason, two sources that would share an output name."""
 
 import pytest
-from click.testing import CliRunner
+from helpers import doge
 from PIL import Image
-
-from doge.cli.main import get_cli
 
 FAST = ["--size", "64", "--steps", "2"]
 
@@ -14,10 +12,6 @@ FAST = ["--size", "64", "--steps", "2"]
 def home(gap_home):
     """conftest's registry holding real->painting@v1, shared by this module's tests."""
     return gap_home
-
-
-def doge(home, *argv):
-    return CliRunner().invoke(get_cli(), ["--home", str(home), *[str(a) for a in argv]])
 
 
 # -- numbers that are not numbers: nan and inf --------------------------------------------------
@@ -45,7 +39,7 @@ def test_render_refuses_nan_and_inf_before_any_model_loads(
 
     monkeypatch.setattr("doge.rendering.loading.load_pipeline", no_model)
     out = tmp_path / "out"
-    result = doge(home, "--quiet", "render", *args, "--src", domains["real"], "--out", out, "--model", tiny_model,
+    result = doge("--home", home, "--quiet", "render", *args, "--src", domains["real"], "--out", out, "--model", tiny_model,
                   "--control", "none", *FAST)  # fmt: skip
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
     line = result.output.strip().splitlines()[-1]
@@ -55,9 +49,8 @@ def test_render_refuses_nan_and_inf_before_any_model_loads(
 
 @pytest.mark.parametrize(("args", "said"), [(["--ratio", "nan"], "--ratio nan"), (["--ratio", "inf"], "--ratio inf")])
 def test_augment_refuses_a_nan_or_infinite_ratio(home, domains, tmp_path, args, said):
-    result = doge(
-        home, "augment", domains["real"], "--gap", "real->painting", "--out", tmp_path / "o", *args, "--dry-run"
-    )
+    argv = ["augment", domains["real"], "--gap", "real->painting", "--out", tmp_path / "o", *args, "--dry-run"]
+    result = doge("--home", home, *argv)
     assert (result.exit_code == 1 and result.exception is None) or isinstance(result.exception, SystemExit), (
         result.output
     )
@@ -75,7 +68,7 @@ def test_render_refuses_an_out_inside_src(home, tiny_model, tmp_path, monkeypatc
     (src / "cat").mkdir(parents=True)
     Image.new("RGB", (64, 48), "grey").save(src / "cat" / "a.png")
     out = src / inside
-    result = doge(home, "--quiet", "render", "--gap", "real->painting", "--src", src, "--out", out,
+    result = doge("--home", home, "--quiet", "render", "--gap", "real->painting", "--src", src, "--out", out,
                   "--model", tiny_model, "--control", "none", *FAST)  # fmt: skip
     assert result.exit_code == 1, result.output
     line = result.output.strip().splitlines()[-1]
@@ -89,7 +82,7 @@ def test_augment_refuses_an_out_or_work_area_inside_src(home, tmp_path, out, wor
     (src / "cat").mkdir(parents=True)
     Image.new("RGB", (64, 48), "grey").save(src / "cat" / "a.png")
     args = ["--work", src / work] if work else []
-    result = doge(home, "augment", src, "--gap", "real->painting", "--out", src / out, "--count", "1", *args)
+    result = doge("--home", home, "augment", src, "--gap", "real->painting", "--out", src / out, "--count", "1", *args)
     assert result.exit_code == 1, result.output
     assert "inside" in result.output and "Traceback" not in result.output, result.output
     assert sorted(p.relative_to(src).as_posix() for p in src.rglob("*")) == ["cat", "cat/a.png"]
@@ -100,7 +93,7 @@ def test_augment_refuses_an_out_or_work_area_inside_src(home, tmp_path, out, wor
 
 def test_render_refuses_a_hundred_million_images_at_once(home, tiny_model, domains, tmp_path):
     # once: minutes and gigabytes of planning before the first image, then a hang
-    result = doge(home, "--quiet", "render", "--gap", "real->painting", "--src", domains["real"], "--out",
+    result = doge("--home", home, "--quiet", "render", "--gap", "real->painting", "--src", domains["real"], "--out",
                   tmp_path / "o", "--model", tiny_model, "--control", "none", "--count", "100000000", *FAST)  # fmt: skip
     assert result.exit_code == 1, result.output
     assert "--count asks for 100000000 images; one run makes at most 1000000" in result.output
@@ -109,7 +102,7 @@ def test_render_refuses_a_hundred_million_images_at_once(home, tiny_model, domai
 @pytest.mark.parametrize(("args", "said"), [(["--per-class", "10000000"], "--per-class asks for"),
                                             (["--ratio", "1e9"], "--ratio asks for")])  # fmt: skip
 def test_augment_refuses_a_budget_beyond_a_million_images_even_dry(home, domains, tmp_path, args, said):
-    result = doge(home, "augment", domains["real"], "--gap", "real->painting", "--out", tmp_path / "o", *args,
+    result = doge("--home", home, "augment", domains["real"], "--gap", "real->painting", "--out", tmp_path / "o", *args,
                   "--dry-run")  # fmt: skip
     assert result.exit_code == 1 and said in result.output and "split the work" in result.output, result.output
 
@@ -125,7 +118,7 @@ def test_two_sources_that_would_share_output_names_are_refused(home, tiny_model,
     for i, rel in enumerate((first, second)):
         (src / rel).parent.mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (64, 48), (i * 80, 0, 0)).save(src / rel)
-    result = doge(home, "--quiet", "render", "--gap", "real->painting", "--src", src, "--out", tmp_path / "out",
+    result = doge("--home", home, "--quiet", "render", "--gap", "real->painting", "--src", src, "--out", tmp_path / "out",
                   "--model", tiny_model, "--control", "none", *FAST)  # fmt: skip
     assert result.exit_code == 1, result.output
     line = result.output.strip().splitlines()[-1]

@@ -8,40 +8,19 @@ import os
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import render_cli, upload, write_class_folders
 from PIL import Image
 
 from doge import storage
 from doge.cli.main import get_cli
 from doge.errors import DogeError
 
-FAST = ["--size", "64", "--steps", "2"]
 JOB = ["--gap", "real->painting", "--limit", "3", "-n", "2", "--batch-size", "4"]
 
 
 @pytest.fixture(scope="module")
 def home(gap_home):
     return gap_home
-
-
-@pytest.fixture
-def bucket(s3_endpoint):
-    """A fresh bucket, its s3:// URL, and a raw client to look behind doge's back."""
-    import uuid
-
-    import boto3
-
-    client = boto3.client("s3", endpoint_url=s3_endpoint)
-    name = f"data-{uuid.uuid4().hex[:10]}"
-    client.create_bucket(Bucket=name)
-    return f"s3://{name}", client, name
-
-
-def upload(client, bucket: str, folder, prefix: str) -> None:
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            client.put_object(
-                Bucket=bucket, Key=f"{prefix}/{path.relative_to(folder).as_posix()}", Body=path.read_bytes()
-            )
 
 
 def keys(client, bucket: str, prefix: str = "") -> list[str]:
@@ -65,12 +44,7 @@ def s3_lines(client, bucket: str, key: str) -> list[dict]:
 @pytest.fixture
 def render(home, tiny_model, net):
     def invoke(src, out, *args, ok=True):
-        argv = ["--home", str(home), "--quiet", "render", "--src", str(src), "--out", str(out)]
-        argv += ["--model", str(tiny_model), "--controlnet", str(net), *FAST, *JOB, *map(str, args)]
-        result = CliRunner().invoke(get_cli(), argv)
-        if ok:
-            assert result.exit_code == 0, result.output
-        return result
+        return render_cli(home, tiny_model, src, out, "--controlnet", net, *JOB, *args, ok=ok)
 
     return invoke
 
@@ -222,10 +196,7 @@ def s3_rows(client, bucket: str, key: str) -> list[dict]:
 
 def test_augment_class_folders_from_and_to_s3_matches_a_local_run(augment, bucket, domains, tmp_path):
     url, client, name = bucket
-    train = tmp_path / "train"
-    for i, f in enumerate(sorted(domains["real"].iterdir())[:4]):
-        (train / ("cat" if i < 2 else "dog")).mkdir(parents=True, exist_ok=True)
-        (train / ("cat" if i < 2 else "dog") / f.name).write_bytes(f.read_bytes())
+    train = write_class_folders(tmp_path / "train", domains, count=4)
     upload(client, name, train, "train")
     local = augment(train, tmp_path / "aug", per_class=3)
     remote = augment(f"{url}/train", f"{url}/aug", per_class=3)
@@ -312,10 +283,7 @@ def test_filter_and_grids_work_on_an_s3_output_with_s3_references(render, home, 
 
 def test_parquet_and_webdataset_outputs_on_s3(augment, bucket, domains, tmp_path):
     url, client, name = bucket
-    train = tmp_path / "train"
-    for i, f in enumerate(sorted(domains["real"].iterdir())[:2]):
-        (train / ("cat" if i < 1 else "dog")).mkdir(parents=True, exist_ok=True)
-        (train / ("cat" if i < 1 else "dog") / f.name).write_bytes(f.read_bytes())
+    train = write_class_folders(tmp_path / "train", domains, count=2, cats=1)
     augment(train, f"{url}/pq", per_class=1, output_format="parquet")
     assert [k for k in keys(client, name, "pq/") if k.endswith(".parquet")] == ["pq/data/train-00000-of-00001.parquet"]
     augment(train, f"{url}/wds", per_class=1, output_format="webdataset", shard_size=1)

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from helpers import render_tiny
 
 from doge import pluginmanager
 from doge.data.embeddings import Embeddings
@@ -204,23 +205,10 @@ def test_rendering_with_a_coral_gap_applies_its_transform(coral_home, tiny_model
 
     from PIL import Image
 
-    import doge
-
     outs = {}
     for estimator in ("mean", "coral"):
         out = tmp_path / estimator
-        doge.render(
-            [f"real->painting.{estimator}"],
-            domains["real"],
-            out,
-            model=str(tiny_model),
-            steps=2,
-            size=64,
-            controls=["none"],
-            limit=2,
-            progress=False,
-            home=coral_home,
-        )
+        render_tiny([f"real->painting.{estimator}"], domains["real"], out, tiny_model, limit=2, home=coral_home)
         outs[estimator] = out
     manifest = [json.loads(x) for x in (outs["coral"] / "manifest.jsonl").read_text().splitlines()]
     assert all(line["gaps"][0]["shift"] == "coral" for line in manifest)
@@ -237,21 +225,9 @@ def test_rendering_with_a_coral_gap_applies_its_transform(coral_home, tiny_model
 
 
 def test_a_coral_gap_cannot_be_added_to_another(coral_home, tiny_model, domains, tmp_path):
-    import doge
-
     for gaps, message in (
         (["real->painting.coral", "real->painting.mean:0.5"], "coral gap.*cannot be added"),
         (["real->painting.coral:0.5"], "give it no weight.*--edit-weight"),
     ):
         with pytest.raises(DogeError, match=message):
-            doge.render(
-                gaps,
-                domains["real"],
-                tmp_path / "out",
-                model=str(tiny_model),
-                steps=2,
-                size=64,
-                controls=["none"],
-                progress=False,
-                home=coral_home,
-            )
+            render_tiny(gaps, domains["real"], tmp_path / "out", tiny_model, home=coral_home)

@@ -7,19 +7,11 @@ import json
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
+from helpers import cli
 
-from doge.cli.main import get_cli
 from doge.errors import DogeError
 
 WORDS = ["--words", "300"]  # a small slice of the 10,000: quick on the CPU, same code path
-
-
-def doge(home, *args, ok=True):
-    result = CliRunner().invoke(get_cli(), ["--home", str(home), "--quiet", *map(str, args)])
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
 
 
 def direct_text_embeds(folder, texts: list[str]) -> torch.Tensor:
@@ -88,7 +80,7 @@ def test_a_text_tower_of_another_width_or_family_is_refused_in_one_line(tiny_mod
 
 
 def test_a_text_gap_is_the_difference_of_mean_text_embeddings(tiny_model, home):
-    doge(
+    cli(
         home,
         "gap", "create", "photo->sketch", "--model", tiny_model,
         "--src-text", "a photo of a {}", "--tgt-text", "a pencil sketch of a {}", "--classes", "cat,dog,horse",
@@ -154,27 +146,25 @@ def test_classes_from_a_folder_and_a_side_of_images(tiny_model, domains, home):
 
 
 def test_text_gap_mistakes_are_one_line(tiny_model, home):
-    result = doge(home, "gap", "create", "a->b", "--model", tiny_model, "--src-text", "a photo of a {}", "--tgt-text", "a sketch of a {}", ok=False)  # fmt: skip
+    result = cli(home, "gap", "create", "a->b", "--model", tiny_model, "--src-text", "a photo of a {}", "--tgt-text", "a sketch of a {}", ok=False)  # fmt: skip
     assert result.exit_code != 0 and "--classes" in result.output and "Traceback" not in result.output
-    result = doge(home, "gap", "create", "a->b", "--src-text", "x", "--tgt-text", "y", "--tgt", "some/dir", ok=False)
+    result = cli(home, "gap", "create", "a->b", "--src-text", "x", "--tgt-text", "y", "--tgt", "some/dir", ok=False)
     assert result.exit_code != 0 and "one of them" in result.output
-    result = doge(home, "gap", "create", "a->b", "--src", "x", ok=False)
+    result = cli(home, "gap", "create", "a->b", "--src", "x", ok=False)
     assert result.exit_code != 0 and "--tgt" in result.output
 
 
 def test_a_text_gap_renders_and_evaluates_like_any_gap(tiny_model, domains, home, tmp_path):
-    doge(
+    cli(
         home, "gap", "create", "photo->sketch", "--model", tiny_model, "--src-text", "a photo", "--tgt-text", "a sketch"
     )
     out = tmp_path / "out"
-    doge(
+    cli(
         home, "render", "--gap", "photo->sketch", "--src", domains["real"], "--out", out, "--model", tiny_model,
         "--control", "none", "--size", "64", "--steps", "2", "--limit", "1",
     )  # fmt: skip
     assert len(list((out / "images").iterdir())) == 1
-    result = doge(
-        home, "gap", "eval", "photo->sketch", "--src", domains["real"], "--tgt", domains["painting"], "--json"
-    )
+    result = cli(home, "gap", "eval", "photo->sketch", "--src", domains["real"], "--tgt", domains["painting"], "--json")
     assert json.loads(result.output)["gap"].startswith("photo->sketch@v1")
 
 
@@ -202,14 +192,14 @@ def plant(home, tiny_model, word: str, sign: float = 1.0, name: str = "planted")
 
 def test_explain_ranks_a_planted_word_first_and_signs_the_ranking(tiny_model, home):
     ref = plant(home, tiny_model, "fog")
-    result = json.loads(doge(home, "gap", "explain", ref, *WORDS, "--top", "5", "--json").output)
+    result = json.loads(cli(home, "gap", "explain", ref, *WORDS, "--top", "5", "--json").output)
     assert result["toward_target"][0]["word"] == "fog"
     assert result["toward_target"][0]["cosine"] == pytest.approx(1.0, abs=1e-3)
     assert all(item["cosine"] < 0 for item in result["toward_source"])
     assert "fog" not in [item["word"] for item in result["toward_source"]]
 
     against = plant(home, tiny_model, "fog", sign=-1.0, name="unfogged")
-    result = json.loads(doge(home, "gap", "explain", against, *WORDS, "--top", "5", "--json").output)
+    result = json.loads(cli(home, "gap", "explain", against, *WORDS, "--top", "5", "--json").output)
     # Signed, not absolute: a word against the gap is named as such, not among the words along it.
     assert result["toward_source"][0]["word"] == "fog"
     assert result["toward_source"][0]["cosine"] == pytest.approx(-1.0, abs=1e-3)
@@ -218,9 +208,9 @@ def test_explain_ranks_a_planted_word_first_and_signs_the_ranking(tiny_model, ho
 
 def test_explain_store_keeps_the_words_on_the_version_and_caches_embeddings(tiny_model, home, monkeypatch):
     ref = plant(home, tiny_model, "night")
-    text = doge(home, "gap", "explain", ref, *WORDS, "--top", "3", "--store").output
+    text = cli(home, "gap", "explain", ref, *WORDS, "--top", "3", "--store").output
     assert "toward the target" in text and "night" in text
-    shown = doge(home, "gap", "show", ref).output
+    shown = cli(home, "gap", "show", ref).output
     assert "explain.toward-target=night (1.00)" in shown and "explain.toward-source=" in shown
     cache = list((home / "cache" / "text-embeddings").glob("*.safetensors"))
     assert len(cache) == 1
@@ -231,10 +221,10 @@ def test_explain_store_keeps_the_words_on_the_version_and_caches_embeddings(tiny
         raise AssertionError("the vocabulary should come from the cache")
 
     monkeypatch.setattr(ClipTextEncoder, "encode", no_encoding)
-    again = json.loads(doge(home, "gap", "explain", ref, *WORDS, "--json").output)
+    again = json.loads(cli(home, "gap", "explain", ref, *WORDS, "--json").output)
     assert again["toward_target"][0]["word"] == "night"
     # Another template is another cache entry (and needs encoding).
-    result = doge(home, "gap", "explain", ref, *WORDS, "--template", "a painting of {}", ok=False)
+    result = cli(home, "gap", "explain", ref, *WORDS, "--template", "a painting of {}", ok=False)
     assert isinstance(result.exception, AssertionError)
 
 

@@ -2,19 +2,13 @@
 nothing is stored."""
 
 import pytest
-from click.testing import CliRunner
-
-from doge.cli.main import get_cli
+from helpers import doge
 
 
 @pytest.fixture(scope="module")
 def home(gap_home):
     """conftest's registry holding real->painting@v1, shared by this module's tests."""
     return gap_home
-
-
-def doge(home, *argv):
-    return CliRunner().invoke(get_cli(), ["--home", str(home), *[str(a) for a in argv]])
 
 
 # -- gaps that are no gaps ------------------------------------------------------------------------
@@ -32,7 +26,7 @@ def versions(home, name):
 
 def test_a_gap_between_a_folder_and_itself_is_refused_and_nothing_stored(home, tiny_model, domains):
     # once stored as 'created same->same@v1 ... |gap| 0.0000': a gap that moves nothing
-    result = doge(home, "--quiet", "gap", "create", "same->same", "--src", domains["real"], "--tgt", domains["real"],
+    result = doge("--home", home, "--quiet", "gap", "create", "same->same", "--src", domains["real"], "--tgt", domains["real"],
                   "--model", tiny_model)  # fmt: skip
     assert result.exit_code == 1, result.output
     assert "the gap is zero" in result.output and "same" in result.output.splitlines()[-1], result.output
@@ -41,7 +35,7 @@ def test_a_gap_between_a_folder_and_itself_is_refused_and_nothing_stored(home, t
 
 @pytest.mark.parametrize(("src_text", "tgt_text"), [("", "a painting"), ("a photo", "   "), ("a photo", "a photo")])
 def test_an_empty_or_identical_text_side_is_refused_and_nothing_stored(home, tiny_model, src_text, tgt_text):
-    result = doge(home, "--quiet", "gap", "create", "photo->text", "--src-text", src_text, "--tgt-text", tgt_text,
+    result = doge("--home", home, "--quiet", "gap", "create", "photo->text", "--src-text", src_text, "--tgt-text", tgt_text,
                   "--model", tiny_model)  # fmt: skip
     assert result.exit_code == 1, result.output
     line = result.output.strip().splitlines()[-1]

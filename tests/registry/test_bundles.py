@@ -6,9 +6,8 @@ import zipfile
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from helpers import cli
 
-from doge.cli.main import get_cli
 from doge.errors import DogeError
 from doge.registry import Registry, bundles
 from doge.registry.bundles import MANIFEST, import_bundle, read_bundle, write_bundle
@@ -326,13 +325,6 @@ def test_a_file_that_is_not_a_bundle_is_named(registry, tmp_path):
 
 
 # -- the command line ----------------------------------------------------------------------
-
-
-def cli(home, *args, ok=True):
-    result = CliRunner().invoke(get_cli(), ["--home", str(home), "--quiet", *map(str, args)])
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
 
 
 def test_cli_export_bundle_then_import_it_elsewhere(tmp_path):

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import serve_in_thread
 from PIL import Image
 from sqlalchemy import update
 
@@ -291,28 +292,13 @@ def test_serve_shows_damaged_records_and_never_answers_500(damaged):
 def serving(registry):
     """doge serve on a loopback port (uvicorn in a thread) over a registry whose stored evaluation
     of NAME@v1 and provenance of NAME@v2 another tool broke."""
-    import socket
-    import threading
-    import time
-
-    uvicorn = pytest.importorskip("uvicorn")
+    pytest.importorskip("uvicorn")
     from doge.serve.app import create_app
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     fill(registry)
     damage_every_kind(registry, ("evaluation", "provenance"))
-    server = uvicorn.Server(uvicorn.Config(create_app(registry), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(create_app(registry)) as url:
+        yield url
 
 
 def test_a_pull_from_a_doge_serve_holding_malformed_records_is_refused_and_stores_nothing(serving, tmp_path):

@@ -8,9 +8,8 @@ import textwrap
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from helpers import cli
 
-from doge.cli.main import get_cli
 from doge.errors import NotFound
 from doge.registry import Registry
 from doge.registry.copying import IncomingVersion, VersionConflict, place
@@ -51,13 +50,6 @@ def team(home, registry_url, tmp_path):
     reg = open_registry(get_remote("team", home), home, must_exist=False)
     yield reg
     reg.close()
-
-
-def cli(home, *args, ok=True):
-    result = CliRunner().invoke(get_cli(), ["--home", str(home), "--quiet", *map(str, args)])
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
 
 
 def one_line_error(result) -> str:

@@ -5,10 +5,9 @@ import io
 import json
 
 import pytest
-from click.testing import CliRunner
+from helpers import cli
 from PIL import Image
 
-from doge.cli.main import get_cli
 from doge.hooks import hookimpl
 
 FAST = ["--size", "64", "--steps", "2"]
@@ -20,16 +19,9 @@ def home(gap_home):
     return gap_home
 
 
-def doge(home, *args, ok=True):
-    result = CliRunner().invoke(get_cli(), ["--home", str(home), "--quiet", *map(str, args)])
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
-
-
 def preview(home, tiny_model, domains, *args, ok=True):
     net = tiny_model / "controlnet"
-    return doge(
+    return cli(
         home,
         "gap",
         "preview",
@@ -66,17 +58,17 @@ def test_preview_is_stored_listed_reproducible_and_removable(home, tiny_model, d
     other = json.loads(preview(home, tiny_model, domains, "-n", "2", "--seed", "7", "--json").output)
     assert other["sha256"] != first["sha256"]
 
-    shown = json.loads(doge(home, "gap", "show", "real->painting", "--json").output)
+    shown = json.loads(cli(home, "gap", "show", "real->painting", "--json").output)
     assert [p["id"] for p in shown["previews"]][-3:] == [first["id"], again["id"], other["id"]]
-    text = doge(home, "gap", "show", "real->painting").output
+    text = cli(home, "gap", "show", "real->painting").output
     assert f"preview {first['id']}: 2 image(s)" in text and "seed 7" in text
     assert first["settings"]["tiny_model"] is True and "its images are noise" in text
 
-    doge(home, "gap", "preview", "real->painting", "--rm", first["id"])
+    cli(home, "gap", "preview", "real->painting", "--rm", first["id"])
     assert blob.exists()  # the second preview has the same bytes
-    doge(home, "gap", "preview", "real->painting", "--rm", again["id"])
+    cli(home, "gap", "preview", "real->painting", "--rm", again["id"])
     assert not blob.exists()
-    gone = doge(home, "gap", "preview", "real->painting", "--rm", first["id"], ok=False)
+    gone = cli(home, "gap", "preview", "real->painting", "--rm", first["id"], ok=False)
     assert gone.exit_code == 1 and f"has no preview or plot {first['id']}" in gone.output
     assert f"attachments: {other['id']}" in gone.output and "Traceback" not in gone.output
 
@@ -98,9 +90,9 @@ def test_a_corrupted_preview_is_refused_on_read(home):
 
 
 def test_preview_mistakes_are_one_line(home, tiny_model, domains, tmp_path):
-    result = doge(home, "gap", "preview", "real->painting", ok=False)
+    result = cli(home, "gap", "preview", "real->painting", ok=False)
     assert result.exit_code == 2 and "give --src DIR" in result.output
-    result = doge(home, "gap", "preview", "real->paintin", "--src", domains["real"], ok=False)
+    result = cli(home, "gap", "preview", "real->paintin", "--src", domains["real"], ok=False)
     assert result.exit_code == 1 and "did you mean" in result.output and "Traceback" not in result.output
 
 

@@ -11,6 +11,7 @@ import threading
 
 import numpy as np
 import pytest
+from helpers import upload, write_class_folders
 from PIL import Image
 
 try:
@@ -50,26 +51,6 @@ def cluster(s3_endpoint):
     finally:
         ray.shutdown()
         made.shutdown()
-
-
-@pytest.fixture
-def bucket(s3_endpoint):
-    import uuid
-
-    import boto3
-
-    client = boto3.client("s3", endpoint_url=s3_endpoint)
-    name = f"ray-{uuid.uuid4().hex[:10]}"
-    client.create_bucket(Bucket=name)
-    return f"s3://{name}", client, name
-
-
-def upload(client, bucket, folder, prefix):
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            client.put_object(
-                Bucket=bucket, Key=f"{prefix}/{path.relative_to(folder).as_posix()}", Body=path.read_bytes()
-            )
 
 
 def get(client, bucket, key) -> bytes:
@@ -129,10 +110,7 @@ def test_render_and_augment_on_a_two_node_cluster_from_and_to_s3(
     # The cluster goes on with a new worker node; augment runs there from and to S3.
     cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
-    train = tmp_path / "train"
-    for i, f in enumerate(sorted(domains["real"].iterdir())[:4]):
-        (train / ("cat" if i < 2 else "dog")).mkdir(parents=True, exist_ok=True)
-        (train / ("cat" if i < 2 else "dog") / f.name).write_bytes(f.read_bytes())
+    train = write_class_folders(tmp_path / "train", domains, count=4)
     upload(client, name, train, "train")
     augment = dict(model=str(tiny_model), controls=["none"], per_class=3, batch_size=2, **OPTIONS)
     mine = doge.augment(train, ["real->painting"], tmp_path / "aug", home=home, **augment)

@@ -5,14 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-from helpers import lines, lines_tolerant, pixels
+from helpers import lines, lines_tolerant, pixels, render_cli, render_tiny
 from PIL import Image
-
-from doge.cli.main import get_cli
-
-FAST = ["--size", "64", "--steps", "2"]
-
 
 # real->painting@v1 (mean) and @v2 (median)
 GAP_ESTIMATORS = ("mean", "median")
@@ -27,24 +21,7 @@ def home(gap_home):
 @pytest.fixture
 def render(home, tiny_model, domains):
     def invoke(out, *args, ok=True, src=None):
-        argv = [
-            "--home",
-            str(home),
-            "--quiet",
-            "render",
-            "--src",
-            str(src or domains["real"]),
-            "--out",
-            str(out),
-            "--model",
-            str(tiny_model),
-            *FAST,
-            *map(str, args),
-        ]
-        result = CliRunner().invoke(get_cli(), argv)
-        if ok:
-            assert result.exit_code == 0, result.output
-        return result
+        return render_cli(home, tiny_model, src or domains["real"], out, *args, ok=ok)
 
     return invoke
 
@@ -279,20 +256,7 @@ def test_lora_scale_zero_means_no_lora(render, tmp_path, tiny_model):
 
 
 def test_python_api_matches_the_cli(home, tiny_model, domains, tmp_path, render):
-    import doge
-
-    result = doge.render(
-        ["real->painting"],
-        domains["real"],
-        tmp_path / "api",
-        model=str(tiny_model),
-        size=64,
-        steps=2,
-        controls=["none"],
-        limit=2,
-        home=home,
-        progress=False,
-    )
+    result = render_tiny(["real->painting"], domains["real"], tmp_path / "api", tiny_model, limit=2, home=home)
     render(tmp_path / "cli", "--gap", "real->painting", "--control", "none", "--limit", "2")
     assert len(result.written) == 2
     api, cli = pixels(tmp_path / "api"), pixels(tmp_path / "cli")

@@ -6,11 +6,7 @@ import json
 import os
 
 import pytest
-from click.testing import CliRunner
-
-from doge.cli.main import get_cli
-
-FAST = ["--size", "64", "--steps", "2"]
+from helpers import render_cli
 
 
 @pytest.fixture(scope="module")
@@ -20,9 +16,9 @@ def home(gap_home):
 
 
 def render(home, tiny_model, domains, out, *args):
-    argv = ["--home", home, "--quiet", "render", "--gap", "real->painting", "--src", domains["real"]]
-    argv += ["--out", out, "--model", tiny_model, "--control", "none", *FAST, *args]
-    return CliRunner().invoke(get_cli(), [str(a) for a in argv])
+    return render_cli(
+        home, tiny_model, domains["real"], out, "--gap", "real->painting", "--control", "none", *args, ok=False
+    )
 
 
 def one_line(result) -> str:

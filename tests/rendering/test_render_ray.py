@@ -21,7 +21,7 @@ except ImportError:
         raise
     pytest.skip("Ray is not installed: pip install 'doge[ray]'", allow_module_level=True)
 
-from helpers import lines, lines_tolerant, pixels
+from helpers import lines, lines_tolerant, pixels, render_cli
 
 FAST = ["--size", "64", "--steps", "2"]
 # Three sources, two images each, batches of four: a batch spans sources.
@@ -43,34 +43,17 @@ def home(gap_home):
 
 
 @pytest.fixture(scope="module")
-def render(home, tiny_model, domains, net):
-    def invoke(out, *args):
-        argv = [
-            "--home",
-            str(home),
-            "--quiet",
-            "render",
-            "--src",
-            str(domains["real"]),
-            "--out",
-            str(out),
-            "--model",
-            str(tiny_model),
-            "--controlnet",
-            str(net),
-            *FAST,
-            *JOB,
-            *map(str, args),
-        ]
-        result = CliRunner().invoke(get_cli(), argv)
-        assert result.exit_code == 0, result.output
-        return result
+def render(ray_session, home, tiny_model, domains, net):
+    """``render(out, *args, ok=True)``: the job through the CLI; its ``--ray`` runs join the module's Ray."""
+
+    def invoke(out, *args, ok=True):
+        return render_cli(home, tiny_model, domains["real"], out, "--controlnet", net, *JOB, *args, ok=ok)
 
     return invoke
 
 
 @pytest.fixture(scope="module")
-def runs(ray_session, render, tmp_path_factory):
+def runs(render, tmp_path_factory):
     """The job rendered locally, and on Ray with an actor that dies on its first batch."""
     root = tmp_path_factory.mktemp("runs")
     render(root / "local")
@@ -154,35 +137,14 @@ def test_a_ray_rerun_resumes_from_the_manifest(runs, render, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_users_mistake_found_in_an_actor_is_one_line(ray_session, home, tiny_model, domains, net, tmp_path):
+def test_a_users_mistake_found_in_an_actor_is_one_line(render, domains, tmp_path):
     from PIL import Image
 
     maps = tmp_path / "maps"
     maps.mkdir()
     first = sorted(domains["real"].iterdir())[0]
     Image.new("RGB", (64, 64)).save(maps / f"{first.stem}.png")  # the other sources have no map
-    argv = [
-        "--home",
-        str(home),
-        "--quiet",
-        "render",
-        "--src",
-        str(domains["real"]),
-        "--out",
-        str(tmp_path / "out"),
-        "--model",
-        str(tiny_model),
-        "--control",
-        "seg",
-        "--control-dir",
-        str(maps),
-        "--controlnet",
-        str(net),
-        *FAST,
-        *JOB,
-        "--ray",
-    ]
-    result = CliRunner().invoke(get_cli(), argv)
+    result = render(tmp_path / "out", "--control", "seg", "--control-dir", maps, "--ray", ok=False)
     assert result.exit_code != 0
     lines_out = result.output.strip().splitlines()
     assert len(lines_out) == 1 and lines_out[0].startswith("Error: no control map for "), result.output

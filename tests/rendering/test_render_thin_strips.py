@@ -4,10 +4,8 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from helpers import doge
 from PIL import Image
-
-from doge.cli.main import get_cli
 
 FAST = ["--size", "64", "--steps", "2"]
 
@@ -18,17 +16,13 @@ def home(gap_home):
     return gap_home
 
 
-def doge(home, *argv):
-    return CliRunner().invoke(get_cli(), ["--home", str(home), *[str(a) for a in argv]])
-
-
 def test_keep_skips_a_thin_strip_with_one_line_and_renders_the_rest(home, tiny_model, tmp_path, caplog):
     src = tmp_path / "src"
     src.mkdir()
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(src / "photo.png")
     Image.new("RGB", (1, 400), "red").save(src / "strip.png")  # once a 64x25600 render under keep
     out = tmp_path / "out"
-    result = doge(home, "--quiet", "render", "--gap", "real->painting", "--src", src, "--out", out,
+    result = doge("--home", home, "--quiet", "render", "--gap", "real->painting", "--src", src, "--out", out,
                   "--model", tiny_model, "--control", "none", "--fit", "keep", *FAST)  # fmt: skip
     assert result.exit_code == 0, result.output
     warned = [r.getMessage() for r in caplog.records if "strip.png" in r.getMessage()]

@@ -10,6 +10,7 @@ from urllib.parse import quote
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import serve_in_thread
 from PIL import Image
 
 pytest.importorskip("starlette")
@@ -356,29 +357,10 @@ def test_a_bundle_with_a_changed_preview_is_refused(library, tmp_path):
 @pytest.fixture
 def live(library):
     """The app on a loopback port (uvicorn in a thread)."""
-    import socket
-    import threading
-    import time
-
-    import uvicorn
-
     from doge.serve.app import create_app
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(library["registry"]), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(create_app(library["registry"])) as url:
+        yield url
 
 
 def test_a_doge_serve_is_a_read_only_remote(live, library, tmp_path):

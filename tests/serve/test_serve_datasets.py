@@ -8,8 +8,8 @@ import re
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
+from helpers import render_tiny, write_coco
 from PIL import Image
 
 pytest.importorskip("starlette")
@@ -20,45 +20,11 @@ FAST = {"steps": 2, "size": 64, "progress": False}
 HOSTILE = '<script>alert("car")</script>'
 
 
-def coco_source(root, domains, n=2):
-    """``n`` 96 x 64 images, each with a box of a hostile-named class and a polygon and an RLE of 'road'.
-    At --size 64 with --fit keep the output is 64 x 64: x scales by 2/3, so the box [12, 6, 30, 20]
-    lands at [8, 6, 20, 20]."""
-    from pycocotools import mask as mu
-
-    root.mkdir(parents=True)
-    images, anns = [], []
-    files = sorted(domains["real"].iterdir())
-    for i in range(n):
-        Image.open(files[i % len(files)]).convert("RGB").resize((96, 64)).save(root / f"{i:06d}.jpg")
-        images.append({"id": 10 + i, "file_name": f"{i:06d}.jpg", "width": 96, "height": 64})
-        mask = np.zeros((64, 96), bool)
-        mask[8:40, 30:90] = True
-        rle = mu.encode(np.asfortranarray(mask.astype(np.uint8)))
-        anns += [
-            {"id": 3 * i + 1, "image_id": 10 + i, "category_id": 1, "bbox": [12, 6, 30, 20], "area": 600, "iscrowd": 0},
-            {
-                "id": 3 * i + 2,
-                "image_id": 10 + i,
-                "category_id": 2,
-                "bbox": [0, 30, 48, 30],
-                "segmentation": [[0, 30, 48, 30, 48, 60, 0, 60]],
-                "area": 1440,
-                "iscrowd": 0,
-            },
-            {
-                "id": 3 * i + 3,
-                "image_id": 10 + i,
-                "category_id": 2,
-                "bbox": [30, 8, 60, 32],
-                "segmentation": {"size": [64, 96], "counts": rle["counts"].decode()},
-                "area": int(mask.sum()),
-                "iscrowd": 1,
-            },
-        ]
-    categories = [{"id": 1, "name": HOSTILE}, {"id": 2, "name": "road"}]
-    (root / "instances.json").write_text(json.dumps({"images": images, "annotations": anns, "categories": categories}))
-    return root
+def coco_source(root, domains):
+    """Two 96 x 64 images (helpers.write_coco), each with a box of a hostile-named class and a polygon
+    and an RLE of 'road'. At --size 64 with --fit keep the output is 64 x 64: x scales by 2/3, so the
+    box [12, 6, 30, 20] lands at x 8, width 20."""
+    return write_coco(root, domains, first_class=HOSTILE)
 
 
 def expected_box(out, doge_id: str, box=(12, 6, 30, 20)) -> tuple:
@@ -297,21 +263,10 @@ def test_curation_bodies_are_bounded_and_flat(tmp_path):
 
 
 def test_a_render_folder_is_served_read_only(tmp_path, gap_home, tiny_model, domains):
-    from doge.api import render
     from doge.registry import Registry
 
     out = tmp_path / "render"
-    reg = Registry(home=gap_home)
-    render(
-        ["real->painting"],
-        domains["real"],
-        out,
-        count=2,
-        model=str(tiny_model),
-        controls=["none"],
-        registry=reg,
-        **FAST,
-    )
+    render_tiny(["real->painting"], domains["real"], out, tiny_model, count=2, registry=Registry(home=gap_home))
     client = client_for(app_for(gap_home, out, writes=True))
     api = client.get("/api/datasets/render").json()
     assert api["kind"] == "render" and api["total"] == len(list((out / "images").glob("*.png"))) > 0

@@ -1,19 +1,13 @@
 """doge serve against hostile queries and a taken port: one line or a clean status, never a server error."""
 
 import pytest
-from click.testing import CliRunner
-
-from doge.cli.main import get_cli
+from helpers import doge
 
 
 @pytest.fixture(scope="module")
 def home(gap_home):
     """conftest's registry holding real->painting@v1, shared by this module's tests."""
     return gap_home
-
-
-def doge(home, *argv):
-    return CliRunner().invoke(get_cli(), ["--home", str(home), *[str(a) for a in argv]])
 
 
 # -- doge serve: hostile queries ----------------------------------------------------------------
@@ -58,7 +52,7 @@ def test_serve_on_a_taken_port_is_one_line_and_announces_nothing(home):
     port = taken.getsockname()[1]
     try:
         # once: 'doge serve: http://127.0.0.1:PORT/' printed as if serving, then uvicorn's ERROR, exit 3
-        result = doge(home, "serve", "--port", port)
+        result = doge("--home", home, "serve", "--port", port)
     finally:
         taken.close()
     assert result.exit_code == 1, result.output
@@ -72,7 +66,7 @@ def test_serve_on_port_0_announces_the_port_it_got(home, monkeypatch):
 
     served = []
     monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: served.extend(sockets or []))
-    result = doge(home, "serve", "--port", "0")
+    result = doge("--home", home, "serve", "--port", "0")
     assert result.exit_code == 0, result.output
     port = served[0].getsockname()[1]
     served[0].close()
