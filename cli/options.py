@@ -284,8 +284,8 @@ def runtime_options(
     ray_help: str = "Run on Ray: bare, a local Ray; 'auto' or ray://HOST:PORT joins a cluster.",
 ) -> Decorator:
     """Add ``names`` among device, dtype, batch_size, workers and ray, and pass the command one
-    ``runtime`` value (:class:`~doge.runtime.Runtime`) holding them, the registry of the global
-    options and their ``--quiet``."""
+    ``runtime`` value (:class:`~doge.runtime.Runtime`) holding them, the registry the global options
+    name (``--home``, ``--registry``, ``--blobs``; opened when the job needs it) and their ``--quiet``."""
     options = {
         "device": device_option(),
         "dtype": dtype_option(),

@@ -8,6 +8,7 @@ functions take it, or the same names as keywords (``doge.create_gap(..., device=
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -37,14 +38,21 @@ class Runtime:
     blobs: str | None = None
 
     def __post_init__(self) -> None:
-        if self.batch_size is not None and (isinstance(self.batch_size, bool) or int(self.batch_size) < 1):
-            raise DogeError(f"batch_size {self.batch_size!r}: use a whole number of at least 1")
-        if self.workers is not None and int(self.workers) < 0:
-            raise DogeError(f"workers {self.workers!r}: use 0 (decode here) or more")
+        for name, least in (("batch_size", 1), ("workers", 0)):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            try:
+                whole = operator.index(value)  # an int (numpy's too), not a float, text or bool
+            except TypeError:
+                whole = None
+            if whole is None or isinstance(value, bool) or whole < least:
+                raise DogeError(f"{name}={value!r}: use a whole number of at least {least}")
+            object.__setattr__(self, name, whole)
 
     def batch(self, default: int) -> int:
         """The batch size: the one given, else the job's ``default`` (4 renders, 32 encodings)."""
-        return int(self.batch_size) if self.batch_size is not None else default
+        return self.batch_size if self.batch_size is not None else default
 
 
 def field_names(cls: type) -> frozenset[str]:

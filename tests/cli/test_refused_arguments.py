@@ -137,9 +137,9 @@ def test_two_sources_that_would_share_output_names_are_refused(home, tiny_model,
 def test_a_refused_command_opens_no_registry(tmp_path, argv, said):
     # an unreachable --registry would hide the real mistake, and a fresh --home would gain a database
     home = tmp_path / "home"
-    result = CliRunner().invoke(get_cli(), ["--home", str(home), *argv])
+    result = doge("--home", home, *argv)
     assert result.exit_code != 0 and said in result.output, result.output
     assert not home.exists()
     unreachable = ["--registry", "postgresql+psycopg://nobody@127.0.0.1:9/none"]
-    result = CliRunner().invoke(get_cli(), [*unreachable, "--home", str(home), *argv])
+    result = doge(*unreachable, "--home", home, *argv)
     assert said in result.output and not home.exists(), result.output

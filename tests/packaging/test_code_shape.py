@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from doge.errors import DogeError
@@ -57,8 +58,12 @@ def test_values_are_checked_when_made_and_keywords_fold_into_them():
         Layout(output_format="csv")
     with pytest.raises(DogeError, match="--max-tries"):
         Refill(max_tries=0)
-    with pytest.raises(DogeError, match="batch_size 0"):
-        Runtime(batch_size=0)
+    for bad in (0, 2.5, "4", True):
+        with pytest.raises(DogeError, match=f"batch_size={bad!r}: use a whole number of at least 1"):
+            Runtime(batch_size=bad)
+    with pytest.raises(DogeError, match="workers=-1: use a whole number of at least 0"):
+        Runtime(workers=-1)
+    assert Runtime(batch_size=np.int64(8)).batch(4) == 8 and Runtime(workers=0).workers == 0
     layout, budget, runtime = fold_keywords(
         "augment",
         {"per_class": 3, "with_sources": "copy", "device": "cpu"},
