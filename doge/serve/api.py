@@ -20,7 +20,7 @@ from doge.names import validate_name
 from doge.quality.summary import compare_rows
 from doge.registry.fsck import check_version
 from doge.registry.labels import parse_labels
-from doge.serve.auth import TOKEN_ENV, user_of
+from doge.serve.auth import writer
 from doge.serve.common import SAFE_HEADERS, download, headers_for, status_for
 from doge.serve.guard import json_body
 from doge.urls import hide_password, hide_passwords_in
@@ -130,15 +130,8 @@ def attachment(request: Request):
 
 async def write(request: Request, change: Callable[[dict], object]):
     """Runs ``change(body)`` as the token's user when writes are allowed; answers the version's JSON."""
-    state = request.app.state
-    if not state.allow_writes:
-        return api_json({"error": "this doge serve is read-only: start it with --allow-writes"}, status=403)
-    user = user_of(request, state.tokens or {})
-    if user is None:
-        return api_json(
-            {"error": f"a write needs 'Authorization: Bearer TOKEN' with a token from {TOKEN_ENV}"}, status=401
-        )
     try:
+        user = writer(request)
         body = await json_body(request)
     except DogeError as exc:
         return api_error(exc)

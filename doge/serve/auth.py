@@ -44,6 +44,26 @@ def tokens_from_env() -> dict[str, str]:
     return parse_tokens(os.environ.get(TOKEN_ENV))
 
 
+class WriteRefused(DogeError):
+    """A write this server does not take: it is read-only (403), or the request carries no known token (401)."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+def writer(request: Request) -> str:
+    """The user a JSON write (``POST /api/...``) runs as: its bearer token's. Raises
+    :class:`WriteRefused` on a read-only serve or without a known token."""
+    state = request.app.state
+    if not state.allow_writes:
+        raise WriteRefused("this doge serve is read-only: start it with --allow-writes", 403)
+    user = user_of(request, state.tokens or {})
+    if user is None:
+        raise WriteRefused(f"a write needs 'Authorization: Bearer TOKEN' with a token from {TOKEN_ENV}", 401)
+    return user
+
+
 def user_of(request: Request, tokens: dict[str, str]) -> str | None:
     """The user whose token the request's ``Authorization: Bearer TOKEN`` carries, or None."""
     scheme, _, given = request.headers.get("authorization", "").partition(" ")

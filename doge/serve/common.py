@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from doge.errors import DogeError, IntegrityError, NotFound
 from doge.registry.database import RegistryBusy
+from doge.serve.auth import WriteRefused
 
 RETRY_AFTER_S = 2  # what a busy registry asks a client to wait
 
@@ -25,7 +26,10 @@ def ref_url(ref: str) -> str:
 
 
 def status_for(exc: DogeError) -> int:
-    """The HTTP status of a refusal: 404 for what is not there, 500 for damage, else 400."""
+    """The HTTP status of a refusal: 404 for what is not there, 401/403 for a write refused, 503
+    for a busy registry, 500 for damage, else 400."""
+    if isinstance(exc, WriteRefused):
+        return exc.status
     if isinstance(exc, NotFound):
         return 404
     if isinstance(exc, RegistryBusy):

@@ -23,7 +23,7 @@ from doge.augmentation.curation import mark
 from doge.augmentation.readback import OutputFolder, Record
 from doge.errors import DogeError, NotFound
 from doge.locks import output_lock
-from doge.serve.auth import TOKEN_ENV, user_for, user_of
+from doge.serve.auth import TOKEN_ENV, user_for, writer
 from doge.serve.common import status_for
 from doge.serve.datasets import STATUSES, Query, ServedDataset
 from doge.serve.guard import body_bytes, json_body
@@ -398,15 +398,8 @@ def api_dataset(request: Request):
 
 async def api_curate(request: Request):
     """``POST /api/datasets/NAME/curation`` ``{"rejected": [ids], "kept": [ids], "clear": [ids]}`` with a bearer token."""
-    state = request.app.state
-    if not state.allow_writes:
-        return JSONResponse({"error": "this doge serve is read-only: start it with --allow-writes"}, status_code=403)
-    user = user_of(request, state.tokens or {})
-    if user is None:
-        return JSONResponse(
-            {"error": f"a write needs 'Authorization: Bearer TOKEN' with a token from {TOKEN_ENV}"}, status_code=401
-        )
     try:
+        user = writer(request)
         body = await json_body(request)
         if not all(
             isinstance(body.get(k, []), list) and all(isinstance(i, str) for i in body.get(k, []))

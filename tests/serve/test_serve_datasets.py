@@ -293,6 +293,10 @@ def test_a_rejection_drops_the_image_from_the_next_run_and_refills(tmp_path, gap
     victim = records[0]
     # writes need the token; an unknown id is refused and stores nothing
     assert client.post("/api/datasets/aug/curation", json={"rejected": [victim["id"]]}).status_code == 401
+    token = {"Authorization": "Bearer s3cret-token"}
+    read_only = client_for(app_for(gap_home, out, writes=False))
+    refused = read_only.post("/api/datasets/aug/curation", json={"rejected": [victim["id"]]}, headers=token)
+    assert refused.status_code == 403 and "--allow-writes" in refused.json()["error"]
     bad = client.post(
         "/api/datasets/aug/curation", json={"rejected": ["nope"]}, headers={"Authorization": "Bearer s3cret-token"}
     )
