@@ -37,9 +37,9 @@ def mask_overlay(folder: OutputFolder, record: Record):
     w, h = folder.image_size(record)
     layer = np.zeros((h, w, 4), np.uint8)
     drawn = False
-    path = folder.mask_path(record)
-    if path is not None and path.is_file():
-        with Image.open(path) as opened:
+    data = folder.mask_bytes(record)
+    if data is not None:
+        with Image.open(io.BytesIO(data)) as opened:
             values = np.asarray(opened.convert("L") if opened.mode not in ("L", "P", "I", "I;16") else opened)
         if values.shape[:2] != (h, w):
             values = np.asarray(Image.fromarray(values).resize((w, h), Image.Resampling.NEAREST))

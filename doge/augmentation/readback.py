@@ -53,6 +53,7 @@ class Record:
     size: tuple[int, int] | None = None  # (w, h) when the files say; else read from the image on demand
     annotations: list[dict] = field(default_factory=list)  # {"category", "bbox", "segmentation"} in output px
     mask: str | None = None  # the label image's path in the dataset root
+    mask_member: tuple[int, int] | None = None  # or in the image's container: a tar member, a Parquet row
     source: str | None = None  # the source image, as recorded (served only inside the run's source root)
     member: tuple[int, int] | None = None  # in its container: a tar member's (offset, size), a Parquet row (row, 0)
     container: str | None = None  # the shard (WebDataset tar, Parquet file) holding the image, in the dataset root
@@ -61,6 +62,10 @@ class Record:
     @property
     def label(self) -> str:
         return self.labels[0] if self.labels else ""
+
+    @property
+    def has_mask(self) -> bool:
+        return self.mask is not None or self.mask_member is not None
 
 
 @dataclass
@@ -110,15 +115,27 @@ class OutputFolder:
         path = self.image_path(record)
         if record.member is None:
             return path.read_bytes()
-        if path.suffix == ".parquet":
-            return _parquet_cell(path, record.member[0], "image")
-        offset, size = record.member
-        with open(path, "rb") as f:
+        data = self._member(path, record.member, "image")
+        if data is None:
+            raise DogeError(f"{path} row {record.member[0]}: no image bytes")
+        return data
+
+    def mask_bytes(self, record: Record) -> bytes | None:
+        """The record's label image (a PNG): its own file, or the member or cell of its container
+        that holds it (a WebDataset sample's ``.mask.png``, a Parquet row's ``mask``); None without one."""
+        if record.mask_member is not None:
+            return self._member(self.image_path(record), record.mask_member, "mask")
+        path = contained(self.root, record.mask) if record.mask else None
+        return path.read_bytes() if path is not None and path.is_file() else None
+
+    @staticmethod
+    def _member(container: Path, member: tuple[int, int], column: str) -> bytes | None:
+        if container.suffix == ".parquet":
+            return _parquet_cell(container, member[0], column)
+        offset, size = member
+        with open(container, "rb") as f:
             f.seek(offset)
             return f.read(size)
-
-    def mask_path(self, record: Record) -> Path | None:
-        return contained(self.root, record.mask) if record.mask else None
 
     def source_path(self, record: Record) -> Path | None:
         """The source image, only when the run recorded its source dataset, that folder lies inside
@@ -383,8 +400,11 @@ def _webdataset_records(root: Path) -> list[Record]:
                 for member in tar:
                     if not member.isfile():
                         continue
-                    key, _, suffix = member.name.rpartition(".")
-                    sample = samples.setdefault(key, {})
+                    # a WebDataset key ends at the first dot of the member's base name (doge's keys
+                    # hold none): "a/b.png", "a/b.json" and "a/b.mask.png" are one sample's
+                    folder, _, base = member.name.rpartition("/")
+                    stem, _, suffix = base.partition(".")
+                    sample = samples.setdefault(f"{folder}/{stem}", {})
                     if suffix == "json":
                         f = tar.extractfile(member)
                         try:
@@ -393,6 +413,8 @@ def _webdataset_records(root: Path) -> list[Record]:
                             sample["meta"] = {}
                     elif suffix in ("png", "jpg", "jpeg", "webp"):
                         sample["image"] = (member.name, member.offset_data, member.size)
+                    elif suffix == "mask.png":
+                        sample["mask"] = (member.offset_data, member.size)
         except (OSError, tarfile.TarError) as exc:
             raise DogeError(f"{shard} could not be read ({exc}); rerun the doge augment that wrote it") from None
         for sample in samples.values():
@@ -408,6 +430,7 @@ def _webdataset_records(root: Path) -> list[Record]:
                     file,
                     (_text(meta.get("label")),),
                     member=(offset, size),
+                    mask_member=sample.get("mask"),
                     container=shard.name,
                     **_doge_fields(meta),
                 )
@@ -429,6 +452,7 @@ def _parquet_records(root: Path, class_names: list[str]) -> list[Record]:
             pf = pq.ParquetFile(path)
             categories = _hf_category_names(pf.schema_arrow.metadata or {})
             columns = [c for c in pf.schema_arrow.names if c not in ("image", "mask")]
+            has_masks = "mask" in pf.schema_arrow.names
             rows = pf.read(columns=columns).to_pylist()
         except (OSError, ValueError) as exc:
             raise DogeError(f"{path} could not be read ({exc}); rerun the doge augment that wrote it") from None
@@ -456,6 +480,7 @@ def _parquet_records(root: Path, class_names: list[str]) -> list[Record]:
                     labels,
                     annotations=anns,
                     member=(i, 0),
+                    mask_member=(i, 0) if has_masks else None,
                     container=name,
                     **_doge_fields(row),
                 )
@@ -475,7 +500,8 @@ def _hf_category_names(metadata: dict) -> list[str]:
         return []
 
 
-def _parquet_cell(path: Path, row: int, column: str) -> bytes:
+def _parquet_cell(path: Path, row: int, column: str) -> bytes | None:
+    """The bytes of the Image cell ``column`` of row ``row`` (None: the cell holds none)."""
     import pyarrow.parquet as pq
 
     pf = pq.ParquetFile(path)
@@ -485,9 +511,7 @@ def _parquet_cell(path: Path, row: int, column: str) -> bytes:
         if row < start + rows:
             value = pf.read_row_group(group, columns=[column]).column(column)[row - start].as_py()
             data = value.get("bytes") if isinstance(value, dict) else None
-            if not isinstance(data, bytes):
-                raise DogeError(f"{path} row {row}: no {column} bytes")
-            return data
+            return data if isinstance(data, bytes) else None
         start += rows
     raise DogeError(f"{path} has no row {row} (was it rewritten?)")
 

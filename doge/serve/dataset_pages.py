@@ -54,7 +54,7 @@ def _cell(served: ServedDataset, folder: OutputFolder, record: Record, marks: di
     """What a grid cell or the image page shows of ``record``: its facts and its labels as SVG shapes."""
     w, h = folder.image_size(record)
     boxes, shapes = [], []
-    overlay = record.mask is not None
+    overlay = record.has_mask
     for ann in record.annotations:
         category = ann.get("category") or ""
         if isinstance(ann.get("segmentation"), dict):
@@ -274,10 +274,13 @@ async def file(request: Request):
         if what == "image":
             suffix = record.file.rsplit(".", 1)[-1].lower()
             return folder.image_bytes(record), _IMAGE_TYPES.get(suffix, "application/octet-stream")
+        if what == "mask":  # its own file, or a member of the image's shard: a PNG either way
+            data = folder.mask_bytes(record)
+            if data is None:
+                raise NotFound(f"image {record.index} of {served.name} has no mask here")
+            return data, "image/png"
         if what == "source":
             path = folder.source_path(record)
-        elif what == "mask":
-            path = folder.mask_path(record)
         elif what.startswith("control-"):
             path = dict(folder.control_paths(record)).get(what.removeprefix("control-"))
         else:

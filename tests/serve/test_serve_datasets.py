@@ -349,3 +349,40 @@ def test_parquet_and_webdataset_outputs_are_shown_with_their_labels(fmt, tmp_pat
         assert thumb.status_code == 200 and image.status_code == 200
         assert Image.open(__import__("io").BytesIO(image.content)).size == (record["w"], record["h"])
     assert list(out.glob("contact-sheet-road-*.png"))
+
+
+@pytest.mark.parametrize("output_format", ["imagefolder", "webdataset", "parquet"])
+def test_label_images_are_drawn_in_every_format_and_never_listed_as_images(
+    tmp_path, gap_home, tiny_model, domains, output_format
+):
+    import io
+
+    import numpy as np
+    from helpers import augment_tiny
+
+    src, masks = tmp_path / "seg" / "images", tmp_path / "seg" / "labels"
+    src.mkdir(parents=True)
+    masks.mkdir()
+    for i, f in enumerate(sorted(domains["real"].iterdir())[:2]):
+        Image.open(f).convert("RGB").resize((64, 64)).save(src / f.name)
+        label = np.zeros((64, 64), np.uint8)
+        label[: 16 * (i + 1), :] = 7  # a band of class 7 on top, as tall as 16 px times the source's number
+        Image.fromarray(label).save(masks / f.name)
+    out = tmp_path / f"seg-{output_format}"
+    augment_tiny(src, out, tiny_model, gap_home, masks=masks, per_class=2, output_format=output_format)
+    client = client_for(app_for(gap_home, out))
+    records = client.get(f"/api/datasets/{out.name}").json()["records"]
+    # two new images a class, one class: a WebDataset's .mask.png members are no images of their own
+    assert len(records) == 2 and all(r["overlay"] for r in records), records
+    from doge.augmentation.readback import read_output
+
+    assert len(read_output(out).records) == 2
+    for r in records:
+        mask = client.get(f"/datasets/{out.name}/files/{r['index']}/mask")
+        assert mask.status_code == 200, mask.text
+        values = np.asarray(Image.open(io.BytesIO(mask.content)))
+        assert set(np.unique(values)) == {0, 7} and values[0].all() and not values[-1].any()
+        layer = client.get(f"/datasets/{out.name}/overlays/{r['index']}")
+        assert layer.status_code == 200
+        alpha = np.asarray(Image.open(io.BytesIO(layer.content)))[..., 3]
+        assert alpha[0].all() and not alpha[-1].any()  # the band is drawn where the label image has it
