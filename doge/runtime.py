@@ -8,11 +8,10 @@ functions take it, or the same names as keywords (``doge.create_gap(..., device=
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from doge.errors import DogeError
+from doge.errors import DogeError, whole
 
 
 @dataclass(frozen=True)
@@ -39,16 +38,8 @@ class Runtime:
 
     def __post_init__(self) -> None:
         for name, least in (("batch_size", 1), ("workers", 0)):
-            value = getattr(self, name)
-            if value is None:
-                continue
-            try:
-                whole = operator.index(value)  # an int (numpy's too), not a float, text or bool
-            except TypeError:
-                whole = None
-            if whole is None or isinstance(value, bool) or whole < least:
-                raise DogeError(f"{name}={value!r}: use a whole number of at least {least}")
-            object.__setattr__(self, name, whole)
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, whole(getattr(self, name), name, least))
 
     def batch(self, default: int) -> int:
         """The batch size: the one given, else the job's ``default`` (4 renders, 32 encodings)."""
@@ -74,6 +65,11 @@ def fold_keywords(what: str, keywords: dict[str, Any], *values: tuple[type, Any]
         raise DogeError(f"{what}() got unknown option(s) {', '.join(unknown)}; it takes: {', '.join(sorted(known))}")
     folded = []
     for cls, value in values:
+        if value is not None and not isinstance(value, cls):
+            raise DogeError(
+                f"{what}() takes a {cls.__name__} ({cls.__module__}.{cls.__name__}) there, got "
+                f"{type(value).__name__}: make one, or give its fields as keywords"
+            )
         mine = {name: given for name, given in keywords.items() if name in field_names(cls)}
         if value is None:
             folded.append(cls(**mine))

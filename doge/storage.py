@@ -58,6 +58,9 @@ def location(where: Any):
     """``where`` (a path, ``file://`` URL or fsspec URL) as a Path (local) or a UPath (remote)."""
     from upath import UPath
 
+    if where is None:  # str(None) would be a folder named "None" in the working directory
+        raise DogeError("a folder or URL is needed here, got None")
+
     if isinstance(where, UPath):
         return Path(where.path) if where.protocol in ("", "file", "local") else where
     if isinstance(where, os.PathLike):
@@ -69,6 +72,14 @@ def location(where: Any):
         with errors(text, "open"):
             return UPath(text)
     return Path(text).expanduser()
+
+
+def output_location(where: Any, flag: str = "--out"):
+    """The folder a job writes to, as :func:`location`; nothing (None, "") is refused in one line
+    rather than taken as the working directory."""
+    if where is None or not str(where).strip():
+        raise DogeError(f"give {flag}: the folder (or URL) to write to")
+    return location(where)
 
 
 def is_remote(path: Any) -> bool:

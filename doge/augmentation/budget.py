@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 
 from doge.augmentation.options import Budget
-from doge.errors import DogeError, finite
+from doge.errors import DogeError
 from doge.rendering.plan import check_image_count
 
 
@@ -44,17 +44,12 @@ def _targets(by_class, *, per_class, ratio, balance, count) -> dict[str, int]:
     if len(given) != 1:
         what = "none" if not given else " and ".join(given)
         raise DogeError(f"give exactly one budget (--per-class N, --ratio R, --balance or --count N), not {what}")
+    # each number was checked when the Budget was made (doge.augmentation.options)
     if per_class is not None:
-        if per_class < 1:
-            raise DogeError("--per-class must be at least 1")
         return {label: per_class for label in by_class}
     if ratio is not None:
-        if finite(ratio, "--ratio") <= 0:
-            raise DogeError("--ratio must be above 0")
         return {label: max(1, round(ratio * len(ix))) for label, ix in by_class.items()}
     if count is not None:
-        if count < 1:
-            raise DogeError("--count must be at least 1")
         labels = sorted(by_class)
         share, extra = divmod(count, len(labels))
         return {label: share + (i < extra) for i, label in enumerate(labels)}

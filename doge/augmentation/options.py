@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from doge.errors import DogeError
+from doge.errors import DogeError, finite, whole
 
 FORMATS = ("imagefolder", "coco", "webdataset", "parquet")
 WITH_SOURCES = ("none", "link", "copy")
@@ -47,6 +47,15 @@ class Budget:
     count: int | None = None
     weights: Any = None
 
+    def __post_init__(self) -> None:
+        for name, flag in (("per_class", "--per-class"), ("count", "--count")):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, whole(getattr(self, name), flag, 1))
+        if self.ratio is not None and finite(self.ratio, "--ratio") <= 0:
+            raise DogeError(f"--ratio {self.ratio!r}: give a number above 0")
+        if not isinstance(self.balance, bool):
+            raise DogeError(f"balance {self.balance!r}: give True or False")
+
 
 @dataclass(frozen=True)
 class Refill:
@@ -62,8 +71,13 @@ class Refill:
     max_tries: int = DEFAULT_MAX_TRIES
 
     def __post_init__(self) -> None:
-        if self.max_tries < 1:
-            raise DogeError("--max-tries must be at least 1")
+        object.__setattr__(self, "max_tries", whole(self.max_tries, "--max-tries", 1))
+        for name, flag in (
+            ("min_target_score", "--min-target-score"),
+            ("min_source_similarity", "--min-source-similarity"),
+        ):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, finite(getattr(self, name), flag))
 
 
 @dataclass(frozen=True)
@@ -78,6 +92,7 @@ class Layout:
     work: Any = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "shard_size", whole(self.shard_size, "--shard-size", 1))
         if self.output_format not in FORMATS:
             raise DogeError(f"--format {self.output_format!r}: use one of {', '.join(FORMATS)}")
         if self.with_sources not in WITH_SOURCES:

@@ -169,7 +169,7 @@ def augment(
         (RenderSettings, settings),
         (Runtime, runtime),
     )
-    out = storage.location(out)
+    out = storage.output_location(out)
     work = storage.location(layout.work) if layout.work else default_work(out)
     groups = gap_groups(gaps)
     spread = parse_weights(budget.weights) if budget.weights is not None else [float(settings.edit_weight)]

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from doge.errors import whole
+
 
 @dataclass(frozen=True)
 class Sampling:
@@ -17,6 +19,12 @@ class Sampling:
     src_limit: int | None = None
     tgt_limit: int | None = None
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name, flag in (("src_limit", "--src-limit"), ("tgt_limit", "--tgt-limit")):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, whole(getattr(self, name), flag, 1))
+        object.__setattr__(self, "seed", whole(self.seed, "--seed", -(2**63)))
 
 
 @dataclass(frozen=True)

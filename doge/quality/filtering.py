@@ -166,7 +166,7 @@ def filter_outputs(
     from doge.gaps.store import load_gap, with_registry
     from doge.quality.transfer import check_sizes, domain_classifier
 
-    out = storage.location(out)
+    out = storage.output_location(out, "OUT")
     _manifest_entries(out)  # nothing to filter is one line, before the folder is locked
     with output_lock(out, "filter"):  # no render or other filter writes there meanwhile
         entries = _manifest_entries(out)

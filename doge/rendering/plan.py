@@ -353,6 +353,7 @@ def plan(
     made from ``per_source``/``count`` (``doge augment`` plans its own).
     """
     s, rt = settings_from_keywords(settings, runtime, options, "plan")
+    out = storage.output_location(out)
     model = str(s.model or default_model())
     weights = sweep_weights(s.sweep) if s.sweep else [finite(s.edit_weight, "--edit-weight")]
     guidance, lora_scale = finite(s.guidance, "--guidance"), finite(s.lora_scale, "--lora-scale")
@@ -375,7 +376,6 @@ def plan(
     if sources is None:
         sources = discover(src, limit=limit, seed=seed)
     check_unique_stems(sources.relative(f) for f in sources.files)
-    out = storage.location(out)
     if src is not None:
         refuse_inside_src(src, out)
     _check_writable(out, grid)

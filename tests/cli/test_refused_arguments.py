@@ -143,3 +143,17 @@ def test_a_refused_command_opens_no_registry(tmp_path, argv, said):
     unreachable = ["--registry", "postgresql+psycopg://nobody@127.0.0.1:9/none"]
     result = doge(*unreachable, "--home", home, *argv)
     assert said in result.output and not home.exists(), result.output
+
+
+@pytest.mark.parametrize("out", [None, "", "  "])
+def test_no_output_folder_is_refused_not_taken_as_the_working_directory(home, tmp_path, monkeypatch, out):
+    import doge
+    from doge.errors import DogeError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "src").mkdir()
+    with pytest.raises(DogeError, match="give --out: the folder"):
+        doge.augment(tmp_path / "src", ["real->painting"], out, per_class=1, home=home)
+    with pytest.raises(DogeError, match="give --out: the folder"):
+        doge.render(["real->painting"], tmp_path / "src", out, home=home)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]  # no folder named "None", nothing written here

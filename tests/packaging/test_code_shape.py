@@ -4,6 +4,7 @@ tail of parameters), and every value folds keywords into one home."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import numpy as np
@@ -59,9 +60,9 @@ def test_values_are_checked_when_made_and_keywords_fold_into_them():
     with pytest.raises(DogeError, match="--max-tries"):
         Refill(max_tries=0)
     for bad in (0, 2.5, "4", True):
-        with pytest.raises(DogeError, match=f"batch_size={bad!r}: use a whole number of at least 1"):
+        with pytest.raises(DogeError, match=f"batch_size {bad!r}: use a whole number of at least 1"):
             Runtime(batch_size=bad)
-    with pytest.raises(DogeError, match="workers=-1: use a whole number of at least 0"):
+    with pytest.raises(DogeError, match="workers -1: use a whole number of at least 0"):
         Runtime(workers=-1)
     assert Runtime(batch_size=np.int64(8)).batch(4) == 8 and Runtime(workers=0).workers == 0
     layout, budget, runtime = fold_keywords(
@@ -91,3 +92,30 @@ def test_a_runtime_setting_a_function_cannot_use_is_refused(tmp_path):
     with pytest.raises(DogeError, match=r"create_gap\(\) does not use dtype=; leave it out"):
         create_gap("a->b", tmp_path, tmp_path, dtype="fp16", home=tmp_path / "home")
     assert not (tmp_path / "home").exists()  # refused before the registry opened
+
+
+def test_a_value_of_the_wrong_kind_or_with_wrong_fields_is_one_line():
+    from doge.augmentation.options import Budget, DatasetInput, Layout, Refill
+    from doge.gaps.options import Sampling
+    from doge.runtime import fold_keywords
+
+    with pytest.raises(
+        DogeError, match=r"^augment\(\) takes a Budget \(doge.augmentation.options.Budget\) there, got int"
+    ):
+        fold_keywords("augment", {}, (DatasetInput, None), (Budget, 5))
+    with pytest.raises(DogeError, match=r"takes a DatasetInput .* got Budget"):
+        fold_keywords("augment", {}, (DatasetInput, Budget()))
+    for make, said in [
+        (lambda: Refill(min_target_score="x"), "--min-target-score 'x': give a number"),
+        (lambda: Refill(min_source_similarity=float("nan")), "--min-source-similarity nan: give a finite number"),
+        (lambda: Refill(max_tries=2.5), "--max-tries 2.5: use a whole number of at least 1"),
+        (lambda: Budget(per_class="3"), "--per-class '3': use a whole number of at least 1"),
+        (lambda: Budget(count=0), "--count 0: use a whole number of at least 1"),
+        (lambda: Budget(ratio=0), "--ratio 0: give a number above 0"),
+        (lambda: Budget(balance="yes"), "balance 'yes': give True or False"),
+        (lambda: Layout(shard_size=0), "--shard-size 0: use a whole number of at least 1"),
+        (lambda: Sampling(src_limit=0), "--src-limit 0: use a whole number of at least 1"),
+        (lambda: Sampling(seed=1.5), "--seed 1.5: use a whole number"),
+    ]:
+        with pytest.raises(DogeError, match=re.escape(said)):
+            make()
