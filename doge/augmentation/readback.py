@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from doge.errors import DogeError, NotFound
+from doge.errors import DogeError, NotFound, first_line
 from doge.paths import inside, relative_key
 
 RUN_FILE = "doge-run.json"  # doge augment's summary in OUT (see doge.augmentation.run)
@@ -184,8 +185,8 @@ class OutputFolder:
                 else:
                     with Image.open(io.BytesIO(self.image_bytes(record))) as im:
                         record.size = im.size
-            except (OSError, ValueError, DogeError):
-                record.size = (1, 1)  # not readable or refused: drawn as an empty square
+            except (OSError, ValueError, DogeError, Image.DecompressionBombError):
+                record.size = (1, 1)  # not readable, refused or a decompression bomb: drawn as an empty square
         return record.size
 
 
@@ -195,7 +196,14 @@ def contained(root: Path, name: str) -> Path:
     DogeError line otherwise, so no ``..``, absolute path or link reaches anything else."""
     if isinstance(name, str) and os.path.isabs(name):
         name = os.path.relpath(name, root)  # a recorded absolute path: inside() refuses what climbs out
-    return inside(root, name, f"a file of the dataset in {root}")
+    path = inside(root, name, f"a file of the dataset in {root}")
+    try:
+        mode = path.stat().st_mode
+    except OSError:  # not there (or a name too long to be): the caller's is_file() says no
+        return path
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a FIFO or a device would hang or never end
+        raise DogeError(f"{path} is not a regular file; a dataset holds only files and folders")
+    return path
 
 
 def stamp_of(root: Path) -> tuple:
@@ -221,16 +229,32 @@ def read_output(root, run: dict | None = None, trusted=()) -> OutputFolder:
         raise NotFound(f"{root} is not a folder: give the OUT folder of a doge augment or doge render")
     stamp = stamp_of(root)
     if run is None:
-        run = _load_json(root / RUN_FILE) if (root / RUN_FILE).is_file() else {}
+        run = _load_json(contained(root, RUN_FILE)) if (root / RUN_FILE).is_file() else {}
         if not isinstance(run, dict):
             raise DogeError(f"{root / RUN_FILE} is not a doge run summary (a JSON object); move it away")
     if (root / "manifest.jsonl").is_file() and not run:
         return OutputFolder(root, "render", _render_records(root), {}, stamp, trusted)
     fmt = run.get("format") or _guess(root)
+    try:
+        records = _records(root, fmt, run)
+        controls = tuple(c.get("name") for c in _list(_dict(run.get("render")).get("controls")) if isinstance(c, dict))
+    except DogeError:
+        raise
+    except Exception as exc:  # the folder is someone else's files: whatever they hold is one line, never a 500
+        raise DogeError(
+            f"{root} could not be read as a doge output ({first_line(exc)}); rerun the doge augment or render that wrote it"
+        ) from None
+    for r in records:
+        if r.generated:
+            r.controls = tuple(str(c) for c in controls if c and c != "none")
+    return OutputFolder(root, fmt, records, run, stamp, trusted)
+
+
+def _records(root: Path, fmt, run: dict) -> list[Record]:
     if fmt == "imagefolder":
         records = _imagefolder_records(root, str(run.get("label_column") or "label"))
     elif fmt == "coco":
-        records = _coco_records(root, str(run.get("annotations_name") or "annotations.json"))
+        records = _coco_records(root, contained(root, str(run.get("annotations_name") or "annotations.json")))
     elif fmt == "webdataset":
         records = _webdataset_records(root)
     elif fmt == "parquet":
@@ -240,11 +264,7 @@ def read_output(root, run: dict | None = None, trusted=()) -> OutputFolder:
             f"{root} holds no doge output (no metadata.jsonl, annotations.json, shard-*.tar or manifest.jsonl); "
             "give the OUT folder of a doge augment or doge render"
         )
-    controls = tuple(c.get("name") for c in (run.get("render") or {}).get("controls") or [] if isinstance(c, dict))
-    for r in records:
-        if r.generated:
-            r.controls = tuple(str(c) for c in controls if c and c != "none")
-    return OutputFolder(root, fmt, records, run, stamp, trusted)
+    return records
 
 
 def _guess(root: Path) -> str | None:
@@ -309,7 +329,7 @@ def _id(row: dict, file: str) -> str:
 def _imagefolder_records(root: Path, label_column: str) -> list[Record]:
     records: list[Record] = []
     has_masks = (root / "masks").is_dir()
-    with open(root / "metadata.jsonl", encoding="utf-8") as f:
+    with open(contained(root, "metadata.jsonl"), encoding="utf-8") as f:
         for line in f:
             try:
                 row = json.loads(line)
@@ -331,10 +351,10 @@ def _imagefolder_records(root: Path, label_column: str) -> list[Record]:
     return records
 
 
-def _coco_records(root: Path, annotations_name: str) -> list[Record]:
-    doc = _load_json(root / annotations_name)
+def _coco_records(root: Path, annotations: Path) -> list[Record]:
+    doc = _load_json(annotations)
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
-        raise DogeError(f"{root / annotations_name} is not a COCO file (no images list)")
+        raise DogeError(f"{annotations} is not a COCO file (no images list)")
     names = {
         c.get("id"): _text(c.get("name"))
         for c in doc.get("categories") or []
@@ -393,7 +413,7 @@ def _is_box(box) -> bool:
 
 def _webdataset_records(root: Path) -> list[Record]:
     records: list[Record] = []
-    for shard in sorted(root.glob("shard-*.tar")):
+    for shard in sorted(contained(root, p.name) for p in root.glob("shard-*.tar")):
         samples: dict[str, dict] = {}
         try:
             with tarfile.open(shard) as tar:
@@ -446,7 +466,7 @@ def _parquet_records(root: Path, class_names: list[str]) -> list[Record]:
     except ImportError:
         raise DogeError("reading a Parquet dataset needs pyarrow: pip install 'doge[parquet]'") from None
     records: list[Record] = []
-    for path in sorted((root / "data").glob("*.parquet")):
+    for path in sorted(contained(root, f"data/{p.name}") for p in (root / "data").glob("*.parquet")):
         name = path.relative_to(root).as_posix()
         try:
             pf = pq.ParquetFile(path)

@@ -14,6 +14,7 @@ import io
 import logging
 from urllib.parse import parse_qs, urlencode
 
+from PIL.Image import DecompressionBombError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -236,8 +237,8 @@ async def thumbnail(request: Request):
         data, sha = await run_in_threadpool(make)
     except DogeError as exc:
         return _refused(exc)
-    except OSError as exc:
-        return _refused(NotFound(f"the image is not readable ({exc.strerror or exc})"))
+    except (OSError, DecompressionBombError) as exc:  # a bomb reads as not readable, never a 500
+        return _refused(NotFound(f"the image is not readable ({getattr(exc, 'strerror', None) or exc})"))
     return _file_response(data, "image/jpeg", sha)
 
 
@@ -256,8 +257,8 @@ async def overlay(request: Request):
         data = await run_in_threadpool(make)
     except DogeError as exc:
         return _refused(exc)
-    except OSError as exc:
-        return _refused(NotFound(f"the label image is not readable ({exc.strerror or exc})"))
+    except (OSError, DecompressionBombError) as exc:  # a bomb reads as not readable, never a 500
+        return _refused(NotFound(f"the label image is not readable ({getattr(exc, 'strerror', None) or exc})"))
     if data is None:
         return _refused(NotFound("this image has no mask"))
     return _file_response(data, "image/png")
@@ -296,8 +297,8 @@ async def file(request: Request):
         data, media = await run_in_threadpool(read)
     except DogeError as exc:
         return _refused(exc)
-    except OSError as exc:
-        return _refused(NotFound(f"not readable ({exc.strerror or exc})"))
+    except (OSError, DecompressionBombError) as exc:  # a bomb reads as not readable, never a 500
+        return _refused(NotFound(f"not readable ({getattr(exc, 'strerror', None) or exc})"))
     return _file_response(data, media)
 
 

@@ -386,3 +386,67 @@ def test_label_images_are_drawn_in_every_format_and_never_listed_as_images(
         assert layer.status_code == 200
         alpha = np.asarray(Image.open(io.BytesIO(layer.content)))[..., 3]
         assert alpha[0].all() and not alpha[-1].any()  # the band is drawn where the label image has it
+
+
+def _coco_copy(coco_run, tmp_path, run_changes: dict | None = None) -> Path:
+    out = tmp_path / "aug"
+    shutil.copytree(coco_run["out"], out)
+    if run_changes:
+        run = json.loads((out / "doge-run.json").read_text())
+        (out / "doge-run.json").write_text(json.dumps({**run, **run_changes}))
+    return out
+
+
+def _get_within(client, url: str, seconds: float = 20.0):
+    import threading
+
+    answer: list = []
+    thread = threading.Thread(target=lambda: answer.append(client.get(url)), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert answer, f"{url} did not answer within {seconds} s"
+    return answer[0]
+
+
+def test_the_run_summary_cannot_name_a_file_outside_the_dataset(coco_run, tmp_path):
+    secret = tmp_path / "secret.json"
+    secret.write_text(json.dumps({"images": [{"id": 1, "file_name": "SECRET-FILE-NAME", "width": 8, "height": 8}]}))
+    for named in (str(secret), "../secret.json", "/dev/zero"):
+        out = _coco_copy(coco_run, tmp_path / named.replace("/", "_"), {"annotations_name": named})
+        got = _get_within(client_for(app_for(coco_run["home"], out)), f"/datasets/{out.name}")
+        assert got.status_code == 400 and "SECRET" not in got.text, (named, got.text[:300])
+
+
+def test_a_fifo_in_a_dataset_is_refused_not_waited_on(coco_run, tmp_path):
+    out = _coco_copy(coco_run, tmp_path)
+    (out / "annotations.json").unlink()
+    os.mkfifo(out / "annotations.json")
+    got = _get_within(client_for(app_for(coco_run["home"], out)), "/datasets/aug")
+    assert got.status_code == 400 and "not a regular file" in got.text
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda out: (out / "annotations.json").write_text(
+            json.dumps({**json.loads((out / "annotations.json").read_text()), "annotations": 5})
+        ),
+        lambda out: (out / "annotations.json").write_text(
+            json.dumps({**json.loads((out / "annotations.json").read_text()), "images": [{"id": [1], "file_name": "x"}]})
+        ),
+        lambda out: (out / "doge-run.json").write_text(
+            json.dumps({**json.loads((out / "doge-run.json").read_text()), "render": "not an object"})
+        ),
+    ],
+)
+def test_one_damaged_dataset_leaves_the_others_and_the_index_served(coco_run, tmp_path, tamper):
+    good = _coco_copy(coco_run, tmp_path / "good")
+    bad = _coco_copy(coco_run, tmp_path / "bad")
+    tamper(bad)
+    client = client_for(app_for(coco_run["home"], good, bad))
+    names = {d["name"]: d for d in client.get("/api/datasets").json()}
+    assert names["aug"].get("error") is None and len(names) == 2
+    assert client.get("/datasets").status_code == 200
+    damaged = next(d for name, d in names.items() if name != "aug")
+    page = client.get(f"/datasets/{damaged['name']}")
+    assert page.status_code in (200, 400) and page.status_code != 500
