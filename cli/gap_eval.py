@@ -8,6 +8,8 @@ from doge.cli.context import echo_json, echo_table, pass_doge_options, table_lin
 from doge.cli.options import encoding_options, json_option, seed_option
 from doge.quality.summary import compare_rows, summary  # imports nothing: no torch on gap show
 
+MAX_DRAWS = 10_000  # resamples a point: the curve is steady long before
+
 
 def _weights(spec: str) -> list[float]:
     from doge.errors import DogeError
@@ -30,7 +32,7 @@ def _weights(spec: str) -> list[float]:
     "--draws",
     default=20,
     show_default=True,
-    type=click.IntRange(min=2),
+    type=click.IntRange(min=2, max=MAX_DRAWS),
     help="Resamples per point of the stability curve.",
 )
 @click.option(

@@ -31,7 +31,8 @@ def json_option(help: str = "Machine-readable output.") -> Decorator:
 
 
 def seed_option(default: int, help: str) -> Decorator:
-    return click.option("--seed", default=default, show_default=True, help=help)
+    # numpy's and torch's generators take seeds from 0 to 2**32 - 1 (what every image seed derives from)
+    return click.option("--seed", default=default, show_default=True, type=click.IntRange(0, 2**32 - 1), help=help)
 
 
 def model_option(help: str = "Stable unCLIP model: HF id or local folder.", envvar: str | None = "DOGE_MODEL"):

@@ -18,9 +18,13 @@ def pick_device(device: str | None = None) -> str:
     import torch
 
     if device and device != "auto":
-        if device.startswith("cuda") and not torch.cuda.is_available():
+        try:
+            kind = torch.device(str(device)).type
+        except (RuntimeError, TypeError, ValueError):
+            raise DogeError(f"--device {device!r}: use cuda (or cuda:N), mps, cpu or auto") from None
+        if kind == "cuda" and not torch.cuda.is_available():
             raise DogeError(f"--device {device} asked for, but no CUDA GPU is visible; use --device cpu")
-        return device
+        return str(device)
     if torch.cuda.is_available():
         return "cuda"
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():

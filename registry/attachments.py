@@ -73,8 +73,9 @@ class Attachments:
         """Attach PNG ``data`` to ``ref``'s version; returns its record (with its ``id``)."""
         if kind not in KINDS:
             raise DogeError(f"unknown attachment kind {kind!r}; known: {', '.join(KINDS)}")
-        data = check_png(data, f"{kind} for {ref}")
-        records.check_settings(kind, settings or {}, f"{kind} for {ref}")
+        shown = getattr(ref, "ref", ref)  # a GapVersion is named by its ref, not its whole repr
+        data = check_png(data, f"{kind} for {shown}")
+        records.check_settings(kind, settings or {}, f"{kind} for {shown}")
         settings_text = gapfile.provenance_json(settings or {})
         with self._tx(write=True) as s:
             row = self._resolve_row(s, self._ref(ref))

@@ -15,6 +15,7 @@ FORMATS = ("imagefolder", "coco", "webdataset", "parquet")
 WITH_SOURCES = ("none", "link", "copy")
 DEFAULT_SHARD_SIZE = 1_000_000_000
 DEFAULT_MAX_TRIES = 3
+MAX_RATIO = 1e12  # new images a source; far beyond any budget (a run makes at most a million), short of overflow
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,8 @@ class Budget:
         for name, flag in (("per_class", "--per-class"), ("count", "--count")):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, whole(getattr(self, name), flag, 1))
-        if self.ratio is not None and finite(self.ratio, "--ratio") <= 0:
-            raise DogeError(f"--ratio {self.ratio!r}: give a number above 0")
+        if self.ratio is not None and not 0 < finite(self.ratio, "--ratio") <= MAX_RATIO:
+            raise DogeError(f"--ratio {self.ratio!r}: give a number above 0, at most {MAX_RATIO:g}")
         if not isinstance(self.balance, bool):
             raise DogeError(f"balance {self.balance!r}: give True or False")
 
@@ -72,6 +73,8 @@ class Refill:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "max_tries", whole(self.max_tries, "--max-tries", 1))
+        if (self.filter_src is None) != (self.filter_tgt is None):
+            raise DogeError("give both --ref-src and --ref-tgt reference folders, or neither to use the gap's own")
         for name, flag in (
             ("min_target_score", "--min-target-score"),
             ("min_source_similarity", "--min-source-similarity"),

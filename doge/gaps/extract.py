@@ -49,9 +49,9 @@ def create_gap(
     estimator_params = pluginmanager.check_options("estimators", estimator, estimator_params)
     src_set = discover(src, limit=sampling.src_limit, seed=sampling.seed)
     tgt_set = discover(tgt, limit=sampling.tgt_limit, seed=sampling.seed)
-    reg = with_registry(runtime).registry
-
     enc = build_encoder(encoder, model=model, device=runtime.device)
+    reg = with_registry(runtime).registry  # after the encoder's checks, before the long part: encoding
+
     src_emb = encode_as(enc, src_set, runtime, "source")
     tgt_emb = encode_as(enc, tgt_set, runtime, "target")
     vector, params, *rest = estimate(src_emb, tgt_emb, **estimator_params)
@@ -103,7 +103,7 @@ def create_text_gap(
     text, sampling, runtime = fold_keywords(
         "create_text_gap", options, (TextSides, text), (Sampling, sampling), (Runtime, runtime)
     )
-    refuse_unused(runtime, "create_text_gap", ("dtype",))
+    refuse_unused(runtime, "create_text_gap", ("dtype", "ray"))  # a text gap is made here (as the CLI says)
     src_text, tgt_text, seed = text.src_text, text.tgt_text, sampling.seed
     from doge.data.text import build_text_encoder, class_names, describe_image_encoder, fill_template
 
@@ -119,7 +119,6 @@ def create_text_gap(
         for k, f, lim in (("source", src, sampling.src_limit), ("target", tgt, sampling.tgt_limit))
         if f is not None
     }
-    reg = with_registry(runtime).registry
 
     # Text on both sides needs the image encoder's identity and width, not its weights.
     image_side = describe_image_encoder(encoder, model) if not sets else None
@@ -128,6 +127,7 @@ def create_text_gap(
         enc = build_encoder(encoder, model=model, device=runtime.device)
         image_side = enc.describe()
     text_enc = build_text_encoder(image_side, text_model=text.text_model, device=runtime.device)
+    reg = with_registry(runtime).registry  # after the encoders' checks, before encoding
     means, sides = {}, {}
     for key, template, limit in (("source", src_text, sampling.src_limit), ("target", tgt_text, sampling.tgt_limit)):
         if template is not None:

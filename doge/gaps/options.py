@@ -24,7 +24,7 @@ class Sampling:
         for name, flag in (("src_limit", "--src-limit"), ("tgt_limit", "--tgt-limit")):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, whole(getattr(self, name), flag, 1))
-        object.__setattr__(self, "seed", whole(self.seed, "--seed", -(2**63)))
+        object.__setattr__(self, "seed", whole(self.seed, "--seed", 0))
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,12 @@ from doge.data.embeddings import Embeddings
 from doge.data.encoder import encoder_for_gap
 from doge.data.encoding import encode_as
 from doge.data.images import discover, file_sha256
-from doge.errors import DogeError
+from doge.errors import DogeError, finite, whole
 from doge.gaps.gap import Gap
 from doge.gaps.store import load_gap, with_registry
 from doge.quality.stability import DEFAULT_DRAWS, accepted_params, stability
 from doge.quality.transfer import DEFAULT_WEIGHTS, DomainJudge
+from doge.rendering.plan import MAX_SWEEP
 from doge.runtime import Runtime, runtime_from_keywords
 
 log = logging.getLogger("doge")
@@ -123,6 +124,16 @@ def compare_estimators(
     return {"results": results, "best": ranked[0]["estimator"] if ranked else None}
 
 
+def _weights(weights) -> list[float]:
+    """The edit weights to judge at: a non-empty list of finite numbers, sorted, without repeats."""
+    if isinstance(weights, str) or not hasattr(weights, "__iter__"):
+        raise DogeError(f"--weights {weights!r}: give a list of edit weights, e.g. [0, 1, 2] (or START:STOP:COUNT)")
+    chosen = sorted({finite(w, "--weights") for w in weights})
+    if not chosen or len(chosen) > MAX_SWEEP:
+        raise DogeError(f"--weights: give 1 to {MAX_SWEEP} edit weights, not {len(chosen)}")
+    return chosen
+
+
 def _at(transfer: dict, weight: float):
     weights = transfer["weights"]
     return transfer["accuracy"][weights.index(weight)] if weight in weights else None
@@ -148,7 +159,8 @@ def evaluate_gap(
     ``runtime`` (:class:`~doge.runtime.Runtime`) says how the images are encoded and which registry
     holds the gap; any of its fields may be a keyword instead (``device="cpu"``, ``home=...``)."""
     runtime = runtime_from_keywords(runtime, options, "evaluate_gap", unused=("dtype",))
-    weights = sorted({float(w) for w in weights})
+    weights = _weights(weights)
+    draws, seed = whole(draws, "--draws", 2), whole(seed, "--seed", 0)
     if plot is not None:
         from doge.quality.plot import check_plot_path
 

@@ -35,6 +35,7 @@ log = logging.getLogger("doge")
 # Images one run may plan: a plan holds a job per image, so --count 100000000 filled memory for
 # minutes before the first image (a million takes about a second and 200 MB to plan).
 MAX_IMAGES = 1_000_000
+MAX_SWEEP = 1000  # edit weights in one sweep
 RENDER_BATCH = 4  # images per pipeline call when the runtime names none
 
 
@@ -124,6 +125,8 @@ def sweep_weights(spec: str) -> list[float]:
         raise DogeError(f"--sweep {spec!r}: write START:STOP:COUNT, e.g. 0:2:5") from None
     if n < 2:
         raise DogeError(f"--sweep {spec!r}: COUNT must be at least 2")
+    if n > MAX_SWEEP:
+        raise DogeError(f"--sweep {spec!r}: COUNT must be at most {MAX_SWEEP}")
     return [round(start + (stop - start) * i / (n - 1), 6) for i in range(n)]
 
 
@@ -360,8 +363,6 @@ def plan(
     size, fit, seed, lora = s.size, s.fit, s.seed, s.lora
     if per_source < 1 or (count is not None and count < 1):
         raise DogeError("-n/--per-source and --count must be at least 1")
-    if size < 64 or size % 8:
-        raise DogeError(f"--size {size}: use a multiple of 8, at least 64 (768 for SD 2.1 unCLIP)")
     if fit not in FITS:
         raise DogeError(f"--fit {fit!r}: use one of {', '.join(FITS)} (keep: labels carry over; crop: the paper)")
     if not 0 <= s.control_start < s.control_end <= 1:

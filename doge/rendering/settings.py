@@ -11,8 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from doge.errors import DogeError, finite, whole
 from doge.rendering.recipes import resolve_recipe
 from doge.runtime import Runtime, fold_keywords
+
+MAX_STEPS = 1000  # a sampler's schedule has at most 1000 training steps
+MAX_SIZE = 4096  # pixels a side; SD 2.1 unCLIP is trained at 768, and memory grows with the square
+MAX_WEIGHT = 1_000_000  # what the registry's records hold (registry/records.py WEIGHT)
 
 # The settings a recipe may fill in (None: not given).
 RECIPE_FIELDS = ("edit_weight", "steps", "guidance", "negative_prompt", "size", "fit", "seed")
@@ -57,6 +62,37 @@ class RenderSettings:
                 object.__setattr__(self, name, tuple(value) if not isinstance(value, str) else (value,))
         if isinstance(self.controlnet_scale, list):
             object.__setattr__(self, "controlnet_scale", tuple(self.controlnet_scale))
+        self._check_numbers()
+
+    def _check_numbers(self) -> None:
+        """Whole numbers whole, the others finite and in a range the pipeline and the records hold;
+        a wrong type is one line naming its flag (the CLI's click types check the same)."""
+        for name, flag, least, most in (
+            ("steps", "--steps", 1, MAX_STEPS),
+            ("size", "--size", 0, MAX_SIZE),
+            ("noise_level", "--noise-level", 0, 1000),
+            ("seed", "--seed", 0, 2**32 - 1),
+        ):
+            value = whole(getattr(self, name), flag, least)
+            if value > most:
+                raise DogeError(f"{flag} {value}: use at most {most}")
+            object.__setattr__(self, name, value)
+        if self.size < 64 or self.size % 8:
+            raise DogeError(f"--size {self.size}: use a multiple of 8, at least 64 (768 for SD 2.1 unCLIP)")
+        for name, flag in (
+            ("edit_weight", "--edit-weight"),
+            ("guidance", "--guidance"),
+            ("lora_scale", "--lora-scale"),
+            ("control_start", "--control-start"),
+            ("control_end", "--control-end"),
+        ):
+            value = finite(getattr(self, name), flag)
+            if abs(value) > MAX_WEIGHT:
+                raise DogeError(f"{flag} {value:g}: use a number from {-MAX_WEIGHT:g} to {MAX_WEIGHT:g}")
+            object.__setattr__(self, name, value)
+        for name, flag in (("prompt", "--prompt"), ("negative_prompt", "--negative-prompt")):
+            if not isinstance(getattr(self, name), str):
+                raise DogeError(f"{flag} {getattr(self, name)!r}: give text")
 
 
 def settings_from_keywords(

@@ -119,3 +119,44 @@ def test_a_value_of_the_wrong_kind_or_with_wrong_fields_is_one_line():
     ]:
         with pytest.raises(DogeError, match=re.escape(said)):
             make()
+
+
+@pytest.mark.parametrize(
+    ("fields", "said"),
+    [
+        ({"steps": 0}, "--steps 0: use a whole number of at least 1"),
+        ({"steps": 2.5}, "--steps 2.5: use a whole number"),
+        ({"size": 10**6}, "--size 1000000: use at most 4096"),
+        ({"size": 60}, "--size 60: use a multiple of 8, at least 64"),
+        ({"size": "64"}, "--size '64': use a whole number"),
+        ({"edit_weight": 1e300}, "--edit-weight 1e+300: use a number from -1e+06 to 1e+06"),
+        ({"guidance": "x"}, "--guidance 'x': give a number"),
+        ({"seed": -1}, "--seed -1: use a whole number of at least 0"),
+        ({"prompt": 5}, "--prompt 5: give text"),
+    ],
+)
+def test_render_settings_check_their_numbers_when_made(fields, said):
+    from doge.rendering.settings import RenderSettings
+
+    with pytest.raises(DogeError, match=re.escape(said)):
+        RenderSettings(**fields)
+
+
+def test_devices_sweeps_weights_and_references_are_checked_up_front():
+    from doge.augmentation.options import Refill
+    from doge.devices import pick_device
+    from doge.quality.evaluate import _weights
+    from doge.rendering.plan import sweep_weights
+
+    with pytest.raises(DogeError, match=r"--device 'bogus': use cuda \(or cuda:N\), mps, cpu or auto"):
+        pick_device("bogus")
+    assert pick_device("cpu") == "cpu"
+    with pytest.raises(DogeError, match="COUNT must be at most 1000"):
+        sweep_weights("1:2:100000000")
+    with pytest.raises(DogeError, match="give both --ref-src and --ref-tgt"):
+        Refill(filter=True, filter_src="refs/real")
+    assert _weights([2, 0, 1, 1]) == [0.0, 1.0, 2.0]
+    for bad, said in (([], "give 1 to 1000 edit weights, not 0"), (["x"], "--weights 'x': give a number"),
+                      ([float("nan")], "give a finite number"), (5, "give a list of edit weights")):  # fmt: skip
+        with pytest.raises(DogeError, match=re.escape(said)):
+            _weights(bad)

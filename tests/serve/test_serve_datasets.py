@@ -432,7 +432,9 @@ def test_a_fifo_in_a_dataset_is_refused_not_waited_on(coco_run, tmp_path):
             json.dumps({**json.loads((out / "annotations.json").read_text()), "annotations": 5})
         ),
         lambda out: (out / "annotations.json").write_text(
-            json.dumps({**json.loads((out / "annotations.json").read_text()), "images": [{"id": [1], "file_name": "x"}]})
+            json.dumps(
+                {**json.loads((out / "annotations.json").read_text()), "images": [{"id": [1], "file_name": "x"}]}
+            )
         ),
         lambda out: (out / "doge-run.json").write_text(
             json.dumps({**json.loads((out / "doge-run.json").read_text()), "render": "not an object"})
