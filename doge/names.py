@@ -73,6 +73,8 @@ class Ref:
 
 def parse_ref(text: str) -> Ref:
     """Parse ``name``, ``name@v2`` or ``name@alias``; ``name@latest`` is the same as ``name``."""
+    if not isinstance(text, str):
+        raise DogeError(f"a gap ref is text such as 'real->painting@v2', got {text!r}")
     name, sep, tail = text.strip().rpartition("@")
     if not sep:
         return Ref(validate_name(tail))

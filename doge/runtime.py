@@ -8,6 +8,7 @@ functions take it, or the same names as keywords (``doge.create_gap(..., device=
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -40,6 +41,12 @@ class Runtime:
         for name, least in (("batch_size", 1), ("workers", 0)):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, whole(getattr(self, name), name, least))
+        if self.ray is not None and (not isinstance(self.ray, str) or not self.ray.strip()):
+            raise DogeError(f"ray {self.ray!r}: give 'local', 'auto' or a cluster address ray://HOST:PORT")
+        if isinstance(self.registry, str | bytes | os.PathLike):
+            raise DogeError(
+                f"registry {self.registry!r}: give an open Registry, or its folder as home= or its URL as url="
+            )
 
     def batch(self, default: int) -> int:
         """The batch size: the one given, else the job's ``default`` (4 renders, 32 encodings)."""

@@ -9,7 +9,6 @@ paths and the budget: a rerun plans exactly the same images.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from doge.augmentation.options import Budget
@@ -68,16 +67,3 @@ def allocate(by_class: dict[str, list[int]], targets: dict[str, int], n_gaps: in
             slots.append(Slot(label, sources[j % n], j // n, turn % n_gaps, weight))
             turn += 1
     return slots
-
-
-def parse_weights(text) -> list[float]:
-    """``--weights 1.0,1.5,2.0`` (or a list) → the edit weights to spread."""
-    if isinstance(text, (list, tuple)):
-        return [float(w) for w in text]
-    try:
-        values = [float(w) for w in str(text).split(",") if w.strip()]
-    except ValueError:
-        raise DogeError(f"--weights {text!r}: write numbers separated by commas, e.g. 1.0,1.5,2.0") from None
-    if not values or any(not math.isfinite(w) for w in values):
-        raise DogeError(f"--weights {text!r}: write numbers separated by commas, e.g. 1.0,1.5,2.0")
-    return values

@@ -35,12 +35,25 @@ class DatasetInput:
     split: str | None = None
 
 
+def parse_weights(given: Any) -> tuple[float, ...]:
+    """``--weights 1.0,1.5,2.0`` (or a list of numbers) → the edit weights to spread, each finite."""
+    fix = "write numbers separated by commas, e.g. 1.0,1.5,2.0"
+    texts = given if isinstance(given, list | tuple) else [w for w in str(given).split(",") if w.strip()]
+    if not texts:
+        raise DogeError(f"--weights {given!r}: {fix}")
+    try:
+        return tuple(finite(w, "--weights") for w in texts)
+    except DogeError:
+        raise DogeError(f"--weights {given!r}: {fix}") from None
+
+
 @dataclass(frozen=True)
 class Budget:
     """How many new images: exactly one of ``per_class`` (N a class), ``ratio`` (R a source),
     ``balance`` (every class up to the largest) or ``count`` (N in all, split evenly between classes);
     checked against the dataset's classes (:func:`doge.augmentation.budget.class_targets`).
-    ``weights`` (``"1.0,1.5,2.0"``) spreads edit weights over the images; None: the render's one."""
+    ``weights`` (``"1.0,1.5,2.0"`` or a list) spreads edit weights over the images, kept as a tuple of
+    floats; None: the render's one."""
 
     per_class: int | None = None
     ratio: float | None = None
@@ -56,6 +69,8 @@ class Budget:
             raise DogeError(f"--ratio {self.ratio!r}: give a number above 0, at most {MAX_RATIO:g}")
         if not isinstance(self.balance, bool):
             raise DogeError(f"balance {self.balance!r}: give True or False")
+        if self.weights is not None:
+            object.__setattr__(self, "weights", parse_weights(self.weights))
 
 
 @dataclass(frozen=True)

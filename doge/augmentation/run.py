@@ -18,7 +18,7 @@ from pathlib import Path
 
 from doge import storage
 from doge.atomic import make_dirs, write_atomic
-from doge.augmentation.budget import Slot, allocate, class_targets, parse_weights
+from doge.augmentation.budget import Slot, allocate, class_targets
 from doge.augmentation.card import write_card
 from doge.augmentation.contact import write_contact_sheets
 from doge.augmentation.curation import CURATION_FILE, rejected_ids
@@ -172,7 +172,7 @@ def augment(
     out = storage.output_location(out)
     work = storage.location(layout.work) if layout.work else default_work(out)
     groups = gap_groups(gaps)
-    spread = parse_weights(budget.weights) if budget.weights is not None else [float(settings.edit_weight)]
+    spread = list(budget.weights) if budget.weights is not None else [float(settings.edit_weight)]
     dataset = read_any(src, reading, cache=work / "hf-sources")
     folders = _check_places(dataset, out, work, layout, dry_run)
     by_class = dataset.by_class()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from doge.errors import whole
+from doge.errors import DogeError, whole
 
 
 @dataclass(frozen=True)
@@ -38,3 +38,13 @@ class TextSides:
     classes: str | list[str] | None = None
     classes_from: str | Path | None = None
     text_model: str | None = None
+
+    def __post_init__(self) -> None:
+        for name, flag in (("src_text", "--src-text"), ("tgt_text", "--tgt-text"), ("text_model", "--text-model")):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise DogeError(f"{flag} {getattr(self, name)!r}: give text")
+        classes = self.classes
+        if classes is not None and not (
+            isinstance(classes, str) or (isinstance(classes, list | tuple) and all(isinstance(c, str) for c in classes))
+        ):
+            raise DogeError(f"--classes {classes!r}: give names separated by commas, or a list of names")

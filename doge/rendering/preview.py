@@ -17,7 +17,7 @@ from PIL import Image
 
 from doge import storage
 from doge.clock import now_iso
-from doge.errors import DogeError
+from doge.errors import DogeError, whole
 from doge.gaps.store import with_registry
 from doge.hub import is_tiny_model
 from doge.rendering.grid import grid_row, stack_rows
@@ -69,8 +69,7 @@ def make_preview(
     ``settings`` and ``runtime`` as :func:`doge.render` takes them; any field of either may be a
     keyword instead (``steps=2``, ``device="cpu"``).
     """
-    if n < 1:
-        raise DogeError("-n: a preview needs at least 1 source image")
+    n = whole(n, "-n", 1)  # a preview needs at least 1 source image
     for fixed in ("per_source", "count", "limit", "grid"):
         if fixed in options:
             raise DogeError(f"a preview sets {fixed!r} itself; leave it out")

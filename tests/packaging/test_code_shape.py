@@ -72,7 +72,7 @@ def test_values_are_checked_when_made_and_keywords_fold_into_them():
         (Budget, Budget(ratio=None, weights="1,2")),
         (Runtime, Runtime(workers=0)),
     )
-    assert (layout.with_sources, budget.per_class, budget.weights) == ("copy", 3, "1,2")
+    assert (layout.with_sources, budget.per_class, budget.weights) == ("copy", 3, (1.0, 2.0))
     assert (runtime.device, runtime.workers) == ("cpu", 0)
     with pytest.raises(DogeError, match=r"^augment\(\) got unknown option\(s\) per_clas; it takes: .*per_class"):
         fold_keywords("augment", {"per_clas": 3}, (Budget, None))
@@ -160,3 +160,24 @@ def test_devices_sweeps_weights_and_references_are_checked_up_front():
                       ([float("nan")], "give a finite number"), (5, "give a list of edit weights")):  # fmt: skip
         with pytest.raises(DogeError, match=re.escape(said)):
             _weights(bad)
+
+
+def test_weights_texts_refs_and_runtime_fields_are_checked_when_made():
+    from doge.augmentation.options import Budget
+    from doge.gaps.options import TextSides
+    from doge.names import parse_ref
+    from doge.runtime import Runtime
+
+    assert Budget(weights="1,1.5").weights == (1.0, 1.5) and Budget(weights=[2]).weights == (2.0,)
+    for bad in ([], "", ["x"], [float("inf")], "1,,x"):
+        with pytest.raises(DogeError, match="--weights .*: write numbers separated by commas"):
+            Budget(weights=bad)
+    for make, said in [
+        (lambda: TextSides(src_text=5), "--src-text 5: give text"),
+        (lambda: TextSides(classes=5), "--classes 5: give names separated by commas"),
+        (lambda: parse_ref(None), "a gap ref is text such as"),
+        (lambda: Runtime(ray=True), "ray True: give 'local', 'auto' or a cluster address"),
+        (lambda: Runtime(registry="/tmp/reg"), "registry '/tmp/reg': give an open Registry"),
+    ]:
+        with pytest.raises(DogeError, match=re.escape(said)):
+            make()
