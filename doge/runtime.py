@@ -78,10 +78,11 @@ def fold_keywords(what: str, keywords: dict[str, Any], *values: tuple[type, Any]
                 f"{type(value).__name__}: make one, or give its fields as keywords"
             )
         mine = {name: given for name, given in keywords.items() if name in field_names(cls)}
-        if value is None:
+        made: Any = value  # a dataclass instance of cls (checked above), or None
+        if made is None:
             folded.append(cls(**mine))
         else:
-            folded.append(replace(value, **mine) if mine else value)
+            folded.append(replace(made, **mine) if mine else made)
     return folded
 
 

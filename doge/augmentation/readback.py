@@ -234,7 +234,7 @@ def read_output(root, run: dict | None = None, trusted=()) -> OutputFolder:
             raise DogeError(f"{root / RUN_FILE} is not a doge run summary (a JSON object); move it away")
     if (root / "manifest.jsonl").is_file() and not run:
         return OutputFolder(root, "render", _render_records(root), {}, stamp, trusted)
-    fmt = run.get("format") or _guess(root)
+    fmt = str(run.get("format") or _guess(root) or "")  # "": no format known (refused by _records)
     try:
         records = _records(root, fmt, run)
         controls = tuple(c.get("name") for c in _list(_dict(run.get("render")).get("controls")) if isinstance(c, dict))
@@ -250,7 +250,7 @@ def read_output(root, run: dict | None = None, trusted=()) -> OutputFolder:
     return OutputFolder(root, fmt, records, run, stamp, trusted)
 
 
-def _records(root: Path, fmt, run: dict) -> list[Record]:
+def _records(root: Path, fmt: str, run: dict) -> list[Record]:
     if fmt == "imagefolder":
         records = _imagefolder_records(root, str(run.get("label_column") or "label"))
     elif fmt == "coco":

@@ -86,10 +86,10 @@ class RenderSettings:
             ("control_start", "--control-start"),
             ("control_end", "--control-end"),
         ):
-            value = finite(getattr(self, name), flag)
-            if abs(value) > MAX_WEIGHT:
-                raise DogeError(f"{flag} {value:g}: use a number from {-MAX_WEIGHT:g} to {MAX_WEIGHT:g}")
-            object.__setattr__(self, name, value)
+            number = finite(getattr(self, name), flag)
+            if abs(number) > MAX_WEIGHT:
+                raise DogeError(f"{flag} {number:g}: use a number from {-MAX_WEIGHT:g} to {MAX_WEIGHT:g}")
+            object.__setattr__(self, name, number)
         for name, flag in (("prompt", "--prompt"), ("negative_prompt", "--negative-prompt")):
             if not isinstance(getattr(self, name), str):
                 raise DogeError(f"{flag} {getattr(self, name)!r}: give text")
