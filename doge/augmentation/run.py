@@ -16,7 +16,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from doge import storage
+from doge import pluginmanager, storage
 from doge.atomic import make_dirs, write_atomic
 from doge.augmentation.budget import Slot, allocate, class_targets
 from doge.augmentation.card import write_card
@@ -206,6 +206,8 @@ def augment(
         }
         return {**base, "dry_run": True}
 
+    for name in settings.controls or ():  # an unknown control is refused before OUT is made
+        pluginmanager.get("controls", name)
     # One writer at a time in OUT (see doge.locks); each render work area has its own lock.
     with output_lock(out, "augment"):
         if settings.controls == ("seg",) and dataset.masks is not None and not settings.control_dir:

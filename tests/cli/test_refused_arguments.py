@@ -157,3 +157,14 @@ def test_no_output_folder_is_refused_not_taken_as_the_working_directory(home, tm
     with pytest.raises(DogeError, match="give --out: the folder"):
         doge.render(["real->painting"], tmp_path / "src", out, home=home)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]  # no folder named "None", nothing written here
+
+
+def test_augment_refuses_an_unknown_control_before_making_out(home, domains, tmp_path):
+    from helpers import write_class_folders
+
+    src = write_class_folders(tmp_path / "train", domains, count=2)
+    out = tmp_path / "aug"
+    result = doge("--home", home, "augment", src, "--gap", "real->painting", "--out", out, "--per-class", "1",
+                  "--control", "blur")  # fmt: skip
+    assert result.exit_code != 0 and "unknown control 'blur'" in result.output, result.output
+    assert not out.exists() and not (tmp_path / ".aug.doge-work").exists()
