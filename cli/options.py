@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import click
@@ -67,27 +67,44 @@ def encoding_options(f: Callable) -> Callable:
     return model_option("Model of the gap's encoder (default: the one in its provenance).", envvar=None)(f)
 
 
-def value_options(cls: type, into: str, *options: Decorator) -> Decorator:
-    """Add the click ``options`` (each named for a field of the frozen dataclass ``cls``) and pass
-    the command one ``cls`` value, made of them, as ``into``: a command takes a few values, not
-    one parameter per flag."""
+def gathered(into: str, options: Iterable[Decorator], build: Callable[[dict[str, Any]], Any]) -> Decorator:
+    """Add the click ``options`` and pass the command, as ``into``, the one value ``build`` makes of
+    what they parsed (a dict by parameter name) instead of a parameter per flag. The mechanism
+    behind :func:`value_options`, :func:`render_settings_options` and :func:`runtime_options`."""
 
     def decorate(f: Callable) -> Callable:
         names: list[str] = []
 
         @functools.wraps(f)
         def command(*args: Any, **kwargs: Any) -> Any:
-            kwargs[into] = cls(**{name: kwargs.pop(name) for name in names})
+            kwargs[into] = build({name: kwargs.pop(name) for name in names})
             return f(*args, **kwargs)
 
         command.__click_params__ = list(getattr(f, "__click_params__", []))  # type: ignore[attr-defined]
         known = len(command.__click_params__)  # type: ignore[attr-defined]
         decorated: Callable = command
-        for option in reversed(options):
+        for option in reversed(list(options)):
             decorated = option(decorated)
         added = decorated.__click_params__[known:]  # type: ignore[attr-defined]
         names.extend(param.name for param in added if param.expose_value)
-        strays = set(names) - {f.name for f in dataclasses.fields(cls)}
+        return decorated
+
+    return decorate
+
+
+def value_options(cls: type, into: str, *options: Decorator) -> Decorator:
+    """Add the click ``options`` (each named for a field of the frozen dataclass ``cls``) and pass
+    the command one ``cls`` value, made of them, as ``into``: a command takes a few values, not
+    one parameter per flag."""
+    gather = gathered(into, options, lambda given: cls(**given))
+
+    def decorate(f: Callable) -> Callable:
+        known = len(getattr(f, "__click_params__", []))
+        decorated = gather(f)
+        added = decorated.__click_params__[known:]  # type: ignore[attr-defined]
+        strays = {param.name for param in added if param.expose_value} - {
+            field.name for field in dataclasses.fields(cls)
+        }
         if strays:
             raise TypeError(f"value_options({cls.__name__}): {sorted(strays)} name no field of it")
         return decorated
@@ -237,20 +254,11 @@ def render_settings_options(*names: str) -> Decorator:
     """Add the render options ``names`` (all of :data:`RENDER_OPTIONS` when none are named) and
     pass the command one ``render`` value (:class:`~doge.rendering.settings.RenderSettings`) instead."""
     chosen = names or tuple(RENDER_OPTIONS)
-
-    def decorate(f: Callable) -> Callable:
-        @functools.wraps(f)
-        def command(*args: Any, **kwargs: Any) -> Any:
-            given = {name: kwargs.pop(name) for name in chosen}
-            kwargs["render"] = build_render_settings(click.get_current_context(), given)
-            return f(*args, **kwargs)
-
-        decorated: Callable = command
-        for name in reversed(chosen):
-            decorated = RENDER_OPTIONS[name](decorated)
-        return decorated
-
-    return decorate
+    return gathered(
+        "render",
+        [RENDER_OPTIONS[name] for name in chosen],
+        lambda given: build_render_settings(click.get_current_context(), given),
+    )
 
 
 def build_render_settings(ctx: click.Context, given: dict[str, Any]):
@@ -295,23 +303,14 @@ def runtime_options(
         "ray": ray_option(ray_help),
     }
 
-    def decorate(f: Callable) -> Callable:
-        @functools.wraps(f)
-        def command(*args: Any, **kwargs: Any) -> Any:
-            from doge.runtime import Runtime
+    def build(given: dict[str, Any]) -> Any:
+        from doge.runtime import Runtime
 
-            given = {name: kwargs.pop(name) for name in names}
-            state = click.get_current_context().find_object(GlobalOptions)
-            assert state is not None  # the doge group always sets it
-            # the registry opens when the job needs it, after the command's own checks
-            kwargs["runtime"] = Runtime(
-                **given, home=state.home, url=state.registry_url, blobs=state.blob_store, progress=not state.quiet
-            )
-            return f(*args, **kwargs)
+        state = click.get_current_context().find_object(GlobalOptions)
+        assert state is not None  # the doge group always sets it
+        # the registry opens when the job needs it, after the command's own checks
+        return Runtime(
+            **given, home=state.home, url=state.registry_url, blobs=state.blob_store, progress=not state.quiet
+        )
 
-        decorated: Callable = command
-        for name in reversed(names):
-            decorated = options[name](decorated)
-        return decorated
-
-    return decorate
+    return gathered("runtime", [options[name] for name in names], build)
