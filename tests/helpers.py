@@ -57,13 +57,14 @@ def postgres_schema(url: str):
         admin.dispose()
 
 
-def make_gap_home(home: Path, tiny_model, domains, estimators=("mean",)) -> Path:
-    """A registry in ``home`` holding real->painting@v1, @v2, ... (one per estimator) made with the tiny model."""
+def make_gap_home(home: Path, tiny_model, domains, estimators=("mean",), name: str = "real->painting") -> Path:
+    """A registry in ``home`` holding real->painting@v1, @v2, ... (one per estimator) made with the
+    tiny model; ``name`` may hold ``{estimator}`` to give each estimator's gap a name of its own."""
     from doge.api import create_gap
 
     for estimator in estimators:
         create_gap(
-            "real->painting",
+            name.format(estimator=estimator),
             domains["real"],
             domains["painting"],
             model=str(tiny_model),

@@ -130,18 +130,22 @@ def index(request: Request):
     return render(request, "datasets.html", datasets=shown)
 
 
+def _selection(request: Request) -> tuple[ServedDataset, Query, int, OutputFolder, dict, list[Record], int]:
+    """What a dataset request asks for: the dataset, its query and page, the folder read back,
+    reviewers' marks, the records the query picks, and the page size."""
+    served = _dataset(request)
+    query = Query.parse(request.query_params)
+    page = page_number(request.query_params.get("page"))
+    folder, marks = served.folder(), served.marks()
+    per_page = getattr(request.app.state, "dataset_per_page", PER_PAGE)
+    return served, query, page, folder, marks, served.select(query), per_page
+
+
 def dataset(request: Request):
-    state = request.app.state
     try:
-        served = _dataset(request)
-        query = Query.parse(request.query_params)
-        page = page_number(request.query_params.get("page"))
-        folder = served.folder()
-        marks = served.marks()
-        records = served.select(query)
+        served, query, page, folder, marks, records, per_page = _selection(request)
     except DogeError as exc:
         return error_page(request, exc)
-    per_page = getattr(state, "dataset_per_page", PER_PAGE)
     pages = max(1, -(-len(records) // per_page))
     page = min(page, pages)
     shown = records[(page - 1) * per_page : page * per_page]
@@ -375,16 +379,10 @@ def api_index(request: Request):
 
 def api_dataset(request: Request):
     """The records a query picks, a page at a time (``?page=``), with the per-class summary."""
-    state = request.app.state
     try:
-        served = _dataset(request)
-        query = Query.parse(request.query_params)
-        page = page_number(request.query_params.get("page"))
-        folder, marks = served.folder(), served.marks()
-        records = served.select(query)
+        served, _, page, folder, marks, records, per_page = _selection(request)
     except DogeError as exc:
         return _refused(exc)
-    per_page = getattr(state, "dataset_per_page", PER_PAGE)
     shown = records[(page - 1) * per_page : page * per_page]
     return JSONResponse(
         {

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from helpers import render_tiny
+from helpers import make_gap_home, render_tiny
 
 from doge import pluginmanager
 from doge.data.embeddings import Embeddings
@@ -148,21 +148,8 @@ def test_new_estimators_are_registered_with_their_reasoning(name):
 
 @pytest.fixture(scope="module")
 def coral_home(tmp_path_factory, tiny_model, domains):
-    from doge.api import create_gap
-
     home = tmp_path_factory.mktemp("coral-home")
-    for estimator in ("mean", "coral"):
-        create_gap(
-            f"real->painting.{estimator}",
-            domains["real"],
-            domains["painting"],
-            model=str(tiny_model),
-            estimator=estimator,
-            home=home,
-            progress=False,
-            workers=0,
-        )
-    return home
+    return make_gap_home(home, tiny_model, domains, ("mean", "coral"), name="real->painting.{estimator}")
 
 
 def test_a_coral_gap_keeps_its_transform_through_the_registry_and_export(coral_home, tmp_path):
